@@ -1,0 +1,83 @@
+"""One exception tree for Werk, server and client alike.
+
+Errors a client should react to carry a protocol code (``ERR``, ``NOTUNIQUE`` ...): the
+server writes them as ``-CODE message`` and the client maps the code back to a class
+through :data:`CODES`.
+"""
+
+from __future__ import annotations
+
+
+class WerkError(Exception):
+    """Base class of every error Werk raises."""
+
+
+class ProtocolError(WerkError):
+    """The peer broke the wire protocol (bad framing, a reply we cannot parse)."""
+
+
+class LineTooLongError(ProtocolError):
+    """A command line exceeded the configured maximum length."""
+
+
+class StorageError(WerkError):
+    """The store failed to read or write; the operation did not take effect."""
+
+
+class StoreCorruptError(StorageError):
+    """The data directory holds a database that is corrupt, truncated or not Werk's."""
+
+
+class CommandError(WerkError):
+    """An error with a protocol code, sent to a client as ``-CODE message``.
+
+    Args:
+        message: the human-readable text after the code.
+        code: the protocol code, ``ERR`` unless a subclass says otherwise.
+    """
+
+    code = "ERR"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def wire(self) -> str:
+        """Return the error as it goes on the wire, without the ``-`` and CRLF."""
+        return f"{self.code} {self.message}"
+
+
+class NotUniqueError(CommandError):
+    """A unique job was pushed while an equal one holds the lock."""
+
+    code = "NOTUNIQUE"
+
+    def __init__(self, message: str = "Job not unique", code: str | None = None) -> None:
+        super().__init__(message, code)
+
+
+class AuthenticationError(CommandError):
+    """The password hash in HELLO was wrong, or a password was needed and missing."""
+
+
+class ServerShutdownError(CommandError):
+    """The server is shutting down and takes no more commands."""
+
+
+CODES: dict[str, type[CommandError]] = {
+    "ERR": CommandError,
+    "NOTUNIQUE": NotUniqueError,
+}
+
+
+def error_from_wire(text: str) -> CommandError:
+    """Turn the text of a ``-CODE message`` reply into the matching exception."""
+    code, _, message = text.partition(" ")
+    if code == "ERR" and message == "Invalid password":
+        return AuthenticationError(message)
+    cls = CODES.get(code)
+    if cls is None:
+        return CommandError(message, code)
+    return cls(message, code)

@@ -1,0 +1,144 @@
+"""The job payload: validation, defaults and timestamps, shared by server and client.
+
+A job travels as a JSON object. The server keeps every field it was given (unknown ones
+too) and fills the defaults of PROTOCOL.md §2: ``queue`` "default", ``retry`` 25,
+``priority`` 5, ``created_at`` now. Times are RFC 3339 strings in UTC with up to
+nanosecond precision, as Go's RFC3339Nano writes them.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from werk.errors import CommandError
+
+DEFAULT_QUEUE: Final = "default"
+DEFAULT_RETRY: Final = 25
+DEFAULT_PRIORITY: Final = 5
+DEFAULT_RESERVE_FOR: Final = 1800
+MIN_RESERVE_FOR: Final = 60
+MAX_RESERVE_FOR: Final = 86400
+QUEUE_NAME: Final = re.compile(r"\A[a-zA-Z0-9._-]+\Z")
+
+
+def new_jid() -> str:
+    """Return a new random job id (12 random bytes, URL-safe base64)."""
+    return secrets.token_urlsafe(12)
+
+
+def format_time(ts: float) -> str:
+    """Format Unix seconds as RFC3339Nano in UTC, trailing zeros of the fraction trimmed."""
+    whole = int(ts // 1)
+    nanos = round((ts - whole) * 1e9)
+    if nanos >= 1_000_000_000:
+        whole, nanos = whole + 1, nanos - 1_000_000_000
+    base = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if nanos == 0:
+        return base + "Z"
+    return f"{base}.{nanos:09d}".rstrip("0") + "Z"
+
+
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+def parse_time(text: str) -> float:
+    """Parse an RFC 3339 timestamp (any offset, any fraction) into Unix seconds.
+
+    Raises:
+        ValueError: the text is not an RFC 3339 timestamp.
+    """
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    fraction = 0.0
+    match = _FRACTION.search(value)
+    if match is not None:
+        digits = match.group(1)
+        fraction = int(digits) / 10 ** len(digits)
+        value = value[: match.start()] + value[match.end() :]
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp() + fraction
+
+
+def clamp_reserve_for(value: int) -> int:
+    """Return the reservation length for a job's ``reserve_for`` (0 means the default)."""
+    if value <= 0:
+        return DEFAULT_RESERVE_FOR
+    return max(MIN_RESERVE_FOR, min(MAX_RESERVE_FOR, value))
+
+
+def _int_field(job: dict[str, Any], name: str, default: int) -> int:
+    value = job.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise CommandError(f"jobs must have an integer {name} parameter")
+    return int(value)
+
+
+def validate(job: Any, now: float) -> dict[str, Any]:
+    """Check a pushed job and fill its defaults, in place; return it.
+
+    Raises:
+        CommandError: with Faktory's message for the first rule the job breaks.
+    """
+    if not isinstance(job, dict):
+        raise CommandError("jobs must be JSON objects")
+    jid = job.get("jid")
+    if not isinstance(jid, str) or len(jid) < 8:
+        raise CommandError("jobs must have a reasonable jid parameter")
+    jobtype = job.get("jobtype")
+    if not isinstance(jobtype, str) or not jobtype:
+        raise CommandError("jobs must have a jobtype parameter")
+    if not isinstance(job.get("args"), list):
+        raise CommandError("jobs must have an args parameter")
+    queue = job.get("queue")
+    if queue is None or queue == "":
+        job["queue"] = DEFAULT_QUEUE
+    elif not isinstance(queue, str):
+        raise CommandError("jobs must have a string queue parameter")
+    job["retry"] = _int_field(job, "retry", DEFAULT_RETRY)
+    reserve_for = _int_field(job, "reserve_for", 0)
+    if reserve_for > MAX_RESERVE_FOR:
+        raise CommandError("jobs cannot be reserved for more than one day")
+    priority = _int_field(job, "priority", DEFAULT_PRIORITY)
+    if not 1 <= priority <= 9:
+        raise CommandError("jobs must have a priority between 1 and 9")
+    job["priority"] = priority
+    custom = job.get("custom")
+    if custom is not None and not isinstance(custom, dict):
+        raise CommandError("jobs must have an object as custom parameter")
+    if not job.get("created_at"):
+        job["created_at"] = format_time(now)
+    return job
+
+
+def scheduled_at(job: dict[str, Any], now: float) -> float | None:
+    """Return when a job is due if its ``at`` lies in the future, else ``None``.
+
+    Raises:
+        CommandError: ``at`` is not an RFC 3339 timestamp.
+    """
+    at = job.get("at")
+    if at is None or at == "":
+        return None
+    if not isinstance(at, str):
+        raise CommandError(f"invalid timestamp for 'at': {at!r}: not a string")
+    try:
+        due = parse_time(at)
+    except ValueError as exc:
+        raise CommandError(f'invalid timestamp for \'at\': "{at}": {exc}') from exc
+    return due if due > now else None
+
+
+def check_queue_name(name: str) -> None:
+    """Raise Faktory's error unless ``name`` is a valid queue name."""
+    if not QUEUE_NAME.match(name):
+        raise CommandError(
+            f'cannot get "{name}" queue: queue names must match \\A[a-zA-Z0-9._-]+\\z'
+        )
