@@ -132,7 +132,7 @@ def scheduled_at(job: dict[str, Any], now: float) -> float | None:
     try:
         due = parse_time(at)
     except ValueError as exc:
-        raise CommandError(f'invalid timestamp for \'at\': "{at}": {exc}') from exc
+        raise CommandError(f"invalid timestamp for 'at': \"{at}\": {exc}") from exc
     return due if due > now else None
 
 

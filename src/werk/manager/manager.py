@@ -1,0 +1,269 @@
+"""The manager: push, fetch, ack, fail, queues, sets and mutations, on any store.
+
+This is the only place that knows the job rules; the server's handlers parse a command,
+call one method here and encode what it returns, and the web UI reads and acts through the
+same methods. The manager never knows which backend it runs on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from werk.errors import CommandError
+from werk.job import check_queue_name, clamp_reserve_for, format_time, scheduled_at, validate
+from werk.manager.retry import DEAD_TTL, FailureReport, record_failure
+from werk.manager.waiters import Waiters
+from werk.storage.base import Entry, Placement, Reservation, Scored, SetName, Store
+
+FETCH_TIMEOUT = 2.0
+"""How long a FETCH blocks for a job before answering nil, in seconds."""
+
+
+def encode_job(job: dict[str, Any]) -> bytes:
+    """Encode a job as compact JSON, without ``enqueued_at`` (the store keeps that aside)."""
+    job.pop("enqueued_at", None)
+    return json.dumps(job, separators=(",", ":")).encode()
+
+
+def make_entry(job: dict[str, Any]) -> Entry:
+    """Build the store's entry for a validated job."""
+    return Entry(
+        jid=job["jid"],
+        queue=job["queue"],
+        jobtype=job["jobtype"],
+        priority=job["priority"],
+        reserve_for=clamp_reserve_for(int(job.get("reserve_for") or 0)),
+        body=encode_job(job),
+    )
+
+
+def render(body: bytes, enqueued_at: float) -> bytes:
+    """Return the job JSON handed to a worker: the body with ``enqueued_at`` spliced in."""
+    stamp = format_time(enqueued_at).encode()
+    return b'%b,"enqueued_at":"%b"}' % (body[:-1], stamp)
+
+
+class Manager:
+    """The job rules over a :class:`~werk.storage.base.Store`.
+
+    Args:
+        store: an opened store.
+        clock: the wall clock in Unix seconds (tests pass a controlled one).
+    """
+
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.clock = clock
+        self.waiters = Waiters()
+        self._due_listeners: list[Callable[[float], None]] = []
+        store.on_available(self.waiters.wake)
+
+    def on_scheduled(self, listener: Callable[[float], None]) -> None:
+        """Call ``listener(due)`` whenever a job is added to the scheduled or retry set."""
+        self._due_listeners.append(listener)
+
+    def _scheduled(self, due: float) -> None:
+        for listener in self._due_listeners:
+            listener(due)
+
+    # -- push ----------------------------------------------------------------------
+
+    def prepare(self, job: Any, now: float) -> tuple[Entry, float | None]:
+        """Validate a pushed job; return its entry and its due time if scheduled.
+
+        Raises:
+            CommandError: the job breaks a rule, with Faktory's message.
+        """
+        job = validate(job, now)
+        due = scheduled_at(job, now)
+        if due is None:
+            check_queue_name(job["queue"])
+        return make_entry(job), due
+
+    async def push(self, job: Any) -> None:
+        """Store one job: into its queue, or the scheduled set if ``at`` is ahead."""
+        now = self.clock()
+        entry, due = self.prepare(job, now)
+        if due is None:
+            await self.store.enqueue([entry], now)
+        else:
+            await self.store.add("scheduled", [Scored(due, entry)])
+            self._scheduled(due)
+
+    async def push_bulk(self, jobs: Any) -> dict[str, str]:
+        """Store many jobs in one write; return ``{jid: error}`` for the rejected ones."""
+        if not isinstance(jobs, list):
+            raise CommandError("PUSHB expects a JSON array of jobs")
+        now = self.clock()
+        errors: dict[str, str] = {}
+        ready: list[Entry] = []
+        later: list[Scored] = []
+        for job in jobs:
+            try:
+                entry, due = self.prepare(job, now)
+            except CommandError as exc:
+                jid = job.get("jid") if isinstance(job, dict) else None
+                errors[jid if isinstance(jid, str) else ""] = exc.wire()
+                continue
+            if due is None:
+                ready.append(entry)
+            else:
+                later.append(Scored(due, entry))
+        if ready:
+            await self.store.enqueue(ready, now)
+        if later:
+            await self.store.add("scheduled", later)
+            self._scheduled(min(item.score for item in later))
+        return errors
+
+    # -- fetch, ack, fail -------------------------------------------------------------
+
+    async def fetch(
+        self, queues: Sequence[str], wid: str = "", timeout: float = FETCH_TIMEOUT
+    ) -> bytes | None:
+        """Reserve the next job of ``queues`` (in order), waiting up to ``timeout`` seconds.
+
+        Returns the job JSON to hand to the worker, or ``None`` when none came.
+        """
+        if not queues:
+            raise CommandError("must call fetch with at least one queue")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            # Listen before looking, so a push landing during the look is not missed.
+            with self.waiters.listen(queues) as woken:
+                reservation = await self.store.fetch(queues, self.clock(), wid)
+                if reservation is not None:
+                    return render(reservation.entry.body, reservation.enqueued_at)
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return None
+                try:
+                    async with asyncio.timeout(remaining):
+                        await woken
+                except TimeoutError:
+                    return None
+
+    async def ack(self, jid: str) -> None:
+        """Acknowledge a job: release its reservation. Unknown jids are fine."""
+        await self.store.ack(jid, self.clock())
+
+    async def fail(self, jid: str, report: FailureReport) -> None:
+        """Record a failed execution and send the job to retries, dead, or nowhere.
+
+        Raises:
+            CommandError: ``jid`` holds no reservation.
+        """
+        now = self.clock()
+        reservation = await self.store.reservation(jid)
+        if reservation is None or not await self.store.fail(
+            jid, now, self._placement(reservation, report, now)
+        ):
+            raise CommandError(f"Job not found {jid}")
+
+    def _placement(
+        self, reservation: Reservation, report: FailureReport, now: float
+    ) -> Placement | None:
+        job = json.loads(reservation.entry.body)
+        decision = record_failure(job, report, now)
+        if decision.target is None:
+            return None
+        entry = replace(reservation.entry, body=encode_job(job))
+        target: SetName = "retries" if decision.target == "retries" else "dead"
+        if target == "retries":
+            self._scheduled(decision.score)
+        return Placement(target, decision.score, entry)
+
+    async def reap_reservations(self, limit: int = 100) -> int:
+        """Turn expired reservations into failures (``ReservationExpired``); return count."""
+        now = self.clock()
+        report = FailureReport("ReservationExpired", "Faktory job reservation expired", [])
+        reaped = 0
+        for reservation in await self.store.expired(now, limit):
+            placement = self._placement(reservation, report, now)
+            if await self.store.expire(reservation.entry.jid, now, placement):
+                reaped += 1
+        return reaped
+
+    async def extend(self, jid: str, until: float) -> bool:
+        """Lengthen a reservation (never shortens it); ``False`` if there is none."""
+        return await self.store.extend(jid, until)
+
+    # -- scheduled and retry sets ---------------------------------------------------------
+
+    async def move_due(self, name: SetName, batch: int = 1000) -> int:
+        """Move every due job of a set into its queue; return how many moved."""
+        moved = 0
+        while True:
+            count = await self.store.move_due(name, self.clock(), batch)
+            moved += count
+            if count < batch:
+                return moved
+
+    async def next_due(self) -> float | None:
+        """Return the earliest due time across the scheduled and retry sets."""
+        times = [await self.store.next_due(name) for name in ("scheduled", "retries")]
+        due = [t for t in times if t is not None]
+        return min(due) if due else None
+
+    async def purge_dead(self, limit: int = 1000) -> int:
+        """Delete dead jobs whose 180 days are over."""
+        return await self.store.remove_before("dead", self.clock(), limit)
+
+    # -- queues ---------------------------------------------------------------------
+
+    async def pause(self, names: Sequence[str] | None) -> None:
+        """Pause queues (``None``: all known queues)."""
+        await self.store.pause(names)
+
+    async def resume(self, names: Sequence[str] | None) -> None:
+        """Resume queues (``None``: all)."""
+        await self.store.resume(names)
+
+    async def remove(self, names: Sequence[str] | None) -> None:
+        """Delete queues and their jobs (``None``: all)."""
+        await self.store.remove_queues(names)
+
+    async def latency(self, names: Sequence[str]) -> dict[str, float]:
+        """Return, per queue, the age in seconds of its oldest job (0 when empty)."""
+        now = self.clock()
+        oldest = await self.store.oldest_enqueued(names)
+        return {name: round(max(0.0, now - t), 6) if t else 0 for name, t in oldest.items()}
+
+    # -- mutate -----------------------------------------------------------------------
+
+    async def mutate(self, cmd: str, target: SetName, flt: dict[str, Any] | None) -> int:
+        """Apply a MUTATE command to a set; return how many jobs it touched."""
+        jids = None if cmd == "clear" else await self._select(target, flt or {})
+        if cmd in ("clear", "discard"):
+            return await self.store.set_remove(target, jids)
+        if cmd == "requeue":
+            return await self.store.requeue(target, jids, self.clock())
+        if jids is None:
+            jids = [item.entry.jid for item in await self.store.set_match(target, None)]
+        return await self.store.set_move(target, jids, "dead", self.clock() + DEAD_TTL)
+
+    async def _select(self, target: SetName, flt: dict[str, Any]) -> list[str] | None:
+        jids = flt.get("jids")
+        if jids:
+            return [str(jid) for jid in jids]
+        pattern = flt.get("regexp") or None
+        jobtype = flt.get("jobtype") or None
+        if pattern is None and jobtype is None:
+            return None
+        items = await self.store.set_match(target, str(pattern) if pattern else None)
+        return [i.entry.jid for i in items if jobtype is None or i.entry.jobtype == jobtype]
+
+    async def flush(self) -> None:
+        """Delete every job, queue and counter (worker processes stay)."""
+        await self.store.flush()
+
+    def queues_of(self, names: Iterable[str]) -> list[str] | None:
+        """Turn QUEUE arguments into names, ``None`` standing for ``*`` (all)."""
+        listed = [name for name in names if name]
+        return None if "*" in listed else listed

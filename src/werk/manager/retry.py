@@ -1,0 +1,94 @@
+"""Failure handling: the ``failure`` record, the retry backoff and the retry-or-dead decision.
+
+Faktory's rules (PROTOCOL.md §3.3): ``retry`` 0 discards the job, a negative ``retry`` or
+exhausted retries send it to the dead set for 180 days, otherwise it is retried after
+``count**4 + 15 + rand(0..29) * (count + 1)`` seconds, ``count`` being the retry count
+after this failure was recorded.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Final
+
+from werk.job import DEFAULT_RETRY, format_time
+
+DEAD_TTL: Final = 180 * 24 * 3600.0
+MAX_ERRTYPE: Final = 100
+MAX_MESSAGE: Final = 1000
+MAX_BACKTRACE: Final = 50
+
+
+@dataclass(frozen=True, slots=True)
+class FailureReport:
+    """What a worker (or the reaper) says about a failed execution."""
+
+    errtype: str
+    message: str
+    backtrace: list[str]
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> FailureReport:
+        """Build a report from a FAIL payload, trimming and defaulting as Faktory does."""
+        errtype = str(payload.get("errtype") or "").strip() or "unknown"
+        message = str(payload.get("message") or "").strip() or "unknown"
+        raw = payload.get("backtrace") or []
+        backtrace = [str(line) for line in raw] if isinstance(raw, list) else [str(raw)]
+        return cls(
+            errtype=_truncate(errtype, MAX_ERRTYPE),
+            message=_truncate(message, MAX_MESSAGE),
+            backtrace=backtrace[:MAX_BACKTRACE],
+        )
+
+
+def _truncate(text: str, limit: int) -> str:
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    return data[:limit].decode(errors="ignore")
+
+
+def backoff(count: int, rng: random.Random | None = None) -> float:
+    """Return the delay in seconds before retry number ``count + 1``."""
+    r = (rng or random).randint(0, 29)
+    return float(count**4 + 15 + r * (count + 1))
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Where a failed job goes: ``"retries"``, ``"dead"``, or ``None`` to discard it."""
+
+    target: str | None
+    score: float
+
+
+def record_failure(
+    job: dict[str, Any], report: FailureReport, now: float, rng: random.Random | None = None
+) -> Decision:
+    """Update ``job["failure"]`` in place for one more failure and decide its fate."""
+    retry = job.get("retry")
+    limit = DEFAULT_RETRY if retry is None else int(retry)
+    previous = job.get("failure")
+    if isinstance(previous, dict):
+        count = int(previous.get("retry_count", 0)) + 1
+        remaining = max(0, int(previous.get("remaining", limit)) - 1)
+        failed_at = previous.get("failed_at") or format_time(now)
+    else:
+        count, remaining, failed_at = 0, limit, format_time(now)
+    failure: dict[str, Any] = {
+        "retry_count": count,
+        "remaining": remaining,
+        "failed_at": failed_at,
+        "message": report.message,
+        "errtype": report.errtype,
+        "backtrace": report.backtrace,
+    }
+    job["failure"] = failure
+    if limit == 0:
+        return Decision(None, now)
+    if limit < 0 or count >= limit:
+        return Decision("dead", now + DEAD_TTL)
+    due = now + backoff(count, rng)
+    failure["next_at"] = format_time(due)
+    return Decision("retries", due)

@@ -1,0 +1,1 @@
+"""The server: TCP listener, connections, command handlers, periodic tasks, lifecycle."""

@@ -1,0 +1,71 @@
+"""Server configuration: one dataclass with the defaults of Faktory's flags.
+
+The command line (and, later, TOML files and the environment) fill a
+:class:`ServerConfig`; nothing else in the server reads flags or the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENVIRONMENTS = ("development", "staging", "production")
+DEFAULT_MAX_LINE = 16 * 1024 * 1024
+
+
+def parse_binding(text: str, default_host: str = "localhost") -> tuple[str, int]:
+    """Parse ``host:port`` (or ``:port``) into a pair; ``localhost`` means 127.0.0.1.
+
+    Raises:
+        ValueError: the text has no valid port.
+    """
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        raise ValueError(f"binding {text!r} must be host:port")
+    host = host.strip("[]") or default_host
+    if host == "localhost":
+        host = "127.0.0.1"
+    return host, int(port)
+
+
+def default_data_dir(environment: str) -> Path:
+    """Return the default data directory of an environment."""
+    if environment == "development":
+        return Path.home() / ".werk" / "db"
+    return Path("/var/lib/werk/db")
+
+
+def password_from_env() -> str | None:
+    """Return the password from ``WERK_PASSWORD`` or ``FAKTORY_PASSWORD``.
+
+    A value starting with ``/`` names a file holding the password (Docker secrets).
+    """
+    value = os.environ.get("WERK_PASSWORD") or os.environ.get("FAKTORY_PASSWORD")
+    if not value:
+        return None
+    if value.startswith("/"):
+        return Path(value).read_text().strip()
+    return value
+
+
+@dataclass(slots=True)
+class ServerConfig:
+    """Everything a :class:`~werk.server.server.Server` needs to run."""
+
+    binding: tuple[str, int] = ("127.0.0.1", 7419)
+    web_binding: tuple[str, int] | None = ("127.0.0.1", 7420)
+    data_dir: Path = field(default_factory=lambda: default_data_dir("development"))
+    storage_url: str | None = None
+    environment: str = "development"
+    password: str | None = None
+    web_password: str | None = None
+    max_line: int = DEFAULT_MAX_LINE
+    max_connections: int = 2000
+    handshake_timeout: float = 2.0
+    name: str = ""
+
+    @property
+    def store_url(self) -> str:
+        """The storage URL: the configured one, or the SQLite store in the data directory."""
+        return self.storage_url or str(self.data_dir)

@@ -1,0 +1,175 @@
+"""One client connection: the handshake with its deadline, then read, dispatch, reply.
+
+Commands on a connection are strictly sequential, one reply each, in order. Lines that
+arrive together (a pipelining client) are answered together in one write. This module has
+the server's one catch-all: a bug in a handler becomes ``-ERR internal error`` and a log
+line, never a dead server or a dead neighbour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from werk.errors import CommandError, LineTooLongError, StorageError
+from werk.protocol.auth import check_password, new_challenge
+from werk.protocol.commands import HELLO, hi_payload, split_command
+from werk.protocol.resp import OK, LineReader, encode_error, encode_simple
+from werk.server.handlers import HANDLERS, NEEDS_ARGUMENT
+
+if TYPE_CHECKING:
+    from werk.server.server import Server
+
+log = logging.getLogger("werk.server")
+
+READ_SIZE = 256 * 1024
+WRITE_TIMEOUT = 30.0
+
+
+class HandshakeError(Exception):
+    """The client did not say a valid HELLO in time: close without a reply."""
+
+
+class Connection:
+    """A connected client, from ``+HI`` to close."""
+
+    def __init__(
+        self, server: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.lines = LineReader(server.config.max_line)
+        self.wid = ""
+        self.hello: dict[str, Any] = {}
+        self.closing = False
+        self.busy = False
+        peer = writer.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+
+    async def serve(self) -> None:
+        """Run the connection to its end; never raises."""
+        try:
+            async with asyncio.timeout(self.server.config.handshake_timeout):
+                authenticated = await self._handshake()
+            if authenticated:
+                await self._loop()
+        except (TimeoutError, HandshakeError, ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except LineTooLongError as exc:
+            await self._send(encode_error(f"ERR {exc}"))
+        except Exception:
+            log.exception("connection %s failed", self.peer)
+        finally:
+            await self._close()
+
+    async def _read_line(self) -> bytes | None:
+        while True:
+            line = self.lines.next_line()
+            if line is not None:
+                return line
+            data = await self.reader.read(READ_SIZE)
+            if not data:
+                return None
+            self.lines.feed(data)
+
+    async def _handshake(self) -> bool:
+        password = self.server.config.password
+        iterations, salt = new_challenge() if password else (None, None)
+        await self._send(encode_simple(hi_payload(iterations, salt)))
+        line = await self._read_line()
+        if line is None or not line.startswith(HELLO.encode() + b" {"):
+            raise HandshakeError("first line was not HELLO")
+        try:
+            hello = json.loads(line[len(HELLO) + 1 :])
+        except ValueError as exc:
+            raise HandshakeError("HELLO is not JSON") from exc
+        if not isinstance(hello, dict):
+            raise HandshakeError("HELLO is not a JSON object")
+        if password and iterations and salt:
+            version = hello.get("v")
+            rounds = iterations if isinstance(version, int) and version >= 2 else 1
+            given = hello.get("pwdhash")
+            if not isinstance(given, str) or not check_password(password, salt, rounds, given):
+                await self.server.auth_failed()
+                await self._send(encode_error("ERR Invalid password"))
+                return False
+        if not self.server.admit(self):
+            await self._send(
+                encode_error(f"ERR too many connections: {self.server.connection_count}")
+            )
+            return False
+        wid = hello.get("wid")
+        if isinstance(wid, str) and wid:
+            self.wid = wid
+            self.hello = hello
+            await self.server.processes.hello(wid, hello)
+        await self._send(OK)
+        return True
+
+    async def _loop(self) -> None:
+        while not self.closing:
+            line = await self._read_line()
+            if line is None:
+                return
+            replies = [await self._dispatch(line)]
+            # Answer every complete line already received in one write.
+            while not self.closing and (line := self.lines.next_line()) is not None:
+                replies.append(await self._dispatch(line))
+            await self._send(b"".join(reply for reply in replies if reply))
+            if self.server.stopping:
+                return
+
+    async def _dispatch(self, line: bytes) -> bytes | None:
+        verb, arg = split_command(line)
+        self.server.command_count += 1
+        if self.server.stopping:
+            self.closing = True
+            return encode_error("ERR shutdown in progress")
+        handler = HANDLERS.get(verb)
+        if handler is None:
+            return encode_error(f"ERR unknown command {verb}")
+        if not arg and verb in NEEDS_ARGUMENT:
+            return encode_error(f"ERR {verb} needs an argument")
+        self.busy = True
+        try:
+            return await handler(self.server, self, arg)
+        except CommandError as exc:
+            return encode_error(exc.wire())
+        except StorageError as exc:
+            log.error("storage error in %s: %s", verb, exc)
+            return encode_error(f"ERR storage error: {exc}")
+        except Exception:
+            log.exception("internal error in %s from %s", verb, self.peer)
+            return encode_error("ERR internal error")
+        finally:
+            self.busy = False
+
+    async def _send(self, data: bytes) -> None:
+        if not data:
+            return
+        self.writer.write(data)
+        if self.writer.transport.get_write_buffer_size() > READ_SIZE:
+            # A client that does not read its replies is cut off, not waited for forever.
+            async with asyncio.timeout(WRITE_TIMEOUT):
+                await self.writer.drain()
+
+    async def _close(self) -> None:
+        self.server.release(self)
+        if self.wid:
+            try:
+                await self.server.processes.disconnect(self.wid)
+            except Exception:
+                log.exception("could not unregister %s", self.wid)
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except (ConnectionError, OSError):
+            pass
+
+    def abort(self) -> None:
+        """Close the socket at once (a reaped process, a forced shutdown)."""
+        self.closing = True
+        self.writer.transport.abort()

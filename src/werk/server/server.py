@@ -1,0 +1,180 @@
+"""The server's lifecycle: start (store, manager, listener, tasks, web UI), serve, stop.
+
+``start`` returns once the command port listens (``port`` then holds the bound port, so
+port 0 works); ``stop`` stops accepting, lets in-flight commands answer, stops the periodic
+tasks, closes the store so every accepted write is on disk, and returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import resource
+import socket
+import time
+from typing import Any
+
+from werk import __version__
+from werk.job import format_time
+from werk.manager import Manager
+from werk.manager.processes import Processes
+from werk.server.config import ServerConfig
+from werk.server.connection import Connection
+from werk.server.tasks import Tasks
+from werk.storage import open_store
+from werk.storage.base import Store
+
+log = logging.getLogger("werk.server")
+
+DESCRIPTION = "Werk (Faktory Enterprise compatible)"
+FAKTORY_VERSION = "1.10.0"
+AUTH_FAILURE_DELAY = 0.5
+
+
+class Server:
+    """A running Werk server. Create, ``await start()``, and later ``await stop()``."""
+
+    def __init__(self, config: ServerConfig, store: Store | None = None) -> None:
+        self.config = config
+        self.store = store or open_store(config.store_url)
+        self.manager = Manager(self.store)
+        self.processes = Processes(self.store, config.name or socket.gethostname())
+        self.tasks = Tasks(self)
+        self.connections: set[Connection] = set()
+        self.command_count = 0
+        self.started_at = time.time()
+        self.stopping = False
+        self.port = 0
+        self.web_port = 0
+        self._listener: asyncio.Server | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._web: Any = None
+        self._stopped = asyncio.Event()
+
+    @property
+    def connection_count(self) -> int:
+        """The number of identified connections."""
+        return len(self.connections)
+
+    async def start(self) -> None:
+        """Open the store, start the periodic tasks, listen, and serve the web UI."""
+        await self.store.open()
+        self.tasks.start()
+        host, port = self.config.binding
+        self._listener = await asyncio.start_server(
+            self._accept, host, port, limit=self.config.max_line, reuse_address=True
+        )
+        self.port = self._listener.sockets[0].getsockname()[1]
+        log.info("Werk %s listening on %s:%d", __version__, host, self.port)
+        if self.config.web_binding is not None and self.config.web_binding[1] >= 0:
+            from werk.webui.server import WebServer
+
+            self._web = WebServer(self)
+            self.web_port = await self._web.start(*self.config.web_binding)
+            log.info("Web UI on http://%s:%d", self.config.web_binding[0], self.web_port)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            await Connection(self, reader, writer).serve()
+        finally:
+            self._handlers.discard(task)
+
+    def admit(self, conn: Connection) -> bool:
+        """Count an identified connection in, unless the limit is reached."""
+        if len(self.connections) >= self.config.max_connections:
+            return False
+        self.connections.add(conn)
+        return True
+
+    def release(self, conn: Connection) -> None:
+        """Count a closing connection out."""
+        self.connections.discard(conn)
+
+    async def auth_failed(self) -> None:
+        """Slow down a client that sent a wrong password, to make guessing expensive."""
+        await asyncio.sleep(AUTH_FAILURE_DELAY)
+
+    async def idle_fetch(self) -> None:
+        """What a FETCH from a quiet or terminating process does: wait, then answer nil."""
+        await asyncio.sleep(2.0)
+
+    def close_process(self, wid: str) -> int:
+        """Close every connection of a worker process; return how many were closed."""
+        closing = [conn for conn in self.connections if conn.wid == wid]
+        for conn in closing:
+            conn.abort()
+        return len(closing)
+
+    async def info(self) -> dict[str, Any]:
+        """Return the INFO document (also served at the web UI's ``/stats``)."""
+        store = self.store
+        queues = await store.queue_sizes()
+        counters = await store.counters()
+        sets = {name: await store.set_size(name) for name in ("scheduled", "retries", "dead")}
+        working = await store.working_size()
+        now = time.time()
+        tasks = self.tasks.stats
+        return {
+            "now": format_time(now),
+            "server_utc_time": time.strftime("%H:%M:%S UTC", time.gmtime(now)),
+            "faktory": {
+                "queues": queues,
+                "sets": {**sets, "working": working},
+                "tasks": {
+                    "Busy": {"size": working, "reaped": tasks.reservations_reaped},
+                    "Workers": {
+                        "size": len(await self.processes.list()),
+                        "reaped": tasks.processes_reaped,
+                    },
+                    "Scheduled": tasks.set_stats("scheduled", sets["scheduled"]),
+                    "Retries": tasks.set_stats("retries", sets["retries"]),
+                    "Dead": tasks.set_stats("dead", sets["dead"]),
+                },
+                "total_failures": counters.failures,
+                "total_processed": counters.processed,
+                "total_enqueued": sum(queues.values()),
+                "total_queues": len(queues),
+            },
+            "server": {
+                "description": DESCRIPTION,
+                "faktory_version": FAKTORY_VERSION,
+                "werk_version": __version__,
+                "uptime": int(now - self.started_at),
+                "connections": self.connection_count,
+                "command_count": self.command_count,
+                "used_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+                "pid": os.getpid(),
+            },
+        }
+
+    async def stop(self) -> None:
+        """Stop gracefully: refuse new work, finish in-flight commands, close the store."""
+        if self.stopping:
+            await self._stopped.wait()
+            return
+        self.stopping = True
+        log.info("shutting down")
+        if self._listener is not None:
+            self._listener.close()
+        if self._web is not None:
+            await self._web.stop()
+        # Idle connections are closed now; busy ones finish their command first.
+        for conn in list(self.connections):
+            if not conn.busy:
+                conn.abort()
+        if self._handlers:
+            await asyncio.wait(list(self._handlers), timeout=5.0)
+        for conn in list(self.connections):
+            conn.abort()
+        await self.tasks.stop()
+        await self.store.close()
+        self._stopped.set()
+        log.info("stopped")
+
+    async def wait_stopped(self) -> None:
+        """Wait until :meth:`stop` has finished."""
+        await self._stopped.wait()

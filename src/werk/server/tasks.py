@@ -1,0 +1,149 @@
+"""Periodic work: moving due jobs, reaping reservations and silent processes, purging dead.
+
+Scheduled and retry jobs move when they are due, not on a fixed tick: the mover sleeps
+until the earliest due time (at most :data:`MAX_SLEEP`, so jobs added by another server
+sharing the store are seen too) and is woken early when an earlier job arrives. Every task
+is safe to run on every server at once: the store's steps are atomic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from werk.storage.base import SetName
+
+if TYPE_CHECKING:
+    from werk.server.server import Server
+
+log = logging.getLogger("werk.tasks")
+
+MAX_SLEEP = 0.5
+RESERVATION_PERIOD = 1.0
+HEARTBEAT_PERIOD = 15.0
+DEAD_PERIOD = 60.0
+
+
+@dataclass
+class SetTask:
+    """Counters of one set's periodic task, as INFO reports them."""
+
+    enqueued: int = 0
+    cycles: int = 0
+    wall_time_sec: float = 0.0
+
+
+@dataclass
+class TaskStats:
+    """What the periodic tasks have done since start, for INFO and the web UI."""
+
+    sets: dict[str, SetTask] = field(default_factory=dict)
+    reservations_reaped: int = 0
+    processes_reaped: int = 0
+    errors: int = 0
+
+    def set_stats(self, name: str, size: int) -> dict[str, Any]:
+        """Return the INFO ``tasks`` entry of a set."""
+        task = self.sets.get(name, SetTask())
+        return {
+            "enqueued": task.enqueued,
+            "cycles": task.cycles,
+            "size": size,
+            "wall_time_sec": round(task.wall_time_sec, 6),
+        }
+
+    def record(self, name: str, moved: int, seconds: float) -> None:
+        """Count one run of a set's task."""
+        task = self.sets.setdefault(name, SetTask())
+        task.enqueued += moved
+        task.cycles += 1
+        task.wall_time_sec += seconds
+
+
+class Tasks:
+    """The server's background tasks; ``start`` and ``stop`` them with the server."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.stats = TaskStats()
+        self._wake = asyncio.Event()
+        self._next_due: float | None = None
+        self._running: list[asyncio.Task[None]] = []
+        server.manager.on_scheduled(self._scheduled)
+
+    def _scheduled(self, due: float) -> None:
+        if self._next_due is None or due < self._next_due:
+            self._next_due = due
+            self._wake.set()
+
+    def start(self) -> None:
+        """Start every periodic task."""
+        self._running = [
+            asyncio.create_task(self._mover(), name="werk-mover"),
+            asyncio.create_task(self._every(RESERVATION_PERIOD, self._reap_reservations)),
+            asyncio.create_task(self._every(HEARTBEAT_PERIOD, self._reap_processes)),
+            asyncio.create_task(self._every(DEAD_PERIOD, self._purge_dead)),
+        ]
+
+    async def stop(self) -> None:
+        """Cancel the tasks and wait for them."""
+        for task in self._running:
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
+        self._running = []
+
+    async def _mover(self) -> None:
+        manager = self.server.manager
+        while True:
+            # Clear first: a job scheduled while we look must wake the wait below.
+            self._wake.clear()
+            try:
+                for name in ("scheduled", "retries"):
+                    set_name: SetName = "scheduled" if name == "scheduled" else "retries"
+                    started = time.perf_counter()
+                    moved = await manager.move_due(set_name)
+                    self.stats.record(name, moved, time.perf_counter() - started)
+                self._next_due = await manager.next_due()
+            except Exception:
+                self.stats.errors += 1
+                log.exception("moving due jobs failed")
+                self._next_due = None
+            delay = MAX_SLEEP
+            if self._next_due is not None:
+                delay = min(MAX_SLEEP, max(0.0, self._next_due - manager.clock()))
+            try:
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    async def _every(self, period: float, step: Any) -> None:
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await step()
+            except Exception:
+                self.stats.errors += 1
+                log.exception("periodic task %s failed", step.__name__)
+
+    async def _reap_reservations(self) -> None:
+        reaped = await self.server.manager.reap_reservations()
+        self.stats.reservations_reaped += reaped
+        if reaped:
+            log.info("reaped %d expired reservations", reaped)
+
+    async def _reap_processes(self) -> None:
+        gone = await self.server.processes.reap()
+        self.stats.processes_reaped += len(gone)
+        closed = sum(self.server.close_process(wid) for wid in gone)
+        if closed:
+            log.info("Reaped %d lingering connections", closed)
+
+    async def _purge_dead(self) -> None:
+        self.stats.sets.setdefault("dead", SetTask())
+        started = time.perf_counter()
+        removed = await self.server.manager.purge_dead()
+        self.stats.record("dead", removed, time.perf_counter() - started)

@@ -1,0 +1,1 @@
+"""The web UI on port 7420: pages, actions, ``/stats``, ``/health``, ``/metrics``."""
