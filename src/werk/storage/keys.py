@@ -1,0 +1,139 @@
+"""Every Redis key name of the Redis store, in one place (arq's ``constants.py`` idea).
+
+All keys live under one prefix ``P`` (default ``werk:``, set with ``?prefix=`` in the URL),
+so several Werk installations can share one Redis database, and several Werk servers with
+the *same* prefix share one job store. With ``P`` = ``werk:``:
+
+======================  ======  ===========================================================
+key                     type    contents
+======================  ======  ===========================================================
+``P q:<queue>``         zset    member jid, score ``(9 - priority) * 2**49 + seq``: fetch
+                                order (ZPOPMIN), priority first, then FIFO by ``seq``
+``P qe:<queue>``        hash    jid -> packed entry with its ``enqueued_at``
+``P seq``               string  global INCR sequence for FIFO order (< 2**49, see below)
+``P queues``            set     known queue names
+``P paused``            set     paused queue names
+``P working``           zset    member jid, score = reservation expiry (Unix seconds)
+``P working:e``         hash    jid -> packed reservation (reserved_at, wid, packed entry)
+``P set:<name>``        zset    member jid, score = due / retry / expiry time, ``<name>`` one
+                                of ``scheduled``, ``retries``, ``dead``
+``P set:<name>:e``      hash    jid -> packed entry (no ``enqueued_at``)
+``P stats``             hash    lifetime ``processed`` and ``failures``
+``P daily``             hash    ``YYYY-MM-DD:processed`` / ``YYYY-MM-DD:failures`` (UTC)
+``P processes``         hash    wid -> JSON of a worker :class:`~werk.storage.base.Process`
+``P available``         pubsub  channel: JSON ``{"o": origin, "q": [queues]}`` after jobs
+                                may have become fetchable (enqueue, move, requeue, resume)
+======================  ======  ===========================================================
+
+(``P q:x`` means the prefix immediately followed by ``q:x``, e.g. ``werk:q:default``.)
+``q:`` and ``qe:`` differ before the queue name starts, so no queue name (even one holding
+``:``) can make one queue's key collide with another key.
+
+Packed entry (bytes; job JSON is never decoded in Lua, because cjson loses integer
+precision): ``<priority>|<reserve_for>|<enqueued_at>|<len queue>|<len jobtype>|`` followed
+by the queue name, the jobtype and the body, lengths in UTF-8 bytes. ``enqueued_at`` is a
+Python ``repr(float)`` (exact round trip) or empty outside a queue.
+Packed reservation: ``<reserved_at>|<len wid>|<wid><packed entry>``.
+
+Score bound: ``seq`` stays below 2**49 (5.6e14 pushes, 178 years at 100k pushes/s), and
+``(9 - priority)`` is 0..9 after clamping priority to 0..9, so a score is below
+``10 * 2**49 < 2**53`` and exact in a double. For Redis Cluster, use a prefix with a hash
+tag (``{werk}:``) so that every key lands in one slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "werk:"
+"""The key prefix when the URL names none."""
+
+PRIORITY_BAND = 2**49
+"""Score distance between two priorities in a queue zset; ``seq`` must stay below it."""
+
+SET_KEY_NAMES = ("scheduled", "retries", "dead")
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """The key names under one prefix."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    @property
+    def queue_prefix(self) -> str:
+        """Prefix of the queue zsets; the queue name follows."""
+        return f"{self.prefix}q:"
+
+    @property
+    def queue_entries_prefix(self) -> str:
+        """Prefix of the queue entry hashes; the queue name follows."""
+        return f"{self.prefix}qe:"
+
+    def queue(self, name: str) -> str:
+        """Return the zset key of a queue (fetch order)."""
+        return self.queue_prefix + name
+
+    def queue_entries(self, name: str) -> str:
+        """Return the hash key of a queue's entries."""
+        return self.queue_entries_prefix + name
+
+    def set(self, name: str) -> str:
+        """Return the zset key of a time-ordered set (``scheduled``, ``retries``, ``dead``)."""
+        return f"{self.prefix}set:{name}"
+
+    def set_entries(self, name: str) -> str:
+        """Return the hash key of a time-ordered set's entries."""
+        return f"{self.prefix}set:{name}:e"
+
+    @property
+    def seq(self) -> str:
+        """The global FIFO sequence counter."""
+        return f"{self.prefix}seq"
+
+    @property
+    def queues(self) -> str:
+        """The set of known queue names."""
+        return f"{self.prefix}queues"
+
+    @property
+    def paused(self) -> str:
+        """The set of paused queue names."""
+        return f"{self.prefix}paused"
+
+    @property
+    def working(self) -> str:
+        """The reservations zset, scored by expiry."""
+        return f"{self.prefix}working"
+
+    @property
+    def working_entries(self) -> str:
+        """The reservations hash (jid -> packed reservation)."""
+        return f"{self.prefix}working:e"
+
+    @property
+    def stats(self) -> str:
+        """The lifetime counters hash."""
+        return f"{self.prefix}stats"
+
+    @property
+    def daily(self) -> str:
+        """The per-UTC-day counters hash."""
+        return f"{self.prefix}daily"
+
+    @property
+    def processes(self) -> str:
+        """The worker process records hash."""
+        return f"{self.prefix}processes"
+
+    @property
+    def available(self) -> str:
+        """The pub/sub channel announcing fetchable queues."""
+        return f"{self.prefix}available"
+
+    def flushed(self) -> list[str]:
+        """Return the fixed keys :meth:`RedisStore.flush` deletes (queues come on top)."""
+        keys = [self.seq, self.queues, self.paused, self.working, self.working_entries]
+        for name in SET_KEY_NAMES:
+            keys += [self.set(name), self.set_entries(name)]
+        return [*keys, self.stats, self.daily]

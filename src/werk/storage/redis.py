@@ -1,0 +1,338 @@
+"""The Redis storage backend: several Werk servers share one Redis (6.2+ or Valkey).
+
+Every multi-step change is one Lua script (:mod:`werk.storage.redis_scripts`), so every
+rule holds across servers; the key layout is in :mod:`werk.storage.keys`. Blocking FETCH
+wakes across servers through a pub/sub channel that :class:`AvailableListener` follows.
+redis-py errors become :class:`~werk.errors.StorageError`; the client reconnects by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Sequence
+from dataclasses import asdict
+from typing import cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from werk.storage.base import (
+    AvailableCallback,
+    Counters,
+    DayCount,
+    Entry,
+    Process,
+    Queued,
+    Reservation,
+    Store,
+)
+from werk.storage.keys import DEFAULT_PREFIX, Keys
+from werk.storage.redis_codec import (
+    fmt_float,
+    pack_entry,
+    unpack_entry,
+    unpack_reservation,
+    utc_day,
+    wrap_errors,
+)
+from werk.storage.redis_listener import AvailableListener
+from werk.storage.redis_sets import RedisSets
+
+ENQUEUE_CHUNK = 500
+"""Entries per ENQUEUE script call: keeps each script short so Redis stays responsive."""
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """Split ``?prefix=`` off a Redis URL; return the URL for redis-py and the prefix."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefix = next((v for k, v in query if k == "prefix"), DEFAULT_PREFIX)
+    rest = urlencode([(k, v) for k, v in query if k != "prefix"])
+    return urlunsplit(parts._replace(query=rest)), prefix
+
+
+class RedisStore(RedisSets):
+    """A :class:`~werk.storage.base.Store` kept in Redis, shareable by many servers.
+
+    Args:
+        client_url: a redis-py URL (``redis://``, ``rediss://``, ``unix://``) without
+            ``prefix``.
+        prefix: the prefix of every key (see :mod:`werk.storage.keys`).
+    """
+
+    def __init__(self, client_url: str, *, prefix: str = DEFAULT_PREFIX) -> None:
+        super().__init__(Keys(prefix))
+        self.client_url = client_url
+        self.origin = uuid.uuid4().hex
+        self._listener: AvailableListener | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisStore:
+        """Build an unopened store from a URL that may carry ``?prefix=``."""
+        client_url, prefix = split_url(url)
+        return cls(client_url, prefix=prefix)
+
+    def _connect(self, retries: int) -> aioredis.Redis:
+        retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries)
+        return aioredis.Redis.from_url(
+            self.client_url,
+            retry=retry,
+            retry_on_error=[RedisConnectionError, RedisTimeoutError, OSError],
+            health_check_interval=10,
+            socket_connect_timeout=5,
+            socket_keepalive=True,
+        )
+
+    @wrap_errors
+    async def open(self) -> None:
+        """Connect, check that Redis answers, and start following the pub/sub channel."""
+        self._redis = self._connect(retries=12)
+        self._load_scripts()
+        await self._redis.ping()
+        listener = AvailableListener(
+            lambda: self._connect(retries=0), self.keys, self.origin, self._notify
+        )
+        await listener.start()
+        self._listener = listener
+
+    async def close(self) -> None:
+        """Stop the subscriber and close the connections (Redis owns durability)."""
+        if self._listener is not None:
+            await self._listener.stop()
+            self._listener = None
+        if hasattr(self, "_redis"):
+            await self._redis.aclose()
+
+    def on_available(self, callback: AvailableCallback) -> None:
+        """Register a callback for queues that may have become fetchable (any server)."""
+        self._callbacks.append(callback)
+
+    # -- queues ------------------------------------------------------------------
+
+    @wrap_errors
+    async def enqueue(self, entries: Sequence[Entry], now: float) -> None:
+        """Append entries to their queues; durable as far as Redis is configured."""
+        k = self.keys
+        head = [k.queue_prefix, k.queue_entries_prefix, k.available, self.origin, fmt_float(now)]
+        for i in range(0, len(entries), ENQUEUE_CHUNK):
+            args: list[str | bytes] = list(head)
+            for entry in entries[i : i + ENQUEUE_CHUNK]:
+                args += [entry.jid, pack_entry(entry)]
+            await self._run("enqueue", [k.seq, k.queues], args)
+        self._notify(dict.fromkeys(e.queue for e in entries))
+
+    @wrap_errors
+    async def fetch(self, queues: Sequence[str], now: float, wid: str) -> Reservation | None:
+        """Pop and reserve the next job of the first non-empty unpaused queue."""
+        if not queues:
+            return None
+        k = self.keys
+        args = [k.queue_prefix, k.queue_entries_prefix, fmt_float(now), wid, *queues]
+        found = await self._run("fetch", [k.paused, k.working, k.working_entries], args)
+        if not found:
+            return None
+        jid, data, expires = cast("list[bytes]", found)
+        return unpack_reservation(jid.decode(), data, float(expires))
+
+    @wrap_errors
+    async def queue_sizes(self) -> dict[str, int]:
+        """Return the size of every known queue."""
+        names = sorted(await self._known())
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.zcard(self.keys.queue(name))
+            sizes = await pipe.execute()
+        return dict(zip(names, (int(s) for s in sizes), strict=True))
+
+    async def _known(self) -> set[str]:
+        members = await cast("Awaitable[set[bytes]]", self._redis.smembers(self.keys.queues))
+        return {m.decode() for m in members}
+
+    @wrap_errors
+    async def queue_page(self, queue: str, offset: int, limit: int) -> list[Queued]:
+        """Return up to ``limit`` entries of a queue in fetch order, after ``offset``."""
+        if limit <= 0:
+            return []
+        rows = await self._read_rank(
+            self.keys.queue(queue), self.keys.queue_entries(queue), offset, limit, False
+        )
+        out = []
+        for jid, _, data in rows:
+            entry, enqueued_at = unpack_entry(jid, data)
+            out.append(Queued(entry, enqueued_at or 0.0))
+        return out
+
+    @wrap_errors
+    async def queue_delete(self, queue: str, jids: Sequence[str]) -> int:
+        """Delete the listed jobs from a queue; return how many were deleted."""
+        if not jids:
+            return 0
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(self.keys.queue(queue), *jids)
+            pipe.hdel(self.keys.queue_entries(queue), *jids)
+            removed, _ = await pipe.execute()
+        return int(removed)
+
+    @wrap_errors
+    async def oldest_enqueued(self, queues: Sequence[str]) -> dict[str, float | None]:
+        """Return per queue the ``enqueued_at`` of its oldest entry (``None`` if empty)."""
+        if not queues:
+            return {}
+        k = self.keys
+        found = await self._run("oldest", [], [k.queue_prefix, k.queue_entries_prefix, *queues])
+        values = cast("list[bytes]", found)
+        return {q: (float(v) if v else None) for q, v in zip(queues, values, strict=True)}
+
+    @wrap_errors
+    async def pause(self, queues: Sequence[str] | None) -> None:
+        """Pause the named known queues, or every known queue for ``None``."""
+        if queues is not None and not queues:
+            return
+        await self._run("pause", [self.keys.queues, self.keys.paused], list(queues or []))
+
+    @wrap_errors
+    async def resume(self, queues: Sequence[str] | None) -> None:
+        """Resume the named queues, or every queue for ``None``; announce them."""
+        if queues is not None and not queues:
+            return
+        k = self.keys
+        args = [k.available, self.origin, *(queues or [])]
+        await self._run("resume", [k.queues, k.paused], args)
+        self._notify(await self._known() if queues is None else queues)
+
+    @wrap_errors
+    async def paused(self) -> set[str]:
+        """Return the names of the paused queues."""
+        members = await cast("Awaitable[set[bytes]]", self._redis.smembers(self.keys.paused))
+        return {m.decode() for m in members}
+
+    @wrap_errors
+    async def remove_queues(self, queues: Sequence[str] | None) -> None:
+        """Delete queues with their jobs and forget them (``None``: every queue)."""
+        if queues is not None and not queues:
+            return
+        k = self.keys
+        args = [k.queue_prefix, k.queue_entries_prefix, *(queues or [])]
+        await self._run("remove_queues", [k.queues, k.paused], args)
+
+    # -- reservations --------------------------------------------------------------
+
+    @wrap_errors
+    async def reservation(self, jid: str) -> Reservation | None:
+        """Return the reservation held for ``jid``, if any."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hget(self.keys.working_entries, jid)
+            pipe.zscore(self.keys.working, jid)
+            data, score = await pipe.execute()
+        if data is None or score is None:
+            return None
+        return unpack_reservation(jid, data, float(score))
+
+    @wrap_errors
+    async def ack(self, jid: str, now: float) -> Reservation | None:
+        """Release a reservation and count one processed job."""
+        k = self.keys
+        keys = [k.working, k.working_entries, k.stats, k.daily]
+        found = await self._run("ack", keys, [jid, utc_day(now)])
+        if not found:
+            return None
+        data, expires = cast("list[bytes]", found)
+        return unpack_reservation(jid, data, float(expires))
+
+    @wrap_errors
+    async def extend(self, jid: str, expires_at: float) -> bool:
+        """Move a reservation's expiry later; ``False`` if ``jid`` holds none."""
+        found = await self._run("extend", [self.keys.working], [jid, fmt_float(expires_at)])
+        return bool(found)
+
+    @wrap_errors
+    async def expired(self, now: float, limit: int) -> list[Reservation]:
+        """Return up to ``limit`` reservations whose expiry is at or before ``now``."""
+        if limit <= 0:
+            return []
+        k = self.keys
+        args = ["score", "-inf", fmt_float(now), "0", "0", str(limit)]
+        rows = self._rows(await self._run("read", [k.working, k.working_entries], args))
+        return [unpack_reservation(jid, data, score) for jid, score, data in rows]
+
+    @wrap_errors
+    async def working(self, offset: int, limit: int) -> list[Reservation]:
+        """Return reservations ordered by expiry, after ``offset``."""
+        if limit <= 0:
+            return []
+        k = self.keys
+        rows = await self._read_rank(k.working, k.working_entries, offset, limit, False)
+        return [unpack_reservation(jid, data, score) for jid, score, data in rows]
+
+    @wrap_errors
+    async def working_size(self) -> int:
+        """Return the number of reservations."""
+        return int(await self._redis.zcard(self.keys.working))
+
+    # -- counters ------------------------------------------------------------------
+
+    @wrap_errors
+    async def counters(self) -> Counters:
+        """Return the lifetime processed and failure counters."""
+        processed, failures = await cast(
+            "Awaitable[list[bytes | None]]",
+            self._redis.hmget(self.keys.stats, ["processed", "failures"]),
+        )
+        return Counters(int(processed or 0), int(failures or 0))
+
+    @wrap_errors
+    async def history(self, days: Sequence[str]) -> list[DayCount]:
+        """Return the counts of the listed UTC days, zero where none."""
+        if not days:
+            return []
+        fields = [f"{d}:{c}" for d in days for c in ("processed", "failures")]
+        values = await cast(
+            "Awaitable[list[bytes | None]]", self._redis.hmget(self.keys.daily, fields)
+        )
+        counts = [int(v or 0) for v in values]
+        return [DayCount(d, counts[2 * i], counts[2 * i + 1]) for i, d in enumerate(days)]
+
+    # -- worker processes -------------------------------------------------------------
+
+    @wrap_errors
+    async def put_process(self, process: Process) -> None:
+        """Create or replace the record of a worker process (shared by every server)."""
+        data = json.dumps(asdict(process))
+        await self._redis.hset(self.keys.processes, process.wid, data)
+
+    @wrap_errors
+    async def get_process(self, wid: str) -> Process | None:
+        """Return the record of a worker process, if known."""
+        data = await cast("Awaitable[bytes | None]", self._redis.hget(self.keys.processes, wid))
+        return None if data is None else Process(**json.loads(data))
+
+    @wrap_errors
+    async def processes(self) -> list[Process]:
+        """Return every known worker process, from every server."""
+        found = await cast(
+            "Awaitable[dict[bytes, bytes]]", self._redis.hgetall(self.keys.processes)
+        )
+        return [Process(**json.loads(v)) for _, v in sorted(found.items())]
+
+    @wrap_errors
+    async def delete_process(self, wid: str) -> None:
+        """Forget a worker process."""
+        await self._redis.hdel(self.keys.processes, wid)
+
+    # -- everything -----------------------------------------------------------------
+
+    @wrap_errors
+    async def flush(self) -> None:
+        """Delete every job, set, queue, pause and counter; worker processes stay."""
+        k = self.keys
+        await self._run("flush", [k.queues, *k.flushed()], [k.queue_prefix, k.queue_entries_prefix])
+
+
+_: type[Store] = RedisStore
+
+__all__ = ["RedisStore"]
