@@ -1,0 +1,47 @@
+"""Werk's Python client and worker library; works with Werk and any Faktory server.
+
+Producers use :class:`Client` (blocking) or :class:`AsyncClient` (asyncio) to push jobs
+built with :class:`Job`; consumers register functions on a :class:`Worker` and run it.
+This package never imports the server: workers install it alone.
+"""
+
+from __future__ import annotations
+
+from werk.client.async_client import AsyncClient
+from werk.client.client import Client
+from werk.client.connection import AsyncConnection, Connection, ConnectionClosedError
+from werk.client.job import Job
+from werk.client.middleware import Middleware
+from werk.client.proto import ClientProtocol, Identity
+from werk.client.runner import SHUTDOWN_ERRTYPE, UnknownJobTypeError, current_job
+from werk.client.url import ConfigurationError, ServerAddress, parse_url
+from werk.client.worker import Worker
+from werk.errors import AuthenticationError, CommandError, NotUniqueError, ProtocolError, WerkError
+
+__all__ = [
+    # producing
+    "AsyncClient",
+    "Client",
+    "Job",
+    # consuming
+    "Middleware",
+    "SHUTDOWN_ERRTYPE",
+    "UnknownJobTypeError",
+    "Worker",
+    "current_job",
+    # connections
+    "AsyncConnection",
+    "ClientProtocol",
+    "Connection",
+    "Identity",
+    "ServerAddress",
+    "parse_url",
+    # errors
+    "AuthenticationError",
+    "CommandError",
+    "ConfigurationError",
+    "ConnectionClosedError",
+    "NotUniqueError",
+    "ProtocolError",
+    "WerkError",
+]

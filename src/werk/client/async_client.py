@@ -1,0 +1,197 @@
+"""The asyncio client: :class:`AsyncClient`, a pool of :class:`AsyncConnection`.
+
+The same commands as :class:`~werk.client.Client`, built by the same sans-IO core
+(:mod:`werk.client.proto`); only the waiting differs. Stale pooled connections are
+replaced once; new connections are retried with exponential backoff and jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from werk.client.backoff import backoff_delays
+from werk.client.client import CALLS
+from werk.client.connection import CONNECTION_ERRORS, DEFAULT_TIMEOUT, AsyncConnection
+from werk.client.job import Job, job_dict
+from werk.client.proto import Call, Identity
+from werk.client.url import ServerAddress, resolve
+
+T = TypeVar("T")
+
+
+class AsyncClient:
+    """An asyncio client for Werk or any Faktory server; share it between tasks.
+
+    Args:
+        url: ``tcp://[:password@]host:port`` or ``tcp+tls://...``; by default from
+            ``WERK_URL``, ``FAKTORY_PROVIDER`` or ``FAKTORY_URL``.
+        labels: labels sent in HELLO.
+        wid: a worker id, only for connections that consume jobs and BEAT.
+        pool_size: the most connections open at once.
+        timeout: seconds to wait for a reply or a connection.
+        connect_retries: how often to retry a failed connection (with backoff).
+
+    Example::
+
+        async with AsyncClient() as client:
+            await client.push(Job("SendEmail", ["ann@example.com"]))
+    """
+
+    def __init__(
+        self,
+        url: str | ServerAddress | None = None,
+        *,
+        labels: Sequence[str] = (),
+        wid: str | None = None,
+        pool_size: int = 8,
+        timeout: float = DEFAULT_TIMEOUT,
+        connect_retries: int = 3,
+    ) -> None:
+        self.address = resolve(url)
+        self.identity = Identity(wid=wid, labels=tuple(labels), username=self.address.username)
+        self.timeout = timeout
+        self.connect_retries = connect_retries
+        self._idle: list[AsyncConnection] = []
+        self._slots = asyncio.Semaphore(pool_size)
+
+    # -- the pool ---------------------------------------------------------------------------
+
+    async def _connect(self) -> AsyncConnection:
+        delays = backoff_delays()
+        for attempt in range(self.connect_retries + 1):
+            try:
+                return await AsyncConnection.open(self.address, self.identity, self.timeout)
+            except OSError:
+                if attempt == self.connect_retries:
+                    raise
+                await asyncio.sleep(next(delays))
+        raise AssertionError("unreachable")
+
+    async def _run(self, call: Call[T]) -> T:
+        async with self._slots:
+            while True:
+                reused = bool(self._idle)
+                conn = self._idle.pop() if reused else await self._connect()
+                try:
+                    result = await conn.call(call)
+                except CONNECTION_ERRORS:
+                    if reused:
+                        continue  # a stale pooled connection: try again on a fresh one
+                    raise
+                finally:
+                    if not conn.closed:
+                        self._idle.append(conn)
+                return result
+
+    async def close(self) -> None:
+        """Close every idle connection (END on each); the client stays usable."""
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+        await asyncio.sleep(0)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- producing --------------------------------------------------------------------------
+
+    async def push(self, job: Job | Mapping[str, Any]) -> str:
+        """Push one job and return its jid.
+
+        Raises:
+            CommandError: the server refused the job (``NotUniqueError`` for unique jobs).
+        """
+        payload = job_dict(job)
+        await self._run(CALLS.push(payload))
+        return str(payload["jid"])
+
+    async def push_bulk(self, jobs: Iterable[Job | Mapping[str, Any]]) -> dict[str, str]:
+        """Push many jobs in one PUSHB; return ``{jid: error}`` for those refused."""
+        return await self._run(CALLS.push_bulk([job_dict(job) for job in jobs]))
+
+    # -- consuming --------------------------------------------------------------------------
+
+    async def fetch(self, *queues: str) -> dict[str, Any] | None:
+        """Reserve the next job from the queues (in order), or ``None`` after ~2 s."""
+        return await self._run(CALLS.fetch(queues or ("default",)))
+
+    async def ack(self, jid: str) -> None:
+        """Report a job as done."""
+        await self._run(CALLS.ack(jid))
+
+    async def fail(
+        self, jid: str, errtype: str, message: str, backtrace: Sequence[str] = ()
+    ) -> None:
+        """Report a job as failed; the server retries it or moves it to the dead set."""
+        await self._run(CALLS.fail(jid, errtype, message, backtrace))
+
+    async def beat(self, current_state: str | None = None, rss_kb: int | None = None) -> str | None:
+        """Send a heartbeat for this client's ``wid``; return ``"quiet"``/``"terminate"``.
+
+        Raises:
+            ValueError: the client has no ``wid``.
+        """
+        if not self.identity.wid:
+            raise ValueError("beat needs a client created with a wid")
+        return await self._run(CALLS.beat(self.identity.wid, current_state, rss_kb))
+
+    # -- administration ---------------------------------------------------------------------
+
+    async def info(self) -> dict[str, Any]:
+        """Return the server's INFO document (queues, sets, counters, server)."""
+        return await self._run(CALLS.info())
+
+    async def flush(self) -> None:
+        """Delete every job in the server. Meant for tests."""
+        await self._run(CALLS.flush())
+
+    async def mutate(self, cmd: str, target: str, filter: Mapping[str, Any] | None = None) -> None:
+        """Run MUTATE: ``cmd`` clear/kill/discard/requeue on retries/scheduled/dead."""
+        await self._run(CALLS.mutate(cmd, target, filter))
+
+    async def pause_queues(self, *names: str) -> None:
+        """Pause queues (``"*"`` for all): FETCH skips them until resumed."""
+        await self._run(CALLS.queue("PAUSE", names))
+
+    async def resume_queues(self, *names: str) -> None:
+        """Resume paused queues (``"*"`` for all)."""
+        await self._run(CALLS.queue("RESUME", names))
+
+    async def remove_queues(self, *names: str) -> None:
+        """Delete queues and all their jobs (``"*"`` for all)."""
+        await self._run(CALLS.queue("REMOVE", names))
+
+    async def queue_latency(self, *names: str) -> dict[str, float]:
+        """Return the age in seconds of the oldest job in each queue."""
+        return await self._run(CALLS.queue_latency(names))
+
+    # -- Enterprise commands ------------------------------------------------------------------
+
+    async def batch_new(self, batch: Mapping[str, Any]) -> str:
+        """Create a batch (``description``, ``success``/``complete`` jobs); return its bid."""
+        return await self._run(CALLS.batch_new(batch))
+
+    async def batch_open(self, bid: str) -> str:
+        """Reopen a batch to add jobs; return its bid."""
+        return await self._run(CALLS.batch_open(bid))
+
+    async def batch_commit(self, bid: str) -> None:
+        """Commit a batch: its callbacks may fire once its jobs are done."""
+        await self._run(CALLS.batch_commit(bid))
+
+    async def batch_status(self, bid: str) -> dict[str, Any]:
+        """Return a batch's status document."""
+        return await self._run(CALLS.batch_status(bid))
+
+    async def track_set(self, jid: str, **fields: Any) -> None:
+        """Update a tracked job's ``percent``, ``desc`` or ``reserve_until``."""
+        await self._run(CALLS.track_set({"jid": jid, **fields}))
+
+    async def track_get(self, jid: str) -> dict[str, Any]:
+        """Return a tracked job's state document."""
+        return await self._run(CALLS.track_get(jid))

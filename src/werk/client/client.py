@@ -1,0 +1,209 @@
+"""The blocking client: :class:`Client`, a thread-safe pool of :class:`Connection`.
+
+Every method builds its command with the sans-IO core (:mod:`werk.client.proto`) and runs
+it on a pooled connection. A connection that turns out dead when taken from the pool (the
+server restarted meanwhile) is replaced once, transparently; new connections are retried
+with exponential backoff and jitter.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from werk.client.backoff import backoff_delays
+from werk.client.connection import CONNECTION_ERRORS, DEFAULT_TIMEOUT, Connection
+from werk.client.job import Job, job_dict
+from werk.client.proto import Call, ClientProtocol, Identity
+from werk.client.url import ServerAddress, resolve
+
+T = TypeVar("T")
+CALLS = ClientProtocol()
+"""Builds :class:`Call` objects; a call does not depend on any connection's state."""
+
+
+class Client:
+    """A blocking client for Werk or any Faktory server; safe to share between threads.
+
+    Args:
+        url: ``tcp://[:password@]host:port`` or ``tcp+tls://...``; by default from
+            ``WERK_URL``, ``FAKTORY_PROVIDER`` or ``FAKTORY_URL``.
+        labels: labels sent in HELLO.
+        wid: a worker id, only for connections that consume jobs and BEAT.
+        pool_size: the most connections open at once.
+        timeout: seconds to wait for a reply or a connection.
+        connect_retries: how often to retry a failed connection (with backoff).
+
+    Example::
+
+        with Client("tcp://localhost:7419") as client:
+            client.push(Job("SendEmail", ["ann@example.com"]))
+    """
+
+    def __init__(
+        self,
+        url: str | ServerAddress | None = None,
+        *,
+        labels: Sequence[str] = (),
+        wid: str | None = None,
+        pool_size: int = 8,
+        timeout: float = DEFAULT_TIMEOUT,
+        connect_retries: int = 3,
+    ) -> None:
+        self.address = resolve(url)
+        self.identity = Identity(wid=wid, labels=tuple(labels), username=self.address.username)
+        self.timeout = timeout
+        self.connect_retries = connect_retries
+        self._idle: list[Connection] = []
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(pool_size)
+
+    # -- the pool ---------------------------------------------------------------------------
+
+    def _connect(self) -> Connection:
+        delays = backoff_delays()
+        for attempt in range(self.connect_retries + 1):
+            try:
+                return Connection.open(self.address, self.identity, self.timeout)
+            except OSError:
+                if attempt == self.connect_retries:
+                    raise
+                time.sleep(next(delays))
+        raise AssertionError("unreachable")
+
+    def _checkout(self) -> tuple[Connection, bool]:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop(), True
+        return self._connect(), False
+
+    def _run(self, call: Call[T]) -> T:
+        if not self._slots.acquire(timeout=self.timeout):
+            raise TimeoutError("no free connection in the pool")
+        try:
+            while True:
+                conn, reused = self._checkout()
+                try:
+                    result = conn.call(call)
+                except CONNECTION_ERRORS:
+                    if reused:
+                        continue  # a stale pooled connection: try again on a fresh one
+                    raise
+                finally:
+                    if not conn.closed:
+                        with self._lock:
+                            self._idle.append(conn)
+                return result
+        finally:
+            self._slots.release()
+
+    def close(self) -> None:
+        """Close every idle connection (END on each); the client stays usable."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- producing --------------------------------------------------------------------------
+
+    def push(self, job: Job | Mapping[str, Any]) -> str:
+        """Push one job and return its jid.
+
+        Raises:
+            CommandError: the server refused the job (``NotUniqueError`` for unique jobs).
+        """
+        payload = job_dict(job)
+        self._run(CALLS.push(payload))
+        return str(payload["jid"])
+
+    def push_bulk(self, jobs: Iterable[Job | Mapping[str, Any]]) -> dict[str, str]:
+        """Push many jobs in one PUSHB; return ``{jid: error}`` for those refused."""
+        return self._run(CALLS.push_bulk([job_dict(job) for job in jobs]))
+
+    # -- consuming --------------------------------------------------------------------------
+
+    def fetch(self, *queues: str) -> dict[str, Any] | None:
+        """Reserve the next job from the queues (in order), or ``None`` after ~2 s."""
+        return self._run(CALLS.fetch(queues or ("default",)))
+
+    def ack(self, jid: str) -> None:
+        """Report a job as done."""
+        self._run(CALLS.ack(jid))
+
+    def fail(self, jid: str, errtype: str, message: str, backtrace: Sequence[str] = ()) -> None:
+        """Report a job as failed; the server retries it or moves it to the dead set."""
+        self._run(CALLS.fail(jid, errtype, message, backtrace))
+
+    def beat(self, current_state: str | None = None, rss_kb: int | None = None) -> str | None:
+        """Send a heartbeat for this client's ``wid``; return ``"quiet"``/``"terminate"``.
+
+        Raises:
+            ValueError: the client has no ``wid``.
+        """
+        if not self.identity.wid:
+            raise ValueError("beat needs a client created with a wid")
+        return self._run(CALLS.beat(self.identity.wid, current_state, rss_kb))
+
+    # -- administration ---------------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        """Return the server's INFO document (queues, sets, counters, server)."""
+        return self._run(CALLS.info())
+
+    def flush(self) -> None:
+        """Delete every job in the server. Meant for tests."""
+        self._run(CALLS.flush())
+
+    def mutate(self, cmd: str, target: str, filter: Mapping[str, Any] | None = None) -> None:
+        """Run MUTATE: ``cmd`` clear/kill/discard/requeue on retries/scheduled/dead."""
+        self._run(CALLS.mutate(cmd, target, filter))
+
+    def pause_queues(self, *names: str) -> None:
+        """Pause queues (``"*"`` for all): FETCH skips them until resumed."""
+        self._run(CALLS.queue("PAUSE", names))
+
+    def resume_queues(self, *names: str) -> None:
+        """Resume paused queues (``"*"`` for all)."""
+        self._run(CALLS.queue("RESUME", names))
+
+    def remove_queues(self, *names: str) -> None:
+        """Delete queues and all their jobs (``"*"`` for all)."""
+        self._run(CALLS.queue("REMOVE", names))
+
+    def queue_latency(self, *names: str) -> dict[str, float]:
+        """Return the age in seconds of the oldest job in each queue."""
+        return self._run(CALLS.queue_latency(names))
+
+    # -- Enterprise commands ------------------------------------------------------------------
+
+    def batch_new(self, batch: Mapping[str, Any]) -> str:
+        """Create a batch (``description``, ``success``/``complete`` jobs); return its bid."""
+        return self._run(CALLS.batch_new(batch))
+
+    def batch_open(self, bid: str) -> str:
+        """Reopen a batch to add jobs; return its bid."""
+        return self._run(CALLS.batch_open(bid))
+
+    def batch_commit(self, bid: str) -> None:
+        """Commit a batch: its callbacks may fire once its jobs are done."""
+        self._run(CALLS.batch_commit(bid))
+
+    def batch_status(self, bid: str) -> dict[str, Any]:
+        """Return a batch's status document."""
+        return self._run(CALLS.batch_status(bid))
+
+    def track_set(self, jid: str, **fields: Any) -> None:
+        """Update a tracked job's ``percent``, ``desc`` or ``reserve_until``."""
+        self._run(CALLS.track_set({"jid": jid, **fields}))
+
+    def track_get(self, jid: str) -> dict[str, Any]:
+        """Return a tracked job's state document."""
+        return self._run(CALLS.track_get(jid))

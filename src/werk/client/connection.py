@@ -1,0 +1,223 @@
+"""The two I/O shells around :class:`~werk.client.proto.ClientProtocol`.
+
+:class:`Connection` moves bytes over a blocking socket, :class:`AsyncConnection` over
+asyncio streams. Both only write a :class:`~werk.client.proto.Call`'s bytes, read until the
+protocol has a reply, and hand it to the call's parser; they may also write several calls
+at once and read the replies in order (pipelining keeps to one reply per request).
+An I/O failure leaves a connection unusable: it is closed and the error propagates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from werk.client.proto import NEED_DATA, Call, ClientProtocol, Identity
+from werk.client.url import ServerAddress
+from werk.errors import CommandError, WerkError
+from werk.protocol.resp import Reply
+
+T = TypeVar("T")
+READ_SIZE = 65536
+DEFAULT_TIMEOUT = 10.0
+"""Seconds to wait for a reply; FETCH answers within ~2 s even when no job comes."""
+
+
+class ConnectionClosedError(WerkError):
+    """The server closed the connection (or it broke) before the reply was complete."""
+
+
+CONNECTION_ERRORS = (OSError, EOFError, ConnectionClosedError, asyncio.IncompleteReadError)
+"""Exceptions that mean "this connection is gone; reconnect" (``TimeoutError`` included)."""
+
+
+def _outcome(call: Call[Any], reply: Reply) -> Any:
+    try:
+        return call.parse(reply)
+    except CommandError as exc:
+        return exc
+
+
+class Connection:
+    """One blocking connection to a server, handshake done.
+
+    Use :meth:`open` to connect. Not thread-safe: one thread at a time (the pool in
+    :class:`~werk.client.Client` takes care of that).
+    """
+
+    def __init__(self, sock: socket.socket, proto: ClientProtocol) -> None:
+        self._sock = sock
+        self.proto = proto
+        self.closed = False
+
+    @classmethod
+    def open(
+        cls,
+        address: ServerAddress,
+        identity: Identity | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> Connection:
+        """Connect, do the handshake, and return the ready connection.
+
+        Raises:
+            OSError: the server cannot be reached.
+            AuthenticationError: the password is missing or wrong.
+        """
+        sock = socket.create_connection((address.host, address.port), timeout=timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            context = address.ssl_context()
+            if context is not None:
+                sock = context.wrap_socket(sock, server_hostname=address.host)
+            conn = cls(sock, ClientProtocol(identity, address.password))
+            conn._handshake()
+        except BaseException:
+            sock.close()
+            raise
+        return conn
+
+    def _handshake(self) -> None:
+        while (line := self.proto.handshake(self._read_reply())) is not None:
+            self._sock.sendall(line)
+
+    def _read_reply(self) -> Reply:
+        proto = self.proto
+        while (reply := proto.next_reply()) is NEED_DATA:
+            data = self._sock.recv(READ_SIZE)
+            if not data:
+                raise ConnectionClosedError("the server closed the connection")
+            proto.feed(data)
+        return reply  # type: ignore[return-value]
+
+    def call(self, call: Call[T]) -> T:
+        """Send one command and return its parsed reply (or raise its mapped error)."""
+        try:
+            self._sock.sendall(call.data)
+            reply = self._read_reply()
+        except BaseException:
+            self.close(polite=False)
+            raise
+        return call.parse(reply)
+
+    def pipeline(self, calls: Sequence[Call[Any]]) -> list[Any]:
+        """Send several commands in one write; return their results in order.
+
+        A command refused by the server yields its :class:`CommandError` as the result
+        instead of raising, so the replies that follow are still read.
+        """
+        try:
+            self._sock.sendall(b"".join(call.data for call in calls))
+            replies = [self._read_reply() for _ in calls]
+        except BaseException:
+            self.close(polite=False)
+            raise
+        return [_outcome(call, reply) for call, reply in zip(calls, replies, strict=True)]
+
+    def close(self, polite: bool = True) -> None:
+        """Close the connection, saying END first when ``polite`` and still healthy."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if polite:
+                self._sock.sendall(self.proto.end())
+        except OSError:
+            pass
+        finally:
+            self._sock.close()
+
+
+class AsyncConnection:
+    """One asyncio connection to a server, handshake done. Use :meth:`open`.
+
+    Not safe for concurrent use by several tasks; :class:`~werk.client.AsyncClient`'s
+    pool hands each connection to one task at a time.
+    """
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        proto: ClientProtocol,
+        timeout: float,
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self.proto = proto
+        self.timeout = timeout
+        self.closed = False
+
+    @classmethod
+    async def open(
+        cls,
+        address: ServerAddress,
+        identity: Identity | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> AsyncConnection:
+        """Connect, do the handshake, and return the ready connection.
+
+        Raises:
+            OSError: the server cannot be reached.
+            AuthenticationError: the password is missing or wrong.
+        """
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(
+                address.host, address.port, ssl=address.ssl_context(), limit=READ_SIZE
+            )
+        conn = cls(reader, writer, ClientProtocol(identity, address.password), timeout)
+        try:
+            while (line := conn.proto.handshake(await conn._read_reply())) is not None:
+                writer.write(line)
+        except BaseException:
+            conn.close(polite=False)
+            raise
+        return conn
+
+    async def _read_reply(self) -> Reply:
+        proto = self.proto
+        while (reply := proto.next_reply()) is NEED_DATA:
+            async with asyncio.timeout(self.timeout):
+                data = await self._reader.read(READ_SIZE)
+            if not data:
+                raise ConnectionClosedError("the server closed the connection")
+            proto.feed(data)
+        return reply  # type: ignore[return-value]
+
+    async def call(self, call: Call[T]) -> T:
+        """Send one command and return its parsed reply (or raise its mapped error)."""
+        try:
+            self._writer.write(call.data)
+            await self._writer.drain()
+            reply = await self._read_reply()
+        except BaseException:
+            self.close(polite=False)
+            raise
+        return call.parse(reply)
+
+    async def pipeline(self, calls: Sequence[Call[Any]]) -> list[Any]:
+        """Send several commands in one write; return their results in order.
+
+        A command refused by the server yields its :class:`CommandError` as the result.
+        """
+        try:
+            self._writer.write(b"".join(call.data for call in calls))
+            await self._writer.drain()
+            replies = [await self._read_reply() for _ in calls]
+        except BaseException:
+            self.close(polite=False)
+            raise
+        return [_outcome(call, reply) for call, reply in zip(calls, replies, strict=True)]
+
+    def close(self, polite: bool = True) -> None:
+        """Close the connection, saying END first when ``polite`` and still healthy."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if polite and not self._writer.is_closing():
+                self._writer.write(self.proto.end())
+        except (OSError, RuntimeError):
+            pass
+        self._writer.close()

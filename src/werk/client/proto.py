@@ -1,0 +1,331 @@
+"""The client's sans-IO protocol core: method calls in, bytes out; bytes in, typed results out.
+
+:class:`ClientProtocol` owns the reply parser and the handshake state machine, and builds a
+:class:`Call` for every command: the bytes to send plus the function that turns the
+command's one reply into a Python value (or raises the mapped exception). The blocking
+:class:`~werk.client.Client` and the asyncio :class:`~werk.client.AsyncClient` are thin
+shells that move those bytes; neither knows the wire format.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from werk.errors import AuthenticationError, ProtocolError, error_from_wire
+from werk.protocol import commands as verbs
+from werk.protocol.auth import hash_password
+from werk.protocol.commands import PROTOCOL_VERSION, compact_json, encode_command
+from werk.protocol.resp import NEED_DATA, Error, Reply, ReplyReader, Simple, _NeedData
+
+T = TypeVar("T")
+log = logging.getLogger("werk.client")
+
+_OK = Simple("OK")
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[T]):
+    """One command: the bytes to write and the parser of its single reply."""
+
+    data: bytes
+    parse: Callable[[Reply], T]
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who this connection says it is in HELLO.
+
+    Attributes:
+        wid: the worker process id; ``None`` for producers (only consumers send one).
+        hostname: shown in the Web UI.
+        pid: shown in the Web UI.
+        labels: badges shown on the Busy page.
+        username: sent as ``username`` (proxies route on it).
+    """
+
+    wid: str | None = None
+    hostname: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+    labels: tuple[str, ...] = ()
+    username: str | None = None
+
+
+def new_wid() -> str:
+    """Return a new random worker id (16 lower-case hex characters)."""
+    return secrets.token_hex(8)
+
+
+class State(enum.Enum):
+    """Where a connection is in its life: greeting, hello sent, ready, closed."""
+
+    AWAIT_HI = "await_hi"
+    AWAIT_OK = "await_ok"
+    READY = "ready"
+    CLOSED = "closed"
+
+
+def expect_ok(reply: Reply) -> None:
+    """Accept ``+OK``; raise the mapped exception for ``-CODE``; anything else is a bug."""
+    if reply == _OK:
+        return
+    raise _unexpected(reply)
+
+
+def _unexpected(reply: Reply) -> Exception:
+    if isinstance(reply, Error):
+        return error_from_wire(reply.text)
+    return ProtocolError(f"unexpected reply {reply!r}")
+
+
+def _bulk(reply: Reply) -> bytes:
+    if isinstance(reply, bytes):
+        return reply
+    raise _unexpected(reply)
+
+
+def _json_bulk(reply: Reply) -> Any:
+    return json.loads(_bulk(reply))
+
+
+def _json_object(reply: Reply) -> dict[str, Any]:
+    value = _json_bulk(reply)
+    if not isinstance(value, dict):
+        raise ProtocolError(f"expected a JSON object, got {value!r}")
+    return value
+
+
+def _text_bulk(reply: Reply) -> str:
+    if isinstance(reply, Simple):
+        return reply.text
+    return _bulk(reply).decode()
+
+
+def parse_job(reply: Reply) -> dict[str, Any] | None:
+    """Parse a FETCH reply: the job as a dict, or ``None`` when no job came (nil or empty)."""
+    if reply is None or reply == b"":
+        return None
+    return _json_object(reply)
+
+
+def parse_beat(reply: Reply) -> str | None:
+    """Parse a BEAT reply: ``None`` for ``+OK``, else the state the server asks for.
+
+    The state arrives as bulk (or, in old servers, simple) JSON ``{"state":"quiet"}``.
+    """
+    if reply == _OK:
+        return None
+    text = _text_bulk(reply)
+    try:
+        state = json.loads(text).get("state")
+    except (ValueError, AttributeError) as exc:
+        raise ProtocolError(f"unexpected BEAT reply {text!r}") from exc
+    return str(state) if state else None
+
+
+class ClientProtocol:
+    """The protocol state of one connection, with no I/O.
+
+    Feed what the socket delivered with :meth:`feed` and take replies with
+    :meth:`next_reply`. Until :attr:`state` is ``READY``, pass each reply to
+    :meth:`handshake`, which returns the bytes to send (the HELLO line) or ``None`` when
+    the handshake is complete. After that, each command method returns a :class:`Call`.
+
+    Args:
+        identity: what HELLO says about this connection.
+        password: the server password, if any.
+    """
+
+    def __init__(self, identity: Identity | None = None, password: str | None = None) -> None:
+        self.identity = identity or Identity()
+        self.password = password
+        self.state = State.AWAIT_HI
+        self.server_version: int | None = None
+        self._reader = ReplyReader()
+
+    # -- bytes in ---------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        """Hand over bytes read from the connection."""
+        self._reader.feed(data)
+
+    def next_reply(self) -> Reply | _NeedData:
+        """Return the next whole reply, or :data:`werk.protocol.resp.NEED_DATA`."""
+        return self._reader.next_reply()
+
+    # -- the handshake ----------------------------------------------------------------------
+
+    def handshake(self, reply: Reply) -> bytes | None:
+        """Advance the handshake with one server reply.
+
+        Returns:
+            The HELLO line to send after ``+HI``; ``None`` once ``+OK`` made us ready.
+
+        Raises:
+            AuthenticationError: a password is needed and missing, or it was wrong.
+            ProtocolError: the server sent something that is not a handshake reply.
+        """
+        if self.state is State.AWAIT_HI:
+            if not (isinstance(reply, Simple) and reply.text.startswith("HI ")):
+                raise (
+                    _unexpected(reply)
+                    if isinstance(reply, Error)
+                    else ProtocolError(f"expected +HI, got {reply!r}")
+                )
+            hello = self._hello(reply.text[3:])
+            self.state = State.AWAIT_OK
+            return encode_command(verbs.HELLO, compact_json(hello))
+        if self.state is State.AWAIT_OK:
+            self.state = State.CLOSED
+            expect_ok(reply)
+            self.state = State.READY
+            return None
+        raise ProtocolError(f"handshake already finished (state {self.state.value})")
+
+    def _hello(self, greeting: str) -> dict[str, Any]:
+        try:
+            hi = json.loads(greeting)
+        except ValueError as exc:
+            raise ProtocolError(f"bad +HI payload {greeting!r}") from exc
+        version = hi.get("v")
+        self.server_version = version if isinstance(version, int) else None
+        if isinstance(version, int) and version > PROTOCOL_VERSION:
+            log.warning("server speaks protocol v%d, this client v%d", version, PROTOCOL_VERSION)
+        ident = self.identity
+        hello: dict[str, Any] = {
+            "hostname": ident.hostname,
+            "pid": ident.pid,
+            "labels": list(ident.labels),
+            "v": PROTOCOL_VERSION,
+        }
+        if ident.wid:
+            hello["wid"] = ident.wid
+        if ident.username:
+            hello["username"] = ident.username
+        salt = hi.get("s")
+        if salt is not None:
+            if not self.password:
+                self.state = State.CLOSED
+                raise AuthenticationError("the server requires a password and none was given")
+            hello["pwdhash"] = hash_password(self.password, str(salt), int(hi.get("i") or 1))
+        return hello
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def push(self, job: Mapping[str, Any]) -> Call[None]:
+        """``PUSH {job}`` → ``+OK``."""
+        return Call(encode_command(verbs.PUSH, compact_json(job)), expect_ok)
+
+    def push_bulk(self, jobs: Iterable[Mapping[str, Any]]) -> Call[dict[str, str]]:
+        """``PUSHB [jobs]`` → bulk JSON ``{jid: error}`` for the jobs that were refused."""
+        data = encode_command(verbs.PUSHB, compact_json(list(jobs)))
+        return Call(data, _json_object)
+
+    def fetch(self, queues: Sequence[str]) -> Call[dict[str, Any] | None]:
+        """``FETCH q1 q2 ...`` → the job, or ``None`` after the server's ~2 s wait."""
+        if not queues:
+            raise ValueError("fetch needs at least one queue")
+        return Call(encode_command(verbs.FETCH, " ".join(queues)), parse_job)
+
+    def ack(self, jid: str) -> Call[None]:
+        """``ACK {"jid":...}`` → ``+OK``."""
+        return Call(b'ACK {"jid":' + json.dumps(jid).encode() + b"}\r\n", expect_ok)
+
+    def fail(
+        self, jid: str, errtype: str, message: str, backtrace: Sequence[str] = ()
+    ) -> Call[None]:
+        """``FAIL {"jid","errtype","message","backtrace"}`` → ``+OK``."""
+        payload = {
+            "jid": jid,
+            "errtype": errtype,
+            "message": message,
+            "backtrace": list(backtrace),
+        }
+        return Call(encode_command(verbs.FAIL, compact_json(payload)), expect_ok)
+
+    def beat(
+        self, wid: str, current_state: str | None = None, rss_kb: int | None = None
+    ) -> Call[str | None]:
+        """``BEAT {"wid",...}`` → ``None`` (running) or ``"quiet"``/``"terminate"``."""
+        payload: dict[str, Any] = {"wid": wid}
+        if current_state:
+            payload["current_state"] = current_state
+        if rss_kb is not None:
+            payload["rss_kb"] = rss_kb
+        return Call(encode_command(verbs.BEAT, compact_json(payload)), parse_beat)
+
+    def info(self) -> Call[dict[str, Any]]:
+        """``INFO`` → the server's state document."""
+        return Call(encode_command(verbs.INFO), _json_object)
+
+    def flush(self) -> Call[None]:
+        """``FLUSH`` → ``+OK`` (deletes every job)."""
+        return Call(encode_command(verbs.FLUSH), expect_ok)
+
+    def mutate(self, cmd: str, target: str, filter: Mapping[str, Any] | None = None) -> Call[None]:
+        """``MUTATE {"cmd","target","filter"}`` → ``+OK``."""
+        payload: dict[str, Any] = {"cmd": cmd, "target": target}
+        if filter is not None:
+            payload["filter"] = dict(filter)
+        return Call(encode_command(verbs.MUTATE, compact_json(payload)), expect_ok)
+
+    def queue(self, subcommand: str, names: Sequence[str]) -> Call[None]:
+        """``QUEUE PAUSE|RESUME|REMOVE names...`` → ``+OK``."""
+        if not names:
+            raise ValueError("QUEUE needs at least one queue name (or '*')")
+        return Call(encode_command(verbs.QUEUE, " ".join([subcommand, *names])), expect_ok)
+
+    def queue_latency(self, names: Sequence[str]) -> Call[dict[str, float]]:
+        """``QUEUE LATENCY names...`` → ``{queue: seconds}``."""
+        if not names:
+            raise ValueError("QUEUE LATENCY needs at least one queue name")
+        return Call(encode_command(verbs.QUEUE, " ".join(["LATENCY", *names])), _json_object)
+
+    def batch_new(self, batch: Mapping[str, Any]) -> Call[str]:
+        """``BATCH NEW {batch}`` → the new batch id."""
+        return Call(encode_command(verbs.BATCH, "NEW " + compact_json(batch)), _text_bulk)
+
+    def batch_open(self, bid: str) -> Call[str]:
+        """``BATCH OPEN bid`` → the batch id."""
+        return Call(encode_command(verbs.BATCH, "OPEN " + bid), _text_bulk)
+
+    def batch_commit(self, bid: str) -> Call[None]:
+        """``BATCH COMMIT bid`` → ``+OK``."""
+        return Call(encode_command(verbs.BATCH, "COMMIT " + bid), expect_ok)
+
+    def batch_status(self, bid: str) -> Call[dict[str, Any]]:
+        """``BATCH STATUS bid`` → the batch's status document."""
+        return Call(encode_command(verbs.BATCH, "STATUS " + bid), _json_object)
+
+    def track_set(self, update: Mapping[str, Any]) -> Call[None]:
+        """``TRACK SET {"jid",...}`` → ``+OK``."""
+        return Call(encode_command(verbs.TRACK, "SET " + compact_json(update)), expect_ok)
+
+    def track_get(self, jid: str) -> Call[dict[str, Any]]:
+        """``TRACK GET jid`` → the job's tracking document."""
+        return Call(encode_command(verbs.TRACK, "GET " + jid), _json_object)
+
+    def end(self) -> bytes:
+        """``END``: the bytes that close the connection politely (no reply comes)."""
+        self.state = State.CLOSED
+        return encode_command(verbs.END)
+
+
+__all__ = [
+    "NEED_DATA",
+    "Call",
+    "ClientProtocol",
+    "Identity",
+    "State",
+    "expect_ok",
+    "new_wid",
+    "parse_beat",
+    "parse_job",
+]

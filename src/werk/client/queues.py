@@ -1,0 +1,61 @@
+"""Which queues a worker fetches from, and in what order for each FETCH.
+
+Strict order (no weights given) sends the queues as
+listed: the server serves the first non-empty one. Weighted order draws a fresh order for
+every FETCH, each queue ahead of the others with odds proportional to its weight (the
+Ruby and Go workers' ``-q name,weight``).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+
+
+def parse_queue(spec: str | tuple[str, int]) -> tuple[str, int]:
+    """Parse ``"name"``, ``"name,weight"`` or ``(name, weight)`` into ``(name, weight)``.
+
+    Raises:
+        ValueError: the name is empty or the weight is not a positive integer.
+    """
+    if isinstance(spec, tuple):
+        name, weight = spec
+    else:
+        name, _, raw = spec.partition(",")
+        weight = int(raw) if raw else 0
+    name = name.strip()
+    if not name:
+        raise ValueError(f"empty queue name in {spec!r}")
+    if weight < 0:
+        raise ValueError(f"queue weight must be positive in {spec!r}")
+    return name, weight
+
+
+class QueueOrder:
+    """The FETCH queue list: fixed for strict order, redrawn per call when weighted.
+
+    Args:
+        queues: queue specs as accepted by :func:`parse_queue`; a weight on any of them
+            makes the order weighted (queues without one weigh 1).
+        rng: the random source for weighted order.
+    """
+
+    def __init__(
+        self, queues: Iterable[str | tuple[str, int]], rng: random.Random | None = None
+    ) -> None:
+        parsed = [parse_queue(spec) for spec in queues]
+        if not parsed:
+            raise ValueError("a worker needs at least one queue")
+        self.names: tuple[str, ...] = tuple(name for name, _ in parsed)
+        self.weighted = any(weight > 0 for _, weight in parsed)
+        self.weights: tuple[int, ...] = tuple(max(weight, 1) for _, weight in parsed)
+        self._rng = rng or random.Random()
+
+    def order(self) -> Sequence[str]:
+        """Return the queue names for the next FETCH."""
+        if not self.weighted:
+            return self.names
+        # Efraimidis-Spirakis: sorting by u**(1/w) draws a weighted order without replacement.
+        rng = self._rng
+        keys = [rng.random() ** (1.0 / w) for w in self.weights]
+        return [name for _, name in sorted(zip(keys, self.names, strict=True), reverse=True)]

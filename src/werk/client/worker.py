@@ -1,0 +1,312 @@
+"""The worker: register job functions, then fetch and run jobs until told to stop.
+
+Lifecycle, in three phases:
+
+1. *startup*: middleware ``on_start``, one :class:`~werk.client.processor.Processor` per
+   concurrency slot (each with its own connection) and the heartbeat task;
+2. *running*: processors fetch and run jobs; ``quiet`` (from the server's BEAT reply, or
+   :meth:`Worker.quiet`, or SIGTSTP) stops fetching; ``terminate`` (BEAT), SIGTERM, SIGINT or
+   :meth:`Worker.stop` begin the shutdown;
+3. *shutdown*: no new FETCH; running jobs get ``shutdown_timeout`` seconds to finish and be
+   ACKed; jobs still running then are FAILed back with errtype ``WorkerShutdown`` so the
+   server retries them; then middleware ``on_stop``. Nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from werk.client.client import CALLS
+from werk.client.connection import DEFAULT_TIMEOUT
+from werk.client.middleware import Middleware
+from werk.client.processor import Processor, heartbeat
+from werk.client.proto import Call, Identity, new_wid
+from werk.client.queues import QueueOrder
+from werk.client.runner import Registration, Runner
+from werk.client.url import ServerAddress, resolve
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("werk.worker")
+
+RUNNING, QUIET, STOPPING = "running", "quiet", "terminate"
+REPORT_GRACE = 5.0
+"""Seconds allowed after the shutdown deadline to FAIL back unfinished jobs."""
+
+
+class Worker:
+    """Fetches jobs from Werk (or any Faktory server) and runs the registered functions.
+
+    Args:
+        url: the server URL; by default from ``WERK_URL``/``FAKTORY_URL``.
+        queues: queue names in strict order, or ``"name,weight"``/``(name, weight)`` for
+            weighted order.
+        concurrency: how many jobs run at once (one connection each).
+        labels: shown on the server's Busy page.
+        shutdown_timeout: seconds running jobs get to finish when the worker stops.
+        middleware: hooks around the worker and each job.
+        heartbeat_interval: seconds between BEATs (the protocol wants 5..60, 15 advised).
+        timeout: seconds to wait for a server reply.
+
+    Example::
+
+        worker = Worker(queues=["critical", "default"], concurrency=20)
+
+        @worker.register("SendEmail")
+        def send_email(address: str) -> None: ...
+
+        worker.run()
+    """
+
+    def __init__(
+        self,
+        url: str | ServerAddress | None = None,
+        *,
+        queues: Iterable[str | tuple[str, int]] = ("default",),
+        concurrency: int = 10,
+        labels: Sequence[str] = ("python",),
+        shutdown_timeout: float = 25.0,
+        middleware: Sequence[Middleware] = (),
+        heartbeat_interval: float = 15.0,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._url = url
+        self.queues = QueueOrder(queues)
+        self.concurrency = concurrency
+        self.labels = tuple(labels)
+        self.shutdown_timeout = shutdown_timeout
+        self.middleware = list(middleware)
+        self.heartbeat_interval = heartbeat_interval
+        self.timeout = timeout
+        self.wid = new_wid()
+        self.registry: dict[str, Registration] = {}
+        self.state = RUNNING
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._changed = asyncio.Event()
+        self.give_up = asyncio.Event()
+        self._strict_fetch: Call[Any] | None = None
+
+    # -- registering jobs ---------------------------------------------------------------
+
+    def register(self, name: str | Callable[..., Any] | None = None) -> Any:
+        """Register a job function, as ``@worker.register("Name")`` or ``@worker.register``.
+
+        Without a name the function's ``__name__`` is the jobtype. ``async def`` functions
+        run on the worker's event loop, plain functions on its thread pool.
+        """
+        if callable(name):
+            return self.add(name.__name__, name)
+
+        def decorator(func: F) -> F:
+            return self.add(name or func.__name__, func)
+
+        return decorator
+
+    def add(self, jobtype: str, func: F) -> F:
+        """Register ``func`` for jobs of type ``jobtype``; return ``func``."""
+        self.registry[jobtype] = Registration.of(jobtype, func)
+        return func
+
+    # -- state, readable by processors and the heartbeat ---------------------------------
+
+    @property
+    def address(self) -> ServerAddress:
+        """The server this worker connects to."""
+        return resolve(self._url)
+
+    @property
+    def identity(self) -> Identity:
+        """What this worker's connections say in HELLO."""
+        return Identity(wid=self.wid, labels=self.labels, username=self.address.username)
+
+    @property
+    def fetching(self) -> bool:
+        """Whether processors should FETCH (neither quiet nor stopping)."""
+        return self.state == RUNNING
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the shutdown has begun."""
+        return self.state == STOPPING
+
+    @property
+    def announced_state(self) -> str | None:
+        """The ``current_state`` the next BEAT announces (``None`` while running)."""
+        return None if self.state == RUNNING else self.state
+
+    def fetch_call(self) -> Call[Any]:
+        """The FETCH for the next job, in strict or freshly weighted queue order."""
+        if self.queues.weighted:
+            return CALLS.fetch(self.queues.order())
+        if self._strict_fetch is None:
+            self._strict_fetch = CALLS.fetch(self.queues.names)
+        return self._strict_fetch
+
+    @staticmethod
+    def rss_kb() -> int | None:
+        """This process's resident memory in KiB (reported in BEAT), if known."""
+        try:
+            with open("/proc/self/statm", "rb") as statm:
+                return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+        except (OSError, ValueError, IndexError):
+            return None
+
+    async def wait_state_change(self, timeout: float | None = None) -> None:
+        """Wait until quiet/stop is requested, or ``timeout`` seconds pass."""
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    def _set_state(self, state: str) -> None:
+        order = (RUNNING, QUIET, STOPPING)
+        if order.index(state) <= order.index(self.state):
+            return  # states only move forward, as in the protocol
+        log.info("worker %s: %s", self.wid, state)
+        self.state = state
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def obey(self, state: str | None) -> None:
+        """Apply a state the server asked for in a BEAT reply."""
+        if state == QUIET:
+            self._set_state(QUIET)
+        elif state == STOPPING:
+            self._set_state(STOPPING)
+
+    # -- control, from any thread ---------------------------------------------------------
+
+    def _in_loop(self, func: Callable[[], None]) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            func()
+        elif _running_loop() is loop:
+            func()
+        else:
+            loop.call_soon_threadsafe(func)
+
+    def quiet(self) -> None:
+        """Stop fetching new jobs; running ones finish. Safe to call from any thread."""
+        self._in_loop(lambda: self._set_state(QUIET))
+
+    def stop(self) -> None:
+        """Begin the graceful shutdown. Safe to call from any thread or signal handler."""
+        self._in_loop(lambda: self._set_state(STOPPING))
+
+    # -- running -----------------------------------------------------------------------
+
+    def run(self, *, install_signals: bool = True) -> None:
+        """Run until stopped (blocking): SIGTERM/SIGINT stop, SIGTSTP quiets.
+
+        Uses uvloop when it is installed.
+        """
+        loop_factory = _loop_factory()
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(self.run_async(install_signals=install_signals))
+
+    async def run_async(self, *, install_signals: bool = False) -> None:
+        """Run on the current event loop until stopped.
+
+        Raises:
+            AuthenticationError: the server refused the password.
+        """
+        self._loop = asyncio.get_running_loop()
+        self._changed = asyncio.Event()
+        self.give_up = asyncio.Event()
+        if install_signals:
+            self._install_signals()
+        executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="werk-job")
+        self.runner = Runner(self.registry, self.middleware, executor)
+        for middleware in self.middleware:
+            middleware.on_start(self)
+        processors = [Processor(self, i) for i in range(self.concurrency)]
+        tasks = [
+            asyncio.create_task(p.run(), name=f"werk-processor-{i}")
+            for i, p in enumerate(processors)
+        ]
+        beat = asyncio.create_task(heartbeat(self), name="werk-heartbeat")
+        try:
+            await self._supervise(processors, tasks)
+        finally:
+            beat.cancel()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(beat, *tasks, return_exceptions=True)
+            executor.shutdown(wait=False, cancel_futures=True)
+            for middleware in reversed(self.middleware):
+                middleware.on_stop(self)
+            self._loop = None
+            log.info("worker %s stopped", self.wid)
+
+    async def _supervise(
+        self, processors: list[Processor], tasks: list[asyncio.Task[None]]
+    ) -> None:
+        # Running: wait for a stop request, or a processor dying of a fatal error.
+        stop_wait = asyncio.create_task(self._wait_for(STOPPING))
+        done, _ = await asyncio.wait([stop_wait, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        stop_wait.cancel()
+        for task in done:
+            if task is not stop_wait and task.exception() is not None:
+                self._set_state(STOPPING)
+                raise task.exception()  # type: ignore[misc]
+        self._set_state(STOPPING)
+        # Shutdown: running jobs get shutdown_timeout seconds to finish and be reported.
+        _, pending = await asyncio.wait(tasks, timeout=self.shutdown_timeout)
+        if not pending:
+            return
+        # Deadline: hand back jobs still running, then stop reconnecting.
+        for processor in processors:
+            if processor.job is not None:
+                processor.abandon = True
+                tasks[processor.index].cancel()
+        _, pending = await asyncio.wait(pending, timeout=REPORT_GRACE)
+        self.give_up.set()
+        if pending:
+            await asyncio.wait(pending, timeout=1.0)
+
+    async def _wait_for(self, state: str) -> None:
+        while self.state != state:
+            await self._changed.wait()
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        interrupts = 0
+
+        def on_interrupt() -> None:
+            nonlocal interrupts
+            interrupts += 1
+            if interrupts > 1:
+                log.warning("second interrupt: stopping without waiting for running jobs")
+                self.shutdown_timeout = 0.0
+            self.stop()
+
+        loop.add_signal_handler(signal.SIGTERM, self.stop)
+        loop.add_signal_handler(signal.SIGINT, on_interrupt)
+        if hasattr(signal, "SIGTSTP"):
+            loop.add_signal_handler(signal.SIGTSTP, self.quiet)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if sys.platform == "win32":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
