@@ -13,13 +13,13 @@ import uuid
 from collections.abc import Awaitable, Sequence
 from dataclasses import asdict
 from typing import cast
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from werk.storage.base import (
     AvailableCallback,
@@ -49,11 +49,11 @@ ENQUEUE_CHUNK = 500
 
 def split_url(url: str) -> tuple[str, str]:
     """Split ``?prefix=`` off a Redis URL; return the URL for redis-py and the prefix."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    prefix = next((v for k, v in query if k == "prefix"), DEFAULT_PREFIX)
-    rest = urlencode([(k, v) for k, v in query if k != "prefix"])
-    return urlunsplit(parts._replace(query=rest)), prefix
+    base, _, query = url.partition("?")
+    params = parse_qsl(query, keep_blank_values=True)
+    prefix = next((v for k, v in params if k == "prefix"), DEFAULT_PREFIX)
+    rest = urlencode([(k, v) for k, v in params if k != "prefix"])
+    return (f"{base}?{rest}" if rest else base), prefix
 
 
 class RedisStore(RedisSets):
@@ -63,11 +63,24 @@ class RedisStore(RedisSets):
         client_url: a redis-py URL (``redis://``, ``rediss://``, ``unix://``) without
             ``prefix``.
         prefix: the prefix of every key (see :mod:`werk.storage.keys`).
+        retries: how often a command is retried on a lost connection (with backoff from
+            50 ms to 1 s) before it fails with :class:`~werk.errors.StorageError`; the
+            default rides out about 10 s of Redis being away.
+        max_connections: the size of the connection pool; more concurrent commands wait.
     """
 
-    def __init__(self, client_url: str, *, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(
+        self,
+        client_url: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        retries: int = 12,
+        max_connections: int = 32,
+    ) -> None:
         super().__init__(Keys(prefix))
         self.client_url = client_url
+        self.retries = retries
+        self.max_connections = max_connections
         self.origin = uuid.uuid4().hex
         self._listener: AvailableListener | None = None
 
@@ -78,20 +91,24 @@ class RedisStore(RedisSets):
         return cls(client_url, prefix=prefix)
 
     def _connect(self, retries: int) -> aioredis.Redis:
-        retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries)
-        return aioredis.Redis.from_url(
+        # A blocking pool: a burst of concurrent commands waits for a free connection
+        # instead of failing with "Too many connections".
+        pool = aioredis.BlockingConnectionPool.from_url(
             self.client_url,
-            retry=retry,
+            max_connections=self.max_connections,
+            timeout=20,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries),
             retry_on_error=[RedisConnectionError, RedisTimeoutError, OSError],
             health_check_interval=10,
             socket_connect_timeout=5,
             socket_keepalive=True,
         )
+        return aioredis.Redis.from_pool(pool)
 
     @wrap_errors
     async def open(self) -> None:
         """Connect, check that Redis answers, and start following the pub/sub channel."""
-        self._redis = self._connect(retries=12)
+        self._redis = self._connect(self.retries)
         self._load_scripts()
         await self._redis.ping()
         listener = AvailableListener(
