@@ -83,14 +83,14 @@ class Runner:
     Args:
         registry: job functions by ``jobtype``.
         middleware: hooks around every job.
-        executor: where plain (non-async) functions run.
+        executor: where plain (non-async) functions run (``None``: the loop's default).
     """
 
     def __init__(
         self,
         registry: dict[str, Registration],
         middleware: Sequence[Middleware],
-        executor: Executor,
+        executor: Executor | None = None,
     ) -> None:
         self.registry = registry
         self.middleware = list(middleware)

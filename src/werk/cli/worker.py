@@ -1,0 +1,117 @@
+"""``werk worker module:attr``: run a :class:`~werk.client.Worker` from an import path.
+
+The attribute may be a ``Worker`` (its settings are the defaults, the flags override them)
+or a registry: a mapping of jobtype to function, or a module-level list of such functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from werk.client import Worker
+from werk.client.queues import parse_queue
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``worker`` subcommand."""
+    parser = subparsers.add_parser(
+        "worker",
+        help="run a Python worker",
+        description="Fetch and run jobs with the functions registered on a Worker.",
+    )
+    parser.add_argument("target", help="import path of a Worker or a registry: module:attr")
+    parser.add_argument(
+        "-q",
+        "--queue",
+        action="append",
+        default=[],
+        metavar="NAME[,WEIGHT]",
+        help="queue to fetch from, repeatable; weights make the order weighted",
+    )
+    parser.add_argument("-c", "--concurrency", type=int, help="jobs running at once")
+    parser.add_argument("--url", help="server URL (default WERK_URL / FAKTORY_URL)")
+    parser.add_argument(
+        "--label", action="append", default=[], help="label shown on the Busy page, repeatable"
+    )
+    parser.add_argument(
+        "--shutdown-timeout", type=float, help="seconds running jobs get to finish on stop"
+    )
+    parser.add_argument("-l", "--log-level", default="info", help="debug, info, warning, error")
+    parser.set_defaults(func=run)
+
+
+def load_target(path: str) -> Any:
+    """Import ``module:attr`` (``attr`` may be dotted) and return the object.
+
+    Raises:
+        ValueError: the path has no ``:``.
+    """
+    module_name, sep, attr = path.partition(":")
+    if not sep or not attr:
+        raise ValueError(f"expected module:attr, got {path!r}")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def build_worker(target: Any, args: argparse.Namespace) -> Worker:
+    """Return the worker for ``target``, with the command-line flags applied."""
+    if isinstance(target, Worker):
+        worker = target
+    else:
+        worker = Worker()
+        functions: Mapping[str, Callable[..., Any]]
+        if isinstance(target, Mapping):
+            functions = target
+        else:
+            functions = {func.__name__: func for func in target}
+        for name, func in functions.items():
+            worker.add(name, func)
+    if args.url:
+        worker._url = args.url
+    if args.queue:
+        worker.queues = type(worker.queues)(parse_queue(spec) for spec in args.queue)
+    if args.concurrency:
+        worker.concurrency = args.concurrency
+    if args.label:
+        worker.labels = tuple(args.label)
+    if args.shutdown_timeout is not None:
+        worker.shutdown_timeout = args.shutdown_timeout
+    return worker
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``werk worker``; return 0 after a graceful stop."""
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    log = logging.getLogger("werk.worker")
+    try:
+        worker = build_worker(load_target(args.target), args)
+    except (ImportError, AttributeError, ValueError, TypeError) as exc:
+        log.error("cannot load %s: %s", args.target, exc)
+        return 2
+    log.info(
+        "worker %s: %d jobtypes, queues %s, concurrency %d, server %s",
+        worker.wid,
+        len(worker.registry),
+        ",".join(worker.queues.names),
+        worker.concurrency,
+        worker.address.url(),
+    )
+    worker.run()
+    if threading.active_count() > 1:
+        # Jobs abandoned at the shutdown deadline were FAILed back; do not wait for them.
+        logging.shutdown()
+        os._exit(0)
+    return 0

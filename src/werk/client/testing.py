@@ -1,0 +1,175 @@
+"""Helpers for testing code that uses Werk: inline jobs, and a server in the test process.
+
+:class:`InlineClient` runs each pushed job at once, in the caller's thread, through the
+worker's registry and middleware, with no server: the quickest unit tests.
+:func:`run_server` starts a real Werk server on a free port in a background thread, for
+integration tests. This module is not imported by the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from werk.client.job import Job, job_dict
+from werk.client.runner import Runner, UnknownJobTypeError, current_job
+from werk.client.worker import Worker
+
+__all__ = ["InlineClient", "RunningServer", "current_job", "run_server"]
+
+
+@dataclass
+class InlineClient:
+    """A stand-in for :class:`~werk.client.Client` that runs jobs as they are pushed.
+
+    Args:
+        worker: the worker whose registered functions and middleware run the jobs.
+        raise_errors: re-raise a job's exception from :meth:`push` (default), or only
+            record it in :attr:`failed`.
+
+    Attributes:
+        done: payloads of the jobs that succeeded, in order.
+        failed: ``(payload, exception)`` of the jobs that raised.
+    """
+
+    worker: Worker
+    raise_errors: bool = True
+    done: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[tuple[dict[str, Any], BaseException]] = field(default_factory=list)
+
+    def push(self, job: Job | Mapping[str, Any]) -> str:
+        """Run the job now; return its jid.
+
+        Raises:
+            UnknownJobTypeError: no function is registered for the jobtype.
+            Exception: whatever the job raised, when ``raise_errors`` is set.
+        """
+        payload = job_dict(job)
+        entry = self.worker.registry.get(payload.get("jobtype", ""))
+        if entry is None:
+            raise UnknownJobTypeError(f"no function registered for {payload.get('jobtype')!r}")
+        runner = Runner(self.worker.registry, self.worker.middleware)
+        if entry.is_async:
+            error = asyncio.run(runner._run_async(entry, payload))
+        else:
+            error = runner._run_sync(entry, payload)
+        if error is None:
+            self.done.append(payload)
+        else:
+            self.failed.append((payload, error))
+            if self.raise_errors:
+                raise error
+        return str(payload["jid"])
+
+    def push_bulk(self, jobs: Iterable[Job | Mapping[str, Any]]) -> dict[str, str]:
+        """Run every job now; return ``{jid: "errtype message"}`` for those that raised."""
+        errors: dict[str, str] = {}
+        for job in jobs:
+            payload = job_dict(job)
+            try:
+                self.push(payload)
+            except Exception as exc:
+                errors[str(payload["jid"])] = f"{type(exc).__name__} {exc}"
+        return errors
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    """A server started by :func:`run_server`.
+
+    Attributes:
+        host: the address it listens on.
+        port: the port it listens on.
+        password: its password, if any.
+        data_dir: its data directory.
+    """
+
+    host: str
+    port: int
+    password: str | None
+    data_dir: Path
+
+    @property
+    def url(self) -> str:
+        """The ``tcp://`` URL to give clients and workers."""
+        auth = f":{self.password}@" if self.password else ""
+        return f"tcp://{auth}{self.host}:{self.port}"
+
+
+@contextmanager
+def run_server(
+    password: str | None = None, data_dir: str | Path | None = None
+) -> Iterator[RunningServer]:
+    """Run a Werk server in a background thread of this process for the ``with`` block.
+
+    It listens on 127.0.0.1 on a free port, without web UI, on ``data_dir`` (default: a
+    temporary directory removed afterwards). Needs the full ``werk`` package installed.
+
+    Example::
+
+        with run_server() as server:
+            Client(server.url).push(Job("SendEmail", ["ann@example.com"]))
+    """
+    with tempfile.TemporaryDirectory(prefix="werk-test-") as tmp:
+        directory = Path(data_dir) if data_dir is not None else Path(tmp)
+        thread = _ServerThread(password, directory)
+        thread.start()
+        try:
+            port = thread.wait_started()
+            yield RunningServer("127.0.0.1", port, password, directory)
+        finally:
+            thread.stop()
+
+
+class _ServerThread(threading.Thread):
+    def __init__(self, password: str | None, data_dir: Path) -> None:
+        super().__init__(name="werk-test-server", daemon=True)
+        self._password = password
+        self._data_dir = data_dir
+        self._started = threading.Event()
+        self._port = 0
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # reported to the test by wait_started
+            self._error = exc
+            self._started.set()
+
+    async def _serve(self) -> None:
+        from werk.server.config import ServerConfig  # lazily: workers never need the server
+        from werk.server.server import Server
+
+        config = ServerConfig(
+            binding=("127.0.0.1", 0),
+            web_binding=None,
+            data_dir=self._data_dir,
+            password=self._password,
+        )
+        server = Server(config)
+        self._loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        await server.start()
+        self._port = server.port
+        self._started.set()
+        await self._stop_event.wait()
+        await server.stop()
+
+    def wait_started(self, timeout: float = 15.0) -> int:
+        if not self._started.wait(timeout) or self._error is not None:
+            raise RuntimeError(f"the test server did not start: {self._error!r}")
+        return self._port
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop_event is not None:
+            self._loop.call_soon_threadsafe(self._stop_event.set)
+        self.join(15.0)
