@@ -1,0 +1,154 @@
+"""The SQLite store's files: directory lock, integrity checks, schema and named migrations.
+
+Opening refuses, with :class:`~werk.errors.StoreCorruptError` naming the file, anything that
+is not an intact Werk database; it never resets data. Each migration runs in one transaction
+together with the row that records it and the new ``PRAGMA user_version``.
+
+Table layout (docs/storage.md explains why):
+
+- ``jobs(id, queue, priority, jid, jobtype, reserve_for, enqueued_at, body)``: every queued
+  *and* every reserved job; ``id`` is assigned in commit order and is the FIFO order.
+- ``working(jid, job_id, wid, reserved_at, expires_at)``: one row per reservation, pointing
+  at its ``jobs`` row; a ``jobs`` row without one is queued.
+- ``sets(name, jid, score, queue, jobtype, priority, reserve_for, body)``: the scheduled,
+  retries and dead sets, unique by ``(name, jid)``, indexed by ``(name, score, jid)``.
+- ``queues(name, paused)``, ``counters(key, processed, failures)`` (``key`` is ``total`` or
+  a UTC day), ``processes(wid, record)`` and ``migrations(name, applied_at)``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Final
+
+from werk.errors import StorageError, StoreCorruptError
+
+DB_NAME: Final = "werk.sqlite3"
+LOCK_NAME: Final = "werk.lock"
+APPLICATION_ID: Final = 0x5745524B  # "WERK", stored in the database header
+SQLITE_MAGIC: Final = b"SQLite format 3\x00"
+SYNCHRONOUS_MODES: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
+    (
+        "0001_initial",
+        (
+            "CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)",
+            "CREATE TABLE queues (name TEXT PRIMARY KEY, paused INTEGER NOT NULL DEFAULT 0)"
+            " WITHOUT ROWID",
+            "CREATE TABLE jobs (id INTEGER PRIMARY KEY, queue TEXT NOT NULL,"
+            " priority INTEGER NOT NULL, jid TEXT NOT NULL, jobtype TEXT NOT NULL,"
+            " reserve_for INTEGER NOT NULL, enqueued_at REAL NOT NULL, body BLOB NOT NULL)",
+            "CREATE TABLE working (jid TEXT PRIMARY KEY, job_id INTEGER NOT NULL,"
+            " wid TEXT NOT NULL, reserved_at REAL NOT NULL, expires_at REAL NOT NULL)"
+            " WITHOUT ROWID",
+            "CREATE TABLE sets (name TEXT NOT NULL, jid TEXT NOT NULL, score REAL NOT NULL,"
+            " queue TEXT NOT NULL, jobtype TEXT NOT NULL, priority INTEGER NOT NULL,"
+            " reserve_for INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (name, jid))",
+            "CREATE INDEX sets_by_score ON sets (name, score, jid)",
+            "CREATE TABLE counters (key TEXT PRIMARY KEY, processed INTEGER NOT NULL,"
+            " failures INTEGER NOT NULL) WITHOUT ROWID",
+            "CREATE TABLE processes (wid TEXT PRIMARY KEY, record TEXT NOT NULL) WITHOUT ROWID",
+        ),
+    ),
+)
+
+
+class DirectoryLock:
+    """An exclusive ``flock`` on ``<directory>/werk.lock``: one server per data directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock without waiting.
+
+        Raises:
+            StorageError: another process (or store) holds it.
+        """
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            raise StorageError(
+                f"data directory {self.path.parent} is in use by another Werk server"
+                f" (lock {self.path} is held)"
+            ) from exc
+        self._fd = fd
+
+    def release(self) -> None:
+        """Drop the lock (closing the file releases it)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def connect(path: Path, synchronous: str) -> sqlite3.Connection:
+    """Open one connection in autocommit mode with Werk's pragmas."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    return conn
+
+
+def check_header(path: Path) -> None:
+    """Refuse a file that does not start like an SQLite database (empty files are new)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except FileNotFoundError:
+        return
+    if head and head != SQLITE_MAGIC:
+        raise StoreCorruptError(
+            f"{path} is not an SQLite database (bad file header); refusing to start."
+            " Move it aside or restore a backup."
+        )
+
+
+def prepare(conn: sqlite3.Connection, path: Path) -> None:
+    """Turn on WAL, verify integrity and Werk's identity, then apply pending migrations.
+
+    Raises:
+        StoreCorruptError: the file is damaged, truncated or another application's.
+        StorageError: the schema is newer than this version of Werk knows.
+    """
+    try:
+        conn.execute("PRAGMA journal_mode = WAL").fetchall()
+        problems = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise StoreCorruptError(f"{path} is corrupt or not a database: {exc}") from exc
+    if problems != ["ok"]:
+        detail = "; ".join(str(p) for p in problems[:5])
+        raise StoreCorruptError(f"{path} failed its integrity check: {detail}")
+    if app_id != APPLICATION_ID and (app_id != 0 or tables > 0):
+        raise StoreCorruptError(f"{path} is an SQLite database but not a Werk database")
+    if version > len(MIGRATIONS):
+        raise StorageError(
+            f"{path} has schema version {version}; this Werk knows up to {len(MIGRATIONS)}"
+        )
+    for number, (name, statements) in enumerate(MIGRATIONS, start=1):
+        if number > version:
+            _migrate(conn, number, name, statements)
+
+
+def _migrate(conn: sqlite3.Connection, number: int, name: str, statements: tuple[str, ...]) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in statements:
+            conn.execute(statement)
+        conn.execute("INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, time.time()))
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute(f"PRAGMA user_version = {number}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

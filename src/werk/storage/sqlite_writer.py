@@ -1,0 +1,248 @@
+"""Group commit: one thread owns the write connection and commits many operations at once.
+
+Callers on the event loop submit operations (a function of a :class:`Batch`); the writer
+takes every pending one, runs them in ONE transaction, commits (one fsync), then settles
+them all on the loop with a single ``call_soon_threadsafe``. An operation's ``done``
+callback updates the store's in-memory state on the loop before its awaiting caller
+resumes; ``undo`` puts claimed state back when the write failed. A failed write fails
+only the operations of its batch (with :class:`~werk.errors.StorageError`); the thread
+lives on and later batches are tried afresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Any, Final, Generic, TypeVar
+
+from werk.errors import StorageError
+
+T = TypeVar("T")
+log = logging.getLogger("werk.storage.sqlite")
+
+MAX_BATCH: Final = 4096
+"""Most operations in one transaction, so one huge burst cannot starve its callers."""
+
+
+class Batch:
+    """What an operation sees while it runs on the writer thread.
+
+    ``counts`` gathers counter increments (key: ``total`` or a UTC day) and is written
+    once per transaction; ``ids`` hands out new ``jobs`` row ids in commit order.
+    """
+
+    __slots__ = ("conn", "counts", "ids")
+
+    def __init__(self, conn: sqlite3.Connection, ids: JobIds) -> None:
+        self.conn = conn
+        self.ids = ids
+        self.counts: dict[str, list[int]] = {}
+
+    def count(self, keys: tuple[str, ...], processed: int, failures: int) -> None:
+        """Add to the counters named by ``keys``, written when the batch commits."""
+        for key in keys:
+            pair = self.counts.setdefault(key, [0, 0])
+            pair[0] += processed
+            pair[1] += failures
+
+    def write_counts(self) -> None:
+        """Upsert the gathered counter increments."""
+        if self.counts:
+            self.conn.executemany(
+                "INSERT INTO counters (key, processed, failures) VALUES (?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET processed = processed + excluded.processed,"
+                " failures = failures + excluded.failures",
+                [(key, p, f) for key, (p, f) in self.counts.items()],
+            )
+
+
+class JobIds:
+    """The next ``jobs.id``; only the writer thread takes ids, so they follow commit order."""
+
+    __slots__ = ("next",)
+
+    def __init__(self, first: int) -> None:
+        self.next = first
+
+    def take(self, n: int) -> range:
+        """Reserve ``n`` consecutive ids."""
+        start = self.next
+        self.next += n
+        return range(start, start + n)
+
+
+class Op(Generic[T]):
+    """One submitted operation and what to do on the loop once its batch settled."""
+
+    __slots__ = ("fn", "future", "done", "undo")
+
+    def __init__(
+        self,
+        fn: Callable[[Batch], T],
+        future: asyncio.Future[T] | None,
+        done: Callable[[T], None] | None,
+        undo: Callable[[], None] | None,
+    ) -> None:
+        self.fn = fn
+        self.future = future
+        self.done = done
+        self.undo = undo
+
+
+Outcome = tuple[bool, Any]
+
+
+class _OpFailedError(Exception):
+    """An operation raised inside a batch; the batch is replayed one op at a time."""
+
+
+class Writer:
+    """The writer thread and its queue of pending operations.
+
+    Attributes:
+        commits: how many transactions were committed (group commit makes this far
+            smaller than the number of operations).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, loop: asyncio.AbstractEventLoop, first_id: int):
+        self.commits = 0
+        self._conn = conn
+        self._loop = loop
+        self._ids = JobIds(first_id)
+        self._queue: queue.SimpleQueue[Op[Any] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="werk-sqlite-writer", daemon=True)
+        self._closed = False
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        self._thread.start()
+
+    def submit(
+        self,
+        fn: Callable[[Batch], T],
+        done: Callable[[T], None] | None = None,
+        undo: Callable[[], None] | None = None,
+    ) -> None:
+        """Queue a write without waiting for it (FETCH/ACK): failures are logged."""
+        self._put(Op(fn, None, done, undo))
+
+    def call(
+        self,
+        fn: Callable[[Batch], T],
+        done: Callable[[T], None] | None = None,
+        undo: Callable[[], None] | None = None,
+    ) -> asyncio.Future[T]:
+        """Queue a write and return a future resolved once it committed (or failed)."""
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._put(Op(fn, future, done, undo))
+        return future
+
+    def _put(self, op: Op[Any]) -> None:
+        if self._closed:
+            raise StorageError("the SQLite store is closed")
+        self._queue.put(op)
+
+    async def stop(self) -> None:
+        """Commit everything queued so far, then end the thread and close the connection."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        await asyncio.to_thread(self._thread.join)
+
+    # -- writer thread ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            ops: list[Op[Any]] = []
+            item = self._queue.get()
+            while item is not None:
+                ops.append(item)
+                if len(ops) >= MAX_BATCH:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            stopping = item is None
+            if ops:
+                self._settle_later(ops, self._execute(ops))
+        self._conn.close()
+
+    def _execute(self, ops: list[Op[Any]]) -> list[Outcome]:
+        try:
+            return self._transaction(ops)
+        except _OpFailedError:
+            # Replay alone so that only the operation at fault fails.
+            return [self._transaction([op])[0] for op in ops]
+        except Exception as exc:
+            return [(False, exc)] * len(ops)
+
+    def _transaction(self, ops: list[Op[Any]]) -> list[Outcome]:
+        """Run ``ops`` in one transaction; a lone op's own error becomes its outcome."""
+        conn = self._conn
+        batch = Batch(conn, self._ids)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            results: list[Outcome] = []
+            for op in ops:
+                try:
+                    results.append((True, op.fn(batch)))
+                except Exception as exc:
+                    if len(ops) > 1:
+                        raise _OpFailedError from exc
+                    raise
+            batch.write_counts()
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if len(ops) == 1 and isinstance(exc, Exception):
+                return [(False, exc)]
+            raise
+        self.commits += 1
+        return results
+
+    def _settle_later(self, ops: list[Op[Any]], outcomes: list[Outcome]) -> None:
+        try:
+            self._loop.call_soon_threadsafe(settle, ops, outcomes)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            log.warning("event loop closed; %d settled writes not reported", len(ops))
+
+
+def settle(ops: list[Op[Any]], outcomes: list[Outcome]) -> None:
+    """Run on the loop: apply ``done``/``undo`` and resolve every operation's future."""
+    for op, (ok, value) in zip(ops, outcomes, strict=True):
+        if ok:
+            _guarded(op.done, value)
+            if op.future is not None and not op.future.done():
+                op.future.set_result(value)
+            continue
+        error = _as_storage_error(value)
+        _guarded(op.undo)
+        if op.future is None:
+            log.error("background SQLite write failed: %s", error)
+        elif not op.future.done():
+            op.future.set_exception(error)
+
+
+def _as_storage_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, sqlite3.Error):
+        error = StorageError(f"SQLite write failed: {exc}")
+        error.__cause__ = exc
+        return error
+    return exc
+
+
+def _guarded(fn: Callable[..., None] | None, *args: Any) -> None:
+    if fn is None:
+        return
+    try:
+        fn(*args)
+    except Exception:  # a bug in a callback must not lose the other results
+        log.exception("SQLite store callback failed")
