@@ -28,8 +28,12 @@ class WebServer:
         sock = socket.create_server((host, port), reuse_port=False)
         sock.setblocking(False)
         self._socket = sock
-        config = uvicorn.Config(self._app, log_level="warning", lifespan="off", access_log=False)
+        config = uvicorn.Config(
+            self._app, log_level="warning", lifespan="off", access_log=False, log_config=None
+        )
+        config.load()
         self._uvicorn = uvicorn.Server(config)
+        self._uvicorn.lifespan = config.lifespan_class(config)
         await self._uvicorn.startup(sockets=[sock])
         self._task = asyncio.create_task(self._uvicorn.main_loop(), name="werk-web")
         bound: int = sock.getsockname()[1]
