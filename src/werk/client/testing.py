@@ -72,9 +72,13 @@ class InlineClient:
         errors: dict[str, str] = {}
         for job in jobs:
             payload = job_dict(job)
+            before = len(self.failed)
             try:
                 self.push(payload)
-            except Exception as exc:
+            except Exception:
+                pass
+            if len(self.failed) > before:
+                exc = self.failed[-1][1]
                 errors[str(payload["jid"])] = f"{type(exc).__name__} {exc}"
         return errors
 

@@ -1,0 +1,87 @@
+"""Client and AsyncClient against a real ``werk server``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.client.conftest import retries_size
+from tests.helpers import ServerProcess
+from werk.client import AsyncClient, AuthenticationError, Client, CommandError, Job
+
+
+def test_push_fetch_ack(client: Client) -> None:
+    jid = client.push(Job("Add", [1, 2], queue="math"))
+    assert client.info()["faktory"]["queues"]["math"] == 1
+    job = client.fetch("math")
+    assert job is not None and job["jid"] == jid and job["args"] == [1, 2]
+    client.ack(jid)
+    info = client.info()["faktory"]
+    assert info["queues"].get("math", 0) == 0 and info["total_processed"] >= 1
+
+
+def test_fail_lands_in_retries_at_once(client: Client) -> None:
+    jid = client.push(Job("Boom", retry=3))
+    job = client.fetch()
+    assert job is not None
+    client.fail(jid, "RuntimeError", "boom", ["a.py:1:in `f'"])
+    assert retries_size(client) == 1
+
+
+def test_push_bulk_reports_refused_jobs(client: Client) -> None:
+    errors = client.push_bulk([Job("A"), {"jid": "short", "jobtype": "B", "args": []}])
+    assert list(errors) == ["short"] and "jid" in errors["short"]
+    with pytest.raises(CommandError):
+        client.push({"jid": "abcdefghij", "jobtype": "", "args": []})
+
+
+def test_queue_admin(client: Client) -> None:
+    client.push(Job("A", queue="paused"))
+    client.pause_queues("paused")
+    assert client.fetch("paused") is None
+    client.resume_queues("paused")
+    assert client.queue_latency("paused")["paused"] >= 0
+    assert client.fetch("paused") is not None
+    client.push(Job("A", queue="gone"))
+    client.remove_queues("gone")
+    assert client.info()["faktory"]["queues"].get("gone", 0) == 0
+
+
+def test_client_survives_a_server_restart(werk_server: ServerProcess, client: Client) -> None:
+    client.push(Job("A"))
+    werk_server.kill()
+    werk_server.start()
+    client.push(Job("B"))  # the stale pooled connection is replaced transparently
+    assert client.info()["faktory"]["queues"]["default"] == 2
+
+
+def test_password_ok_and_wrong(werk_server_factory: Callable[..., ServerProcess]) -> None:
+    server = werk_server_factory(password="s3cret")
+    with Client(server.url) as client:
+        assert client.info()["server"]
+    with pytest.raises(AuthenticationError):
+        Client(f"tcp://:wrong@{server.host}:{server.port}").info()
+    with pytest.raises(AuthenticationError):
+        Client(f"tcp://{server.host}:{server.port}").info()
+
+
+async def test_async_client(werk_server: ServerProcess) -> None:
+    async with AsyncClient(werk_server.url) as client:
+        jid = await client.push(Job("A", [1]))
+        assert (await client.push_bulk([Job("B"), Job("C")])) == {}
+        job = await client.fetch("default")
+        assert job is not None and job["jid"] == jid
+        await client.ack(jid)
+        job = await client.fetch("default")
+        assert job is not None
+        await client.fail(job["jid"], "E", "m")
+        assert (await client.info())["faktory"]["tasks"]["Retries"]["size"] == 1
+
+
+async def test_async_password(werk_server_factory: Callable[..., ServerProcess]) -> None:
+    server = werk_server_factory(password="s3cret")
+    async with AsyncClient(server.url) as client:
+        await client.flush()
+    with pytest.raises(AuthenticationError):
+        await AsyncClient(f"tcp://:bad@{server.host}:{server.port}").info()

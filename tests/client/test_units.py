@@ -1,0 +1,143 @@
+"""Worker logic without a server: URLs, queue order, jobs, running and reporting."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from werk.client import Job, Middleware, Worker, current_job
+from werk.client.queues import QueueOrder, parse_queue
+from werk.client.runner import Registration, Runner, backtrace_lines
+from werk.client.testing import InlineClient
+from werk.client.url import ConfigurationError, parse_url, url_from_env
+from werk.job import parse_time
+
+
+def test_parse_url() -> None:
+    address = parse_url("tcp+tls://:s3cret@example.com:7000")
+    assert (address.host, address.port, address.tls, address.password) == (
+        "example.com", 7000, True, "s3cret",
+    )
+    assert parse_url("tcp://localhost").port == 7419
+    assert "s3cret" not in address.url()
+    with pytest.raises(ConfigurationError):
+        parse_url("http://x")
+
+
+def test_url_from_env_order() -> None:
+    assert url_from_env({}) == "tcp://localhost:7419"
+    assert url_from_env({"FAKTORY_URL": "tcp://a:1"}) == "tcp://a:1"
+    env = {"FAKTORY_PROVIDER": "MY_URL", "MY_URL": "tcp://b:2", "FAKTORY_URL": "tcp://a:1"}
+    assert url_from_env(env) == "tcp://b:2"
+    assert url_from_env({**env, "WERK_URL": "tcp://c:3"}) == "tcp://c:3"
+    with pytest.raises(ConfigurationError):
+        url_from_env({"FAKTORY_PROVIDER": "tcp://x:1"})
+
+
+def test_job_to_dict_fills_jid_and_created_at() -> None:
+    payload = Job("Add", [1, 2], queue="math", at=1.5e9, custom={"k": 1}).to_dict()
+    assert len(payload["jid"]) >= 8 and payload["args"] == [1, 2]
+    assert parse_time(payload["at"]) == 1.5e9
+    assert parse_time(payload["created_at"]) > 1.5e9
+    assert "retry" not in payload and payload["custom"] == {"k": 1}
+
+
+def test_strict_and_weighted_queue_order() -> None:
+    assert parse_queue("a,3") == ("a", 3) and parse_queue("b") == ("b", 0)
+    strict = QueueOrder(["a", "b"])
+    assert not strict.weighted and list(strict.order()) == ["a", "b"]
+    weighted = QueueOrder(["a,3", "b,1"], rng=random.Random(1))
+    firsts = Counter(weighted.order()[0] for _ in range(4000))
+    assert 2700 < firsts["a"] < 3300  # about 3 in 4
+    with pytest.raises(ValueError):
+        QueueOrder([])
+
+
+def test_backtrace_is_trimmed_innermost_first() -> None:
+    def inner() -> None:
+        raise ValueError("deep")
+
+    def outer() -> None:
+        inner()
+
+    try:
+        outer()
+    except ValueError as exc:
+        lines = backtrace_lines(exc, 2)
+    assert len(lines) == 2 and "inner" in lines[0] and "outer" in lines[1]
+
+
+class Recorder(Middleware):
+    def __init__(self, name: str, log: list[str]) -> None:
+        self.name, self.log = name, log
+
+    def before_job(self, job: dict[str, Any]) -> None:
+        self.log.append(f"{self.name}:before")
+
+    def after_job(self, job: dict[str, Any], exc: BaseException | None) -> None:
+        self.log.append(f"{self.name}:after:{type(exc).__name__ if exc else None}")
+
+
+async def test_runner_reports_ack_and_fail_with_middleware() -> None:
+    log: list[str] = []
+    seen: list[Any] = []
+
+    async def ok(x: int) -> None:
+        seen.append((x, current_job()))
+
+    def boom() -> None:
+        raise KeyError("missing")
+
+    registry = {"ok": Registration.of("ok", ok), "boom": Registration.of("boom", boom)}
+    runner = Runner(registry, [Recorder("a", log), Recorder("b", log)])
+    ack = await runner.run({"jid": "j-ok", "jobtype": "ok", "args": [1]})
+    assert ack.data == b'ACK {"jid":"j-ok"}\r\n'
+    assert seen == [(1, {"jid": "j-ok", "jobtype": "ok", "args": [1]})]
+    fail = await runner.run({"jid": "j-boom", "jobtype": "boom", "args": [], "backtrace": 1})
+    payload = json.loads(fail.data[5:])
+    assert payload["errtype"] == "KeyError" and payload["message"] == "'missing'"
+    assert len(payload["backtrace"]) == 1
+    assert log == ["a:before", "b:before", "b:after:None", "a:after:None"] + [
+        "a:before", "b:before", "b:after:KeyError", "a:after:KeyError",
+    ]
+    unknown = json.loads((await runner.run({"jid": "j3", "jobtype": "nope", "args": []})).data[5:])
+    assert unknown["errtype"] == "UnknownJobTypeError"
+
+
+def test_register_forms() -> None:
+    worker = Worker("tcp://localhost:1")
+
+    @worker.register
+    def plain() -> None: ...
+
+    @worker.register("Named")
+    async def named() -> None: ...
+
+    assert set(worker.registry) == {"plain", "Named"}
+    assert worker.registry["Named"].is_async and not worker.registry["plain"].is_async
+
+
+def test_inline_client_runs_jobs_at_once() -> None:
+    worker = Worker("tcp://localhost:1")
+    results: list[int] = []
+
+    @worker.register
+    def add(a: int, b: int) -> None:
+        results.append(a + b)
+
+    @worker.register
+    async def fails() -> None:
+        await asyncio.sleep(0)
+        raise RuntimeError("no")
+
+    inline = InlineClient(worker)
+    inline.push(Job("add", [1, 2]))
+    assert results == [3] and len(inline.done) == 1
+    with pytest.raises(RuntimeError):
+        inline.push(Job("fails"))
+    assert InlineClient(worker, raise_errors=False).push_bulk([Job("fails")]) != {}
