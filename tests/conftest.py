@@ -24,6 +24,14 @@ def require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(autouse=True)
+def close_peers() -> Iterator[None]:
+    """Close every raw peer a test opened."""
+    yield
+    while Peer.opened:
+        Peer.opened.pop().close()
+
+
 @pytest.fixture
 def werk_server_factory(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     """Return a factory that starts ``werk server`` subprocesses; all are killed at the end."""

@@ -105,21 +105,30 @@ class ServerProcess:
         return self._end(signal.SIGKILL, 10.0)
 
     def _end(self, sig: int, timeout: float) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(sig)
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
         status = self.proc.wait(timeout)
         if self._reader is not None:
             self._reader.join(5)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
         return status
 
 
 class Peer:
-    """A raw protocol client: send lines, read replies, for the server's own tests."""
+    """A raw protocol client: send lines, read replies, for the server's own tests.
+
+    Every peer is closed by the ``close_peers`` fixture at the end of its test.
+    """
+
+    opened: list[Peer] = []
 
     def __init__(self, host: str, port: int, timeout: float = 10.0) -> None:
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.reader = ReplyReader()
+        Peer.opened.append(self)
 
     def send(self, data: bytes | str) -> None:
         """Send raw bytes (a str is encoded)."""
