@@ -7,6 +7,7 @@ listings scan the set in chunks by rank; unfiltered pages are one ZRANGE by rank
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, cast
 
@@ -26,6 +27,8 @@ from werk.storage.redis_codec import (
     utc_day,
     wrap_errors,
 )
+
+log = logging.getLogger(__name__)
 
 SCAN_CHUNK = 500
 """Entries read per round trip when a listing has to scan a set."""
@@ -70,7 +73,10 @@ class RedisSets:
         names = list(queues)
         if names:
             for callback in list(self._callbacks):
-                callback(names)
+                try:
+                    callback(names)
+                except Exception:  # a waiter's bug must not fail a committed write
+                    log.exception("redis: on_available callback failed")
 
     def _load_scripts(self) -> None:
         self._scripts = {n: self._redis.register_script(src) for n, src in _SCRIPTS.items()}
