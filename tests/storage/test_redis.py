@@ -335,3 +335,21 @@ async def test_store_survives_a_redis_restart(private_redis: RedisServer) -> Non
     finally:
         await a.close()
         await b.close()
+
+
+async def test_outage_raises_storage_error_then_recovers(private_redis: RedisServer) -> None:
+    # Given a store that retries only once
+    store = RedisStore(f"redis://127.0.0.1:{private_redis.port}/0", retries=1)
+    await store.open()
+    try:
+        await store.enqueue([entry("x")], 1.0)
+        # When Redis is down, calls fail with StorageError (wrapping redis-py's error)
+        private_redis.kill()
+        with pytest.raises(StorageError) as info:
+            await store.queue_sizes()
+        assert info.value.__cause__ is not None
+        # Then once Redis is back, the same store works again without reopening
+        private_redis.start()
+        assert await store.queue_sizes() == {"default": 1}
+    finally:
+        await store.close()
