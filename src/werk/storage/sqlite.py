@@ -124,7 +124,7 @@ class SqliteStore(QueueMixin):
                 conn.close()
             self._lock.release()
             if isinstance(exc, sqlite3.Error):
-                raise StorageError(f"cannot open {self.path}: {exc}") from exc
+                raise schema.open_error(self.path, exc) from exc
             raise
 
     async def close(self) -> None:

@@ -97,6 +97,14 @@ def connect(path: Path, synchronous: str) -> sqlite3.Connection:
     return conn
 
 
+def open_error(path: Path, exc: sqlite3.Error) -> StorageError:
+    """Name what went wrong while opening: a damaged file, or some other failure."""
+    name = getattr(exc, "sqlite_errorname", "")
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return StoreCorruptError(f"{path} is corrupt or truncated; refusing to start: {exc}")
+    return StorageError(f"cannot open {path}: {exc}")
+
+
 def check_header(path: Path) -> None:
     """Refuse a file that does not start like an SQLite database (empty files are new)."""
     try:

@@ -1,0 +1,242 @@
+"""SQLite-only behaviour: group commit, crash durability, the directory lock, refusing
+damaged files, a full disk, and a 100k-job sanity run. The shared contract is in
+test_contract.py."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from werk.errors import StorageError, StoreCorruptError
+from werk.storage.base import Entry, Scored
+from werk.storage.sqlite import SqliteStore
+from werk.storage.sqlite_writer import Batch
+
+NOW = 1_700_000_000.0
+
+
+def entry(jid: str, queue: str = "default", size: int = 0) -> Entry:
+    body = b'{"jid":"%s","jobtype":"Work","args":["%s"]}' % (jid.encode(), b"x" * size)
+    return Entry(jid, queue, "Work", 5, 1800, body)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    opened = SqliteStore(tmp_path)
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+async def test_group_commit_batches_concurrent_writes(store: SqliteStore) -> None:
+    before = store.commits
+    await asyncio.gather(*(store.enqueue([entry(f"j{i}")], NOW) for i in range(1000)))
+    commits = store.commits - before
+    assert 1 <= commits < 100, commits
+    assert (await store.queue_sizes())["default"] == 1000
+
+
+async def test_database_file_and_schema(store: SqliteStore, tmp_path: Path) -> None:
+    assert (tmp_path / "werk.sqlite3").exists()
+    with sqlite3.connect(tmp_path / "werk.sqlite3") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] >= 1
+        names = [row[0] for row in conn.execute("SELECT name FROM migrations")]
+    conn.close()
+    assert names[0] == "0001_initial"
+
+
+async def test_creates_missing_directory(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "a" / "b")
+    await store.open()
+    await store.enqueue([entry("a")], NOW)
+    await store.close()
+    assert (tmp_path / "a" / "b" / "werk.sqlite3").exists()
+
+
+async def test_second_open_is_refused_until_close(store: SqliteStore, tmp_path: Path) -> None:
+    other = SqliteStore(tmp_path)
+    with pytest.raises(StorageError, match="in use by another Werk server"):
+        await other.open()
+    await store.close()
+    await other.open()
+    await other.close()
+
+
+async def test_close_commits_fetch_and_ack(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path)
+    await store.open()
+    await store.enqueue([entry("a"), entry("b")], NOW)
+    res = await store.fetch(["default"], NOW, "w1")
+    assert res is not None
+    await store.ack("a", NOW)
+    res = await store.fetch(["default"], NOW, "w1")
+    await store.close()
+    with pytest.raises(StorageError, match="not open"):
+        await store.enqueue([entry("c")], NOW)
+    again = SqliteStore(tmp_path)
+    await again.open()
+    assert await again.queue_sizes() == {"default": 0}
+    assert await again.reservation("a") is None
+    assert await again.reservation("b") is not None
+    assert (await again.counters()).processed == 1
+    await again.close()
+
+
+CHILD = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pathlib import Path
+    from werk.storage.sqlite import SqliteStore
+    from werk.storage.base import Entry
+
+    async def pusher(store, name):
+        i = 0
+        while True:
+            batch = [Entry(f"{name}-{i}-{k}", "default", "Work", 5, 1800, b"{}") for k in range(5)]
+            await store.enqueue(batch, 1.0)
+            print(" ".join(e.jid for e in batch), flush=True)
+            i += 1
+
+    async def main():
+        store = SqliteStore(Path(sys.argv[1]))
+        await store.open()
+        await asyncio.gather(*(pusher(store, f"t{n}") for n in range(4)))
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_confirmed_jobs_survive_sigkill(tmp_path: Path) -> None:
+    # Given a server process that prints each batch once enqueue confirmed it
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    confirmed: list[str] = []
+    for line in proc.stdout:
+        confirmed.extend(line.split())
+        if len(confirmed) >= 2000:
+            break
+    # When it is killed without any chance to clean up
+    os.kill(proc.pid, signal.SIGKILL)
+    rest, _ = proc.communicate()
+    for line in rest.split("\n")[:-1]:  # the text after the last newline may be cut short
+        confirmed.extend(line.split())
+    # Then every confirmed job is there after reopening
+    store = SqliteStore(tmp_path)
+    await store.open()
+    size = (await store.queue_sizes())["default"]
+    found = {q.entry.jid for q in await store.queue_page("default", 0, size)}
+    await store.close()
+    assert set(confirmed) <= found
+    assert len(confirmed) >= 2000
+
+
+async def test_garbage_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "werk.sqlite3").write_bytes(b"this is not a database at all\n" * 200)
+    with pytest.raises(StoreCorruptError, match="werk.sqlite3"):
+        await SqliteStore(tmp_path).open()
+    # The lock was released: a fixed directory can be opened later.
+    (tmp_path / "werk.sqlite3").unlink()
+    store = SqliteStore(tmp_path)
+    await store.open()
+    await store.close()
+
+
+async def test_truncated_file_is_refused(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path)
+    await store.open()
+    await store.enqueue([entry(f"j{i}", size=200) for i in range(2000)], NOW)
+    await store.add("dead", [Scored(NOW + i, entry(f"d{i}", size=200)) for i in range(500)])
+    await store.close()
+    path = tmp_path / "werk.sqlite3"
+    size = path.stat().st_size
+    with path.open("r+b") as f:
+        f.truncate(size // 2)
+    with pytest.raises(StoreCorruptError, match="werk.sqlite3"):
+        await SqliteStore(tmp_path).open()
+    assert path.stat().st_size == size // 2  # refused, never reset
+
+
+async def test_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "werk.sqlite3")
+    conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreCorruptError, match="not a Werk database"):
+        await SqliteStore(tmp_path).open()
+
+
+async def test_disk_full_fails_the_batch_and_recovers(store: SqliteStore) -> None:
+    # Given a database capped a few pages above its size (SQLITE_FULL, as a full disk)
+    writer = store._writer
+    assert writer is not None
+    await store.enqueue([entry("before")], NOW)
+
+    def cap(b: Batch) -> int:
+        pages: int = b.conn.execute("PRAGMA page_count").fetchone()[0]
+        b.conn.execute(f"PRAGMA max_page_count = {pages + 2}")
+        return pages
+
+    await writer.call(cap)
+    # When a big write and a small one arrive together
+    big = [entry(f"big{i}", size=4000) for i in range(50)]
+    results = await asyncio.gather(
+        store.enqueue(big, NOW), store.enqueue([entry("small")], NOW), return_exceptions=True
+    )
+    # Then the big one fails with StorageError, nothing of it is queued, reads still work
+    assert isinstance(results[0], StorageError)
+    assert "full" in str(results[0])
+    assert results[1] is None
+    assert [q.entry.jid for q in await store.queue_page("default", 0, 100)] == ["before", "small"]
+    res = await store.fetch(["default"], NOW, "w1")
+    assert res is not None and res.entry.jid == "before"
+    with pytest.raises(StorageError):
+        await store.add("dead", [Scored(NOW, e) for e in big])
+    assert await store.set_size("dead") == 0
+    # And once space is back, the same writes work
+    await writer.call(lambda b: b.conn.execute("PRAGMA max_page_count = 1073741823") and None)
+    await store.enqueue(big, NOW)
+    assert (await store.queue_sizes())["default"] == 51
+    assert await store.ack("before", NOW) is not None
+
+
+async def test_unknown_synchronous_mode_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        SqliteStore(tmp_path, synchronous="SOMETIMES")
+
+
+async def test_hundred_thousand_jobs(store: SqliteStore, tmp_path: Path) -> None:
+    total = 100_000
+    start = time.perf_counter()
+    for base in range(0, total, 1000):
+        await store.enqueue([entry(f"j{base + i}") for i in range(1000)], NOW)
+    pushed = time.perf_counter()
+    assert (await store.queue_sizes())["default"] == total
+    seen = 0
+    while (res := await store.fetch(["default"], NOW, "w1")) is not None:
+        assert res.entry.jid == f"j{seen}"
+        assert await store.ack(res.entry.jid, NOW) is not None
+        seen += 1
+    done = time.perf_counter()
+    assert seen == total
+    assert (await store.counters()).processed == total
+    print(f"push {total / (pushed - start):,.0f}/s, fetch+ack {total / (done - pushed):,.0f}/s")
+    await store.close()
+    again = SqliteStore(tmp_path)
+    await again.open()
+    assert await again.queue_sizes() == {"default": 0}
+    assert await again.working_size() == 0
+    await again.close()
