@@ -1,27 +1,57 @@
-"""The web UI's ASGI application: routes for ``/health`` and ``/stats`` (pages come later).
+"""The web UI's ASGI application: the route table, static files and the guard.
 
-Every view reads through the server's manager and INFO document, never the store directly.
+Pages and actions live in one module per page group (:mod:`~werk.webui.dashboard`,
+:mod:`~werk.webui.queues`, :mod:`~werk.webui.busy`, :mod:`~werk.webui.sets`). Every view
+reads and acts through :class:`~werk.manager.queries.Queries`, never the store; the server
+object is used only for its INFO document, ``/health`` and its configuration.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from werk.job import format_time
+from werk.manager.queries import Queries
+from werk.webui.render import Renderer
+from werk.webui.security import Guard
 
 if TYPE_CHECKING:
     from werk.server.server import Server
 
+STATIC_MAX_AGE = 3600
 
-def create_app(server: Server) -> Starlette:
-    """Build the web UI application for a server."""
 
+@dataclass(frozen=True, slots=True)
+class Ui:
+    """What every view needs: the server, the query API and the page renderer."""
+
+    server: Server
+    queries: Queries
+    renderer: Renderer
+
+
+class Static(StaticFiles):
+    """The packaged static files, cached for an hour as Faktory does."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        """Serve a file with a ``Cache-Control`` header."""
+        response = await super().get_response(path, scope)
+        if response.status_code == 200:
+            response.headers["cache-control"] = f"public, max-age={STATIC_MAX_AGE}"
+        return response
+
+
+def _core_routes(server: Server) -> list[BaseRoute]:
     async def health(request: Request) -> JSONResponse:
         from werk.server.server import DESCRIPTION, FAKTORY_VERSION
 
@@ -40,4 +70,44 @@ def create_app(server: Server) -> Starlette:
     async def stats(request: Request) -> JSONResponse:
         return JSONResponse(await server.info())
 
-    return Starlette(routes=[Route("/health", health), Route("/stats", stats)])
+    return [
+        Route("/health", health),
+        Route("/stats", stats),
+        Mount("/static", Static(packages=[("werk.webui", "static")]), name="static"),
+    ]
+
+
+def create_app(server: Server) -> Starlette:
+    """Build the web UI application for a server."""
+    from werk.webui import busy, dashboard, queues, sets
+
+    queries = Queries(server.manager, server.processes)
+    host, port = server.config.binding
+    ui = Ui(server, queries, Renderer(queries, f"{host}:{server.port or port}"))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code in (403, 404, 405):
+            return await ui.renderer.page(
+                request,
+                "error.html",
+                {"status": exc.status_code, "detail": exc.detail},
+                status=exc.status_code,
+            )
+        return PlainTextResponse(exc.detail, exc.status_code, exc.headers)
+
+    routes = [
+        *_core_routes(server),
+        *dashboard.routes(ui),
+        *queues.routes(ui),
+        *busy.routes(ui),
+        *sets.routes(ui),
+    ]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    app.add_middleware(Guard, password=lambda: web_password(server))
+    return app
+
+
+def web_password(server: Server) -> str | None:
+    """Return the password the web UI asks for: the web one, else the server's."""
+    return server.config.web_password or server.config.password or None

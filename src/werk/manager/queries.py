@@ -1,0 +1,355 @@
+"""The web UI's query and action API: counts, pages, single jobs and bulk actions.
+
+The web UI reads and acts only through :class:`Queries`, never through a store. Every
+listing is paged by the store (``queue_page``, ``set_page``, ``working`` with offset and
+limit), so a page view costs one page, not a scan. Job bodies are decoded here into plain
+dicts (see :func:`job_view`) so templates never touch JSON or storage types.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, Literal, TypeVar
+
+from werk.manager.manager import Manager
+from werk.manager.processes import Processes
+from werk.manager.retry import DEAD_TTL
+from werk.storage.base import SET_NAMES, DayCount, SetFilter, SetName
+
+__all__ = [
+    "PER_PAGE",
+    "SET_ACTIONS",
+    "SET_NAMES",
+    "DayCount",
+    "Page",
+    "Queries",
+    "QueueRow",
+    "SetFilter",
+    "SetName",
+    "Summary",
+    "job_view",
+]
+
+PER_PAGE = 25
+MAX_HISTORY_DAYS = 180
+MAX_ARG_CHARS = 1024
+CHUNK = 1000
+BUSY_SCAN = 1000
+"""At most this many reservations are read to count each process's busy jobs."""
+
+SetAction = Literal["retry", "add", "delete", "kill"]
+SET_ACTIONS: dict[SetName, tuple[SetAction, ...]] = {
+    "retries": ("retry", "delete", "kill"),
+    "scheduled": ("add", "delete", "kill"),
+    "dead": ("retry", "delete"),
+}
+"""The actions each set offers: retry and add both move jobs to their queues now."""
+
+NEWEST_FIRST: dict[SetName, bool] = {"scheduled": False, "retries": False, "dead": True}
+"""Listing order per set: due soonest first, except the dead set (most recent death first)."""
+
+ACTIVE_JOB = "ActiveJob::QueueAdapters::FaktoryAdapter::JobWrapper"
+MAILERS = ("ActionMailer::DeliveryJob", "ActionMailer::MailDeliveryJob")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The counts of the summary bar shown on every page."""
+
+    processed: int
+    failed: int
+    busy: int
+    enqueued: int
+    retries: int
+    scheduled: int
+    dead: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    """One line of the queue list."""
+
+    name: str
+    size: int
+    latency: float
+    paused: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a listing, numbered from 1, with the total it was cut from."""
+
+    items: list[T]
+    page: int
+    total: int
+    per_page: int = PER_PAGE
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pages(self) -> int:
+        """The number of pages (at least 1)."""
+        return max(1, math.ceil(self.total / self.per_page))
+
+    @property
+    def offset(self) -> int:
+        """The index of this page's first item in the whole listing."""
+        return (self.page - 1) * self.per_page
+
+
+def _arg_text(arg: Any) -> str:
+    text = json.dumps(arg, ensure_ascii=False)
+    return text if len(text) <= MAX_ARG_CHARS else text[:MAX_ARG_CHARS] + "…"
+
+
+def display_type(job: dict[str, Any]) -> str:
+    """Return the name to show for a job: the wrapped class for ActiveJob wrappers."""
+    jobtype = str(job.get("jobtype", ""))
+    custom = job.get("custom")
+    if jobtype != ACTIVE_JOB or not isinstance(custom, dict) or not custom.get("wrapped"):
+        return jobtype
+    wrapped = str(custom["wrapped"])
+    args = job.get("args")
+    if wrapped in MAILERS and isinstance(args, list) and args and isinstance(args[0], dict):
+        inner = args[0].get("arguments")
+        if isinstance(inner, list) and len(inner) >= 2:
+            return f"{inner[0]}#{inner[1]}"
+    return wrapped
+
+
+def job_view(body: bytes, **extra: Any) -> dict[str, Any]:
+    """Decode a stored job body into a plain dict for templates.
+
+    Adds ``display_type``, ``args_text`` (each arg as JSON, cut at 1024 characters),
+    ``pretty`` (the whole job, indented) and whatever ``extra`` holds (``score``, ...).
+    A body that is not a JSON object becomes ``{"jid": "?", "broken": <text>}``.
+    """
+    try:
+        job = json.loads(body)
+    except ValueError:
+        job = None
+    if not isinstance(job, dict):
+        job = {"jid": "?", "jobtype": "?", "args": [], "broken": body.decode(errors="replace")}
+    args = job.get("args")
+    failure = job.get("failure")
+    view: dict[str, Any] = {
+        **job,
+        "display_type": display_type(job),
+        "args_text": ", ".join(_arg_text(a) for a in args) if isinstance(args, list) else "",
+        "failure": failure if isinstance(failure, dict) else None,
+        "custom": job.get("custom") if isinstance(job.get("custom"), dict) else {},
+        "pretty": json.dumps(job, indent=2, ensure_ascii=False),
+    }
+    view.update(extra)
+    return view
+
+
+def _scored_view(name: SetName, score: float, body: bytes) -> dict[str, Any]:
+    # A dead job's score is its expiry, 180 days after it died.
+    died = score - DEAD_TTL if name == "dead" else None
+    return job_view(body, score=score, died_ts=died)
+
+
+def is_empty(where: SetFilter | None) -> bool:
+    """Return True when a filter selects every entry."""
+    return where is None or not (where.queue or where.jobtype or where.text)
+
+
+class Queries:
+    """What the web UI needs to see and do, over a manager and the process registry.
+
+    Args:
+        manager: the server's manager (its store does the paging).
+        processes: the worker process registry.
+        clock: Unix seconds (tests pass a controlled one).
+    """
+
+    def __init__(
+        self, manager: Manager, processes: Processes, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._manager = manager
+        self._store = manager.store
+        self._processes = processes
+        self._clock = clock
+
+    # -- overview ----------------------------------------------------------------
+
+    async def summary(self) -> Summary:
+        """Return the summary bar counts."""
+        store = self._store
+        counters = await store.counters()
+        sizes = await store.queue_sizes()
+        return Summary(
+            processed=counters.processed,
+            failed=counters.failures,
+            busy=await store.working_size(),
+            enqueued=sum(sizes.values()),
+            retries=await store.set_size("retries"),
+            scheduled=await store.set_size("scheduled"),
+            dead=await store.set_size("dead"),
+        )
+
+    async def history(self, days: int) -> list[DayCount]:
+        """Return processed and failed counts per UTC day, oldest first, ending today.
+
+        ``days`` is clamped to 1..180.
+        """
+        days = max(1, min(MAX_HISTORY_DAYS, days))
+        today = datetime.fromtimestamp(self._clock(), UTC).date()
+        names = [(today - timedelta(days=n)).isoformat() for n in range(days - 1, -1, -1)]
+        counts = {c.day: c for c in await self._store.history(names)}
+        return [counts.get(day, DayCount(day, 0, 0)) for day in names]
+
+    # -- queues ------------------------------------------------------------------
+
+    async def queues(self) -> list[QueueRow]:
+        """Return every known queue with its size, latency and pause state, by name."""
+        sizes = await self._store.queue_sizes()
+        paused = await self._store.paused()
+        latency = await self._manager.latency(sorted(sizes)) if sizes else {}
+        return [
+            QueueRow(name, sizes[name], latency.get(name, 0.0), name in paused)
+            for name in sorted(sizes)
+        ]
+
+    async def queue_page(self, queue: str, page: int) -> Page[dict[str, Any]]:
+        """Return a page of a queue's jobs in fetch order (``extra``: size, paused)."""
+        page = max(1, page)
+        sizes = await self._store.queue_sizes()
+        rows = await self._store.queue_page(queue, (page - 1) * PER_PAGE, PER_PAGE)
+        items = [job_view(q.entry.body, enqueued_ts=q.enqueued_at) for q in rows]
+        paused = queue in await self._store.paused()
+        known = queue in sizes
+        return Page(items, page, sizes.get(queue, 0), extra={"paused": paused, "known": known})
+
+    async def pause(self, queue: str) -> None:
+        """Pause a queue: FETCH skips it until it is resumed."""
+        await self._manager.pause([queue])
+
+    async def resume(self, queue: str) -> None:
+        """Resume a paused queue."""
+        await self._manager.resume([queue])
+
+    async def clear(self, queue: str) -> None:
+        """Delete a queue with all its jobs (as Faktory's Clear button does)."""
+        await self._manager.remove([queue])
+
+    async def delete_queued(self, queue: str, jids: Sequence[str]) -> int:
+        """Delete the listed jobs from a queue; return how many were deleted."""
+        if not jids:
+            return 0
+        return await self._store.queue_delete(queue, list(jids))
+
+    # -- busy ----------------------------------------------------------------------
+
+    async def processes(self) -> list[dict[str, Any]]:
+        """Return the worker processes (newest first), each with its ``busy`` job count.
+
+        ``busy_capped`` is True when more reservations exist than were counted.
+        """
+        counts: dict[str, int] = {}
+        held = await self._store.working(0, BUSY_SCAN)
+        for reservation in held:
+            counts[reservation.wid] = counts.get(reservation.wid, 0) + 1
+        capped = len(held) >= BUSY_SCAN
+        return [
+            {**asdict(p), "busy": counts.get(p.wid, 0), "busy_capped": capped}
+            for p in await self._processes.list()
+        ]
+
+    async def working_page(self, page: int) -> Page[dict[str, Any]]:
+        """Return a page of the jobs running now (reservations), soonest expiry first."""
+        page = max(1, page)
+        total = await self._store.working_size()
+        rows = await self._store.working((page - 1) * PER_PAGE, PER_PAGE)
+        items = [
+            job_view(
+                r.entry.body,
+                wid=r.wid,
+                reserved_ts=r.reserved_at,
+                expires_ts=r.expires_at,
+                enqueued_ts=r.enqueued_at,
+            )
+            for r in rows
+        ]
+        return Page(items, page, total)
+
+    async def signal(self, wid: str | None, state: Literal["quiet", "terminate"]) -> int:
+        """Ask one process (``None``: all) to go quiet or stop; return how many were told."""
+        return await self._processes.signal(wid, state)
+
+    # -- scheduled, retries, dead ------------------------------------------------------
+
+    async def set_page(
+        self, name: SetName, page: int, where: SetFilter | None = None
+    ) -> Page[dict[str, Any]]:
+        """Return a page of a set in its listing order, filtered in the store.
+
+        The total counts the matching entries (the set's size when unfiltered).
+        """
+        page = max(1, page)
+        where = None if is_empty(where) else where
+        store = self._store
+        total = await store.set_size(name) if where is None else await store.set_count(name, where)
+        rows = await store.set_page(
+            name, (page - 1) * PER_PAGE, PER_PAGE, reverse=NEWEST_FIRST[name], where=where
+        )
+        return Page([_scored_view(name, s.score, s.entry.body) for s in rows], page, total)
+
+    async def set_job(self, name: SetName, jid: str) -> dict[str, Any] | None:
+        """Return one job of a set as a view dict (with ``score``), or ``None``."""
+        scored = await self._store.set_get(name, jid)
+        return None if scored is None else _scored_view(name, scored.score, scored.entry.body)
+
+    async def act(
+        self,
+        name: SetName,
+        action: str,
+        jids: Sequence[str] | None,
+        where: SetFilter | None = None,
+    ) -> int:
+        """Apply a set action to the listed jobs, or (``jids`` None) to all matching ``where``.
+
+        ``retry`` and ``add`` move jobs to their queues now, ``delete`` removes them,
+        ``kill`` moves them to the dead set for 180 days. Returns how many were touched.
+
+        Raises:
+            ValueError: the set does not offer ``action``.
+        """
+        if action not in SET_ACTIONS[name]:
+            raise ValueError(f"{name} has no action {action!r}")
+        if jids is not None and not jids:
+            return 0
+        if jids is None and (action == "kill" or not is_empty(where)):
+            jids = await self.matching(name, where)
+        store = self._store
+        if jids is None:
+            if action == "delete":
+                return await store.set_remove(name, None)
+            return await store.requeue(name, None, self._clock())
+        done = 0
+        for start in range(0, len(jids), CHUNK):
+            chunk = list(jids[start : start + CHUNK])
+            if action == "delete":
+                done += await store.set_remove(name, chunk)
+            elif action == "kill":
+                done += await store.set_move(name, chunk, "dead", self._clock() + DEAD_TTL)
+            else:
+                done += await store.requeue(name, chunk, self._clock())
+        return done
+
+    async def matching(self, name: SetName, where: SetFilter | None) -> list[str]:
+        """Return the jids of every entry matching ``where``, read page by page."""
+        where = None if is_empty(where) else where
+        jids: list[str] = []
+        while True:
+            rows = await self._store.set_page(name, len(jids), CHUNK, where=where)
+            jids.extend(item.entry.jid for item in rows)
+            if len(rows) < CHUNK:
+                return jids

@@ -1,0 +1,73 @@
+"""The queue pages: the list with pause, resume and clear; one queue's jobs, paged.
+
+``POST /queues/<name>`` takes ``action`` = ``pause`` | ``resume`` | ``delete`` (clear the
+queue, as Faktory's form does) | ``delete_jobs`` (the selected ``jid`` values).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from werk.webui.render import int_param, redirect
+from werk.webui.security import check_token
+
+if TYPE_CHECKING:
+    from werk.webui.app import Ui
+
+
+def routes(ui: Ui) -> list[BaseRoute]:
+    """Return the queue pages' routes."""
+    queries = ui.queries
+
+    async def queue_list(request: Request) -> Response:
+        rows = await queries.queues()
+        return await ui.renderer.page(
+            request, "queues.html", {"page_name": "queues", "queues": rows}
+        )
+
+    async def queue_page(request: Request) -> Response:
+        name = request.path_params["name"]
+        page = await queries.queue_page(name, int_param(request, "page", 1))
+        if not page.extra["known"]:
+            raise HTTPException(404, f"No queue named {name!r}.")
+        return await ui.renderer.page(
+            request, "queue.html", {"page_name": "queues", "queue": name, "jobs": page}
+        )
+
+    async def queue_action(request: Request) -> Response:
+        form = await check_token(request)
+        name = request.path_params["name"]
+        action = str(form.get("action", ""))
+        if action == "pause":
+            await queries.pause(name)
+        elif action == "resume":
+            await queries.resume(name)
+        elif action in ("delete", "clear"):
+            await queries.clear(name)
+            return redirect(request, "/queues", done="clear")
+        elif action == "delete_jobs":
+            jids = [str(j) for j in form.getlist("jid")]
+            count = await queries.delete_queued(name, jids)
+            page = form.get("page")
+            return redirect(request, f"/queues/{_quote(name)}", page=page, done="delete", n=count)
+        else:
+            raise HTTPException(400, f"Unknown queue action {action!r}.")
+        back = "/queues" if form.get("back") != "queue" else f"/queues/{_quote(name)}"
+        return redirect(request, back, done=action)
+
+    return [
+        Route("/queues", queue_list),
+        Route("/queues/{name}", queue_page, methods=["GET", "HEAD"]),
+        Route("/queues/{name}", queue_action, methods=["POST"]),
+    ]
+
+
+def _quote(name: str) -> str:
+    from urllib.parse import quote
+
+    return quote(name, safe="")
