@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import pytest
 
@@ -32,14 +33,62 @@ def close_peers() -> Iterator[None]:
         Peer.opened.pop().close()
 
 
+REDIS_URL = "redis://127.0.0.1:6379/2"
+
+
+def redis_available() -> bool:
+    """Return True when a Redis answers at 127.0.0.1:6379."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def delete_prefix(prefix: str) -> None:
+    """Delete every key under ``prefix`` in the test database (never FLUSHDB: shared)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start : start + 500])
+    finally:
+        client.close()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def backend(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The storage of the servers a test starts: the embedded SQLite store, or a Redis
+    key prefix of its own (``--storage`` URL), deleted after the test."""
+    if request.param == "sqlite":
+        yield None
+        return
+    require(redis_available(), "Redis at 127.0.0.1:6379 is not reachable")
+    prefix = f"werktest:{uuid4().hex}:"
+    yield f"{REDIS_URL}?prefix={prefix}"
+    delete_prefix(prefix)
+
+
 @pytest.fixture
-def werk_server_factory(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
-    """Return a factory that starts ``werk server`` subprocesses; all are killed at the end."""
+def werk_server_factory(
+    tmp_path: Path, backend: str | None
+) -> Iterator[Callable[..., ServerProcess]]:
+    """Return a factory that starts ``werk server`` subprocesses on the test's backend; all
+    are killed at the end. Servers of one test share the backend's data."""
     started: list[ServerProcess] = []
 
     def factory(password: str | None = None, **kwargs: Any) -> ServerProcess:
         data_dir = tmp_path / f"data{len(started)}"
-        server = ServerProcess(data_dir, password=password, **kwargs)
+        extra = list(kwargs.pop("extra_args", ()))
+        if backend is not None and "--storage" not in extra:
+            extra += ["--storage", backend]
+        server = ServerProcess(data_dir, password=password, extra_args=extra, **kwargs)
         started.append(server)
         return server.start()
 
