@@ -16,6 +16,7 @@ from typing import Any
 
 from werk.errors import CommandError
 from werk.job import check_queue_name, clamp_reserve_for, format_time, scheduled_at, validate
+from werk.manager.middleware import Middleware
 from werk.manager.retry import DEAD_TTL, FailureReport, record_failure
 from werk.manager.waiters import Waiters
 from werk.storage.base import Entry, Placement, Reservation, Scored, SetName, Store
@@ -56,9 +57,15 @@ class Manager:
         clock: the wall clock in Unix seconds (tests pass a controlled one).
     """
 
-    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], float] = time.time,
+        middleware: Sequence[Middleware] = (),
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.middleware = list(middleware)
         self.waiters = Waiters()
         self._due_listeners: list[Callable[[float], None]] = []
         store.on_available(self.waiters.wake)
@@ -73,27 +80,39 @@ class Manager:
 
     # -- push ----------------------------------------------------------------------
 
-    def prepare(self, job: Any, now: float) -> tuple[Entry, float | None]:
-        """Validate a pushed job; return its entry and its due time if scheduled.
+    async def prepare(self, job: Any, now: float) -> tuple[Entry, float | None]:
+        """Validate a pushed job and run the push middleware; return its entry and its
+        due time if scheduled.
 
         Raises:
-            CommandError: the job breaks a rule, with Faktory's message.
+            CommandError: the job breaks a rule, with Faktory's message, or middleware
+                refused it.
         """
         job = validate(job, now)
         due = scheduled_at(job, now)
         if due is None:
             check_queue_name(job["queue"])
+        for middleware in self.middleware:
+            await middleware.push(job, now)
         return make_entry(job), due
+
+    async def _pushed(self, entries: Sequence[Entry], now: float) -> None:
+        if self.middleware:
+            for entry in entries:
+                job = json.loads(entry.body)
+                for middleware in self.middleware:
+                    await middleware.pushed(job, now)
 
     async def push(self, job: Any) -> None:
         """Store one job: into its queue, or the scheduled set if ``at`` is ahead."""
         now = self.clock()
-        entry, due = self.prepare(job, now)
+        entry, due = await self.prepare(job, now)
         if due is None:
             await self.store.enqueue([entry], now)
         else:
             await self.store.add("scheduled", [Scored(due, entry)])
             self._scheduled(due)
+        await self._pushed([entry], now)
 
     async def push_bulk(self, jobs: Any) -> dict[str, str]:
         """Store many jobs in one write; return ``{jid: error}`` for the rejected ones."""
@@ -105,7 +124,7 @@ class Manager:
         later: list[Scored] = []
         for job in jobs:
             try:
-                entry, due = self.prepare(job, now)
+                entry, due = await self.prepare(job, now)
             except CommandError as exc:
                 jid = job.get("jid") if isinstance(job, dict) else None
                 errors[jid if isinstance(jid, str) else ""] = exc.wire()
@@ -119,6 +138,7 @@ class Manager:
         if later:
             await self.store.add("scheduled", later)
             self._scheduled(min(item.score for item in later))
+        await self._pushed(ready + [item.entry for item in later], now)
         return errors
 
     # -- fetch, ack, fail -------------------------------------------------------------
@@ -137,7 +157,7 @@ class Manager:
         while True:
             # Listen before looking, so a push landing during the look is not missed.
             with self.waiters.listen(queues) as woken:
-                reservation = await self.store.fetch(queues, self.clock(), wid)
+                reservation = await self._reserve(queues, wid)
                 if reservation is not None:
                     return render(reservation.entry.body, reservation.enqueued_at)
                 remaining = deadline - loop.time()
@@ -149,9 +169,33 @@ class Manager:
                 except TimeoutError:
                     return None
 
+    async def _reserve(self, queues: Sequence[str], wid: str) -> Reservation | None:
+        while True:
+            now = self.clock()
+            allowed = queues
+            for middleware in self.middleware:
+                allowed = await middleware.fetch(allowed, wid, now)
+            if not allowed:
+                return None
+            reservation = await self.store.fetch(allowed, now, wid)
+            if reservation is None:
+                return None
+            if await self._keep(reservation, now):
+                return reservation
+
+    async def _keep(self, reservation: Reservation, now: float) -> bool:
+        for middleware in self.middleware:
+            if not await middleware.fetched(reservation, now):
+                return False
+        return True
+
     async def ack(self, jid: str) -> None:
         """Acknowledge a job: release its reservation. Unknown jids are fine."""
-        await self.store.ack(jid, self.clock())
+        now = self.clock()
+        reservation = await self.store.ack(jid, now)
+        if reservation is not None:
+            for middleware in self.middleware:
+                await middleware.acked(reservation, now)
 
     async def fail(self, jid: str, report: FailureReport) -> None:
         """Record a failed execution and send the job to retries, dead, or nowhere.
@@ -161,10 +205,11 @@ class Manager:
         """
         now = self.clock()
         reservation = await self.store.reservation(jid)
-        if reservation is None or not await self.store.fail(
-            jid, now, self._placement(reservation, report, now)
-        ):
+        placement = None if reservation is None else self._placement(reservation, report, now)
+        if reservation is None or not await self.store.fail(jid, now, placement):
             raise CommandError(f"Job not found {jid}")
+        for middleware in self.middleware:
+            await middleware.failed(reservation, placement, now)
 
     def _placement(
         self, reservation: Reservation, report: FailureReport, now: float
@@ -188,6 +233,8 @@ class Manager:
             placement = self._placement(reservation, report, now)
             if await self.store.expire(reservation.entry.jid, now, placement):
                 reaped += 1
+                for middleware in self.middleware:
+                    await middleware.failed(reservation, placement, now)
         return reaped
 
     async def extend(self, jid: str, until: float) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ENVIRONMENTS = ("development", "staging", "production")
 DEFAULT_MAX_LINE = 16 * 1024 * 1024
@@ -64,6 +65,8 @@ class ServerConfig:
     max_connections: int = 2000
     handshake_timeout: float = 2.0
     name: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """The parsed configuration files, for features configured there (throttles, cron)."""
 
     @property
     def store_url(self) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 from werk import __version__
 from werk.job import format_time
 from werk.manager import Manager
+from werk.manager.features import default_middleware
 from werk.manager.processes import Processes
 from werk.server.config import ServerConfig
 from werk.server.connection import Connection
@@ -38,7 +39,9 @@ class Server:
     def __init__(self, config: ServerConfig, store: Store | None = None) -> None:
         self.config = config
         self.store = store or open_store(config.store_url)
-        self.manager = Manager(self.store)
+        self.manager = Manager(
+            self.store, middleware=default_middleware(self.store, config.settings)
+        )
         self.processes = Processes(self.store, config.name or socket.gethostname())
         self.tasks = Tasks(self)
         self.connections: set[Connection] = set()

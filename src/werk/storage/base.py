@@ -130,6 +130,27 @@ class Process:
     server: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class LimitResult:
+    """The answer of a limiter: ``acquired``, or how long to wait before trying again.
+
+    ``retry_after`` is in seconds (0 when acquired); ``held`` is how many holders (or,
+    for rate limiters, uses in the current interval or window) count against the limit.
+    """
+
+    acquired: bool
+    retry_after: float
+    held: int
+
+
+LimitKind = Literal["concurrent", "bucket", "window", "leaky"]
+"""``concurrent``: at most ``limit`` holders at once, each held until released or until
+``ttl`` passes. ``bucket``: at most ``limit`` acquisitions per fixed interval of ``period``
+seconds (aligned to multiples of ``period``). ``window``: at most ``limit`` acquisitions in
+any sliding window of ``period`` seconds. ``leaky``: a bucket of capacity ``limit`` that
+drains at ``limit / period`` per second; each acquisition adds one."""
+
+
 AvailableCallback = Callable[[Iterable[str]], None]
 """Called with queue names when jobs may have become fetchable there."""
 
@@ -332,8 +353,77 @@ class Store(Protocol):
         """Forget a worker process."""
         ...
 
+    # -- coordination: locks, records, counters, limiters ------------------------------
+    # The building blocks of unique jobs, cron, batches, tracking, throttles and rate
+    # limiters. Keys are free-form strings chosen by the manager (e.g. "unique:<digest>");
+    # each method is atomic across every server sharing the backend.
+
+    async def claim(self, key: str, owner: str, ttl: float, now: float) -> bool:
+        """Take the lock ``key`` for ``owner`` until ``now + ttl``.
+
+        Succeeds when the lock is free, expired, or already held by ``owner`` (then its
+        expiry is moved to ``now + ttl``); fails, changing nothing, when another owner
+        holds it unexpired."""
+        ...
+
+    async def release(self, key: str, owner: str | None) -> bool:
+        """Drop the lock ``key`` if ``owner`` holds it (``None``: whoever holds it).
+        Return whether a lock was dropped."""
+        ...
+
+    async def put_record(self, key: str, value: bytes, ttl: float | None, now: float) -> None:
+        """Store ``value`` under ``key``, replacing any; it vanishes at ``now + ttl``
+        (never for ``None``). Durable on return."""
+        ...
+
+    async def get_record(self, key: str, now: float) -> bytes | None:
+        """Return the value under ``key``, or ``None`` if absent or expired."""
+        ...
+
+    async def delete_record(self, key: str) -> None:
+        """Delete the record ``key`` (and its counters, see :meth:`add_counts`)."""
+        ...
+
+    async def records(self, prefix: str, now: float) -> list[tuple[str, bytes]]:
+        """Return every unexpired ``(key, value)`` whose key starts with ``prefix``,
+        ordered by key."""
+        ...
+
+    async def add_counts(self, key: str, deltas: dict[str, int]) -> dict[str, int]:
+        """Atomically add ``deltas`` to the named counters of ``key`` (missing counters
+        start at 0) and return every counter of ``key`` after the change. An empty
+        ``deltas`` just reads them. Counters live until :meth:`delete_record` of ``key``."""
+        ...
+
+    async def limit_acquire(
+        self,
+        name: str,
+        kind: LimitKind,
+        limit: int,
+        period: float,
+        holder: str,
+        now: float,
+    ) -> LimitResult:
+        """Try to take one unit of the limiter ``name`` for ``holder``.
+
+        For ``concurrent``, ``period`` is the hold timeout (a holder not released by
+        then is reclaimed) and acquiring again for a holder that already holds succeeds
+        without taking a second unit. ``retry_after`` estimates when a unit frees up (for
+        ``concurrent``: the earliest expiry of a current holder)."""
+        ...
+
+    async def limit_release(self, name: str, holder: str) -> bool:
+        """Give back ``holder``'s unit of a ``concurrent`` limiter; other kinds ignore it.
+        Return whether a unit was released."""
+        ...
+
+    async def limit_status(self, name: str, now: float) -> int:
+        """Return how many units of limiter ``name`` count against it at ``now``."""
+        ...
+
     # -- everything -----------------------------------------------------------------
 
     async def flush(self) -> None:
-        """Delete every job, set, queue, pause and counter. Worker processes stay."""
+        """Delete every job, set, queue, pause and counter, and every lock, record and
+        limiter. Worker processes stay."""
         ...

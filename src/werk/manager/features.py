@@ -1,0 +1,24 @@
+"""The middleware every server runs, in order: the features built on the core.
+
+Each feature (unique jobs, expiring jobs, batches, tracking, throttles) adds its
+middleware here, one line each.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from werk.manager.middleware import Middleware
+from werk.storage.base import Store
+
+
+def default_middleware(store: Store, settings: dict[str, Any]) -> list[Middleware]:
+    """Return the middleware chain for a server.
+
+    Args:
+        store: the server's store.
+        settings: the server's parsed configuration files (``conf.d/*.toml``), for
+            features configured there (throttles, say).
+    """
+    chain: list[Middleware] = []
+    return chain

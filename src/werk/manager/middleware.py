@@ -1,0 +1,42 @@
+"""Middleware: hooks around push, fetch, ack and fail, for the features built on the core.
+
+Unique jobs, expiring jobs, batches, tracking and throttles are middleware (Faktory's
+design, dramatiq's no-op base class): each overrides the hooks it needs. Hooks run in
+registration order. A hook may raise :class:`~werk.errors.CommandError` (for instance
+``NotUniqueError``) to refuse a push; that error goes to the client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from werk.storage.base import Placement, Reservation
+
+
+class Middleware:
+    """The no-op base class; override what a feature needs."""
+
+    async def push(self, job: dict[str, Any], now: float) -> None:
+        """Called before a validated job is stored; may change ``job`` or raise to refuse."""
+
+    async def pushed(self, job: dict[str, Any], now: float) -> None:
+        """Called after a job was stored (queued or scheduled)."""
+
+    async def fetch(self, queues: Sequence[str], wid: str, now: float) -> Sequence[str]:
+        """Called before looking for a job; return the queues that may be fetched from."""
+        return queues
+
+    async def fetched(self, reservation: Reservation, now: float) -> bool:
+        """Called with a job just reserved. Return ``False`` to withhold it from the worker:
+        the hook must then have settled the reservation itself (through the store), and
+        the manager looks for another job."""
+        return True
+
+    async def acked(self, reservation: Reservation, now: float) -> None:
+        """Called after a job was acknowledged."""
+
+    async def failed(
+        self, reservation: Reservation, placement: Placement | None, now: float
+    ) -> None:
+        """Called after a failure (a FAIL, or an expired reservation) was recorded."""
