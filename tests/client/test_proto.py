@@ -137,5 +137,9 @@ def test_replies_survive_any_split(cuts: list[int]) -> None:
         while (reply := proto.next_reply()) is not NEED_DATA:
             replies.append(reply)
     assert replies == [
-        Simple('HI {"v":2}'), Simple("OK"), b'{"state":"quiet"}', None, Error("ERR nope")
+        Simple('HI {"v":2}'),
+        Simple("OK"),
+        b'{"state":"quiet"}',
+        None,
+        Error("ERR nope"),
     ]

@@ -21,7 +21,10 @@ from werk.job import parse_time
 def test_parse_url() -> None:
     address = parse_url("tcp+tls://:s3cret@example.com:7000")
     assert (address.host, address.port, address.tls, address.password) == (
-        "example.com", 7000, True, "s3cret",
+        "example.com",
+        7000,
+        True,
+        "s3cret",
     )
     assert parse_url("tcp://localhost").port == 7419
     assert "s3cret" not in address.url()
@@ -103,7 +106,10 @@ async def test_runner_reports_ack_and_fail_with_middleware() -> None:
     assert payload["errtype"] == "KeyError" and payload["message"] == "'missing'"
     assert len(payload["backtrace"]) == 1
     assert log == ["a:before", "b:before", "b:after:None", "a:after:None"] + [
-        "a:before", "b:before", "b:after:KeyError", "a:after:KeyError",
+        "a:before",
+        "b:before",
+        "b:after:KeyError",
+        "a:after:KeyError",
     ]
     unknown = json.loads((await runner.run({"jid": "j3", "jobtype": "nope", "args": []})).data[5:])
     assert unknown["errtype"] == "UnknownJobTypeError"

@@ -1,0 +1,204 @@
+"""The Worker against a real ``werk server``: jobs, failures, signals, shutdown, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tests.client.conftest import async_wait_until, retries_size
+from tests.helpers import Peer, ServerProcess
+from werk.client import SHUTDOWN_ERRTYPE, Client, Job, Middleware, Worker
+from werk.protocol.resp import Simple
+
+Start = Callable[[Worker], "asyncio.Task[None]"]
+
+
+def retry_jobs(client: Client) -> list[dict[str, Any]]:
+    """The jobs in the Retries set, requeued so they can be fetched and inspected."""
+    client.mutate("requeue", "retries", {})
+    jobs = []
+    while (job := client.fetch("default")) is not None:
+        jobs.append(job)
+        client.ack(job["jid"])
+    return jobs
+
+
+async def test_sync_and_async_jobs(
+    werk_server: ServerProcess, client: Client, start_worker: Start
+) -> None:
+    worker = Worker(werk_server.url, concurrency=4, shutdown_timeout=5)
+    done: list[tuple[str, int]] = []
+
+    @worker.register("Sync")
+    def sync_job(n: int) -> None:
+        assert threading.current_thread() is not threading.main_thread()
+        done.append(("sync", n))
+
+    @worker.register("Async")
+    async def async_job(n: int) -> None:
+        await asyncio.sleep(0)
+        done.append(("async", n))
+
+    client.push_bulk([Job("Sync", [i]) for i in range(20)] + [Job("Async", [i]) for i in range(20)])
+    start_worker(worker)
+    await async_wait_until(lambda: len(done) == 40)
+    await async_wait_until(lambda: client.info()["faktory"]["total_processed"] == 40)
+    assert sorted(done) == sorted(
+        [("sync", i) for i in range(20)] + [("async", i) for i in range(20)]
+    )
+
+
+async def test_failure_goes_to_retries_with_backtrace(
+    werk_server: ServerProcess, client: Client, start_worker: Start
+) -> None:
+    worker = Worker(werk_server.url, concurrency=1)
+
+    @worker.register
+    def explode(depth: int) -> None:
+        if depth:
+            explode(depth - 1)
+        raise ValueError("kaboom")
+
+    client.push(Job("explode", [5], backtrace=3))
+    task = start_worker(worker)
+    await async_wait_until(lambda: retries_size(client) == 1)
+    worker.stop()
+    await task
+    failure = (await asyncio.to_thread(retry_jobs, client))[0]["failure"]
+    assert failure["errtype"] == "ValueError" and failure["message"] == "kaboom"
+    assert len(failure["backtrace"]) == 3 and "explode" in failure["backtrace"][0]
+
+
+class Counting(Middleware):
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def on_start(self, worker: Worker) -> None:
+        self.events.append("start")
+
+    def before_job(self, job: dict[str, Any]) -> None:
+        self.events.append("before " + job["jobtype"])
+
+    def after_job(self, job: dict[str, Any], exc: BaseException | None) -> None:
+        self.events.append(f"after {job['jobtype']} {exc!r}")
+
+    def on_stop(self, worker: Worker) -> None:
+        self.events.append("stop")
+
+
+async def test_middleware_hooks(werk_server: ServerProcess, client: Client) -> None:
+    middleware = Counting()
+    worker = Worker(werk_server.url, concurrency=1, middleware=[middleware])
+    worker.add("Noop", lambda: None)
+    client.push(Job("Noop"))
+    task = asyncio.create_task(worker.run_async())
+    await async_wait_until(lambda: len(middleware.events) >= 3)
+    worker.stop()
+    await task
+    assert middleware.events == ["start", "before Noop", "after Noop None", "stop"]
+
+
+async def test_shutdown_waits_for_jobs_and_hands_back_the_rest(
+    werk_server: ServerProcess, client: Client
+) -> None:
+    worker = Worker(werk_server.url, concurrency=2, shutdown_timeout=1.0)
+    finished: list[str] = []
+
+    @worker.register
+    async def quick() -> None:
+        await asyncio.sleep(0.3)
+        finished.append("quick")
+
+    @worker.register
+    def slow() -> None:
+        time.sleep(4)
+        finished.append("slow")
+
+    client.push(Job("quick"))
+    client.push(Job("slow", retry=5))
+    task = asyncio.create_task(worker.run_async())
+    await async_wait_until(lambda: client.info()["faktory"]["tasks"]["Busy"]["size"] == 2)
+    began = time.monotonic()
+    worker.stop()
+    await task
+    assert time.monotonic() - began < 1.0 + 3.0
+    assert finished == ["quick"]
+    jobs = await asyncio.to_thread(retry_jobs, client)
+    assert [job["jobtype"] for job in jobs] == ["slow"]
+    assert jobs[0]["failure"]["errtype"] == SHUTDOWN_ERRTYPE
+    info = client.info()["faktory"]
+    assert info["tasks"]["Busy"]["size"] == 0
+
+
+async def test_worker_reconnects_after_server_restart(
+    werk_server: ServerProcess, client: Client, start_worker: Start
+) -> None:
+    worker = Worker(werk_server.url, concurrency=2, heartbeat_interval=0.3)
+    done: list[int] = []
+
+    @worker.register
+    async def record(n: int) -> None:
+        done.append(n)
+
+    start_worker(worker)
+    client.push(Job("record", [1]))
+    await async_wait_until(lambda: done == [1])
+    await asyncio.to_thread(werk_server.kill)
+    await asyncio.to_thread(werk_server.start)
+    await asyncio.to_thread(client.push, Job("record", [2]))
+    await async_wait_until(lambda: done == [1, 2], timeout=30)
+
+
+def beat_as(server: ServerProcess, wid: str, state: str | None = None) -> Any:
+    """BEAT for ``wid`` on a raw connection of our own (announcing ``state``)."""
+    peer = Peer(server.host, server.port)
+    try:
+        assert peer.hello(wid=wid) == Simple("OK")
+        payload: dict[str, Any] = {"wid": wid}
+        if state:
+            payload["current_state"] = state
+        return peer.call("BEAT " + json.dumps(payload))
+    finally:
+        peer.close()
+
+
+async def test_worker_announces_quiet_in_beat(
+    werk_server: ServerProcess, start_worker: Start
+) -> None:
+    worker = Worker(werk_server.url, concurrency=1, heartbeat_interval=0.2)
+    start_worker(worker)
+    await asyncio.sleep(0.3)
+    worker.quiet()
+    reply = await async_wait_until(
+        lambda: (r := beat_as(werk_server, worker.wid)) != Simple("OK") and r
+    )
+    assert json.loads(reply) == {"state": "quiet"}
+
+
+async def test_quiet_then_terminate_from_the_server(
+    werk_server: ServerProcess, client: Client
+) -> None:
+    """The server asks via its BEAT reply (the state was set through the same wid)."""
+    worker = Worker(werk_server.url, concurrency=1, heartbeat_interval=0.2, shutdown_timeout=1)
+    done: list[int] = []
+
+    @worker.register
+    async def record(n: int) -> None:
+        done.append(n)
+
+    task = asyncio.create_task(worker.run_async())
+    client.push(Job("record", [1]))
+    await async_wait_until(lambda: done == [1])
+    await asyncio.to_thread(beat_as, werk_server, worker.wid, "quiet")
+    await async_wait_until(lambda: worker.state == "quiet")
+    await asyncio.sleep(2.5)  # let any FETCH already in flight come back empty
+    client.push(Job("record", [2]))
+    await asyncio.sleep(1.0)
+    assert done == [1] and client.info()["faktory"]["queues"]["default"] == 1
+    await asyncio.to_thread(beat_as, werk_server, worker.wid, "terminate")
+    await asyncio.wait_for(task, 10)
+    assert worker.state == "terminate"
