@@ -106,7 +106,10 @@ def test_push_fetch_ack(make_client: ClientFactory, werk_server: ServerProcess) 
 
 
 def test_push_bulk(make_client: ClientFactory) -> None:
+    # Also: pyfaktory raises if HI carries "i"/"s" and it has no password, so connecting
+    # here shows a password-less server does not send them.
     producer = Producer(client=make_client(role="producer"))
+    assert producer.client.state == State.IDENTIFIED
     jobs = [Job(jid=f"pyf-bulk-{i:03}", jobtype="Bulk", args=[i]) for i in range(5)]
     # PUSHB must be answered with a bulk string: pyfaktory asserts the reply starts with "$".
     assert producer.push_bulk(jobs) == {}
@@ -256,13 +259,6 @@ def test_password(werk_server_factory: Any) -> None:
     with pytest.raises(ValueError, match="Password required"):
         none.connect()
     none.sock.close()
-
-
-def test_password_not_required_without_one(make_client: ClientFactory) -> None:
-    # pyfaktory raises if HI carries "i"/"s" and it has no password: a server without a
-    # password must not send them (make_client connects with a password-less URL).
-    client = make_client(role="producer")
-    assert client.state == State.IDENTIFIED
 
 
 def add(a: int, b: int) -> int:
