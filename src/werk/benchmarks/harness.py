@@ -1,0 +1,140 @@
+"""Processes and measurements shared by the scenarios: a server, workers, RSS, statistics."""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+LISTENING = re.compile(rb"listening on [^\s:]+:(\d+)")
+
+
+@dataclass
+class BenchServer:
+    """A ``werk server`` subprocess on a free port, with a fresh store.
+
+    ``storage`` is ``"sqlite"`` (a temporary data directory, fsync on) or a Redis URL, in
+    which case a fresh key prefix is used and deleted afterwards.
+    """
+
+    storage: str = "sqlite"
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    log: bytearray = field(default_factory=bytearray)
+    prefix: str = ""
+
+    def start(self) -> BenchServer:
+        """Start the server and wait until it listens."""
+        data = tempfile.mkdtemp(prefix="werk-bench-")
+        args = [sys.executable, "-m", "werk", "server", "-b", "127.0.0.1:0", "-w", ":0"]
+        args += ["-d", data, "-l", "info"]
+        if self.storage != "sqlite":
+            self.prefix = f"werkbench:{uuid4().hex}:"
+            args += ["--storage", f"{self.storage}?prefix={self.prefix}"]
+        self.proc = subprocess.Popen(args, stderr=subprocess.PIPE)
+        threading.Thread(target=self._read, daemon=True).start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            match = LISTENING.search(self.log)
+            if match:
+                self.port = int(match.group(1))
+                return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise RuntimeError(f"werk server did not start: {self.log.decode(errors='replace')}")
+
+    def _read(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.log += line
+
+    @property
+    def url(self) -> str:
+        """The server's ``tcp://`` URL."""
+        return f"tcp://127.0.0.1:{self.port}"
+
+    def rss_mb(self) -> float:
+        """Return the server's resident memory in MB."""
+        assert self.proc is not None
+        return rss_mb(self.proc.pid)
+
+    def stop(self) -> None:
+        """Stop the server and delete its Redis keys, if any."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(30)
+        if self.prefix:
+            import redis
+
+            client = redis.Redis.from_url(self.storage)
+            keys = list(client.scan_iter(match=self.prefix + "*", count=5000))
+            for start in range(0, len(keys), 1000):
+                client.delete(*keys[start : start + 1000])
+            client.close()
+
+    def __enter__(self) -> BenchServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def rss_mb(pid: int) -> float:
+    """Return the resident set size of a process in MB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def start_workers(
+    url: str, count: int, concurrency: int, env: dict[str, str] | None = None
+) -> list[subprocess.Popen[bytes]]:
+    """Start ``count`` ``werk worker`` processes running the benchmark jobs."""
+    args = [sys.executable, "-m", "werk", "worker", "werk.benchmarks.jobs:worker"]
+    args += ["-c", str(concurrency), "--url", url, "-l", "warning", "-q", "bench"]
+    full_env = {**os.environ, **(env or {})}
+    return [subprocess.Popen(args, env=full_env) for _ in range(count)]
+
+
+def stop_workers(procs: Sequence[subprocess.Popen[bytes]]) -> None:
+    """Stop worker processes (SIGTERM, then SIGKILL after 10 s)."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Return the ``q``-th percentile (0..100) by nearest rank."""
+    ordered = sorted(values)
+    index = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def median(values: Sequence[float]) -> float:
+    """Return the median."""
+    return statistics.median(values)
+
+
+def jobs(n: int, queue: str = "bench", **fields: Any) -> list[dict[str, Any]]:
+    """Return ``n`` no-op job payloads with unique jids."""
+    tag = uuid4().hex[:8]
+    return [
+        {"jid": f"{tag}{i:012d}", "jobtype": "noop", "args": [], "queue": queue, **fields}
+        for i in range(n)
+    ]

@@ -1,0 +1,36 @@
+"""The jobs the benchmark workers run: a no-op, and one that records its start delay.
+
+``record`` appends ``start - args[0]`` (seconds) to the file named by ``WERK_BENCH_OUT``,
+one line per job; the file is flushed as it goes so the harness can read it any time.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from werk.client import Worker
+
+worker = Worker(queues=["bench"], concurrency=10)
+
+
+@worker.register("noop")
+def noop() -> None:
+    """Do nothing: the benchmarks measure the job system, not the job."""
+
+
+@worker.register("anoop")
+async def anoop() -> None:
+    """Do nothing, as a coroutine."""
+
+
+_OUT = os.environ.get("WERK_BENCH_OUT")
+
+
+@worker.register("record")
+async def record(due: float) -> None:
+    """Write how late this job started, in seconds after ``due``."""
+    late = time.time() - due
+    if _OUT:
+        with open(_OUT, "a") as out:
+            out.write(f"{late:.6f}\n")
