@@ -180,9 +180,9 @@ def _probe(client: Client, count: int) -> tuple[float, float]:
     push_us = (time.perf_counter() - started) / count * 1e6
     started = time.perf_counter()
     for _ in range(count):
-        job = client.fetch("bench")
-        assert job is not None
-        client.ack(job["jid"])
+        fetched = client.fetch("bench")
+        assert fetched is not None
+        client.ack(fetched["jid"])
     fetch_us = (time.perf_counter() - started) / count * 1e6
     return push_us, fetch_us
 
