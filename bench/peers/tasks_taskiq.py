@@ -1,0 +1,24 @@
+"""Taskiq: one no-op task on the local Redis (DB 4), through a Redis list queue."""
+
+import asyncio
+
+from counting import done
+from taskiq_redis import ListQueueBroker
+
+broker = ListQueueBroker(url="redis://127.0.0.1:6379/4")
+
+
+@broker.task
+async def noop() -> None:
+    done()
+
+
+async def _enqueue(n: int) -> None:
+    await broker.startup()
+    for start in range(0, n, 1000):
+        await asyncio.gather(*(noop.kiq() for _ in range(min(1000, n - start))))
+    await broker.shutdown()
+
+
+def enqueue(n: int) -> None:
+    asyncio.run(_enqueue(n))
