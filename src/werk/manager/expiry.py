@@ -1,0 +1,101 @@
+"""Expiring jobs (Faktory Enterprise): a job past its ``custom.expires_at`` never runs.
+
+``custom.expires_in`` (seconds) is turned into ``expires_at`` (RFC 3339) at push. As in
+Faktory, an expired job stays where it is until a worker fetches it; the fetch then drops
+it instead of handing it out (the reservation is settled through the store) and counts it
+under :data:`STATS_KEY`, which INFO shows as ``faktory.tasks.Expired.size``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from werk.errors import CommandError
+from werk.job import format_time, parse_time
+from werk.manager.middleware import Middleware
+from werk.storage.base import Reservation, Store
+
+log = logging.getLogger("werk.expiry")
+
+STATS_KEY = "stats:expired"
+COUNTER = "expired"
+MARKER = b'"expires_at"'
+"""Jobs whose body lacks this byte string cannot expire (the cheap check at fetch)."""
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise CommandError("expires_in must be a number of seconds")
+    return float(value)
+
+
+def normalize(job: dict[str, Any], now: float) -> None:
+    """Turn ``custom.expires_in`` into ``custom.expires_at`` and check ``expires_at``.
+
+    Raises:
+        CommandError: either field has the wrong type or format.
+    """
+    custom = job.get("custom")
+    if not isinstance(custom, dict):
+        return
+    if "expires_in" in custom:
+        seconds = custom.pop("expires_in")
+        if seconds is not None:
+            custom["expires_at"] = format_time(now + _number(seconds))
+    at = custom.get("expires_at")
+    if at is None:
+        return
+    if not isinstance(at, str):
+        raise CommandError("expires_at must be an RFC 3339 timestamp")
+    try:
+        parse_time(at)
+    except ValueError as exc:
+        raise CommandError(f"invalid timestamp for 'expires_at': \"{at}\": {exc}") from exc
+
+
+def expires_at(body: bytes) -> float | None:
+    """Return when the job in ``body`` expires (Unix seconds), or ``None``."""
+    if MARKER not in body:
+        return None
+    custom = json.loads(body).get("custom")
+    at = custom.get("expires_at") if isinstance(custom, dict) else None
+    if not isinstance(at, str):
+        return None
+    try:
+        return parse_time(at)
+    except ValueError:
+        return None
+
+
+async def expired_count(store: Store) -> int:
+    """Return how many expired jobs were dropped since the last FLUSH."""
+    counts = await store.add_counts(STATS_KEY, {})
+    return counts.get(COUNTER, 0)
+
+
+class ExpiringJobs(Middleware):
+    """The expiring-jobs middleware.
+
+    Args:
+        store: the server's store.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def push(self, job: dict[str, Any], now: float) -> None:
+        """Turn ``expires_in`` into ``expires_at``; refuse a malformed one."""
+        normalize(job, now)
+
+    async def fetched(self, reservation: Reservation, now: float) -> bool:
+        """Drop a job whose expiry has passed: settle its reservation and count it."""
+        deadline = expires_at(reservation.entry.body)
+        if deadline is None or deadline > now:
+            return True
+        jid = reservation.entry.jid
+        if await self.store.ack(jid, now) is not None:
+            await self.store.add_counts(STATS_KEY, {COUNTER: 1})
+            log.info("Halt: job %s expired", jid)
+        return False
