@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from werk.manager.batches import Batches
+from werk.manager.expiry import ExpiringJobs
 from werk.manager.middleware import Middleware
+from werk.manager.tracking import Tracking
+from werk.manager.unique import UniqueJobs
 from werk.storage.base import Store
 
 
@@ -21,4 +25,8 @@ def default_middleware(store: Store, settings: dict[str, Any]) -> list[Middlewar
             features configured there (throttles, say).
     """
     chain: list[Middleware] = []
+    chain.append(ExpiringJobs(store))  # first: an expired job is dropped before the rest
+    chain.append(UniqueJobs(store))  # before Batches: a refused push is never counted
+    chain.append(Batches(store))
+    chain.append(Tracking(store))
     return chain
