@@ -14,6 +14,8 @@ from werk.errors import CommandError
 from werk.manager.retry import FailureReport
 from werk.protocol import commands as verbs
 from werk.protocol.resp import OK, encode_bulk
+from werk.server.handlers_batch import batch
+from werk.server.handlers_track import track
 from werk.storage.base import SET_NAMES, SetName
 
 if TYPE_CHECKING:
@@ -167,16 +169,6 @@ async def queue(server: Server, conn: Connection, arg: bytes) -> bytes:
     }
     await actions[sub](selected)
     return OK
-
-
-async def batch(server: Server, conn: Connection, arg: bytes) -> bytes:
-    """BATCH NEW|OPEN|COMMIT|STATUS ... (not available yet)"""
-    raise CommandError("batch subsystem is only available in Faktory Enterprise")
-
-
-async def track(server: Server, conn: Connection, arg: bytes) -> bytes:
-    """TRACK SET|GET ... (not available yet)"""
-    raise CommandError("tracking subsystem is only available in Faktory Enterprise")
 
 
 HANDLERS: dict[str, Handler] = {
