@@ -58,6 +58,29 @@ class NotUniqueError(CommandError):
         super().__init__(message, code)
 
 
+class LimitedError(CommandError):
+    """A rate limiter had no free unit (``-LIMITED retry after <seconds>``).
+
+    Attributes:
+        retry_after: seconds until a unit is expected to free up (0 if unknown).
+    """
+
+    code = "LIMITED"
+
+    def __init__(self, message: str = "retry after 0", code: str | None = None) -> None:
+        super().__init__(message, code)
+        _, _, seconds = message.rpartition(" ")
+        try:
+            self.retry_after = max(0.0, float(seconds))
+        except ValueError:
+            self.retry_after = 0.0
+
+    @classmethod
+    def after(cls, seconds: float) -> LimitedError:
+        """Build the error for a wait of ``seconds`` (rounded up to milliseconds)."""
+        return cls(f"retry after {max(0.0, -(-seconds * 1000 // 1) / 1000):.3f}")
+
+
 class AuthenticationError(CommandError):
     """The password hash in HELLO was wrong, or a password was needed and missing."""
 
@@ -69,6 +92,7 @@ class ServerShutdownError(CommandError):
 CODES: dict[str, type[CommandError]] = {
     "ERR": CommandError,
     "NOTUNIQUE": NotUniqueError,
+    "LIMITED": LimitedError,
 }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from werk.manager.batches import Batches
 from werk.manager.expiry import ExpiringJobs
 from werk.manager.middleware import Middleware
+from werk.manager.throttles import ThrottleMiddleware
 from werk.manager.tracking import Tracking
 from werk.manager.unique import UniqueJobs
 from werk.storage.base import Store
@@ -26,6 +27,7 @@ def default_middleware(store: Store, settings: dict[str, Any]) -> list[Middlewar
     """
     chain: list[Middleware] = []
     chain.append(ExpiringJobs(store))  # first: an expired job is dropped before the rest
+    chain.append(ThrottleMiddleware(store, settings))  # next: a handed-back job saw no other
     chain.append(UniqueJobs(store))  # before Batches: a refused push is never counted
     chain.append(Batches(store))
     chain.append(Tracking(store))

@@ -3,12 +3,14 @@
 Faktory's rules (PROTOCOL.md §3.3): ``retry`` 0 discards the job, a negative ``retry`` or
 exhausted retries send it to the dead set for 180 days, otherwise it is retried after
 ``count**4 + 15 + rand(0..29) * (count + 1)`` seconds, ``count`` being the retry count
-after this failure was recorded.
+after this failure was recorded. A FAIL with errtype ``werk.RateLimited`` (a job that could
+not get its rate limit) is rescheduled without using a retry; see :func:`rate_limited`.
 """
 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -18,6 +20,10 @@ DEAD_TTL: Final = 180 * 24 * 3600.0
 MAX_ERRTYPE: Final = 100
 MAX_MESSAGE: Final = 1000
 MAX_BACKTRACE: Final = 50
+RATE_LIMITED: Final = "werk.RateLimited"
+MAX_RATE_LIMITED: Final = 20
+"""A job rate-limited more often than this fails as usual (and uses its retries)."""
+_RETRY_AFTER = re.compile(r"retry after (\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +73,10 @@ def record_failure(
     job: dict[str, Any], report: FailureReport, now: float, rng: random.Random | None = None
 ) -> Decision:
     """Update ``job["failure"]`` in place for one more failure and decide its fate."""
+    if report.errtype == RATE_LIMITED:
+        limited = rate_limited(job, report, now, rng)
+        if limited is not None:
+            return limited
     retry = job.get("retry")
     limit = DEFAULT_RETRY if retry is None else int(retry)
     previous = job.get("failure")
@@ -91,4 +101,30 @@ def record_failure(
         return Decision("dead", now + DEAD_TTL)
     due = now + backoff(count, rng)
     failure["next_at"] = format_time(due)
+    return Decision("retries", due)
+
+
+def rate_limited(
+    job: dict[str, Any], report: FailureReport, now: float, rng: random.Random | None = None
+) -> Decision | None:
+    """Reschedule a rate-limited job into the retry set without touching ``failure``.
+
+    The delay is the ``retry after <seconds>`` found in the message (the text of
+    ``-LIMITED``), else 15 s doubling per rate-limited FAIL of the job (at most an hour),
+    plus up to 10% jitter. The count goes in ``job["rate_limited"]``. Returns ``None``
+    past :data:`MAX_RATE_LIMITED`: then the FAIL is an ordinary failure.
+    """
+    previous = job.get("rate_limited")
+    count = int(previous.get("count", 0)) if isinstance(previous, dict) else 0
+    if count >= MAX_RATE_LIMITED:
+        return None
+    found = _RETRY_AFTER.search(report.message)
+    delay = float(found.group(1)) if found else min(15.0 * 2**count, 3600.0)
+    delay = min(max(delay, 1.0), DEAD_TTL)
+    due = now + delay + (rng or random).uniform(0, delay / 10)
+    job["rate_limited"] = {
+        "count": count + 1,
+        "message": report.message,
+        "next_at": format_time(due),
+    }
     return Decision("retries", due)

@@ -15,6 +15,7 @@ from werk.manager.retry import FailureReport
 from werk.protocol import commands as verbs
 from werk.protocol.resp import OK, encode_bulk
 from werk.server.handlers_batch import batch
+from werk.server.handlers_limit import limit
 from werk.server.handlers_track import track
 from werk.storage.base import SET_NAMES, SetName
 
@@ -185,6 +186,7 @@ HANDLERS: dict[str, Handler] = {
     verbs.QUEUE: queue,
     verbs.BATCH: batch,
     verbs.TRACK: track,
+    verbs.LIMIT: limit,
 }
 
 NEEDS_ARGUMENT = frozenset(
@@ -197,5 +199,6 @@ NEEDS_ARGUMENT = frozenset(
         verbs.BEAT,
         verbs.MUTATE,
         verbs.QUEUE,
+        verbs.LIMIT,
     }
 )

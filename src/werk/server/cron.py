@@ -1,0 +1,95 @@
+"""The cron scheduler task: wakes for the next tick of any ``[[cron]]`` entry and fires it.
+
+The rules (parsing, exactly-once firing, history) live in :mod:`werk.manager.cron`; this
+module owns the asyncio loop, its start and stop with the server, and SIGHUP reloads. It
+sleeps until the next tick but at most :data:`MAX_SLEEP`, so a reload or a clock change
+is noticed quickly; every server runs the loop and the store decides who fires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, Final
+
+from werk.manager.cron import Cron, parse_cron
+from werk.manager.manager import Manager
+
+log = logging.getLogger("werk.cron")
+
+MAX_SLEEP: Final = 1.0
+
+
+class CronScheduler:
+    """Runs the cron entries of a server's settings.
+
+    Args:
+        manager: the server's manager (pushes jobs, provides the store).
+        settings: the parsed configuration; its ``[[cron]]`` entries are validated now.
+        clock: Unix seconds; defaults to the manager's clock (tests pass a controlled one).
+
+    Raises:
+        CronConfigError: an entry is invalid (the message names it).
+    """
+
+    def __init__(
+        self,
+        manager: Manager,
+        settings: dict[str, Any],
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.clock = clock or manager.clock
+        self.cron = Cron(manager, parse_cron(settings))
+        self.errors = 0
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    def start(self) -> None:
+        """Start the loop (nothing runs when there are no entries until a reload adds one)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="werk-cron")
+
+    async def stop(self) -> None:
+        """Stop the loop and wait for it."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def reload(self, settings: dict[str, Any]) -> None:
+        """Replace the entries from reloaded settings (SIGHUP).
+
+        Raises:
+            CronConfigError: an entry is invalid; the running entries stay unchanged.
+        """
+        entries = parse_cron(settings)
+        self.cron.replace(entries)
+        self._wake.set()
+        log.info("cron: %d entries loaded", len(entries))
+
+    async def tick(self) -> int:
+        """Fire whatever is due now; return how many jobs were pushed (tests call this)."""
+        return await self.cron.tick(self.clock())
+
+    async def status(self) -> list[dict[str, Any]]:
+        """The web UI's view of the entries; see :meth:`werk.manager.cron.Cron.status`."""
+        return await self.cron.status()
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.tick()
+            except Exception:
+                self.errors += 1
+                log.exception("cron tick failed")
+            delay = MAX_SLEEP
+            upcoming = self.cron.next_due(self.clock())
+            if upcoming is not None:
+                delay = min(MAX_SLEEP, max(0.01, upcoming - self.clock()))
+            try:
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass

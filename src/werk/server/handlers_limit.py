@@ -1,0 +1,94 @@
+"""The LIMIT verb: named rate limiters any worker can use over the protocol.
+
+``LIMIT ACQUIRE {json}``, ``LIMIT RELEASE {json}`` and ``LIMIT STATUS name``; the handler
+parses and checks the arguments, calls :class:`~werk.manager.throttles.RateLimiters` and
+encodes the reply. docs/protocol.md (``### LIMIT ...``) is the reference.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import TYPE_CHECKING, Any
+
+from werk.errors import CommandError, LimitedError
+from werk.manager.throttles import LIMIT_KINDS, RateLimiters
+from werk.protocol.resp import OK, encode_bulk
+from werk.storage.base import LimitKind
+
+if TYPE_CHECKING:
+    from werk.server.connection import Connection
+    from werk.server.server import Server
+
+MAX_NAME = 200
+
+
+def _object(text: str, sub: str) -> dict[str, Any]:
+    try:
+        payload = json.loads(text)
+    except ValueError as exc:
+        raise CommandError(f"LIMIT {sub}: invalid JSON: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise CommandError(f"LIMIT {sub} expects a JSON object")
+    return payload
+
+
+def _name(value: Any) -> str:
+    if not isinstance(value, str) or not value or len(value) > MAX_NAME or " " in value:
+        raise CommandError(f"a limiter needs a name: 1-{MAX_NAME} characters, no spaces")
+    return value
+
+
+def _number(payload: dict[str, Any], key: str, default: float | None = None) -> float:
+    value = payload.get(key, default)
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise CommandError(f"LIMIT ACQUIRE: {key} must be a number")
+    return float(value)
+
+
+def _acquire_args(payload: dict[str, Any]) -> tuple[str, LimitKind, int, float, str | None, float]:
+    name = _name(payload.get("name"))
+    kind = payload.get("kind", "concurrent")
+    if kind not in LIMIT_KINDS:
+        raise CommandError(f"LIMIT ACQUIRE: kind must be one of {', '.join(LIMIT_KINDS)}")
+    limit = payload.get("limit")
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise CommandError("LIMIT ACQUIRE: limit must be a positive integer")
+    period = _number(payload, "period", 60.0 if kind == "concurrent" else None)
+    if period <= 0:
+        raise CommandError("LIMIT ACQUIRE: period must be positive")
+    holder = payload.get("holder")
+    if holder is not None and (not isinstance(holder, str) or not holder):
+        raise CommandError("LIMIT ACQUIRE: holder must be a non-empty string")
+    if kind == "concurrent" and holder is None:
+        raise CommandError("LIMIT ACQUIRE: a concurrent limiter needs a holder")
+    wait = _number(payload, "wait", 0.0)
+    if wait < 0:
+        raise CommandError("LIMIT ACQUIRE: wait must not be negative")
+    found: LimitKind = kind
+    return name, found, limit, period, holder, wait
+
+
+async def limit(server: Server, conn: Connection, arg: bytes) -> bytes:
+    """LIMIT ACQUIRE {"name","kind","limit","period","holder","wait"} | LIMIT RELEASE
+    {"name","holder"} | LIMIT STATUS name"""
+    sub, _, rest = arg.decode("utf-8", "replace").partition(" ")
+    sub = sub.upper()
+    limiters = RateLimiters(server.manager)
+    if sub == "ACQUIRE":
+        result = await limiters.acquire(*_acquire_args(_object(rest, sub)))
+        if not result.acquired:
+            raise LimitedError.after(result.retry_after)
+        return OK
+    if sub == "RELEASE":
+        payload = _object(rest, sub)
+        holder = payload.get("holder")
+        if not isinstance(holder, str) or not holder:
+            raise CommandError("LIMIT RELEASE needs a holder")
+        await limiters.release(_name(payload.get("name")), holder)
+        return OK
+    if sub == "STATUS":
+        name = _name(rest.strip())
+        held = await limiters.status(name)
+        return encode_bulk(json.dumps({"name": name, "held": held}).encode())
+    raise CommandError(f"no such LIMIT subcommand: {sub or '(none)'}")
