@@ -9,7 +9,8 @@ from typing import Any
 
 RERUN = """```sh
 make install
-python3 -m venv bench/.venv-peers && bench/.venv-peers/bin/pip install -r bench/requirements-peers.txt
+python3 -m venv bench/.venv-peers
+bench/.venv-peers/bin/pip install -r bench/requirements-peers.txt
 .venv/bin/python bench/run_all.py        # everything below, about 15 minutes
 .venv/bin/werk bench drain --storage sqlite   # one scenario
 ```"""
