@@ -46,7 +46,7 @@ def make_client(werk_server: ServerProcess) -> Iterator[ClientFactory]:
             yield factory
         finally:
             for client in clients:
-                if client.state not in (State.DISCONNECTED, State.END):
+                if client.state in (State.IDENTIFIED, State.QUIET, State.TERMINATING):
                     client.disconnect()
             for client in clients:
                 thread = getattr(client, "heartbeat_thread", None)
@@ -69,8 +69,12 @@ def _factory(server: ServerProcess, clients: list[Client]) -> ClientFactory:
             kwargs.setdefault("worker_id", uuid.uuid4().hex)
             kwargs.setdefault("beat_period", 0.25)
         client = Client(faktory_url=url or server.url, role=role, **kwargs)
+        try:
+            client.connect()
+        except BaseException:
+            client.sock.close()
+            raise
         clients.append(client)
-        client.connect()
         return client
 
     return factory
