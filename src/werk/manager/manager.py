@@ -8,6 +8,7 @@ same methods. The manager never knows which backend it runs on.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -43,10 +44,15 @@ def make_entry(job: dict[str, Any]) -> Entry:
     )
 
 
+@functools.lru_cache(maxsize=4096)
+def _stamp(enqueued_at: float) -> bytes:
+    # Jobs pushed together share their enqueued_at: format each time once.
+    return format_time(enqueued_at).encode()
+
+
 def render(body: bytes, enqueued_at: float) -> bytes:
     """Return the job JSON handed to a worker: the body with ``enqueued_at`` spliced in."""
-    stamp = format_time(enqueued_at).encode()
-    return b'%b,"enqueued_at":"%b"}' % (body[:-1], stamp)
+    return b'%b,"enqueued_at":"%b"}' % (body[:-1], _stamp(enqueued_at))
 
 
 class Manager:
@@ -152,10 +158,13 @@ class Manager:
         """
         if not queues:
             raise CommandError("must call fetch with at least one queue")
+        reservation = await self._reserve(queues, wid)
+        if reservation is not None:
+            return render(reservation.entry.body, reservation.enqueued_at)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            # Listen before looking, so a push landing during the look is not missed.
+            # Listen before looking again, so a push landing during the look is not missed.
             with self.waiters.listen(queues) as woken:
                 reservation = await self._reserve(queues, wid)
                 if reservation is not None:
