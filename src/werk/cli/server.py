@@ -1,12 +1,17 @@
 """``werk server``: build the configuration, run the server, own the signals.
 
-SIGTERM and SIGINT stop the server gracefully; a second signal forces the exit.
+Flags override the environment, which overrides ``conf.d/*.toml``, which overrides the
+defaults (:mod:`werk.server.settings`). SIGTERM and SIGINT stop the server gracefully (a
+second signal forces the exit); SIGHUP reloads the configuration files and applies what
+can change live (passwords, limits, log level and format, TLS certificate, backups,
+statsd, and every :attr:`Server.reload_hooks`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -15,14 +20,8 @@ import time
 from typing import Any
 
 from werk.errors import StorageError
-from werk.server.config import (
-    DEFAULT_MAX_LINE,
-    ENVIRONMENTS,
-    ServerConfig,
-    default_data_dir,
-    parse_binding,
-    password_from_env,
-)
+from werk.server.config import ENVIRONMENTS, ServerConfig
+from werk.server.settings import LOG_FORMATS, LOG_LEVELS, ConfigError, load_config
 
 LEVELS = {
     "debug": logging.DEBUG,
@@ -30,55 +29,41 @@ LEVELS = {
     "warn": logging.WARNING,
     "error": logging.ERROR,
 }
+log = logging.getLogger("werk")
 
 
 def register(subparsers: Any) -> None:
     """Add the ``server`` subcommand."""
     parser = subparsers.add_parser("server", help="run the Werk server")
-    parser.add_argument(
-        "-b",
-        "--binding",
-        default="localhost:7419",
-        help="host:port for the work protocol (default localhost:7419)",
-    )
-    parser.add_argument(
-        "-w",
-        "--web-binding",
-        default="localhost:7420",
-        help="host:port for the web UI; :0 disables it (default localhost:7420)",
-    )
-    parser.add_argument(
-        "-d",
-        "--data-dir",
-        default=None,
-        help="data directory of the embedded store (default ~/.werk/db)",
-    )
-    parser.add_argument(
-        "-e",
-        "--environment",
-        choices=ENVIRONMENTS,
-        default=os.environ.get("WERK_ENV") or os.environ.get("FAKTORY_ENV") or "development",
-    )
-    parser.add_argument("-l", "--log-level", choices=sorted(LEVELS), default="info")
-    parser.add_argument(
-        "--storage",
-        default=os.environ.get("WERK_STORAGE"),
-        help="storage URL, e.g. redis://host:6379/0 (default: embedded SQLite)",
-    )
-    parser.add_argument(
-        "--max-line",
-        type=int,
-        default=DEFAULT_MAX_LINE,
-        help="longest command line accepted, in bytes",
-    )
-    parser.add_argument("--max-connections", type=int, default=2000)
+    add = parser.add_argument
+    add("-b", "--binding", help="host:port for the work protocol (default localhost:7419)")
+    add("-w", "--web-binding", help="host:port for the web UI; :0 disables it (localhost:7420)")
+    add("-d", "--data-dir", help="data directory of the embedded store (default ~/.werk/db)")
+    add("-c", "--config-dir", help="configuration directory (default ~/.werk, or /etc/werk)")
+    add("-e", "--environment", choices=ENVIRONMENTS, help="default $WERK_ENV, else development")
+    add("-l", "--log-level", choices=LOG_LEVELS, help="default info")
+    add("--log-format", choices=LOG_FORMATS, help="text (Faktory's lines) or json; default text")
+    add("--storage", help="storage URL, e.g. redis://host:6379/0 (default: embedded SQLite)")
+    add("--max-line", type=int, help="longest command line accepted, in bytes")
+    add("--max-connections", type=int, help="most identified connections (default 2000)")
+    add("--idle-timeout", type=float, help="close producers silent this long (s; 0 = off)")
     parser.set_defaults(func=run)
 
 
-class _Formatter(logging.Formatter):
+def flags_of(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the flags given on the command line, by :class:`ServerConfig` field name."""
+    names = ["binding", "web_binding", "data_dir", "config_dir", "environment", "log_level"]
+    names += ["log_format", "max_line", "max_connections", "idle_timeout"]
+    flags = {name: getattr(args, name, None) for name in names}
+    flags["storage_url"] = getattr(args, "storage", None)
+    return flags
+
+
+class TextFormatter(logging.Formatter):
     """Faktory's log line: level letter, UTC time with milliseconds, message."""
 
     def format(self, record: logging.LogRecord) -> str:
+        """Return one line (plus the traceback, if any)."""
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         line = f"{record.levelname[0]} {stamp}.{int(record.msecs):03d}Z {record.getMessage()}"
         if record.exc_info:
@@ -86,58 +71,94 @@ class _Formatter(logging.Formatter):
         return line
 
 
-def setup_logging(level: str) -> None:
-    """Log to stderr in Faktory's format."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``time``, ``level``, ``logger``, ``msg`` (``exc``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Return the record as one line of JSON."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        entry = {
+            "time": f"{stamp}.{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def setup_logging(level: str, fmt: str = "text") -> None:
+    """Log to stderr, one line per event, as text (Faktory's format) or JSON."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter())
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(LEVELS[level])
 
 
 def build_config(args: argparse.Namespace) -> ServerConfig:
-    """Turn parsed flags and the environment into a :class:`ServerConfig`."""
-    web = None if args.web_binding in (":0", "0") else parse_binding(args.web_binding)
-    data_dir = args.data_dir or default_data_dir(args.environment)
-    from pathlib import Path
+    """Turn the configuration files, the environment and the flags into a config.
 
-    return ServerConfig(
-        binding=parse_binding(args.binding),
-        web_binding=web,
-        data_dir=Path(data_dir).expanduser(),
-        storage_url=args.storage or os.environ.get("REDIS_URL") or None,
-        environment=args.environment,
-        password=password_from_env(),
-        max_line=args.max_line,
-        max_connections=args.max_connections,
-    )
+    Raises:
+        ConfigError: something is invalid, or a required password is missing.
+    """
+    return load_config(flags_of(args))
 
 
-async def serve(config: ServerConfig) -> None:
-    """Run a server until SIGTERM or SIGINT, then stop it gracefully."""
+async def serve(config: ServerConfig, args: argparse.Namespace) -> None:
+    """Run a server until SIGTERM or SIGINT, then stop it gracefully; SIGHUP reloads."""
     from werk.server.server import Server
 
     server = Server(config)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    reloads: set[asyncio.Task[None]] = set()
 
     def on_signal() -> None:
         if stop.is_set():
-            logging.getLogger("werk").warning("second signal: exiting now")
+            log.warning("second signal: exiting now")
             os._exit(1)
         stop.set()
 
+    def on_hup() -> None:
+        task = loop.create_task(reload(server, args))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
-    await server.start()
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    try:
+        await server.start()
+    except BaseException:
+        await server.stop()  # release the store (and its lock) a half-started server holds
+        raise
     await stop.wait()
     await server.stop()
 
 
+async def reload(server: Any, args: argparse.Namespace) -> None:
+    """Re-read the configuration (SIGHUP) and apply it; a bad file keeps the old one."""
+    log.info("SIGHUP: reloading the configuration")
+    try:
+        config = build_config(args)
+        await server.reload(config)
+    except ConfigError as exc:
+        log.error("reload failed, configuration unchanged: %s", exc)
+        return
+    setup_logging(server.config.log_level, server.config.log_format)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``werk server``."""
-    setup_logging(args.log_level)
-    config = build_config(args)
+    try:
+        config = build_config(args)
+    except ConfigError as exc:
+        setup_logging("info")
+        log.error("cannot start: %s", exc)
+        return 1
+    setup_logging(config.log_level, config.log_format)
     try:
         import uvloop
 
@@ -145,11 +166,8 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         runner = asyncio.run
     try:
-        runner(serve(config))
-    except StorageError as exc:
-        logging.getLogger("werk").error("cannot start: %s", exc)
-        return 1
-    except OSError as exc:
-        logging.getLogger("werk").error("cannot start: %s", exc)
+        runner(serve(config, args))
+    except (StorageError, ConfigError, OSError) as exc:
+        log.error("cannot start: %s", exc)
         return 1
     return 0

@@ -1,7 +1,8 @@
 """Server configuration: one dataclass with the defaults of Faktory's flags.
 
-The command line (and, later, TOML files and the environment) fill a
-:class:`ServerConfig`; nothing else in the server reads flags or the environment.
+:mod:`werk.server.settings` fills a :class:`ServerConfig` from the TOML files, the
+environment and the command line (in that rising order of precedence); nothing else in the
+server reads flags or the environment.
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ def parse_binding(text: str, default_host: str = "localhost") -> tuple[str, int]
     if host == "localhost":
         host = "127.0.0.1"
     return host, int(port)
+
+
+def default_config_dir(environment: str) -> Path:
+    """Return the default configuration directory of an environment."""
+    if environment == "development":
+        return Path.home() / ".werk"
+    return Path("/etc/werk")
 
 
 def default_data_dir(environment: str) -> Path:
@@ -64,9 +72,26 @@ class ServerConfig:
     max_line: int = DEFAULT_MAX_LINE
     max_connections: int = 2000
     handshake_timeout: float = 2.0
+    idle_timeout: float = 0.0
+    """Seconds an identified connection without a ``wid`` may stay silent; 0 is off."""
     name: str = ""
+    config_dir: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    log_level: str = "info"
+    log_format: str = "text"
+    backup_every: float = 0.0
+    """Seconds between periodic backups of the embedded store; 0 is off."""
+    backup_keep: int = 24
+    backup_dir: Path | None = None
+    """Where periodic backups go; by default ``<data_dir>/backups``."""
     settings: dict[str, Any] = field(default_factory=dict)
     """The parsed configuration files, for features configured there (throttles, cron)."""
+
+    @property
+    def tls(self) -> bool:
+        """Whether both ports speak TLS (a certificate and its key are configured)."""
+        return self.tls_cert is not None and self.tls_key is not None
 
     @property
     def store_url(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from werk.errors import CommandError, LineTooLongError, StorageError
@@ -111,7 +112,13 @@ class Connection:
 
     async def _loop(self) -> None:
         while not self.closing:
-            line = await self._read_line()
+            idle = self.server.config.idle_timeout
+            if idle and not self.wid:
+                # A producer silent for longer than ``idle_timeout`` is closed.
+                async with asyncio.timeout(idle):
+                    line = await self._read_line()
+            else:
+                line = await self._read_line()
             if line is None:
                 return
             replies = [await self._dispatch(line)]
@@ -134,6 +141,7 @@ class Connection:
         if not arg and verb in NEEDS_ARGUMENT:
             return encode_error(f"ERR {verb} needs an argument")
         self.busy = True
+        started = time.perf_counter()
         try:
             return await handler(self.server, self, arg)
         except CommandError as exc:
@@ -146,6 +154,7 @@ class Connection:
             return encode_error("ERR internal error")
         finally:
             self.busy = False
+            self.server.timings.observe(verb, time.perf_counter() - started)
 
     async def _send(self, data: bytes) -> None:
         if not data:

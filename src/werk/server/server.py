@@ -8,11 +8,14 @@ tasks, closes the store so every accepted write is on disk, and returns.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import resource
 import socket
+import ssl
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from werk import __version__
@@ -22,7 +25,10 @@ from werk.manager.features import default_middleware
 from werk.manager.processes import Processes
 from werk.server.config import ServerConfig
 from werk.server.connection import Connection
+from werk.server.settings import reloaded
 from werk.server.tasks import Tasks
+from werk.server.timings import CommandTimings
+from werk.server.tls import reload_context, server_context
 from werk.storage import open_store
 from werk.storage.base import Store
 
@@ -31,6 +37,8 @@ log = logging.getLogger("werk.server")
 DESCRIPTION = "Werk (Faktory Enterprise compatible)"
 FAKTORY_VERSION = "1.10.0"
 AUTH_FAILURE_DELAY = 0.5
+
+ReloadHook = Callable[[ServerConfig], Awaitable[None] | None]
 
 
 class Server:
@@ -46,6 +54,11 @@ class Server:
         self.tasks = Tasks(self)
         self.connections: set[Connection] = set()
         self.command_count = 0
+        self.timings = CommandTimings()
+        self.reload_hooks: list[ReloadHook] = []
+        """Called with the new configuration after SIGHUP (cron, throttles, ...)."""
+        self.tls: ssl.SSLContext | None = None
+        self.services: list[Any] = []
         self.started_at = time.time()
         self.stopping = False
         self.port = 0
@@ -62,11 +75,18 @@ class Server:
 
     async def start(self) -> None:
         """Open the store, start the periodic tasks, listen, and serve the web UI."""
+        self.tls = server_context(self.config)
         await self.store.open()
         self.tasks.start()
         host, port = self.config.binding
         self._listener = await asyncio.start_server(
-            self._accept, host, port, limit=self.config.max_line, reuse_address=True
+            self._accept,
+            host,
+            port,
+            limit=self.config.max_line,
+            reuse_address=True,
+            ssl=self.tls,
+            ssl_handshake_timeout=self.config.handshake_timeout if self.tls else None,
         )
         self.port = self._listener.sockets[0].getsockname()[1]
         log.info("Werk %s listening on %s:%d", __version__, host, self.port)
@@ -75,7 +95,38 @@ class Server:
 
             self._web = WebServer(self)
             self.web_port = await self._web.start(*self.config.web_binding)
-            log.info("Web UI on http://%s:%d", self.config.web_binding[0], self.web_port)
+            scheme = "https" if self.tls else "http"
+            log.info("Web UI on %s://%s:%d", scheme, self.config.web_binding[0], self.web_port)
+        self._start_services()
+
+    def _start_services(self) -> None:
+        from werk.server.backups import PeriodicBackups
+        from werk.server.statsd import StatsdReporter
+
+        self.services = [PeriodicBackups(self), StatsdReporter(self)]
+        for service in self.services:
+            service.start()
+
+    async def reload(self, config: ServerConfig) -> None:
+        """Apply a reloaded configuration (SIGHUP): passwords, limits, log settings, TLS
+        certificate, periodic backups, statsd; then call every :attr:`reload_hooks`.
+
+        Binding, web binding, data directory, storage and environment need a restart.
+        """
+        config, changed = reloaded(self.config, config)
+        for name in changed:
+            log.warning("%s changed: it takes effect after a restart", name)
+        self.config = config
+        if self.tls is not None:
+            reload_context(self.tls, config)
+        for hook in list(self.reload_hooks):
+            try:
+                result = hook(config)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("reload hook %r failed", hook)
+        log.info("configuration reloaded")
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -173,6 +224,8 @@ class Server:
             await asyncio.wait(list(self._handlers), timeout=5.0)
         for conn in list(self.connections):
             conn.abort()
+        for service in self.services:
+            await service.stop()
         await self.tasks.stop()
         await self.store.close()
         self._stopped.set()

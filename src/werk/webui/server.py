@@ -41,6 +41,7 @@ class WebServer:
 
     def __init__(self, server: Server) -> None:
         self._app = create_app(server)
+        self._tls = server.tls
         self._uvicorn: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self._socket: socket.socket | None = None
@@ -49,8 +50,15 @@ class WebServer:
         """Bind and start serving; return the bound port."""
         sock = listen(host, port)
         self._socket = sock
+        tls = self._tls
         config = uvicorn.Config(
-            self._app, log_level="warning", lifespan="off", access_log=False, log_config=None
+            self._app,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            # The command port's context: same certificate, TLS 1.2+, rotated on SIGHUP.
+            ssl_context_factory=None if tls is None else (lambda _config, _default: tls),
         )
         config.load()
         self._uvicorn = uvicorn.Server(config)

@@ -1,0 +1,96 @@
+"""``werk backup``: a consistent copy of the embedded store, safe while the server runs.
+
+The data directory comes from the same configuration as ``werk server`` (``-d``, ``-c``,
+``-e``, ``WERK_DATA_DIR``, ``conf.d``). With a Redis store there is nothing to copy here:
+Redis persistence (RDB/AOF) and replication are the tools, and the command says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from werk.server.config import ENVIRONMENTS, ServerConfig
+from werk.server.settings import ConfigError, load_config
+from werk.storage.backup import BackupError, backup
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def add_store_options(parser: argparse.ArgumentParser) -> None:
+    """Add the options that locate the store (shared with ``werk restore``)."""
+    parser.add_argument("-d", "--data-dir", help="data directory of the store (default ~/.werk/db)")
+    parser.add_argument("-c", "--config-dir", help="configuration directory")
+    parser.add_argument("-e", "--environment", choices=ENVIRONMENTS)
+    parser.add_argument("--storage", help="storage URL (Redis stores cannot be backed up here)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``backup`` subcommand."""
+    parser = subparsers.add_parser("backup", help="back up the embedded store (server may run)")
+    add_store_options(parser)
+    parser.add_argument(
+        "-o",
+        "--output",
+        default=".",
+        help="a directory (a timestamped file is written there) or a file path (default .)",
+    )
+    parser.set_defaults(func=run)
+
+
+def store_config(args: argparse.Namespace) -> ServerConfig:
+    """Return the configuration that locates the store, as ``werk server`` would build it.
+
+    Raises:
+        ConfigError: the configuration is invalid.
+    """
+    flags = {
+        "data_dir": args.data_dir,
+        "config_dir": args.config_dir,
+        "environment": args.environment,
+        "storage_url": args.storage,
+    }
+    return load_config(flags, require_password=False)
+
+
+def refuse_redis(config: ServerConfig, action: str) -> bool:
+    """Explain, and return True, when the store is Redis."""
+    url = config.storage_url or ""
+    if not url.startswith(REDIS_SCHEMES):
+        return False
+    print(
+        f"werk {action}: the store is Redis ({url.split('@')[-1]}); Werk only"
+        f" {action}s its embedded SQLite store. Use Redis persistence (RDB snapshots or AOF,"
+        " e.g. copy the RDB file after BGSAVE) and replication for a Redis store.",
+        file=sys.stderr,
+    )
+    return True
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``werk backup``."""
+    try:
+        config = store_config(args)
+    except ConfigError as exc:
+        print(f"werk backup: {exc}", file=sys.stderr)
+        return 2
+    if refuse_redis(config, "backup"):
+        return 2
+    output = Path(args.output).expanduser()
+    try:
+        path, manifest = backup(config.data_dir, output)
+    except BackupError as exc:
+        print(f"werk backup: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"path": str(path), **asdict(manifest)}))
+    else:
+        counts = ", ".join(f"{k} {v}" for k, v in manifest.counts.items())
+        print(f"backup written to {path} ({manifest.size} bytes, sha256 {manifest.sha256})")
+        print(f"contents: {counts}")
+    return 0

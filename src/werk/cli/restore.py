@@ -1,0 +1,108 @@
+"""``werk restore BACKUP``: put a verified backup in place of the embedded store.
+
+The backup is checked first (manifest, SHA-256, ``PRAGMA integrity_check``, Werk identity,
+schema version). Restoring refuses while a server holds the data directory, and refuses to
+replace a store that holds data unless ``--force`` is given; the replaced store is kept
+beside the new one. ``--dry-run`` checks and reports, and changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from werk.cli.backup import add_store_options, refuse_redis, store_config
+from werk.errors import StorageError
+from werk.server.settings import ConfigError
+from werk.storage import sqlite_schema as schema
+from werk.storage.backup import BackupError, is_empty, restore, store_counts, verify
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``restore`` subcommand."""
+    parser = subparsers.add_parser("restore", help="restore the embedded store from a backup")
+    parser.add_argument("backup", help="the backup file (its .json manifest must be beside it)")
+    add_store_options(parser)
+    parser.add_argument("--force", action="store_true", help="replace a store that has data")
+    parser.add_argument("--dry-run", action="store_true", help="check and report; change nothing")
+    parser.set_defaults(func=run)
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"werk restore: {message}", file=sys.stderr)
+    return code
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``werk restore``."""
+    try:
+        config = store_config(args)
+    except ConfigError as exc:
+        return _fail(str(exc), 2)
+    if refuse_redis(config, "restore"):
+        return 2
+    source = Path(args.backup).expanduser()
+    data_dir = config.data_dir
+    try:
+        manifest = verify(source)
+    except BackupError as exc:
+        return _fail(f"refusing: {exc}")
+    lock = schema.DirectoryLock(data_dir / schema.LOCK_NAME)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        lock.acquire()
+    except StorageError as exc:
+        return _fail(f"refusing: {exc}; stop the server first")
+    try:
+        return _restore_locked(args, source, data_dir, manifest.counts)
+    except BackupError as exc:
+        return _fail(str(exc))
+    finally:
+        lock.release()
+
+
+def _restore_locked(
+    args: argparse.Namespace, source: Path, data_dir: Path, counts: dict[str, int]
+) -> int:
+    current = store_counts(data_dir)
+    report = {
+        "backup": str(source),
+        "data_dir": str(data_dir),
+        "backup_counts": counts,
+        "current_counts": current,
+        "dry_run": args.dry_run,
+    }
+    if not is_empty(current) and not args.force:
+        _print(args, {**report, "restored": False})
+        return _fail(
+            f"refusing: the store in {data_dir} holds data ({_summary(current)});"
+            " pass --force to replace it (the old file is kept beside it)"
+        )
+    if args.dry_run:
+        _print(args, {**report, "restored": False})
+        print("dry run: the backup is intact; nothing was changed", file=sys.stderr)
+        return 0
+    kept = restore(source, data_dir)
+    _print(
+        args, {**report, "restored": True, "replaced_store_kept_at": str(kept) if kept else None}
+    )
+    return 0
+
+
+def _summary(counts: dict[str, int] | None) -> str:
+    return ", ".join(f"{k} {v}" for k, v in (counts or {}).items())
+
+
+def _print(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    if args.json:
+        print(json.dumps(report))
+        return
+    print(f"backup {report['backup']}: intact ({_summary(report['backup_counts'])})")
+    print(f"store {report['data_dir']}: {_summary(report['current_counts']) or 'empty'}")
+    if report["restored"]:
+        print("restored.")
+        if report.get("replaced_store_kept_at"):
+            print(f"the replaced store is kept at {report['replaced_store_kept_at']}")

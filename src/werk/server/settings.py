@@ -1,0 +1,272 @@
+"""Loading the server's configuration: built-in defaults < TOML files < environment < flags.
+
+Every ``<config dir>/conf.d/*.toml`` is read in alphabetical order and merged as Faktory
+does: arrays of tables (``[[cron]]``) concatenate across files, while a table (or key)
+defined in two files is an error naming both. The whole merged document is kept in
+:attr:`ServerConfig.settings` so features (cron, throttles, statsd) read their own tables.
+docs/operations.md lists every key, variable and flag, and which ones SIGHUP reloads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from werk.errors import WerkError
+from werk.server.config import (
+    ENVIRONMENTS,
+    ServerConfig,
+    default_config_dir,
+    default_data_dir,
+    parse_binding,
+)
+
+LOG_LEVELS = ("debug", "info", "warn", "error")
+LOG_FORMATS = ("text", "json")
+TLS_CERT_FILE = "public.cert.pem"
+TLS_KEY_FILE = "private.key.pem"
+TRUTHY = ("1", "true", "yes")
+
+RESTART_ONLY = ("binding", "web_binding", "data_dir", "storage_url", "environment", "config_dir")
+"""Fields SIGHUP cannot change: they need a restart (everything else reloads live)."""
+
+# TOML (table, key) -> ServerConfig field, with the type the value must have.
+FILE_KEYS: dict[tuple[str, str], tuple[str, type | tuple[type, ...]]] = {
+    ("werk", "binding"): ("binding", str),
+    ("werk", "password"): ("password", str),
+    ("web", "binding"): ("web_binding", str),
+    ("web", "password"): ("web_password", str),
+    ("storage", "url"): ("storage_url", str),
+    ("storage", "dir"): ("data_dir", str),
+    ("tls", "cert"): ("tls_cert", str),
+    ("tls", "key"): ("tls_key", str),
+    ("limits", "max_connections"): ("max_connections", int),
+    ("limits", "handshake_timeout"): ("handshake_timeout", (int, float)),
+    ("limits", "idle_timeout"): ("idle_timeout", (int, float)),
+    ("limits", "max_line"): ("max_line", int),
+    ("log", "level"): ("log_level", str),
+    ("log", "format"): ("log_format", str),
+    ("backup", "every"): ("backup_every", (int, float)),
+    ("backup", "keep"): ("backup_keep", int),
+    ("backup", "dir"): ("backup_dir", str),
+}
+
+# Environment variable -> ServerConfig field (the first one set wins for a field).
+ENV_KEYS: tuple[tuple[str, str], ...] = (
+    ("WERK_BINDING", "binding"),
+    ("WERK_WEB_BINDING", "web_binding"),
+    ("WERK_WEB_PASSWORD", "web_password"),
+    ("WERK_STORAGE", "storage_url"),
+    ("REDIS_URL", "storage_url"),
+    ("WERK_DATA_DIR", "data_dir"),
+    ("WERK_LOG_LEVEL", "log_level"),
+    ("WERK_LOG_FORMAT", "log_format"),
+    ("WERK_MAX_CONNECTIONS", "max_connections"),
+)
+
+
+class ConfigError(WerkError):
+    """The configuration is invalid; the message says where and why."""
+
+
+def read_conf_dir(config_dir: Path) -> dict[str, Any]:
+    """Read and merge every ``conf.d/*.toml`` of ``config_dir`` (missing: empty).
+
+    Raises:
+        ConfigError: a file is not valid TOML, or two files define the same table.
+    """
+    merged: dict[str, Any] = {}
+    origin: dict[str, Path] = {}
+    for path in sorted((config_dir / "conf.d").glob("*.toml")):
+        try:
+            document = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+        for key, value in document.items():
+            if key not in merged:
+                merged[key], origin[key] = value, path
+            elif isinstance(value, list) and isinstance(merged[key], list):
+                merged[key] = [*merged[key], *value]
+            else:
+                raise ConfigError(f"[{key}] is defined in both {origin[key]} and {path}")
+    return merged
+
+
+def password_value(value: str) -> str:
+    """Return a password, reading it from the file when ``value`` starts with ``/``."""
+    if value.startswith("/"):
+        try:
+            return Path(value).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the password file {value}: {exc}") from exc
+    return value
+
+
+def _from_file(settings: dict[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for (table, key), (name, kind) in FILE_KEYS.items():
+        section = settings.get(table)
+        if table == "werk" and section is None:
+            section = settings.get("faktory")  # Faktory's own table name
+        if not isinstance(section, dict) or key not in section:
+            continue
+        value = section[key]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ConfigError(f"[{table}] {key} has the wrong type: {value!r}")
+        values[name] = value
+    return values
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for var, name in ENV_KEYS:
+        if env.get(var) and name not in values:
+            values[name] = env[var]
+    provider = env.get("REDIS_PROVIDER")
+    if provider and "storage_url" not in values and env.get(provider):
+        values["storage_url"] = env[provider]
+    password = env.get("WERK_PASSWORD") or env.get("FAKTORY_PASSWORD")
+    if password:
+        values["password"] = password
+    return values
+
+
+def environment_of(flag: str | None, env: Mapping[str, str]) -> str:
+    """Return the environment: the flag, else ``WERK_ENV``/``FAKTORY_ENV``, else development.
+
+    Raises:
+        ConfigError: the name is not development, staging or production.
+    """
+    name = flag or env.get("WERK_ENV") or env.get("FAKTORY_ENV") or "development"
+    if name not in ENVIRONMENTS:
+        raise ConfigError(f"unknown environment {name!r}: use one of {', '.join(ENVIRONMENTS)}")
+    return name
+
+
+def load_config(
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    require_password: bool = True,
+) -> ServerConfig:
+    """Build the :class:`ServerConfig` from defaults, files, environment and flags.
+
+    Args:
+        flags: command-line values by :class:`ServerConfig` field name; ``None`` values
+            count as not given.
+        env: the environment (default ``os.environ``).
+        require_password: apply the staging/production password rule.
+
+    Raises:
+        ConfigError: a file, a variable or a flag is invalid, or a required password
+            is missing.
+    """
+    env = os.environ if env is None else env
+    given = {k: v for k, v in (flags or {}).items() if v is not None}
+    environment = environment_of(given.pop("environment", None), env)
+    config_dir = Path(
+        given.pop("config_dir", None)
+        or env.get("WERK_CONFIG_DIR")
+        or default_config_dir(environment)
+    ).expanduser()
+    settings = read_conf_dir(config_dir)
+    values = {**_from_file(settings), **_from_env(env), **given}
+    if env.get("DD_DOGSTATSD_URL"):
+        statsd = settings.setdefault("statsd", {})
+        if isinstance(statsd, dict):
+            statsd.setdefault("location", env["DD_DOGSTATSD_URL"])
+    config = _build(values, environment, config_dir, settings)
+    if require_password:
+        _check_password(config, env)
+    return config
+
+
+def _build(
+    values: dict[str, Any], environment: str, config_dir: Path, settings: dict[str, Any]
+) -> ServerConfig:
+    try:
+        fields: dict[str, Any] = {
+            "environment": environment,
+            "config_dir": config_dir,
+            "settings": settings,
+            "data_dir": Path(values.pop("data_dir", default_data_dir(environment))).expanduser(),
+        }
+        if "binding" in values:
+            fields["binding"] = parse_binding(values.pop("binding"))
+        if "web_binding" in values:
+            web = values.pop("web_binding")
+            fields["web_binding"] = None if web in (":0", "0", "") else parse_binding(web)
+        for name in ("password", "web_password"):
+            if values.get(name):
+                fields[name] = password_value(values.pop(name))
+        for name in ("max_connections", "max_line", "backup_keep"):
+            if name in values:
+                fields[name] = int(values.pop(name))
+        for name in ("handshake_timeout", "idle_timeout", "backup_every"):
+            if name in values:
+                fields[name] = float(values.pop(name))
+    except ValueError as exc:
+        raise ConfigError(f"invalid setting: {exc}") from exc
+    for name in ("tls_cert", "tls_key", "backup_dir"):
+        if values.get(name):
+            fields[name] = (config_dir / Path(values.pop(name)).expanduser()).resolve()
+    fields.update({k: v for k, v in values.items() if v is not None})
+    config = ServerConfig(**fields)
+    _check(config)
+    return _discover_tls(config)
+
+
+def _check(config: ServerConfig) -> None:
+    if config.log_level not in LOG_LEVELS:
+        raise ConfigError(f"log level {config.log_level!r}: use one of {', '.join(LOG_LEVELS)}")
+    if config.log_format not in LOG_FORMATS:
+        raise ConfigError(f"log format {config.log_format!r}: use text or json")
+    if config.max_connections < 1 or config.max_line < 16 or config.handshake_timeout <= 0:
+        raise ConfigError("limits: max_connections >= 1, max_line >= 16, handshake_timeout > 0")
+    if config.idle_timeout < 0 or config.backup_every < 0 or config.backup_keep < 1:
+        raise ConfigError("idle_timeout and backup every must be >= 0, backup keep >= 1")
+    if (config.tls_cert is None) != (config.tls_key is None):
+        raise ConfigError("[tls] needs both cert and key")
+    for path in (config.tls_cert, config.tls_key):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"TLS file {path} does not exist")
+
+
+def _discover_tls(config: ServerConfig) -> ServerConfig:
+    """Faktory's convention: both PEM files in the config directory turn TLS on."""
+    if config.tls or config.config_dir is None:
+        return config
+    cert, key = config.config_dir / TLS_CERT_FILE, config.config_dir / TLS_KEY_FILE
+    if cert.is_file() and key.is_file():
+        return dataclasses.replace(config, tls_cert=cert, tls_key=key)
+    return config
+
+
+def _check_password(config: ServerConfig, env: Mapping[str, str]) -> None:
+    """Faktory's rule: staging and production need a password (or an explicit skip)."""
+    if config.environment == "development" or config.password:
+        return
+    skip = env.get("WERK_SKIP_PASSWORD") or env.get("FAKTORY_SKIP_PASSWORD") or ""
+    if skip.lower() in TRUTHY:
+        return
+    path = (config.config_dir or default_config_dir(config.environment)) / "password"
+    if path.is_file():
+        config.password = path.read_text().strip() or None
+    if not config.password:
+        raise ConfigError(
+            f"werk requires a password to be set in {config.environment}: set WERK_PASSWORD,"
+            f" [werk] password in conf.d, or write it to {path}"
+            " (or set WERK_SKIP_PASSWORD=1 to run without one)"
+        )
+
+
+def reloaded(current: ServerConfig, new: ServerConfig) -> tuple[ServerConfig, list[str]]:
+    """Return what SIGHUP applies: ``new`` with the restart-only fields of ``current``,
+    and the names of restart-only fields that changed (to warn about)."""
+    kept = {name: getattr(current, name) for name in RESTART_ONLY}
+    changed = [name for name in RESTART_ONLY if getattr(new, name) != kept[name]]
+    return dataclasses.replace(new, **kept), changed

@@ -1,0 +1,299 @@
+"""Backups of the embedded SQLite store: a consistent snapshot with a manifest, and restore.
+
+:func:`backup` copies the database with SQLite's online backup API from its own read
+connection while the server keeps writing (WAL lets it): the copy is the state of one
+committed transaction, so every job in it was committed (and so ``+OK``'d or about to be).
+The copy goes to a temporary file, is fsynced and renamed; its manifest
+(``<backup>.json``: SHA-256, size, schema version, counts) is written the same way, last,
+so a backup without its manifest is an unfinished one. :func:`verify` checks a backup
+(manifest, checksum, ``PRAGMA integrity_check``, Werk identity, schema version) and
+:func:`restore` puts it in place of a stopped store's file. SQLite only: Redis has its own
+persistence and replication.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from werk import __version__
+from werk.errors import StorageError
+from werk.storage import sqlite_schema as schema
+
+MANIFEST_FORMAT = 1
+SUFFIX = ".sqlite3"
+
+
+class BackupError(StorageError):
+    """A backup cannot be taken, or a backup file is not fit to restore."""
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """What a backup holds, written beside it as ``<backup>.json``."""
+
+    format: int
+    werk_version: str
+    created_at: float
+    schema_version: int
+    size: int
+    sha256: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def manifest_path(path: Path) -> Path:
+    """Return the manifest file of the backup at ``path``."""
+    return path.with_name(path.name + ".json")
+
+
+def backup_name(now: float) -> str:
+    """Return a sortable file name for a backup taken at ``now``."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
+    return f"werk-{stamp}.{int(now * 1000) % 1000:03d}Z{SUFFIX}"
+
+
+def counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """Return the row counts a manifest records (queued, working, sets, counters)."""
+    one = conn.execute
+    result = {
+        "jobs": one("SELECT count(*) FROM jobs").fetchone()[0],
+        "working": one("SELECT count(*) FROM working").fetchone()[0],
+    }
+    result["queued"] = result["jobs"] - result["working"]
+    for name in ("scheduled", "retries", "dead"):
+        result[name] = one("SELECT count(*) FROM sets WHERE name = ?", (name,)).fetchone()[0]
+    row = one("SELECT processed, failures FROM counters WHERE key = 'total'").fetchone()
+    result["processed"], result["failures"] = (row[0], row[1]) if row else (0, 0)
+    return result
+
+
+def backup(data_dir: Path, target: Path) -> tuple[Path, Manifest]:
+    """Take a consistent backup of the store in ``data_dir``.
+
+    Args:
+        data_dir: the store's data directory (the server may be running).
+        target: a directory (a timestamped file is created in it) or a file path.
+
+    Returns:
+        The backup's path and its manifest.
+
+    Raises:
+        BackupError: there is no store, or the copy failed.
+    """
+    source = data_dir / schema.DB_NAME
+    if not source.is_file():
+        raise BackupError(f"no Werk store at {source}")
+    now = time.time()
+    path = target / backup_name(now) if target.is_dir() else target
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    try:
+        snapshot_counts, version = _copy(source, partial)
+        _fsync(partial)
+        partial.replace(path)
+        _fsync_dir(path.parent)
+        manifest = Manifest(
+            MANIFEST_FORMAT,
+            __version__,
+            now,
+            version,
+            path.stat().st_size,
+            sha256(path),
+            snapshot_counts,
+        )
+        _write_atomic(manifest_path(path), json.dumps(asdict(manifest), indent=2) + "\n")
+    except (OSError, sqlite3.Error) as exc:
+        partial.unlink(missing_ok=True)
+        raise BackupError(f"backup of {source} failed: {exc}") from exc
+    return path, manifest
+
+
+def _copy(source: Path, dest: Path) -> tuple[dict[str, int], int]:
+    """Copy with the online backup API in one step (one read transaction: consistent)."""
+    dest.unlink(missing_ok=True)
+    src = sqlite3.connect(source, isolation_level=None)
+    try:
+        src.execute("PRAGMA busy_timeout = 5000")
+        src.execute("PRAGMA query_only = 1")
+        dst = sqlite3.connect(dest, isolation_level=None)
+        try:
+            src.backup(dst)
+            # A standalone file: no -wal or -shm companion needed to read it.
+            dst.execute("PRAGMA journal_mode = DELETE").fetchall()
+            version = dst.execute("PRAGMA user_version").fetchone()[0]
+            return counts(dst), version
+        finally:
+            dst.close()
+    finally:
+        src.close()
+
+
+def sha256(path: Path) -> str:
+    """Return the hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest(path: Path) -> Manifest:
+    """Read the manifest of the backup at ``path``.
+
+    Raises:
+        BackupError: the manifest is missing or unreadable.
+    """
+    where = manifest_path(path)
+    try:
+        data: dict[str, Any] = json.loads(where.read_text())
+        return Manifest(**data)
+    except FileNotFoundError as exc:
+        raise BackupError(f"{where} is missing: the backup is incomplete or not Werk's") from exc
+    except (OSError, ValueError, TypeError) as exc:
+        raise BackupError(f"{where} is not a valid backup manifest: {exc}") from exc
+
+
+def verify(path: Path) -> Manifest:
+    """Check that the backup at ``path`` is complete, intact and restorable by this Werk.
+
+    Raises:
+        BackupError: naming what is wrong (checksum, integrity, identity, version).
+    """
+    if not path.is_file():
+        raise BackupError(f"backup {path} does not exist")
+    manifest = read_manifest(path)
+    size = path.stat().st_size
+    if size != manifest.size:
+        raise BackupError(
+            f"backup {path} is {size} bytes, its manifest says {manifest.size}: truncated?"
+        )
+    if sha256(path) != manifest.sha256:
+        raise BackupError(f"backup {path} does not match its manifest's SHA-256: corrupt")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            _check_database(conn, path, manifest)
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise BackupError(f"backup {path} is not a readable SQLite database: {exc}") from exc
+    return manifest
+
+
+def _check_database(conn: sqlite3.Connection, path: Path, manifest: Manifest) -> None:
+    problems = [row[0] for row in conn.execute("PRAGMA integrity_check").fetchall()]
+    if problems != ["ok"]:
+        raise BackupError(f"backup {path} failed its integrity check: {'; '.join(problems[:5])}")
+    if conn.execute("PRAGMA application_id").fetchone()[0] != schema.APPLICATION_ID:
+        raise BackupError(f"backup {path} is an SQLite database but not a Werk store")
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version != manifest.schema_version:
+        raise BackupError(f"backup {path} has schema {version}, manifest {manifest.schema_version}")
+    if version > len(schema.MIGRATIONS):
+        raise BackupError(
+            f"backup {path} has schema version {version}; this Werk knows up to"
+            f" {len(schema.MIGRATIONS)}: upgrade Werk first"
+        )
+
+
+def store_counts(data_dir: Path) -> dict[str, int] | None:
+    """Return the counts of the store in ``data_dir``, or ``None`` when it has no data.
+
+    Raises:
+        BackupError: the existing store cannot be read.
+    """
+    path = data_dir / schema.DB_NAME
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    try:
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            return counts(conn) if tables else None
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise BackupError(f"the existing store {path} cannot be read: {exc}") from exc
+
+
+def is_empty(found: dict[str, int] | None) -> bool:
+    """Return True when a store holds no jobs, sets or counters worth keeping."""
+    return found is None or not any(found.values())
+
+
+def restore(path: Path, data_dir: Path) -> Path | None:
+    """Replace the store in ``data_dir`` with the backup at ``path`` (call :func:`verify`
+    first; the caller holds the directory lock). The store that was there is kept beside
+    it as ``werk.sqlite3.replaced-<time>``, whose path is returned.
+
+    Raises:
+        BackupError: the copy failed (the old store is then left in place).
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    live = data_dir / schema.DB_NAME
+    staged = data_dir / (schema.DB_NAME + ".restoring")
+    kept: Path | None = None
+    try:
+        staged.write_bytes(path.read_bytes())
+        _fsync(staged)
+        if live.exists():
+            _checkpoint(live)
+            kept = data_dir / f"{schema.DB_NAME}.replaced-{int(time.time())}"
+            live.replace(kept)
+        for suffix in ("-wal", "-shm"):
+            (data_dir / (schema.DB_NAME + suffix)).unlink(missing_ok=True)
+        staged.replace(live)
+        _fsync_dir(data_dir)
+    except (OSError, sqlite3.Error) as exc:
+        staged.unlink(missing_ok=True)
+        raise BackupError(f"restore into {data_dir} failed: {exc}") from exc
+    return kept
+
+
+def _checkpoint(live: Path) -> None:
+    """Fold the old store's WAL into its file, so the kept copy is complete on its own."""
+    conn = sqlite3.connect(live, isolation_level=None)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        conn.close()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    _fsync(partial)
+    partial.replace(path)
+    _fsync_dir(path.parent)
+
+
+def prune(directory: Path, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` backups (and manifests) in ``directory``."""
+    backups = sorted(directory.glob(f"werk-*{SUFFIX}"))
+    removed = backups[: max(len(backups) - keep, 0)]
+    for path in removed:
+        path.unlink(missing_ok=True)
+        manifest_path(path).unlink(missing_ok=True)
+    return removed
