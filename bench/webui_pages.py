@@ -102,6 +102,8 @@ async def main(jobs: int, repeat: int, storage: str | None) -> None:
             async with httpx.AsyncClient(base_url=base, timeout=120) as client:
                 timings = {name: await median_ms(client, p, repeat) for name, p in pages.items()}
         finally:
+            if storage is not None:
+                await server.manager.flush()  # leave the Redis prefix empty
             await server.stop()
     report = {
         "jobs": jobs,
@@ -116,6 +118,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--storage", default=None, help="e.g. redis://127.0.0.1:6379/3")
+    parser.add_argument(
+        "--storage", default=None, help="e.g. redis://127.0.0.1:6379/3?prefix=werkbench:"
+    )
     args = parser.parse_args()
     asyncio.run(main(args.jobs, args.repeat, args.storage))
