@@ -37,8 +37,8 @@ from werk.storage.base import (
     SetName,
     Store,
 )
+from werk.storage.sqlite_coord import CoordMixin
 from werk.storage.sqlite_memory import QueueIndex, Reservations, Tally
-from werk.storage.sqlite_queues import QueueMixin
 from werk.storage.sqlite_writer import Batch, Writer
 
 T = TypeVar("T")
@@ -59,7 +59,7 @@ class _Loaded:
     processes: dict[str, Process] = field(default_factory=dict)
 
 
-class SqliteStore(QueueMixin):
+class SqliteStore(CoordMixin):
     """The embedded :class:`~werk.storage.base.Store` kept in ``<directory>/werk.sqlite3``.
 
     Args:
@@ -181,7 +181,7 @@ class SqliteStore(QueueMixin):
         res, job_id = held
         day = self._tally.day(now)
         self._tally.add(day, 1, 0)
-        writer.submit(lambda b: ops.release(b, jid, job_id, ("total", day), 0))
+        writer.release(jid, job_id, ("total", day), 1)
         return res
 
     async def fail(self, jid: str, now: float, placement: Placement | None) -> bool:
@@ -358,7 +358,8 @@ class SqliteStore(QueueMixin):
         await self._open_writer().call(lambda b: ops.delete_process(b, wid), done)
 
     async def flush(self) -> None:
-        """Delete every job, reservation, set entry, queue, pause and counter."""
+        """Delete every job, reservation, set entry, queue, pause and counter, and every
+        lock, record and limiter."""
         writer = self._open_writer()
         self._queues, self._paused, self._reserved = QueueIndex(), set(), Reservations()
 

@@ -55,15 +55,6 @@ def insert_jobs(b: Batch, entries: Sequence[Entry], now: float, new: Iterable[st
     return list(ids)
 
 
-def reserve(b: Batch, jid: str, job_id: int, wid: str, at: float, until: float) -> None:
-    """Record a reservation (replacing one of the same jid)."""
-    b.conn.execute(
-        "INSERT OR REPLACE INTO working (jid, job_id, wid, reserved_at, expires_at)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (jid, job_id, wid, at, until),
-    )
-
-
 def release(b: Batch, jid: str, job_id: int, keys: tuple[str, ...], failed: int) -> None:
     """Drop a reservation and its job row, counting it processed (and maybe failed)."""
     b.conn.execute("DELETE FROM working WHERE jid = ? AND job_id = ?", (jid, job_id))
@@ -101,8 +92,10 @@ def remove_queues(b: Batch, names: Iterable[str], job_ids: Iterable[int]) -> Non
 
 
 def flush(b: Batch) -> None:
-    """Delete every job, reservation, set entry, queue and counter."""
-    for table in ("jobs", "working", "sets", "queues", "counters"):
+    """Delete every job, reservation, set entry, queue and counter, and every lock, record
+    and limiter (the tables of :mod:`werk.storage.sqlite_coord`)."""
+    coordination = ("locks", "records", "counts", "limiters", "limit_units")
+    for table in ("jobs", "working", "sets", "queues", "counters", *coordination):
         b.conn.execute(f"DELETE FROM {table}")
 
 

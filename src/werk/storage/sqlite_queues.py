@@ -133,9 +133,8 @@ class QueueMixin:
         previous = self._reserved.put(res, job_id)
         writer = self._open_writer()
         if previous is not None and previous[1] != job_id:
-            old = previous[1]
-            writer.submit(lambda b: ops.delete_jobs(b, [old]))
-        writer.submit(lambda b: ops.reserve(b, entry.jid, job_id, wid, now, res.expires_at))
+            writer.release(entry.jid, previous[1], (), 0)
+        writer.reserve(entry.jid, job_id, wid, now, res.expires_at)
         return res
 
     async def queue_sizes(self) -> dict[str, int]:

@@ -14,6 +14,8 @@ Table layout (docs/storage.md explains why):
   retries and dead sets, unique by ``(name, jid)``, indexed by ``(name, score, jid)``.
 - ``queues(name, paused)``, ``counters(key, processed, failures)`` (``key`` is ``total`` or
   a UTC day), ``processes(wid, record)`` and ``migrations(name, applied_at)``.
+- ``locks``, ``records``, ``counts``, ``limiters``, ``limit_units`` (migration
+  ``0002_coordination``): see :mod:`werk.storage.sqlite_coord`.
 """
 
 from __future__ import annotations
@@ -53,6 +55,25 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
             "CREATE TABLE counters (key TEXT PRIMARY KEY, processed INTEGER NOT NULL,"
             " failures INTEGER NOT NULL) WITHOUT ROWID",
             "CREATE TABLE processes (wid TEXT PRIMARY KEY, record TEXT NOT NULL) WITHOUT ROWID",
+        ),
+    ),
+    (
+        "0002_coordination",
+        (
+            "CREATE TABLE locks (key TEXT PRIMARY KEY, owner TEXT NOT NULL,"
+            " expires_at REAL NOT NULL) WITHOUT ROWID",
+            "CREATE INDEX locks_by_expiry ON locks (expires_at)",
+            "CREATE TABLE records (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL)"
+            " WITHOUT ROWID",
+            "CREATE INDEX records_by_expiry ON records (expires_at) WHERE expires_at IS NOT NULL",
+            "CREATE TABLE counts (key TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,"
+            " PRIMARY KEY (key, name)) WITHOUT ROWID",
+            "CREATE TABLE limiters (name TEXT PRIMARY KEY, kind TEXT NOT NULL,"
+            " lim INTEGER NOT NULL, period REAL NOT NULL, start REAL NOT NULL,"
+            " level REAL NOT NULL, seq INTEGER NOT NULL) WITHOUT ROWID",
+            "CREATE TABLE limit_units (name TEXT NOT NULL, unit TEXT NOT NULL,"
+            " score REAL NOT NULL, PRIMARY KEY (name, unit)) WITHOUT ROWID",
+            "CREATE INDEX limit_units_by_score ON limit_units (name, score)",
         ),
     ),
 )
