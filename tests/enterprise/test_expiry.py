@@ -62,3 +62,16 @@ def test_a_bad_expiry_is_refused(werk_server: ServerProcess) -> None:
     assert error_text(reply).startswith("ERR invalid timestamp for 'expires_at'")
     reply = peer.call("PUSH " + json.dumps(job(expires_in="soon")))
     assert error_text(reply) == "ERR expires_in must be a number of seconds"
+
+
+def test_an_expired_job_completes_its_batch_as_a_failure(werk_server: ServerProcess) -> None:
+    with client_of(werk_server) as client:
+        bid = client.batch_new({"complete": job("OnComplete", "cb")})
+        doomed = job(expires_in=0.5, bid=bid, track=1)
+        client.push(doomed)
+        client.batch_commit(bid)
+        time.sleep(0.7)
+        assert client.fetch("work") is None
+        status = client.batch_status(bid)
+        assert (status["pending"], status["failed"], status["complete_st"]) == (1, 1, "1")
+        assert client.track_get(doomed["jid"])["state"] == "failed"

@@ -3,13 +3,16 @@
 ``custom.expires_in`` (seconds) is turned into ``expires_at`` (RFC 3339) at push. As in
 Faktory, an expired job stays where it is until a worker fetches it; the fetch then drops
 it instead of handing it out (the reservation is settled through the store) and counts it
-under :data:`STATS_KEY`, which INFO shows as ``faktory.tasks.Expired.size``.
+under :data:`STATS_KEY`, which INFO shows as ``faktory.tasks.Expired.size``. Features that
+follow a job to its end (batches, tracking) are told, through their ``failed`` hook with no
+placement, that it was dropped: an expired job counts as a discarded failure there.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from werk.errors import CommandError
@@ -80,10 +83,12 @@ class ExpiringJobs(Middleware):
 
     Args:
         store: the server's store.
+        notify: middleware whose ``failed`` hook hears of each dropped job.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, notify: Sequence[Middleware] = ()) -> None:
         self.store = store
+        self.notify = list(notify)
 
     async def push(self, job: dict[str, Any], now: float) -> None:
         """Turn ``expires_in`` into ``expires_at``; refuse a malformed one."""
@@ -98,4 +103,6 @@ class ExpiringJobs(Middleware):
         if await self.store.ack(jid, now) is not None:
             await self.store.add_counts(STATS_KEY, {COUNTER: 1})
             log.info("Halt: job %s expired", jid)
+            for middleware in self.notify:
+                await middleware.failed(reservation, None, now)
         return False

@@ -26,9 +26,11 @@ def default_middleware(store: Store, settings: dict[str, Any]) -> list[Middlewar
             features configured there (throttles, say).
     """
     chain: list[Middleware] = []
-    chain.append(ExpiringJobs(store))  # first: an expired job is dropped before the rest
+    batches, tracking = Batches(store), Tracking(store)
+    # First: an expired job is dropped before the rest; batches and tracking hear of it.
+    chain.append(ExpiringJobs(store, notify=(batches, tracking)))
     chain.append(ThrottleMiddleware(store, settings))  # next: a handed-back job saw no other
     chain.append(UniqueJobs(store))  # before Batches: a refused push is never counted
-    chain.append(Batches(store))
-    chain.append(Tracking(store))
+    chain.append(batches)
+    chain.append(tracking)
     return chain
