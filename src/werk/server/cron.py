@@ -4,6 +4,8 @@ The rules (parsing, exactly-once firing, history) live in :mod:`werk.manager.cro
 module owns the asyncio loop, its start and stop with the server, and SIGHUP reloads. It
 sleeps until the next tick but at most :data:`MAX_SLEEP`, so a reload or a clock change
 is noticed quickly; every server runs the loop and the store decides who fires.
+:func:`check_settings` and :func:`attach` tie cron and throttles to the server's startup
+checks and SIGHUP reloads.
 """
 
 from __future__ import annotations
@@ -11,10 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from werk.manager.cron import Cron, parse_cron
+from werk.manager.cron import Cron, CronConfigError, parse_cron
 from werk.manager.manager import Manager
+from werk.manager.throttles import ThrottleConfigError, parse_throttles, throttles_of
+from werk.server.config import ServerConfig
+from werk.server.settings import ConfigError
+
+if TYPE_CHECKING:
+    from werk.server.server import Server
 
 log = logging.getLogger("werk.cron")
 
@@ -93,3 +101,38 @@ class CronScheduler:
                     await self._wake.wait()
             except TimeoutError:
                 pass
+
+
+def check_settings(settings: dict[str, Any]) -> None:
+    """Validate ``[[cron]]`` and ``[throttles]`` before the server is built.
+
+    Raises:
+        ConfigError: the first invalid entry, named, so ``werk server`` exits with it.
+    """
+    try:
+        parse_cron(settings)
+        parse_throttles(settings)
+    except (CronConfigError, ThrottleConfigError) as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def attach(server: Server) -> CronScheduler:
+    """Build the server's cron scheduler, let released throttle units wake blocked
+    FETCHes, and register the SIGHUP reload of cron entries and throttles."""
+    scheduler = CronScheduler(server.manager, server.config.settings)
+    throttles = throttles_of(server.manager.middleware)
+    if throttles is not None:
+        throttles.wake = server.manager.waiters.wake
+
+    def reload(config: ServerConfig) -> None:
+        try:
+            check_settings(config.settings)
+        except ConfigError as exc:
+            log.error("reload failed, cron and throttles unchanged: %s", exc)
+            return
+        scheduler.reload(config.settings)
+        if throttles is not None:
+            throttles.reload(config.settings)
+
+    server.reload_hooks.append(reload)
+    return scheduler

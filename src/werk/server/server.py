@@ -25,6 +25,7 @@ from werk.manager.features import default_middleware
 from werk.manager.processes import Processes
 from werk.server.config import ServerConfig
 from werk.server.connection import Connection
+from werk.server.cron import attach, check_settings
 from werk.server.settings import reloaded
 from werk.server.tasks import Tasks
 from werk.server.timings import CommandTimings
@@ -45,6 +46,7 @@ class Server:
     """A running Werk server. Create, ``await start()``, and later ``await stop()``."""
 
     def __init__(self, config: ServerConfig, store: Store | None = None) -> None:
+        check_settings(config.settings)  # a bad [[cron]] or [throttles] stops the start
         self.config = config
         self.store = store or open_store(config.store_url)
         self.manager = Manager(
@@ -67,6 +69,8 @@ class Server:
         self._handlers: set[asyncio.Task[None]] = set()
         self._web: Any = None
         self._stopped = asyncio.Event()
+        self.cron = attach(self)
+        """The cron scheduler; ``await server.cron.status()`` feeds the web UI."""
 
     @property
     def connection_count(self) -> int:
@@ -78,6 +82,7 @@ class Server:
         self.tls = server_context(self.config)
         await self.store.open()
         self.tasks.start()
+        self.cron.start()
         host, port = self.config.binding
         self._listener = await asyncio.start_server(
             self._accept,
@@ -226,6 +231,7 @@ class Server:
             conn.abort()
         for service in self.services:
             await service.stop()
+        await self.cron.stop()
         await self.tasks.stop()
         await self.store.close()
         self._stopped.set()
