@@ -28,6 +28,9 @@ log = logging.getLogger("werk.storage.sqlite")
 MAX_BATCH: Final = 4096
 """Most operations in one transaction, so one huge burst cannot starve its callers."""
 
+GATHER: Final = 0.002
+"""How long the loop gathers FETCH/ACK writes before handing them to the writer."""
+
 LINGER: Final = 0.005
 """How long background writes (which nobody awaits) wait to be batched with later ones."""
 
@@ -179,7 +182,7 @@ class Writer:
             self.flush_background()
         elif not self._flush_scheduled:
             self._flush_scheduled = True
-            self._loop.call_soon(self.flush_background)
+            self._loop.call_later(GATHER, self.flush_background)
 
     def flush_background(self) -> None:
         """Hand the gathered background writes to the writer thread as one operation."""
