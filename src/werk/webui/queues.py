@@ -7,6 +7,7 @@ queue, as Faktory's form does) | ``delete_jobs`` (the selected ``jid`` values).
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -68,6 +69,4 @@ def routes(ui: Ui) -> list[BaseRoute]:
 
 
 def _quote(name: str) -> str:
-    from urllib.parse import quote
-
     return quote(name, safe="")

@@ -34,6 +34,7 @@ CSRF_FIELD = "csrf_token"
 REALM = "Werk"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 OPEN_PATHS = ("/static/", "/health")
+"""Paths served without a password: the assets and the health check."""
 PREFIX = re.compile(r"\A(/[A-Za-z0-9._~\-]+)+\Z")
 
 
@@ -136,7 +137,7 @@ class Guard:
         if prefix and (path == prefix or path.startswith(prefix + "/")):
             path = path[len(prefix) :] or "/"
         password = self.password()
-        if password and not path.startswith(OPEN_PATHS) and not authorized(headers, password):
+        if password and not _open(path) and not authorized(headers, password):
             challenge = f'Basic realm="{REALM}", charset="UTF-8"'.encode()
             await _plain(send, 401, "Authentication required", [(b"www-authenticate", challenge)])
             return
@@ -171,6 +172,10 @@ class Guard:
             await send(message)
 
         await self.app(inner, receive, send_with_cookie)
+
+
+def _open(path: str) -> bool:
+    return path == "/health" or path.startswith("/static/")
 
 
 def _with_cookie(existing: bytes, token: str) -> bytes:

@@ -10,7 +10,6 @@ job; a POST there acts on that job alone.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from starlette.datastructures import FormData, QueryParams
 from starlette.exceptions import HTTPException
@@ -129,8 +128,3 @@ def routes(ui: Ui) -> list[BaseRoute]:
             Route(f"/{path}/{{jid}}", act_one, methods=["POST"]),
         ]
     return result
-
-
-def job_path(base: str, jid: str) -> str:
-    """Return the detail page path of a job in a set."""
-    return f"/{base}/{quote(jid, safe='')}"
