@@ -1,0 +1,87 @@
+"""``werk server -c dir``: a bad cron entry or throttle stops the start, or a reload."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Peer, ServerProcess
+from werk.protocol.resp import Simple
+
+GOOD = """
+[[cron]]
+  schedule = "*/5 * * * *"
+  [cron.job]
+    type = "Report"
+"""
+BAD_CRON = (
+    GOOD
+    + """
+[[cron]]
+  schedule = "61 * * * *"
+  [cron.job]
+    type = "Cleanup"
+"""
+)
+
+
+def confdir(tmp_path: Path, text: str, name: str = "cron.toml") -> Path:
+    confd = tmp_path / "conf" / "conf.d"
+    confd.mkdir(parents=True, exist_ok=True)
+    (confd / name).write_text(text)
+    return tmp_path / "conf"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        (
+            "cron.toml",
+            BAD_CRON,
+            'cron entry 2 ("Cleanup", schedule "61 * * * *"): minute: 61 is out of range 0-59',
+        ),
+        (
+            "throttles.toml",
+            "[throttles]\ntq = { concurrency = 0 }\n",
+            "throttle for queue 'tq': concurrency must be a positive integer, not 0",
+        ),
+    ],
+)
+def test_bad_entry_stops_the_start(tmp_path: Path, name: str, text: str, message: str) -> None:
+    server = ServerProcess(tmp_path / "data", extra_args=["-c", str(confdir(tmp_path, text, name))])
+    with pytest.raises(RuntimeError, match="werk server exited"):
+        server.start()
+    assert server.stop() == 1
+    log = server.log.decode()
+    assert f"cannot start: {message}" in log
+    assert "Traceback" not in log
+
+
+def wait_for(server: ServerProcess, text: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while text.encode() not in server.log:
+        assert time.monotonic() < deadline, server.log.decode()
+        time.sleep(0.05)
+
+
+def test_reload_error_keeps_the_running_entries(
+    tmp_path: Path, werk_server_factory: Callable[..., ServerProcess]
+) -> None:
+    conf = confdir(tmp_path, GOOD)
+    server = werk_server_factory(extra_args=["-c", str(conf)])
+    assert server.proc is not None
+    # A bad entry: the reload is refused with the entry named, the server keeps serving
+    (conf / "conf.d" / "cron.toml").write_text(BAD_CRON)
+    server.proc.send_signal(signal.SIGHUP)
+    wait_for(server, "reload failed, cron and throttles unchanged: cron entry 2")
+    assert "minute: 61 is out of range 0-59" in server.log.decode()
+    peer = Peer(server.host, server.port)
+    assert peer.hello() == Simple("OK")
+    # A good file again: both entries load
+    (conf / "conf.d" / "cron.toml").write_text(GOOD + GOOD.replace('"*/5 * * * *"', '"0 3 * * *"'))
+    server.proc.send_signal(signal.SIGHUP)
+    wait_for(server, "cron: 2 entries loaded")
