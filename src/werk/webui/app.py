@@ -79,7 +79,7 @@ def _core_routes(server: Server) -> list[BaseRoute]:
 
 def create_app(server: Server) -> Starlette:
     """Build the web UI application for a server."""
-    from werk.webui import busy, dashboard, metrics, queues, sets
+    from werk.webui import busy, dashboard, metrics, queues, sets, views_cron
 
     queries = Queries(server.manager, server.processes)
     host, port = server.config.binding
@@ -103,6 +103,7 @@ def create_app(server: Server) -> Starlette:
         *busy.routes(ui),
         *sets.routes(ui),
         *metrics.routes(ui),
+        *views_cron.routes(ui),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
     app.add_middleware(Guard, password=lambda: web_password(server))
