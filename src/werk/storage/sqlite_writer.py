@@ -144,10 +144,13 @@ class Writer:
     Attributes:
         commits: how many transactions were committed (group commit makes this far
             smaller than the number of operations).
+        commit_seconds: the time those transactions took in total, fsync included
+            (with ``commits``, the mean commit latency; ``/metrics`` exports both).
     """
 
     def __init__(self, conn: sqlite3.Connection, loop: asyncio.AbstractEventLoop, first_id: int):
         self.commits = 0
+        self.commit_seconds = 0.0
         self._conn = conn
         self._loop = loop
         self._ids = JobIds(first_id)
@@ -270,6 +273,7 @@ class Writer:
         """Run ``ops`` in one transaction; a lone op's own error becomes its outcome."""
         conn = self._conn
         batch = Batch(conn, self._ids)
+        started = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
         try:
             results: list[Outcome] = []
@@ -289,6 +293,7 @@ class Writer:
                 return [(False, exc)]
             raise
         self.commits += 1
+        self.commit_seconds += time.perf_counter() - started
         return results
 
     def _settle_later(self, ops: list[Op[Any]], outcomes: list[Outcome]) -> None:

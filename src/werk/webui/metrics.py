@@ -161,13 +161,16 @@ def _store_families(out: Exposition, server: Server) -> None:
             "Transactions committed by the embedded store's writer.",
             [({}, commits)],
         )
-    timing = getattr(server.store, "commit_timing", None)
-    if timing is not None:
-        out.histograms(
-            "werk_store_commit_duration_seconds",
-            "Time of one group commit (transaction and fsync).",
-            [({}, timing)],
-        )
+    # The SQLite writer's running totals; SqliteStore exposes only ``commits`` publicly.
+    writer = getattr(server.store, "_writer", None)
+    seconds = getattr(writer, "commit_seconds", None)
+    if isinstance(commits, int) and isinstance(seconds, float):
+        out.lines += [
+            "# HELP werk_store_commit_duration_seconds Time of group commits (transaction+fsync).",
+            "# TYPE werk_store_commit_duration_seconds summary",
+            f"werk_store_commit_duration_seconds_sum {_number(seconds)}",
+            f"werk_store_commit_duration_seconds_count {commits}",
+        ]
     for service in server.services:
         if type(service).__name__ == "PeriodicBackups" and service.supported:
             last = service.last_success or 0
