@@ -49,8 +49,7 @@ class Exposition:
         self, name: str, kind: str, help_text: str, samples: Iterable[tuple[dict[str, str], float]]
     ) -> None:
         """Add a counter or gauge family (a counter's ``name`` ends in ``_total``)."""
-        base = name.removesuffix("_total") if kind == "counter" else name
-        self.lines += [f"# HELP {base} {help_text}", f"# TYPE {base} {kind}"]
+        self.lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
         self.lines += [f"{name}{_labels(labels)} {_number(value)}" for labels, value in samples]
 
     def histograms(
