@@ -23,6 +23,18 @@ key                     type    contents
 ``P processes``         hash    wid -> JSON of a worker :class:`~werk.storage.base.Process`
 ``P available``         pubsub  channel: JSON ``{"o": origin, "q": [queues]}`` after jobs
                                 may have become fetchable (enqueue, move, requeue, resume)
+``P locks``             hash    lock key -> owner (:meth:`Store.claim`)
+``P locks:exp``         zset    member lock key, score = its expiry
+``P records``           hash    record key -> value (:meth:`Store.put_record`)
+``P records:keys``      zset    every record key, score 0: listing by prefix (BYLEX)
+``P records:exp``       zset    member record key with a ttl, score = its expiry
+``P count:<key>``       hash    counter name -> integer (:meth:`Store.add_counts`)
+``P counts``            set     the keys that have a ``count:`` hash
+``P lim:<name>``        hash    a limiter: ``kind``, ``limit``, ``period``, ``start``,
+                                ``level``, ``seq``
+``P limz:<name>``       zset    ``concurrent``: holder -> hold expiry; ``window``:
+                                ``<holder>:<seq>`` -> time of use
+``P limiters``          set     the names that have ``lim:``/``limz:`` keys
 ======================  ======  ===========================================================
 
 (``P q:x`` means the prefix immediately followed by ``q:x``, e.g. ``werk:q:default``.)
@@ -131,9 +143,64 @@ class Keys:
         """The pub/sub channel announcing fetchable queues."""
         return f"{self.prefix}available"
 
+    # -- coordination (werk.storage.redis_coord) ----------------------------------------
+
+    @property
+    def locks(self) -> str:
+        """The locks hash (key -> owner)."""
+        return f"{self.prefix}locks"
+
+    @property
+    def lock_expiry(self) -> str:
+        """The locks' expiry zset."""
+        return f"{self.prefix}locks:exp"
+
+    @property
+    def records(self) -> str:
+        """The records hash (key -> value)."""
+        return f"{self.prefix}records"
+
+    @property
+    def record_keys(self) -> str:
+        """Every record key, all scored 0, for listing by prefix."""
+        return f"{self.prefix}records:keys"
+
+    @property
+    def record_expiry(self) -> str:
+        """The expiry zset of records that have a ttl."""
+        return f"{self.prefix}records:exp"
+
+    @property
+    def count_prefix(self) -> str:
+        """Prefix of the counter hashes; the record key follows."""
+        return f"{self.prefix}count:"
+
+    @property
+    def counts(self) -> str:
+        """The set of keys that have counters."""
+        return f"{self.prefix}counts"
+
+    @property
+    def limiter_prefix(self) -> str:
+        """Prefix of the limiter state hashes; the limiter name follows."""
+        return f"{self.prefix}lim:"
+
+    @property
+    def limiter_units_prefix(self) -> str:
+        """Prefix of the limiter holder/use zsets; the limiter name follows."""
+        return f"{self.prefix}limz:"
+
+    @property
+    def limiters(self) -> str:
+        """The set of limiter names."""
+        return f"{self.prefix}limiters"
+
     def flushed(self) -> list[str]:
-        """Return the fixed keys :meth:`RedisStore.flush` deletes (queues come on top)."""
+        """Return the fixed keys :meth:`RedisStore.flush` deletes (queues, counter hashes
+        and limiters come on top)."""
         keys = [self.seq, self.queues, self.paused, self.working, self.working_entries]
         for name in SET_KEY_NAMES:
             keys += [self.set(name), self.set_entries(name)]
-        return [*keys, self.stats, self.daily]
+        coordination = [self.locks, self.lock_expiry, self.records, self.record_keys]
+        coordination += [self.record_expiry, self.counts, self.limiters]
+        return [*keys, self.stats, self.daily, *coordination]

@@ -40,6 +40,7 @@ from werk.storage.redis_codec import (
     utc_day,
     wrap_errors,
 )
+from werk.storage.redis_coord import RedisCoord
 from werk.storage.redis_listener import AvailableListener
 from werk.storage.redis_sets import RedisSets
 
@@ -56,7 +57,7 @@ def split_url(url: str) -> tuple[str, str]:
     return (f"{base}?{rest}" if rest else base), prefix
 
 
-class RedisStore(RedisSets):
+class RedisStore(RedisCoord, RedisSets):
     """A :class:`~werk.storage.base.Store` kept in Redis, shareable by many servers.
 
     Args:
@@ -345,9 +346,12 @@ class RedisStore(RedisSets):
 
     @wrap_errors
     async def flush(self) -> None:
-        """Delete every job, set, queue, pause and counter; worker processes stay."""
+        """Delete every job, set, queue, pause and counter, and every lock, record and
+        limiter; worker processes stay."""
         k = self.keys
-        await self._run("flush", [k.queues, *k.flushed()], [k.queue_prefix, k.queue_entries_prefix])
+        keys = [k.queues, k.counts, k.limiters, *k.flushed()]
+        prefixes = [k.queue_prefix, k.queue_entries_prefix, k.count_prefix]
+        await self._run("flush", keys, [*prefixes, k.limiter_prefix, k.limiter_units_prefix])
 
 
 _: type[Store] = RedisStore

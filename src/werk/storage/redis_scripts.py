@@ -255,9 +255,14 @@ return #names
 """
 
 FLUSH = """
--- KEYS: queues, then every fixed key to delete.  ARGV: qprefix, qeprefix
+-- KEYS: queues, counts, limiters, then every fixed key to delete.
+-- ARGV: qprefix, qeprefix, count prefix, limiter hash prefix, limiter zset prefix
 for _, q in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   redis.call('UNLINK', ARGV[1] .. q, ARGV[2] .. q)
+end
+for _, c in ipairs(redis.call('SMEMBERS', KEYS[2])) do redis.call('UNLINK', ARGV[3] .. c) end
+for _, n in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  redis.call('UNLINK', ARGV[4] .. n, ARGV[5] .. n)
 end
 redis.call('UNLINK', unpack(KEYS))
 return 1
