@@ -201,3 +201,11 @@ def test_sighup_with_a_broken_file_keeps_the_old_configuration(
         time.sleep(0.05)
     assert b"reload failed, configuration unchanged" in server.log
     assert Peer(server.host, server.port).hello(password="old") == Simple("OK")
+
+
+def test_the_sample_configuration_loads(config_dir: Path) -> None:
+    sample = Path(__file__).parents[2] / "packaging" / "conf.d" / "werk.toml"
+    write_conf(config_dir, "werk.toml", sample.read_text())
+    config = load_config({"config_dir": str(config_dir)}, env={})
+    assert config.binding == ("0.0.0.0", 7419) and config.backup_every == 3600
+    assert config.max_connections == 2000 and config.log_format == "text"
