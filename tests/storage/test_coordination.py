@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
+from pathlib import Path
 
 import pytest
 
 from tests.storage.conftest import Backend, Reopen
+from werk.storage import sqlite_schema as schema
 from werk.storage.base import LimitKind, LimitResult, Process, Store
+from werk.storage.sqlite import SqliteStore
 
 T0 = 1_700_000_040.0  # a multiple of 60 (and of 10): bucket intervals start here
 KINDS: tuple[LimitKind, ...] = ("concurrent", "bucket", "window", "leaky")
@@ -376,3 +380,29 @@ async def test_flush_leaves_no_coordination_keys_in_redis(backend: Backend) -> N
     finally:
         await client.aclose()
     assert left == []
+
+
+async def test_sqlite_database_of_schema_1_is_migrated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a database written by a Werk that knew only the first migration
+    with monkeypatch.context() as patch:
+        patch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
+        old = SqliteStore(tmp_path)
+        await old.open()
+        await old.put_process(Process("w1"))
+        await old.close()
+    # When this Werk opens it
+    store = SqliteStore(tmp_path)
+    await store.open()
+    try:
+        # Then the coordination tables exist and the old data is kept
+        assert await store.claim("k", "o", 10, T0)
+        assert [p.wid for p in await store.processes()] == ["w1"]
+    finally:
+        await store.close()
+    with sqlite3.connect(tmp_path / schema.DB_NAME) as conn:
+        names = [row[0] for row in conn.execute("SELECT name FROM migrations ORDER BY name")]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    conn.close()
+    assert names[:2] == ["0001_initial", "0002_coordination"] and version >= 2
