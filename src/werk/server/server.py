@@ -21,6 +21,7 @@ from typing import Any
 from werk import __version__
 from werk.job import format_time
 from werk.manager import Manager
+from werk.manager.expiry import expired_count
 from werk.manager.features import default_middleware
 from werk.manager.processes import Processes
 from werk.server.config import ServerConfig
@@ -192,6 +193,7 @@ class Server:
                     "Scheduled": tasks.set_stats("scheduled", sets["scheduled"]),
                     "Retries": tasks.set_stats("retries", sets["retries"]),
                     "Dead": tasks.set_stats("dead", sets["dead"]),
+                    "Expired": {"size": await expired_count(store)},
                 },
                 "total_failures": counters.failures,
                 "total_processed": counters.processed,
