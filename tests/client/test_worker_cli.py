@@ -1,0 +1,89 @@
+"""``werk worker`` as a real subprocess: SIGTERM finishes running jobs and loses none."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from tests.client.conftest import retries_size, wait_until
+from tests.helpers import ServerProcess
+from werk.client import Client, Job
+
+JOBS = textwrap.dedent(
+    """
+    import time
+    from werk.client import Worker
+
+    worker = Worker(concurrency=2)
+
+    @worker.register
+    def slow(seconds):
+        time.sleep(seconds)
+
+    registry = {"slow": slow}
+    """
+)
+
+
+def start_worker(
+    tmp_path: Path, server: ServerProcess, target: str, *flags: str
+) -> subprocess.Popen[bytes]:
+    (tmp_path / "jobs_module.py").write_text(JOBS)
+    args = [sys.executable, "-m", "werk", "worker", f"jobs_module:{target}", "--url", server.url]
+    return subprocess.Popen([*args, *flags], cwd=tmp_path, stderr=subprocess.PIPE)
+
+
+def busy(client: Client) -> int:
+    return int(client.info()["faktory"]["tasks"]["Busy"]["size"])
+
+
+def test_sigterm_finishes_running_jobs(
+    tmp_path: Path, werk_server: ServerProcess, client: Client
+) -> None:
+    client.push_bulk([Job("slow", [1.5]) for _ in range(5)])
+    proc = start_worker(
+        tmp_path,
+        werk_server,
+        "worker",
+        "-c",
+        "5",
+        "-q",
+        "default",
+        "--shutdown-timeout",
+        "10",
+        "--label",
+        "cli",
+    )
+    wait_until(lambda: busy(client) == 5)
+    began = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=15)
+    assert proc.returncode == 0, stderr.decode()
+    assert time.monotonic() - began < 5
+    info = client.info()["faktory"]
+    assert info["total_processed"] == 5 and info["total_failures"] == 0
+    assert info["queues"].get("default", 0) == 0 and info["sets"]["working"] == 0
+
+
+def test_sigterm_hands_back_jobs_at_the_timeout(
+    tmp_path: Path, werk_server: ServerProcess, client: Client
+) -> None:
+    client.push_bulk([Job("slow", [30]) for _ in range(3)])
+    proc = start_worker(tmp_path, werk_server, "registry", "-c", "3", "--shutdown-timeout", "0.5")
+    wait_until(lambda: busy(client) == 3)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=15)
+    assert proc.returncode == 0, stderr.decode()
+    assert retries_size(client) == 3  # every unfinished job is back with the server
+    info = client.info()["faktory"]
+    assert info["sets"]["working"] == 0
+
+
+def test_bad_target_exits_2(tmp_path: Path, werk_server: ServerProcess) -> None:
+    proc = start_worker(tmp_path, werk_server, "missing")
+    _, stderr = proc.communicate(timeout=15)
+    assert proc.returncode == 2 and b"cannot load" in stderr
