@@ -1,4 +1,4 @@
-"""Benchmark: one worker process drains N no-op jobs; Werk's worker vs ``faktory`` and ``pyfaktory``.
+"""Benchmark: one worker process drains N no-op jobs; werk.client vs ``faktory``, ``pyfaktory``.
 
 The script starts its own ``werk server`` (free port, temporary data directory). For each
 round and each library it pushes N jobs, starts one worker process with the given

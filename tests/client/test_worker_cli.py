@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.client.conftest import retries_size, wait_until
@@ -87,3 +88,14 @@ def test_bad_target_exits_2(tmp_path: Path, werk_server: ServerProcess) -> None:
     proc = start_worker(tmp_path, werk_server, "missing")
     _, stderr = proc.communicate(timeout=15)
     assert proc.returncode == 2 and b"cannot load" in stderr
+
+
+def test_wrong_password_exits_1(
+    tmp_path: Path, werk_server_factory: Callable[..., ServerProcess]
+) -> None:
+    server = werk_server_factory(password="right")
+    (tmp_path / "jobs_module.py").write_text(JOBS)
+    url = f"tcp://:wrong@{server.host}:{server.port}"
+    args = [sys.executable, "-m", "werk", "worker", "jobs_module:worker", "--url", url]
+    proc = subprocess.run(args, cwd=tmp_path, capture_output=True, timeout=30)
+    assert proc.returncode == 1 and b"Invalid password" in proc.stderr

@@ -11,12 +11,12 @@ import importlib
 import logging
 import os
 import sys
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from werk.client import Worker
 from werk.client.queues import parse_queue
+from werk.errors import WerkError
 
 
 def register(subparsers: Any) -> None:
@@ -109,9 +109,15 @@ def run(args: argparse.Namespace) -> int:
         worker.concurrency,
         worker.address.url(),
     )
-    worker.run()
-    if threading.active_count() > 1:
-        # Jobs abandoned at the shutdown deadline were FAILed back; do not wait for them.
+    try:
+        worker.run()
+    except (WerkError, OSError) as exc:
+        log.error("worker stopped: %s", exc)
+        return 1
+    if worker.abandoned:
+        # Those jobs were FAILed back to the server; do not wait for their threads.
         logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
         os._exit(0)
     return 0

@@ -128,6 +128,7 @@ class Processor:
             if task is not None:
                 task.uncancel()
             timeout = self.worker.shutdown_timeout
+            self.worker.abandoned += 1
             log.warning("handing back job %s still running after %.1fs", job.get("jid"), timeout)
             return shutdown_call(job, f"worker stopped: job still running after {timeout}s")
         finally:

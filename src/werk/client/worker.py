@@ -89,6 +89,8 @@ class Worker:
         self.wid = new_wid()
         self.registry: dict[str, Registration] = {}
         self.state = RUNNING
+        self.abandoned = 0
+        """Jobs handed back at the shutdown deadline while their function still ran."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed = asyncio.Event()
         self.give_up = asyncio.Event()
