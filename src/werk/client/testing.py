@@ -136,7 +136,7 @@ class _ServerThread(threading.Thread):
         super().__init__(name="werk-test-server", daemon=True)
         self._password = password
         self._data_dir = data_dir
-        self._started = threading.Event()
+        self._ready = threading.Event()
         self._port = 0
         self._error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -147,7 +147,7 @@ class _ServerThread(threading.Thread):
             asyncio.run(self._serve())
         except BaseException as exc:  # reported to the test by wait_started
             self._error = exc
-            self._started.set()
+            self._ready.set()
 
     async def _serve(self) -> None:
         from werk.server.config import ServerConfig  # lazily: workers never need the server
@@ -164,12 +164,12 @@ class _ServerThread(threading.Thread):
         self._stop_event = asyncio.Event()
         await server.start()
         self._port = server.port
-        self._started.set()
+        self._ready.set()
         await self._stop_event.wait()
         await server.stop()
 
     def wait_started(self, timeout: float = 15.0) -> int:
-        if not self._started.wait(timeout) or self._error is not None:
+        if not self._ready.wait(timeout) or self._error is not None:
             raise RuntimeError(f"the test server did not start: {self._error!r}")
         return self._port
 
