@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from typing import Any
 
 from werk.errors import CommandError, NotUniqueError
@@ -21,6 +22,8 @@ from werk.manager.middleware import Middleware
 from werk.storage.base import Reservation, Store
 
 PREFIX = "unique:"
+MAX_UNIQUE_FOR = 10 * 365 * 86400
+"""The longest lock a job may ask for, in seconds."""
 MARKER = b'"unique_for"'
 """Jobs whose body lacks this byte string are not unique jobs (the cheap check)."""
 
@@ -52,7 +55,12 @@ def unique_for(job: dict[str, Any]) -> float | None:
     seconds = custom["unique_for"]
     if seconds is None:
         return None
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not math.isfinite(seconds)
+        or seconds > MAX_UNIQUE_FOR
+    ):
         raise CommandError("unique_for must be a number of seconds")
     until = custom.get("unique_until") or "success"
     if until not in ("success", "start"):
