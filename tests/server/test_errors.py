@@ -50,8 +50,10 @@ from werk.protocol.resp import Simple
         ("QUEUE LATENCY *", "ERR QUEUE LATENCY does not support wildcards"),
         ("QUEUE PAUSE", "ERR QUEUE PAUSE needs at least one queue name"),
         ("ACK", "ERR ACK needs an argument"),
-        ("BATCH NEW {}", "ERR batch subsystem is only available in Faktory Enterprise"),
-        ("TRACK GET abc", "ERR tracking subsystem is only available in Faktory Enterprise"),
+        ("BATCH NEW {}", "ERR a batch needs a success or complete callback"),
+        ("BATCH FROB x", "ERR no such BATCH subcommand: FROB"),
+        ("BATCH STATUS b-nothing", "ERR no such batch b-nothing"),
+        ("TRACK FROB x", "ERR no such TRACK subcommand: FROB"),
     ],
 )
 def test_error_replies(peer: Peer, line: str, error: str) -> None:

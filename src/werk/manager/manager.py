@@ -103,10 +103,12 @@ class Manager:
         return make_entry(job), due
 
     async def _pushed(self, entries: Sequence[Entry], now: float) -> None:
-        if self.middleware:
+        # Only middleware that overrides the hook pays for decoding the jobs again.
+        hooks = [m for m in self.middleware if type(m).pushed is not Middleware.pushed]
+        if hooks:
             for entry in entries:
                 job = json.loads(entry.body)
-                for middleware in self.middleware:
+                for middleware in hooks:
                     await middleware.pushed(job, now)
 
     async def push(self, job: Any) -> None:
@@ -307,6 +309,8 @@ class Manager:
     async def _select(self, target: SetName, flt: dict[str, Any]) -> list[str] | None:
         jids = flt.get("jids")
         if jids:
+            if not isinstance(jids, list):
+                raise CommandError("filter jids must be a list")
             return [str(jid) for jid in jids]
         pattern = flt.get("regexp") or None
         jobtype = flt.get("jobtype") or None
