@@ -56,7 +56,8 @@ async def fetch(server: Server, conn: Connection, arg: bytes) -> bytes:
     queues = [name for name in _text(arg).split(" ") if name]
     if not queues:
         raise CommandError("must call fetch with at least one queue")
-    if conn.wid and await server.processes.state(conn.wid) in ("quiet", "terminate"):
+    # The state a process learnt at its last BEAT: no store lookup on every FETCH.
+    if conn.wid and server.process_states.get(conn.wid) in ("quiet", "terminate"):
         await server.idle_fetch()
         return encode_bulk(None)
     return encode_bulk(await server.manager.fetch(queues, conn.wid))
@@ -105,6 +106,7 @@ async def beat(server: Server, conn: Connection, arg: bytes) -> bytes:
     )
     if state is None:
         raise CommandError(f"unknown worker {wid}")
+    server.process_states[wid] = state
     if not state:
         return OK
     return encode_bulk(json.dumps({"state": state}, separators=(",", ":")).encode())

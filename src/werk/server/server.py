@@ -56,6 +56,8 @@ class Server:
         self.processes = Processes(self.store, config.name or socket.gethostname())
         self.tasks = Tasks(self)
         self.connections: set[Connection] = set()
+        self.process_states: dict[str, str] = {}
+        """Each worker process's state as its last BEAT on this server saw it."""
         self.command_count = 0
         self.timings = CommandTimings()
         self.reload_hooks: list[ReloadHook] = []
@@ -164,6 +166,7 @@ class Server:
 
     def close_process(self, wid: str) -> int:
         """Close every connection of a worker process; return how many were closed."""
+        self.process_states.pop(wid, None)
         closing = [conn for conn in self.connections if conn.wid == wid]
         for conn in closing:
             conn.abort()
