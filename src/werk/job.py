@@ -8,6 +8,7 @@ nanosecond precision, as Go's RFC3339Nano writes them.
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 from datetime import UTC, datetime
@@ -76,9 +77,22 @@ def _int_field(job: dict[str, Any], name: str, default: int) -> int:
     value = job.get(name)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (isinstance(value, float) and not math.isfinite(value))
+    ):
         raise CommandError(f"jobs must have an integer {name} parameter")
     return int(value)
+
+
+def _encodable(text: str) -> bool:
+    """JSON may carry lone surrogates (``"\\ud800"``), which no store can encode."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def validate(job: Any, now: float) -> dict[str, Any]:
@@ -90,10 +104,10 @@ def validate(job: Any, now: float) -> dict[str, Any]:
     if not isinstance(job, dict):
         raise CommandError("jobs must be JSON objects")
     jid = job.get("jid")
-    if not isinstance(jid, str) or len(jid) < 8:
+    if not isinstance(jid, str) or len(jid) < 8 or not _encodable(jid):
         raise CommandError("jobs must have a reasonable jid parameter")
     jobtype = job.get("jobtype")
-    if not isinstance(jobtype, str) or not jobtype:
+    if not isinstance(jobtype, str) or not jobtype or not _encodable(jobtype):
         raise CommandError("jobs must have a jobtype parameter")
     if not isinstance(job.get("args"), list):
         raise CommandError("jobs must have an args parameter")
