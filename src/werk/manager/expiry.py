@@ -28,9 +28,15 @@ MARKER = b'"expires_at"'
 """Jobs whose body lacks this byte string cannot expire (the cheap check at fetch)."""
 
 
+MAX_EXPIRES_IN = 100 * 365 * 86400
+"""Seconds; beyond this (or non-finite) ``expires_in`` cannot be a timestamp."""
+
+
 def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise CommandError("expires_in must be a number of seconds")
+    if not abs(value) < MAX_EXPIRES_IN:  # also refuses NaN and infinities
+        raise CommandError("expires_in is out of range")
     return float(value)
 
 
