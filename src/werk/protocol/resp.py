@@ -93,18 +93,21 @@ class ReplyReader:
             return NEED_DATA
         kind = self._buf[:1]
         head = bytes(self._buf[1:end])
-        if kind == b"+":
-            del self._buf[: end + 2]
-            return Simple(head.decode())
-        if kind == b"-":
-            del self._buf[: end + 2]
-            return Error(head.decode())
-        if kind == b":":
-            del self._buf[: end + 2]
-            return int(head)
-        if kind == b"$":
-            return self._bulk(end, head)
-        raise ProtocolError(f"unexpected reply type {bytes(kind)!r}")
+        try:
+            if kind == b"+":
+                reply: Reply | _NeedData = Simple(head.decode())
+            elif kind == b"-":
+                reply = Error(head.decode())
+            elif kind == b":":
+                reply = int(head)
+            elif kind == b"$":
+                return self._bulk(end, head)
+            else:
+                raise ProtocolError(f"unexpected reply type {bytes(kind)!r}")
+        except ValueError as exc:  # not UTF-8, not an integer
+            raise ProtocolError(f"malformed reply {bytes(self._buf[: end + 2])!r}") from exc
+        del self._buf[: end + 2]
+        return reply
 
     def _bulk(self, end: int, head: bytes) -> bytes | None | _NeedData:
         try:
