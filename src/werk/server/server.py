@@ -39,6 +39,7 @@ log = logging.getLogger("werk.server")
 DESCRIPTION = "Werk (Faktory Enterprise compatible)"
 FAKTORY_VERSION = "1.10.0"
 AUTH_FAILURE_DELAY = 0.5
+LISTEN_BACKLOG = 4096
 
 ReloadHook = Callable[[ServerConfig], Awaitable[None] | None]
 
@@ -93,6 +94,9 @@ class Server:
             port,
             limit=self.config.max_line,
             reuse_address=True,
+            # asyncio's default backlog (100) overflows under a burst of connects, and each
+            # dropped SYN costs that client a 1 s retransmit.
+            backlog=LISTEN_BACKLOG,
             ssl=self.tls,
             ssl_handshake_timeout=self.config.handshake_timeout if self.tls else None,
         )
