@@ -72,6 +72,15 @@ class Manager:
         self.store = store
         self.clock = clock
         self.middleware = list(middleware)
+        # Per hook, only the middleware that overrides it: plain jobs skip the no-ops.
+        self._hooks: dict[str, list[Middleware]] = {
+            hook: [
+                m
+                for m in self.middleware
+                if getattr(type(m), hook) is not getattr(Middleware, hook)
+            ]
+            for hook in ("push", "pushed", "fetch", "fetched", "acked", "failed")
+        }
         self.waiters = Waiters()
         self._due_listeners: list[Callable[[float], None]] = []
         store.on_available(self.waiters.wake)
@@ -98,13 +107,12 @@ class Manager:
         due = scheduled_at(job, now)
         if due is None:
             check_queue_name(job["queue"])
-        for middleware in self.middleware:
+        for middleware in self._hooks["push"]:
             await middleware.push(job, now)
         return make_entry(job), due
 
     async def _pushed(self, entries: Sequence[Entry], now: float) -> None:
-        # Only middleware that overrides the hook pays for decoding the jobs again.
-        hooks = [m for m in self.middleware if type(m).pushed is not Middleware.pushed]
+        hooks = self._hooks["pushed"]
         if hooks:
             for entry in entries:
                 job = json.loads(entry.body)
@@ -184,7 +192,7 @@ class Manager:
         while True:
             now = self.clock()
             allowed = queues
-            for middleware in self.middleware:
+            for middleware in self._hooks["fetch"]:
                 allowed = await middleware.fetch(allowed, wid, now)
             if not allowed:
                 return None
@@ -195,7 +203,7 @@ class Manager:
                 return reservation
 
     async def _keep(self, reservation: Reservation, now: float) -> bool:
-        for middleware in self.middleware:
+        for middleware in self._hooks["fetched"]:
             if not await middleware.fetched(reservation, now):
                 return False
         return True
@@ -205,7 +213,7 @@ class Manager:
         now = self.clock()
         reservation = await self.store.ack(jid, now)
         if reservation is not None:
-            for middleware in self.middleware:
+            for middleware in self._hooks["acked"]:
                 await middleware.acked(reservation, now)
 
     async def fail(self, jid: str, report: FailureReport) -> None:
@@ -219,7 +227,7 @@ class Manager:
         placement = None if reservation is None else self._placement(reservation, report, now)
         if reservation is None or not await self.store.fail(jid, now, placement):
             raise CommandError(f"Job not found {jid}")
-        for middleware in self.middleware:
+        for middleware in self._hooks["failed"]:
             await middleware.failed(reservation, placement, now)
 
     def _placement(
@@ -244,7 +252,7 @@ class Manager:
             placement = self._placement(reservation, report, now)
             if await self.store.expire(reservation.entry.jid, now, placement):
                 reaped += 1
-                for middleware in self.middleware:
+                for middleware in self._hooks["failed"]:
                     await middleware.failed(reservation, placement, now)
         return reaped
 
