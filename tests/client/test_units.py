@@ -147,3 +147,13 @@ def test_inline_client_runs_jobs_at_once() -> None:
     with pytest.raises(RuntimeError):
         inline.push(Job("fails"))
     assert InlineClient(worker, raise_errors=False).push_bulk([Job("fails")]) != {}
+
+
+def test_an_exception_may_name_its_errtype() -> None:
+    from werk.client.runner import fail_call
+
+    class Throttled(Exception):
+        errtype = "werk.RateLimited"
+
+    payload = json.loads(fail_call({"jid": "j"}, Throttled("retry after 2")).data[5:])
+    assert payload["errtype"] == "werk.RateLimited" and payload["message"] == "retry after 2"

@@ -98,6 +98,13 @@ class AsyncClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    async def call(self, call: Call[T]) -> T:
+        """Run a command built with :class:`~werk.client.proto.ClientProtocol` (or by hand).
+
+        The way to send commands this client has no method for, on a pooled connection.
+        """
+        return await self._run(call)
+
     # -- producing --------------------------------------------------------------------------
 
     async def push(self, job: Job | Mapping[str, Any]) -> str:

@@ -112,6 +112,13 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def call(self, call: Call[T]) -> T:
+        """Run a command built with :class:`~werk.client.proto.ClientProtocol` (or by hand).
+
+        The way to send commands this client has no method for, on a pooled connection.
+        """
+        return self._run(call)
+
     # -- producing --------------------------------------------------------------------------
 
     def push(self, job: Job | Mapping[str, Any]) -> str:

@@ -60,13 +60,18 @@ def backtrace_lines(exc: BaseException, limit: int) -> list[str]:
 
 
 def fail_call(job: dict[str, Any], exc: BaseException, errtype: str | None = None) -> Call[None]:
-    """Build the FAIL reporting ``exc`` for ``job``, trimmed to the job's ``backtrace``."""
+    """Build the FAIL reporting ``exc`` for ``job``, trimmed to the job's ``backtrace``.
+
+    The errtype is the exception's class name, unless the exception has a string
+    ``errtype`` attribute (as :class:`werk.client.limits.RateLimited` does).
+    """
     wanted = job.get("backtrace")
     limit = wanted if isinstance(wanted, int) and wanted > 0 else DEFAULT_BACKTRACE
     message = str(exc) or type(exc).__name__
+    declared = getattr(exc, "errtype", None)  # an exception may name its own errtype
     return CALLS.fail(
         str(job.get("jid", "")),
-        errtype or type(exc).__name__,
+        errtype or (declared if isinstance(declared, str) and declared else type(exc).__name__),
         message,
         backtrace_lines(exc, limit),
     )
