@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -208,6 +209,8 @@ class Worker:
     def run(self, *, install_signals: bool = True) -> None:
         """Run until stopped (blocking): SIGTERM/SIGINT stop, SIGTSTP quiets.
 
+        Signal handlers are only installed in the main thread.
+
         Uses uvloop when it is installed.
         """
         loop_factory = _loop_factory()
@@ -223,7 +226,7 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         self._changed = asyncio.Event()
         self.give_up = asyncio.Event()
-        if install_signals:
+        if install_signals and threading.current_thread() is threading.main_thread():
             self._install_signals()
         executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="werk-job")
         self.runner = Runner(self.registry, self.middleware, executor)
