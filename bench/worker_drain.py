@@ -44,7 +44,7 @@ def run_werk(url: str, queue: str, concurrency: int, use_async: bool) -> None:
 
 
 def run_faktory(url: str, queue: str, concurrency: int) -> None:
-    from faktory import Worker as FaktoryWorker
+    from faktory import Worker as FaktoryWorker  # type: ignore[import-untyped]
 
     worker = FaktoryWorker(faktory=url, queues=[queue], concurrency=concurrency, use_threads=True)
     worker.register("noop", noop)
@@ -52,7 +52,7 @@ def run_faktory(url: str, queue: str, concurrency: int) -> None:
 
 
 def run_pyfaktory(url: str, queue: str, concurrency: int) -> None:
-    from pyfaktory import Client as PyClient
+    from pyfaktory import Client as PyClient  # type: ignore[import-untyped]
     from pyfaktory import Consumer
 
     with PyClient(faktory_url=url, role="consumer") as client:

@@ -26,7 +26,7 @@ def test_handshake_without_password() -> None:
     assert hello == {"hostname": "h", "pid": 7, "labels": ["a"], "v": 2, "wid": "w1"}
     assert proto.state is State.AWAIT_OK
     assert proto.handshake(Simple("OK")) is None
-    assert proto.state is State.READY
+    assert proto.state.value == State.READY.value
 
 
 def test_producer_sends_no_wid() -> None:

@@ -22,7 +22,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from werk.client.client import CALLS
 from werk.client.connection import DEFAULT_TIMEOUT
@@ -99,14 +99,20 @@ class Worker:
 
     # -- registering jobs ---------------------------------------------------------------
 
-    def register(self, name: str | Callable[..., Any] | None = None) -> Any:
+    @overload
+    def register(self, name: F) -> F: ...
+
+    @overload
+    def register(self, name: str | None = None) -> Callable[[F], F]: ...
+
+    def register(self, name: str | F | None = None) -> F | Callable[[F], F]:
         """Register a job function, as ``@worker.register("Name")`` or ``@worker.register``.
 
         Without a name the function's ``__name__`` is the jobtype. ``async def`` functions
         run on the worker's event loop, plain functions on its thread pool.
         """
         if callable(name):
-            return self.add(name.__name__, name)
+            return self.add(getattr(name, "__name__", repr(name)), name)
 
         def decorator(func: F) -> F:
             return self.add(name or func.__name__, func)
