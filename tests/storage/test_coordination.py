@@ -23,10 +23,13 @@ T0 = 1_700_000_040.0  # a multiple of 60 (and of 10): bucket intervals start her
 KINDS: tuple[LimitKind, ...] = ("concurrent", "bucket", "window", "leaky")
 
 
+REDIS_ONLY = pytest.mark.parametrize("backend", ["redis"], indirect=True)
+"""For tests of several servers on one store: the SQLite store is single-server by design."""
+
+
 async def two_servers(backend: Backend) -> tuple[Store, Store]:
     """Two stores on one backend's data (Redis only; SQLite refuses a second server)."""
-    if backend.name != "redis":
-        pytest.skip("the SQLite store is single-server by design")
+    assert backend.name == "redis"
     return await backend.open(), await backend.open()
 
 
@@ -71,6 +74,7 @@ async def test_concurrent_claims_have_exactly_one_winner(store: Store) -> None:
     assert sum(won) == 1
 
 
+@REDIS_ONLY
 async def test_claims_from_two_servers_have_exactly_one_winner(backend: Backend) -> None:
     a, b = await two_servers(backend)
     for round_ in range(5):
@@ -293,6 +297,7 @@ async def test_waiting_retry_after_succeeds(store: Store, kind: LimitKind) -> No
     assert (await acquire(store, kind, 3, 20, later, "late")).acquired
 
 
+@REDIS_ONLY
 @pytest.mark.parametrize("kind", KINDS)
 async def test_limiters_from_two_servers_never_exceed_the_limit(
     backend: Backend, kind: LimitKind
@@ -368,6 +373,7 @@ async def test_flush_deletes_locks_records_counters_limiters(store: Store) -> No
     assert [p.wid for p in await store.processes()] == ["w1"]
 
 
+@REDIS_ONLY
 async def test_flush_leaves_no_coordination_keys_in_redis(backend: Backend) -> None:
     a, _ = await two_servers(backend)
     await fill(a)
