@@ -25,6 +25,11 @@ from werk.storage.sqlite_writer import Writer
 T = TypeVar("T")
 log = logging.getLogger("werk.storage.sqlite")
 
+BODY_CACHE = 100_000
+"""How many pushed jobs keep their entry in memory until fetched. A fetch that finds its
+job here skips the SELECT, which is the costliest step of a FETCH while the writer
+commits; past this many, jobs are read back from the database (memory stays bounded)."""
+
 
 class QueueMixin:
     """State shared by the SQLite store's halves, and its queue operations."""
@@ -40,6 +45,7 @@ class QueueMixin:
         self._queues = QueueIndex()
         self._paused: set[str] = set()
         self._callbacks: list[AvailableCallback] = []
+        self._bodies: dict[int, tuple[Entry, float]] = {}
 
     # -- helpers ------------------------------------------------------------------
 
@@ -90,9 +96,13 @@ class QueueMixin:
         new = {e.queue for e in batch if e.queue not in self._queues}
 
         def done(ids: list[int]) -> None:
-            push = self._queues.push
+            push, bodies = self._queues.push, self._bodies
+            room = BODY_CACHE - len(bodies)
             for entry, job_id in zip(batch, ids, strict=True):
                 push(entry.queue, entry.priority, job_id)
+                if room > 0:
+                    bodies[job_id] = (entry, now)
+                    room -= 1
             self._notify({e.queue for e in batch})
 
         await writer.call(lambda b: ops.insert_jobs(b, batch, now, new), done)
@@ -115,6 +125,21 @@ class QueueMixin:
         return None
 
     def _take(self, job_id: int, now: float, wid: str) -> Reservation | None:
+        cached = self._bodies.pop(job_id, None)
+        if cached is None:
+            cached = self._select(job_id)
+            if cached is None:
+                return None
+        entry, enqueued_at = cached
+        res = Reservation(entry, enqueued_at, now, now + entry.reserve_for, wid)
+        previous = self._reserved.put(res, job_id)
+        writer = self._open_writer()
+        if previous is not None and previous[1] != job_id:
+            writer.release(entry.jid, previous[1], (), 0)
+        writer.reserve(entry.jid, job_id, wid, now, res.expires_at)
+        return res
+
+    def _select(self, job_id: int) -> tuple[Entry, float] | None:
         rows = (
             self._loop_conn()
             .execute(
@@ -128,14 +153,7 @@ class QueueMixin:
             log.error("queued job row %d is missing from %s; skipped", job_id, self.path)
             return None
         row = rows[0]
-        entry = Entry(row[0], row[1], row[2], row[3], row[4], bytes(row[5]))
-        res = Reservation(entry, row[6], now, now + entry.reserve_for, wid)
-        previous = self._reserved.put(res, job_id)
-        writer = self._open_writer()
-        if previous is not None and previous[1] != job_id:
-            writer.release(entry.jid, previous[1], (), 0)
-        writer.reserve(entry.jid, job_id, wid, now, res.expires_at)
-        return res
+        return Entry(row[0], row[1], row[2], row[3], row[4], bytes(row[5])), row[6]
 
     async def queue_sizes(self) -> dict[str, int]:
         """Return the size of every known queue."""
@@ -154,6 +172,8 @@ class QueueMixin:
             return 0
         found = await self._read(lambda conn: ops.find_jobs(conn, queue, wanted))
         removed = self._queues.remove(queue, found)
+        for _, job_id in removed:
+            self._bodies.pop(job_id, None)
         if removed:
             await writer.call(
                 lambda b: ops.delete_jobs(b, [job_id for _, job_id in removed]),
@@ -205,6 +225,8 @@ class QueueMixin:
         was_paused = self._paused.intersection(names)
         self._paused.difference_update(names)
         job_ids = [job_id for pairs in dropped.values() for _, job_id in pairs]
+        for job_id in job_ids:
+            self._bodies.pop(job_id, None)
 
         def undo() -> None:
             for name, pairs in dropped.items():
