@@ -94,6 +94,24 @@ def test_fetch_wakes_when_a_job_arrives(peer: Peer, peer_factory: Callable[[], P
     assert time.monotonic() - started < 1.0
 
 
+def test_a_fetch_whose_client_left_takes_no_job(
+    peer: Peer, peer_factory: Callable[[], Peer]
+) -> None:
+    # Given: a client blocked in FETCH that goes away.
+    gone = peer_factory()
+    gone.hello()
+    gone.send("FETCH lonely\r\n")
+    time.sleep(0.2)
+    gone.close()
+    time.sleep(0.2)
+    # When: a job arrives on that queue.
+    assert peer.call(push_line("left-0001", queue="lonely")) == OK
+    # Then: it is not reserved for the departed client; the next FETCH gets it.
+    got = fetch(peer, "lonely")
+    assert got is not None and got["jid"] == "left-0001"
+    assert info(peer)["faktory"]["sets"]["working"] == 1
+
+
 def test_fail_puts_the_job_in_retries_at_once(peer: Peer) -> None:
     assert peer.call(push_line("fail-0001")) == OK
     fetch(peer)

@@ -160,10 +160,16 @@ class Manager:
     # -- fetch, ack, fail -------------------------------------------------------------
 
     async def fetch(
-        self, queues: Sequence[str], wid: str = "", timeout: float = FETCH_TIMEOUT
+        self,
+        queues: Sequence[str],
+        wid: str = "",
+        timeout: float = FETCH_TIMEOUT,
+        alive: Callable[[], bool] | None = None,
     ) -> bytes | None:
         """Reserve the next job of ``queues`` (in order), waiting up to ``timeout`` seconds.
 
+        ``alive`` tells whether the asking client is still there: a FETCH whose client
+        went away while it waited takes no job (it would sit reserved until it expired).
         Returns the job JSON to hand to the worker, or ``None`` when none came.
         """
         if not queues:
@@ -176,6 +182,8 @@ class Manager:
         while True:
             # Listen before looking again, so a push landing during the look is not missed.
             with self.waiters.listen(queues) as woken:
+                if alive is not None and not alive():
+                    return None
                 reservation = await self._reserve(queues, wid)
                 if reservation is not None:
                     return render(reservation.entry.body, reservation.enqueued_at)

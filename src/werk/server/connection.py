@@ -178,6 +178,10 @@ class Connection:
         except (ConnectionError, OSError):
             pass
 
+    def alive(self) -> bool:
+        """Whether the client is still connected (it has not closed its side)."""
+        return not (self.reader.at_eof() or self.writer.transport.is_closing())
+
     def abort(self) -> None:
         """Close the socket at once (a reaped process, a forced shutdown)."""
         self.closing = True

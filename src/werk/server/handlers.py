@@ -60,7 +60,7 @@ async def fetch(server: Server, conn: Connection, arg: bytes) -> bytes:
     if conn.wid and server.process_states.get(conn.wid) in ("quiet", "terminate"):
         await server.idle_fetch()
         return encode_bulk(None)
-    return encode_bulk(await server.manager.fetch(queues, conn.wid))
+    return encode_bulk(await server.manager.fetch(queues, conn.wid, alive=conn.alive))
 
 
 def _jid_payload(arg: bytes, verb: str) -> dict[str, Any]:
