@@ -103,13 +103,12 @@ def limiter(
         RateLimited: no unit within ``wait``.
     """
     token = _holder(holder)
-    # Client has no public raw-command method; _run runs a Call on a pooled connection.
-    client._run(acquire_call(name, kind, limit, period, token, _wait(wait, client.timeout)))
+    client.call(acquire_call(name, kind, limit, period, token, _wait(wait, client.timeout)))
     try:
         yield token
     finally:
         if kind == "concurrent":
-            client._run(release_call(name, token))
+            client.call(release_call(name, token))
 
 
 @asynccontextmanager
@@ -130,9 +129,9 @@ async def async_limiter(
     """
     token = _holder(holder)
     call = acquire_call(name, kind, limit, period, token, _wait(wait, client.timeout))
-    await client._run(call)
+    await client.call(call)
     try:
         yield token
     finally:
         if kind == "concurrent":
-            await client._run(release_call(name, token))
+            await client.call(release_call(name, token))
