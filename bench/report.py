@@ -49,6 +49,12 @@ def render(r: dict[str, Any]) -> str:
         ratio = rate / best_rate if best_rate else 0
         label = "SQLite, fsync on every push" if key == "sqlite" else "Redis"
         lines.append(f"| Werk | {label} | {_f(rate)} | {ratio:.2f}x |")
+    if "redis.drain_two_servers" in r:
+        rate = r["redis.drain_two_servers"]["jobs_per_s"]
+        ratio = rate / best_rate if best_rate else 0
+        lines.append(
+            f"| Werk, two servers | Redis, one worker process each | {_f(rate)} | {ratio:.2f}x |"
+        )
     for name, rate in sorted(peers.items(), key=lambda kv: -kv[1]):
         lines.append(f"| {name} | Redis (no fsync) | {_f(rate)} | {rate / best_rate:.2f}x |")
     n = r["sqlite.drain"]["n"]

@@ -71,6 +71,8 @@ def main() -> None:
                 n = n or 1_000
             results[f"{key}.{scenario}"] = werk_bench(scenario, storage, n, rounds)
             print(key, scenario, results[f"{key}.{scenario}"], flush=True)
+    results["redis.drain_two_servers"] = werk_bench("drain_two_servers", REDIS, n_drain, rounds)
+    print("redis drain_two_servers", results["redis.drain_two_servers"], flush=True)
     for scenario in ("depth", "memory"):
         results[f"sqlite.{scenario}"] = werk_bench(scenario, "sqlite", 50_000 if quick else None, 1)
         print("sqlite", scenario, results[f"sqlite.{scenario}"], flush=True)

@@ -39,7 +39,7 @@ class BenchServer:
         args = [sys.executable, "-m", "werk", "server", "-b", "127.0.0.1:0", "-w", ":0"]
         args += ["-d", data, "-l", "info"]
         if self.storage != "sqlite":
-            self.prefix = f"werkbench:{uuid4().hex}:"
+            self.prefix = self.prefix or f"werkbench:{uuid4().hex}:"
             args += ["--storage", f"{self.storage}?prefix={self.prefix}"]
         self.proc = subprocess.Popen(args, stderr=subprocess.PIPE)
         threading.Thread(target=self._read, daemon=True).start()
@@ -69,12 +69,12 @@ class BenchServer:
         assert self.proc is not None
         return rss_mb(self.proc.pid)
 
-    def stop(self) -> None:
-        """Stop the server and delete its Redis keys, if any."""
+    def stop(self, keep_data: bool = False) -> None:
+        """Stop the server and delete its Redis keys, if any (unless ``keep_data``)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(30)
-        if self.prefix:
+        if self.prefix and not keep_data:
             import redis
 
             client = redis.Redis.from_url(self.storage)

@@ -69,13 +69,34 @@ def drain(storage: str, n: int, processes: int = 2, concurrency: int = 10) -> di
     return {"jobs_per_s": (n - first_count) / (last_at - first_at)}
 
 
+def drain_two_servers(storage: str, n: int) -> dict[str, Any]:
+    """Two servers sharing one Redis, one worker process on each, draining N jobs."""
+    if storage == "sqlite":
+        raise ValueError("two servers need a shared Redis: pass --storage redis://...")
+    first = BenchServer(storage).start()
+    second = BenchServer(storage, prefix=first.prefix).start()
+    try:
+        with Client(first.url) as client:
+            _fill(client, n)
+            workers = start_workers(first.url, 1, 10) + start_workers(second.url, 1, 10)
+            try:
+                first_at, first_count = _wait_processed(client, 1)
+                last_at, _ = _wait_processed(client, n)
+            finally:
+                stop_workers(workers)
+    finally:
+        second.stop(keep_data=True)
+        first.stop()
+    return {"jobs_per_s": (n - first_count) / (last_at - first_at)}
+
+
 def _wait_processed(client: Client, target: int, timeout: float = 600) -> tuple[float, int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         done = int(client.info()["faktory"]["total_processed"])
         if done >= target:
             return time.monotonic(), done
-        time.sleep(0.01)
+        time.sleep(0.02)
     raise TimeoutError(f"fewer than {target} jobs processed in {timeout} s")
 
 
@@ -201,6 +222,7 @@ DEFAULT_N: dict[str, int] = {
     "push_bulk": 100_000,
     "push_single": 20_000,
     "drain": 100_000,
+    "drain_two_servers": 100_000,
     "latency": 10_000,
     "scheduled": 1_000,
     "depth": 1_000_000,
@@ -211,6 +233,7 @@ SCENARIOS: dict[str, Scenario] = {
     "push_bulk": push_bulk,
     "push_single": push_single,
     "drain": drain,
+    "drain_two_servers": drain_two_servers,
     "latency": latency,
     "scheduled": scheduled,
     "depth": depth,
