@@ -259,3 +259,47 @@ def test_morgue_alias_and_not_found(ui: Session) -> None:
     response = ui.page.goto("/retries/nope")
     assert response is not None and response.status == 404
     assert "Not found" in ui.page.locator("h1").inner_text()
+
+
+@pytest.fixture
+def ui_with_features(
+    werk_server_factory: Callable[..., ServerProcess], browser: Any, tmp_path: Any
+) -> Iterator[Session]:
+    """A server configured with a cron entry and a throttle, and a browser page on it."""
+    confd = tmp_path / "conf" / "conf.d"
+    confd.mkdir(parents=True)
+    (confd / "cron.toml").write_text(
+        '[[cron]]\nname = "reports"\nschedule = "*/5 * * * *"\n'
+        '[cron.job]\ntype = "Report"\nqueue = "crq"\n'
+    )
+    (confd / "throttles.toml").write_text("[throttles]\ntq = { concurrency = 2, timeout = 30 }\n")
+    server = werk_server_factory(web=True, extra_args=["-c", str(confd.parent)])
+    context = browser.new_context(base_url=f"http://127.0.0.1:{server.web_port}")
+    page = context.new_page()
+    yield Session(server, Filler(server), page)
+    context.close()
+
+
+def test_cron_and_throttles_tabs(ui_with_features: Session) -> None:
+    ui = ui_with_features
+    ui.go("/")
+    with ui.page.expect_navigation():
+        ui.page.locator('nav a[href$="/cron"]').first.click()
+    assert "every 5 minutes" in ui.page.content()
+    assert "Report" in ui.page.locator("table").first.inner_text()
+    screenshot(ui.page, "cron")
+    with ui.page.expect_navigation():
+        ui.page.locator('a[href*="/cron/"]').first.click()
+    assert "reports" in ui.page.content()
+    screenshot(ui.page, "cron-entry")
+    ui.filler.peer.call(
+        json.dumps({"jid": "tq-job-0001", "jobtype": "T", "args": [], "queue": "tq"}).join(
+            ["PUSH ", ""]
+        )
+    )
+    assert isinstance(ui.filler.peer.call("FETCH tq"), bytes)
+    ui.go("/throttles")
+    cells = ui.page.locator("tbody tr", has_text="tq").first.locator("td")
+    assert cells.nth(2).inner_text() == "2 concurrent"
+    assert (cells.nth(3).inner_text(), cells.nth(4).inner_text()) == ("1", "1")  # taken, free
+    screenshot(ui.page, "throttles")
