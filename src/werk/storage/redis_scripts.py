@@ -191,6 +191,45 @@ end
 return out
 """
 
+FILTER = """
+-- One chunk of a filtered set listing, matched inside Redis so that only the matches
+-- travel. KEYS: zset, hash. ARGV: start stop rev queue jobtype text want_rows
+-- (queue/jobtype/text '' = any). Returns {scanned, matched, jid, score, value, ...}; the
+-- rows only when want_rows is '1'. A packed value is
+-- "priority|reserve_for|enqueued_at|len(queue)|len(jobtype)|<queue><jobtype><body>".
+local cmd = {'ZRANGE', KEYS[1], ARGV[1], ARGV[2]}
+if ARGV[3] == '1' then cmd[#cmd + 1] = 'REV' end
+cmd[#cmd + 1] = 'WITHSCORES'
+local found = redis.call(unpack(cmd))
+local want_q, want_t, text, rows = ARGV[4], ARGV[5], ARGV[6], ARGV[7] == '1'
+local out = {#found / 2, 0}
+for i = 1, #found, 2 do
+  local v = redis.call('HGET', KEYS[2], found[i])
+  if v then
+    local p1 = string.find(v, '|', 1, true)
+    local p2 = string.find(v, '|', p1 + 1, true)
+    local p3 = string.find(v, '|', p2 + 1, true)
+    local p4 = string.find(v, '|', p3 + 1, true)
+    local p5 = string.find(v, '|', p4 + 1, true)
+    local qlen = tonumber(string.sub(v, p3 + 1, p4 - 1))
+    local tlen = tonumber(string.sub(v, p4 + 1, p5 - 1))
+    local q = string.sub(v, p5 + 1, p5 + qlen)
+    local t = string.sub(v, p5 + qlen + 1, p5 + qlen + tlen)
+    local ok = (want_q == '' or q == want_q) and (want_t == '' or t == want_t)
+    if ok and text ~= '' then
+      ok = string.find(v, text, p5 + qlen + tlen + 1, true) ~= nil
+    end
+    if ok then
+      out[2] = out[2] + 1
+      if rows then
+        out[#out + 1] = found[i]; out[#out + 1] = found[i + 1]; out[#out + 1] = v
+      end
+    end
+  end
+end
+return out
+"""
+
 OLDEST = """
 -- The oldest enqueued_at per queue ('' if empty): the head of each priority band.
 -- ARGV: qprefix, qeprefix, queue names...

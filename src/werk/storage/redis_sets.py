@@ -21,7 +21,6 @@ from werk.storage.redis_codec import (
     fmt_float,
     glob,
     is_empty,
-    matches,
     pack_entry,
     unpack_entry,
     utc_day,
@@ -31,6 +30,9 @@ from werk.storage.redis_codec import (
 log = logging.getLogger(__name__)
 
 SCAN_CHUNK = 500
+
+FILTER_CHUNK = 5000
+"""Entries a filtered listing matches per script call (inside Redis, a few ms each)."""
 """Entries read per round trip when a listing has to scan a set."""
 
 MOVE_CHUNK = 1000
@@ -46,6 +48,7 @@ _SCRIPTS = {
     "set_move": lua.SET_MOVE,
     "remove_before": lua.REMOVE_BEFORE,
     "read": lua.READ,
+    "filter": lua.FILTER,
     "oldest": lua.OLDEST,
     "pause": lua.PAUSE,
     "resume": lua.RESUME,
@@ -208,23 +211,44 @@ class RedisSets:
             return [Scored(score, unpack_entry(jid, data)[0]) for jid, score, data in rows]
         out: list[Scored] = []
         skipped = 0
-        async for item in self._scan(name, reverse):
-            if not matches(item.entry, where):
-                continue
-            if skipped < offset:
-                skipped += 1
-                continue
-            out.append(item)
-            if len(out) >= limit:
+        start = 0
+        while len(out) < limit:
+            # Count a chunk's matches first; fetch its rows only when the page reaches it.
+            scanned, matched, _ = await self._filter(name, where, start, reverse, False)
+            if skipped + matched > offset:
+                _, _, rows = await self._filter(name, where, start, reverse, True)
+                for jid, score, data in rows[max(0, offset - skipped) :]:
+                    out.append(Scored(score, unpack_entry(jid, data)[0]))
+                    if len(out) >= limit:
+                        break
+            skipped += matched
+            if scanned < FILTER_CHUNK:
                 break
+            start += FILTER_CHUNK
         return out
+
+    async def _filter(
+        self, name: SetName, where: SetFilter, start: int, reverse: bool, rows: bool
+    ) -> tuple[int, int, list[Row]]:
+        """Match one chunk of a set inside Redis; return scanned, matched and the rows."""
+        zkey, hkey = self.keys.set(name), self.keys.set_entries(name)
+        args = [str(start), str(start + FILTER_CHUNK - 1), "1" if reverse else "0"]
+        args += [where.queue or "", where.jobtype or "", where.text or "", "1" if rows else "0"]
+        found = cast("list[Any]", await self._run("filter", [zkey, hkey], args))
+        return int(found[0]), int(found[1]), self._rows(found[2:])
 
     @wrap_errors
     async def set_count(self, name: SetName, where: SetFilter) -> int:
-        """Return how many entries of a set match ``where`` (a scan unless unfiltered)."""
+        """Return how many entries of a set match ``where`` (a scan inside Redis)."""
         if is_empty(where):
             return await self.set_size(name)
-        return len([item async for item in self._scan(name) if matches(item.entry, where)])
+        total, start = 0, 0
+        while True:
+            scanned, matched, _ = await self._filter(name, where, start, False, False)
+            total += matched
+            if scanned < FILTER_CHUNK:
+                return total
+            start += FILTER_CHUNK
 
     @wrap_errors
     async def set_get(self, name: SetName, jid: str) -> Scored | None:
