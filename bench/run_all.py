@@ -65,8 +65,15 @@ def main() -> None:
     }
     for storage in ("sqlite", REDIS):
         key = "sqlite" if storage == "sqlite" else "redis"
-        for scenario in ("push_bulk", "push_single", "drain", "latency", "scheduled"):
-            n = {"push_bulk": n_drain, "drain": n_drain}.get(scenario)
+        for scenario in (
+            "push_bulk",
+            "push_single",
+            "drain",
+            "drain_async",
+            "latency",
+            "scheduled",
+        ):
+            n = {"push_bulk": n_drain, "drain": n_drain, "drain_async": n_drain}.get(scenario)
             if quick:
                 n = n or 1_000
             results[f"{key}.{scenario}"] = werk_bench(scenario, storage, n, rounds)

@@ -132,9 +132,7 @@ def median(values: Sequence[float]) -> float:
 
 
 def jobs(n: int, queue: str = "bench", **fields: Any) -> list[dict[str, Any]]:
-    """Return ``n`` no-op job payloads with unique jids."""
+    """Return ``n`` no-op job payloads with unique jids (``fields`` override the rest)."""
     tag = uuid4().hex[:8]
-    return [
-        {"jid": f"{tag}{i:012d}", "jobtype": "noop", "args": [], "queue": queue, **fields}
-        for i in range(n)
-    ]
+    base = {"jobtype": "noop", "args": [], "queue": queue}
+    return [{"jid": f"{tag}{i:012d}", **base, **fields} for i in range(n)]
