@@ -62,6 +62,9 @@ def render(r: dict[str, Any]) -> str:
     lines += ["", f"N = {n:,}; rounds = {r['sqlite.drain']['rounds']}.", ""]
     lines += _werk_table(r)
     lines += _targets(r, best_peer, best_rate)
+    analysis = Path(__file__).with_name("analysis.md")
+    if analysis.exists():
+        lines += ["", analysis.read_text().rstrip()]
     return "\n".join(lines) + "\n"
 
 
