@@ -12,7 +12,6 @@ import asyncio
 import inspect
 import traceback
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from werk.client.client import CALLS
 from werk.client.middleware import Middleware
 from werk.client.proto import Call
+from werk.client.threads import JobThreads
 
 DEFAULT_BACKTRACE = 30
 """Backtrace lines reported when the job does not ask for a number (``backtrace`` 0/unset)."""
@@ -88,18 +88,19 @@ class Runner:
     Args:
         registry: job functions by ``jobtype``.
         middleware: hooks around every job.
-        executor: where plain (non-async) functions run (``None``: the loop's default).
+        threads: where plain (non-async) functions run (``None``: the loop's default
+            executor).
     """
 
     def __init__(
         self,
         registry: dict[str, Registration],
         middleware: Sequence[Middleware],
-        executor: Executor | None = None,
+        threads: JobThreads | None = None,
     ) -> None:
         self.registry = registry
         self.middleware = list(middleware)
-        self.executor = executor
+        self.threads = threads
 
     async def run(self, job: dict[str, Any]) -> Call[None]:
         """Run ``job`` and return the ACK or FAIL that reports it."""
@@ -109,9 +110,11 @@ class Runner:
             return fail_call(job, exc)
         if entry.is_async:
             error = await self._run_async(entry, job)
+        elif self.threads is not None:
+            error = await self.threads.run(self._run_sync, entry, job)
         else:
             loop = asyncio.get_running_loop()
-            error = await loop.run_in_executor(self.executor, self._run_sync, entry, job)
+            error = await loop.run_in_executor(None, self._run_sync, entry, job)
         if error is None:
             return CALLS.ack(job["jid"])
         return fail_call(job, error)

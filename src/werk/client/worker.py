@@ -21,7 +21,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, overload
 
 from werk.client.client import CALLS
@@ -31,6 +30,7 @@ from werk.client.processor import Processor, heartbeat
 from werk.client.proto import Call, Identity, new_wid
 from werk.client.queues import QueueOrder
 from werk.client.runner import Registration, Runner
+from werk.client.threads import JobThreads
 from werk.client.url import ServerAddress, resolve
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -234,8 +234,8 @@ class Worker:
         self.give_up = asyncio.Event()
         if install_signals and threading.current_thread() is threading.main_thread():
             self._install_signals()
-        executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="werk-job")
-        self.runner = Runner(self.registry, self.middleware, executor)
+        threads = JobThreads(self.concurrency)
+        self.runner = Runner(self.registry, self.middleware, threads)
         for middleware in self.middleware:
             middleware.on_start(self)
         processors = [Processor(self, i) for i in range(self.concurrency)]
@@ -251,7 +251,7 @@ class Worker:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(beat, *tasks, return_exceptions=True)
-            executor.shutdown(wait=False, cancel_futures=True)
+            threads.shutdown()
             for middleware in reversed(self.middleware):
                 middleware.on_stop(self)
             self._loop = None
