@@ -125,10 +125,11 @@ class Peer:
 
     opened: list[Peer] = []
 
-    def __init__(self, host: str, port: int, timeout: float = 10.0) -> None:
+    def __init__(self, host: str, port: int, timeout: float = 10.0, track: bool = True) -> None:
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.reader = ReplyReader()
-        Peer.opened.append(self)
+        if track:
+            Peer.opened.append(self)
 
     def send(self, data: bytes | str) -> None:
         """Send raw bytes (a str is encoded)."""
@@ -140,14 +141,14 @@ class Peer:
             item = self.reader.next_reply()
             if item is not NEED_DATA:
                 return item  # type: ignore[return-value]
-            data = self.sock.recv(65536)
+            data = self.sock.recv(262144)
             if not data:
                 raise ConnectionError("server closed the connection")
             self.reader.feed(data)
 
-    def call(self, line: str) -> Reply:
+    def call(self, line: str | bytes) -> Reply:
         """Send one command line and return its reply."""
-        self.send(line + "\r\n")
+        self.send((line.encode() if isinstance(line, str) else line) + b"\r\n")
         return self.reply()
 
     def hello(self, password: str | None = None, **fields: Any) -> Reply:

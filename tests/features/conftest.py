@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.storage.conftest import BACKENDS, Backend, _redis_ready, _unavailable
+from tests.storage.conftest import BACKENDS, Backend, backend_data
 from werk.storage.base import Store
 
 
@@ -29,16 +29,8 @@ class Clock:
 @pytest.fixture(params=BACKENDS)
 async def feature_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     """One backend's data for in-process tests, cleaned up after the test."""
-    name: str = request.param
-    if name == "redis":
-        reason = await _redis_ready()
-        if reason is not None:
-            _unavailable(reason)
-    data = Backend(name, tmp_path)
-    try:
+    async with backend_data(request.param, tmp_path) as data:
         yield data
-    finally:
-        await data.cleanup()
 
 
 @pytest.fixture

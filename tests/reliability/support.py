@@ -5,50 +5,28 @@ and starting a ``werk server`` subprocess outside pytest (the full-length ``__ma
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from werk.protocol.auth import hash_password
-from werk.protocol.resp import NEED_DATA, Error, Reply, ReplyReader, Simple
+from tests.helpers import Peer
+from werk.protocol.resp import Error, Reply, Simple
 
 OK = Simple("OK")
 
 
-class Conn:
-    """A raw protocol connection (like ``tests.helpers.Peer``, but not tracked by a pytest
-    fixture, so long runs outside pytest do not accumulate sockets)."""
+class Conn(Peer):
+    """A raw protocol connection: ``tests.helpers.Peer`` not tracked by a pytest fixture,
+    so long runs outside pytest do not accumulate sockets."""
 
     def __init__(self, host: str, port: int, timeout: float = 10.0) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.reader = ReplyReader()
+        super().__init__(host, port, timeout, track=False)
 
     def __enter__(self) -> Conn:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def send(self, data: bytes | str) -> None:
-        """Send raw bytes (a str is encoded)."""
-        self.sock.sendall(data.encode() if isinstance(data, str) else data)
-
-    def reply(self) -> Reply:
-        """Read one reply; ``ConnectionError`` when the server closed the connection."""
-        while True:
-            item = self.reader.next_reply()
-            if item is not NEED_DATA:
-                return item  # type: ignore[return-value]
-            data = self.sock.recv(262144)
-            if not data:
-                raise ConnectionError("server closed the connection")
-            self.reader.feed(data)
-
-    def call(self, line: str | bytes) -> Reply:
-        """Send one command line and return its reply."""
-        self.send((line.encode() if isinstance(line, str) else line) + b"\r\n")
-        return self.reply()
 
     def pipeline(self, lines: Iterable[str]) -> list[Reply]:
         """Send many lines in one write and read their replies in order."""
@@ -58,26 +36,12 @@ class Conn:
         self.send("".join(line + "\r\n" for line in batch))
         return [self.reply() for _ in batch]
 
-    def hello(self, password: str | None = None, **fields: Any) -> Reply:
-        """Read ``+HI``, answer HELLO, return the reply."""
-        hi = self.reply()
-        assert isinstance(hi, Simple) and hi.text.startswith("HI "), hi
-        challenge = json.loads(hi.text[3:])
-        payload: dict[str, Any] = {"v": 2, **fields}
-        if "s" in challenge and password is not None:
-            payload["pwdhash"] = hash_password(password, challenge["s"], challenge["i"])
-        return self.call("HELLO " + json.dumps(payload))
-
     def info(self) -> dict[str, Any]:
         """Return the INFO document."""
         reply = self.call("INFO")
         assert isinstance(reply, bytes), reply
         doc: dict[str, Any] = json.loads(reply)
         return doc
-
-    def close(self) -> None:
-        """Close the socket."""
-        self.sock.close()
 
 
 def connect(host: str, port: int, timeout: float = 10.0) -> Conn:

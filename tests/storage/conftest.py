@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -92,10 +93,10 @@ async def _delete_prefix(prefix: str) -> None:
         await client.aclose()
 
 
-@pytest.fixture(params=BACKENDS)
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    """One backend's data, cleaned up after the test."""
-    name: str = request.param
+@asynccontextmanager
+async def backend_data(name: str, tmp_path: Path) -> AsyncIterator[Backend]:
+    """One backend's data (Redis checked first: skip locally, fail in CI), cleaned up
+    when the block ends."""
     if name == "redis":
         reason = await _redis_ready()
         if reason is not None:
@@ -105,6 +106,13 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         yield data
     finally:
         await data.cleanup()
+
+
+@pytest.fixture(params=BACKENDS)
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """One backend's data, cleaned up after the test."""
+    async with backend_data(request.param, tmp_path) as data:
+        yield data
 
 
 @pytest.fixture
