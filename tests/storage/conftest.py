@@ -66,9 +66,9 @@ class Backend:
 async def _redis_ready() -> str | None:
     """Return why Redis cannot be used, or ``None`` when it can."""
     try:
-        import werk.storage.redis  # noqa: F401
+        import werk.storage.redis.store  # noqa: F401
     except ImportError as exc:
-        return f"werk.storage.redis is not importable: {exc}"
+        return f"werk.storage.redis.store is not importable: {exc}"
     import redis.asyncio as aioredis
 
     client: Any = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)

@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.storage.conftest import Backend, Reopen
-from werk.storage import sqlite_schema as schema
 from werk.storage.base import LimitKind, LimitResult, Process, Store
-from werk.storage.sqlite import SqliteStore
+from werk.storage.sqlite import SqliteStore, schema
 
 T0 = 1_700_000_040.0  # a multiple of 60 (and of 10): bucket intervals start here
 KINDS: tuple[LimitKind, ...] = ("concurrent", "bucket", "window", "leaky")

@@ -20,7 +20,7 @@ import pytest
 from werk.errors import StorageError, StoreCorruptError
 from werk.storage.base import Entry, Scored
 from werk.storage.sqlite import SqliteStore
-from werk.storage.sqlite_writer import Batch
+from werk.storage.sqlite.writer import Batch
 
 NOW = 1_700_000_000.0
 

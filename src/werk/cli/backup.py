@@ -16,7 +16,7 @@ from typing import Any
 
 from werk.server.config import ENVIRONMENTS, ServerConfig
 from werk.server.settings import ConfigError, load_config
-from werk.storage.backup import BackupError, backup
+from werk.storage.sqlite.backup import BackupError, backup
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 

@@ -17,8 +17,8 @@ from typing import Any
 from werk.cli.backup import add_store_options, refuse_redis, store_config
 from werk.errors import StorageError
 from werk.server.settings import ConfigError
-from werk.storage import sqlite_schema as schema
-from werk.storage.backup import BackupError, is_empty, restore, store_counts, verify
+from werk.storage.sqlite import schema
+from werk.storage.sqlite.backup import BackupError, is_empty, restore, store_counts, verify
 
 
 def register(subparsers: Any) -> None:

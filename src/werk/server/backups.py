@@ -1,6 +1,6 @@
 """Periodic backups of the embedded store, run by the server (``[backup] every/keep/dir``).
 
-Every ``every`` seconds a backup (:func:`werk.storage.backup.backup`, in a thread: it never
+Every ``every`` seconds a backup (:func:`werk.storage.sqlite.backup.backup`, in a thread: it never
 blocks the event loop) goes to ``dir`` (default ``<data_dir>/backups``) and all but the
 newest ``keep`` are deleted. The settings are read on each round, so SIGHUP changes them.
 Failures are logged and counted (``/metrics``); the loop carries on.
@@ -72,7 +72,7 @@ class PeriodicBackups:
 
     async def run_once(self) -> None:
         """Take one backup now and apply the retention; never raises."""
-        from werk.storage.backup import backup, prune
+        from werk.storage.sqlite.backup import backup, prune
 
         config = self.server.config
         directory = config.backup_dir or config.data_dir / "backups"

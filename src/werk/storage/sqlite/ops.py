@@ -1,8 +1,8 @@
 """The SQL of the SQLite store: writes run on the writer thread, reads on a reader.
 
-Every write takes a :class:`~werk.storage.sqlite_writer.Batch` and runs inside the
+Every write takes a :class:`~werk.storage.sqlite.writer.Batch` and runs inside the
 writer's open transaction; it returns what the loop needs to update its in-memory state.
-Reads take a plain connection. Table layout: see :mod:`werk.storage.sqlite_schema`.
+Reads take a plain connection. Table layout: see :mod:`werk.storage.sqlite.schema`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from werk.storage.base import Entry, Placement, Process, Queued, Scored, SetFilter
-from werk.storage.sqlite_writer import Batch
+from werk.storage.sqlite.writer import Batch
 
 JOB_INSERT = (
     "INSERT INTO jobs (id, queue, priority, jid, jobtype, reserve_for, enqueued_at, body)"
@@ -93,7 +93,7 @@ def remove_queues(b: Batch, names: Iterable[str], job_ids: Iterable[int]) -> Non
 
 def flush(b: Batch) -> None:
     """Delete every job, reservation, set entry, queue and counter, and every lock, record
-    and limiter (the tables of :mod:`werk.storage.sqlite_coord`)."""
+    and limiter (the tables of :mod:`werk.storage.sqlite.coord`)."""
     coordination = ("locks", "records", "counts", "limiters", "limit_units")
     for table in ("jobs", "working", "sets", "queues", "counters", *coordination):
         b.conn.execute(f"DELETE FROM {table}")

@@ -23,7 +23,7 @@ from typing import Any, Final, Generic, TypeVar
 from werk.errors import StorageError
 
 T = TypeVar("T")
-log = logging.getLogger("werk.storage.sqlite")
+log = logging.getLogger("werk.storage.sqlite.store")
 
 MAX_BATCH: Final = 4096
 """Most operations in one transaction, so one huge burst cannot starve its callers."""

@@ -1,6 +1,6 @@
 """The queue half of the SQLite store: enqueue, fetch, listings, pause and removal.
 
-Queue order lives in a :class:`~werk.storage.sqlite_memory.QueueIndex`; a job id enters it
+Queue order lives in a :class:`~werk.storage.sqlite.memory.QueueIndex`; a job id enters it
 only after its insert committed, and leaves it synchronously on the loop when it is
 fetched or claimed for deletion, so no two callers can take the same job.
 """
@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import TypeVar
 
 from werk.errors import StorageError
-from werk.storage import sqlite_ops as ops
 from werk.storage.base import AvailableCallback, Entry, Queued, Reservation
-from werk.storage.sqlite_memory import QueueIndex, Reservations
-from werk.storage.sqlite_writer import Writer
+from werk.storage.sqlite import ops
+from werk.storage.sqlite.memory import QueueIndex, Reservations
+from werk.storage.sqlite.writer import Writer
 
 T = TypeVar("T")
-log = logging.getLogger("werk.storage.sqlite")
+log = logging.getLogger("werk.storage.sqlite.store")
 
 BODY_CACHE = 100_000
 """How many pushed jobs keep their entry in memory until fetched. A fetch that finds its

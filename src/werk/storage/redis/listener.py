@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
-from werk.storage.keys import Keys
+from werk.storage.redis.keys import Keys
 
 log = logging.getLogger(__name__)
 

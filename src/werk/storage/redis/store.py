@@ -1,7 +1,7 @@
 """The Redis storage backend: several Werk servers share one Redis (6.2+ or Valkey).
 
-Every multi-step change is one Lua script (:mod:`werk.storage.redis_scripts`), so every
-rule holds across servers; the key layout is in :mod:`werk.storage.keys`. Blocking FETCH
+Every multi-step change is one Lua script (:mod:`werk.storage.redis.scripts`), so every
+rule holds across servers; the key layout is in :mod:`werk.storage.redis.keys`. Blocking FETCH
 wakes across servers through a pub/sub channel that :class:`AvailableListener` follows.
 redis-py errors become :class:`~werk.errors.StorageError`; the client reconnects by itself.
 """
@@ -31,8 +31,7 @@ from werk.storage.base import (
     Reservation,
     Store,
 )
-from werk.storage.keys import DEFAULT_PREFIX, Keys
-from werk.storage.redis_codec import (
+from werk.storage.redis.codec import (
     fmt_float,
     pack_entry,
     unpack_entry,
@@ -40,9 +39,10 @@ from werk.storage.redis_codec import (
     utc_day,
     wrap_errors,
 )
-from werk.storage.redis_coord import RedisCoord
-from werk.storage.redis_listener import AvailableListener
-from werk.storage.redis_sets import RedisSets
+from werk.storage.redis.coord import RedisCoord
+from werk.storage.redis.keys import DEFAULT_PREFIX, Keys
+from werk.storage.redis.listener import AvailableListener
+from werk.storage.redis.sets import RedisSets
 
 ENQUEUE_CHUNK = 500
 """Entries per ENQUEUE script call: keeps each script short so Redis stays responsive."""
@@ -63,7 +63,7 @@ class RedisStore(RedisCoord, RedisSets):
     Args:
         client_url: a redis-py URL (``redis://``, ``rediss://``, ``unix://``) without
             ``prefix``.
-        prefix: the prefix of every key (see :mod:`werk.storage.keys`).
+        prefix: the prefix of every key (see :mod:`werk.storage.redis.keys`).
         retries: how often a command is retried on a lost connection (with backoff from
             50 ms to 1 s) before it fails with :class:`~werk.errors.StorageError`; the
             default rides out about 10 s of Redis being away.

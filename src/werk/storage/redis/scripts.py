@@ -5,7 +5,7 @@ same job (FETCH pops and reserves in one step) and never lose one (every move re
 one place and adds to another in one step). Scripts never decode job JSON (cjson would
 round large integers); they read only the packed header described in :mod:`keys`.
 Dynamic keys (a queue's zset and hash) are built from prefixes passed in ARGV, so the names
-still come from :mod:`werk.storage.keys` alone.
+still come from :mod:`werk.storage.redis.keys` alone.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """The coordination half of the SQLite store: locks, records, counters and limiters.
 
-Every mutation is one function of a writer :class:`~werk.storage.sqlite_writer.Batch`, so
+Every mutation is one function of a writer :class:`~werk.storage.sqlite.writer.Batch`, so
 it reads and writes inside the writer thread's transaction; that thread runs operations
 one at a time and only this process writes the file (``werk.lock``), so each is atomic.
 Reads use the loop's connection (short indexed lookups) or the reader thread (listings).
 
-Tables (migration ``0002_coordination`` in :mod:`werk.storage.sqlite_schema`):
+Tables (migration ``0002_coordination`` in :mod:`werk.storage.sqlite.schema`):
 
 - ``locks(key, owner, expires_at)``; ``records(key, value, expires_at)`` (``NULL``: never);
   both indexed by expiry so a write purges up to ``PURGE`` expired rows as it goes.
@@ -20,18 +20,12 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from typing import Any, Final
+from typing import Any
 
 from werk.storage.base import LimitKind, LimitResult
-from werk.storage.sqlite_queues import QueueMixin
-from werk.storage.sqlite_writer import Batch
-
-PURGE: Final = 100
-"""Most expired locks or records one write deletes on its way."""
-
-LEAK_EPSILON: Final = 1e-9
-"""Slack for a leaky bucket's float level, so that a drained unit is never refused by a
-rounding error (the Redis store uses the same value and arithmetic)."""
+from werk.storage.limits import LEAK_EPSILON, PURGE, bucket_start, check_limits, leaky_level, units
+from werk.storage.sqlite.queues import QueueMixin
+from werk.storage.sqlite.writer import Batch
 
 
 def prefix_bound(prefix: str) -> str | None:
@@ -49,18 +43,6 @@ def prefix_bound(prefix: str) -> str | None:
         if last <= 0x10FFFF:
             return "".join(chars) + chr(last)
     return None
-
-
-def leaky_level(level: float, last: float, now: float, rate: float) -> tuple[float, float]:
-    """Drain a leaky bucket from ``last`` to ``now``; return its level and new last time."""
-    elapsed = now - last if now > last else 0.0
-    level = level - elapsed * rate
-    return (level if level > 0 else 0.0), (now if now > last else last)
-
-
-def units(level: float) -> int:
-    """The whole units a leaky bucket's level counts as (a rounding error is no unit)."""
-    return max(0, math.ceil(level - LEAK_EPSILON))
 
 
 # -- locks, records, counters (writer) ---------------------------------------------------
@@ -176,11 +158,6 @@ def _first(conn: sqlite3.Connection, name: str) -> float:
     return float(row[0])
 
 
-def bucket_start(now: float, period: float) -> float:
-    """The start of the ``bucket`` interval holding ``now`` (a multiple of ``period``)."""
-    return float(math.floor(now / period) * period)
-
-
 def limit_acquire(
     b: Batch, name: str, kind: LimitKind, limit: int, period: float, holder: str, now: float
 ) -> LimitResult:
@@ -281,20 +258,8 @@ def limit_status(conn: sqlite3.Connection, name: str, now: float) -> int:
     return units(leaky_level(level, start, now, limit / period)[0])
 
 
-def check_limits(limit: int, period: float) -> None:
-    """Refuse limiter settings that could never grant or would divide by zero.
-
-    Raises:
-        ValueError: ``limit`` is below 1 or ``period`` is not positive.
-    """
-    if limit < 1:
-        raise ValueError(f"a limiter's limit must be at least 1, not {limit}")
-    if not period > 0:
-        raise ValueError(f"a limiter's period must be positive, not {period}")
-
-
 class CoordMixin(QueueMixin):
-    """The coordination methods of :class:`~werk.storage.sqlite.SqliteStore`.
+    """The coordination methods of :class:`~werk.storage.sqlite.store.SqliteStore`.
 
     Writes go through the writer thread and are durable on return; reads see every write
     that returned. See the module docstring for the tables.

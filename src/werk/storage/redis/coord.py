@@ -5,7 +5,7 @@ Times cross into Lua as exact text computed in Python (``now + ttl``, ``now - pe
 bucket's interval start); Lua only compares them, except for the leaky bucket's drain,
 which uses the same double arithmetic, in the same order, as the SQLite store. Scripts
 return times as text too (Redis would truncate a Lua number to an integer). Keys: see
-:mod:`werk.storage.keys` (``locks``, ``records``, ``count:``, ``lim:``, ``limz:`` ...).
+:mod:`werk.storage.redis.keys` (``locks``, ``records``, ``count:``, ``lim:``, ``limz:`` ...).
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from werk.storage.base import LimitKind, LimitResult
-from werk.storage.keys import Keys
-from werk.storage.redis_codec import fmt_float, wrap_errors
-from werk.storage.sqlite_coord import (
+from werk.storage.limits import (
     LEAK_EPSILON,
     PURGE,
     bucket_start,
@@ -26,6 +24,8 @@ from werk.storage.sqlite_coord import (
     leaky_level,
     units,
 )
+from werk.storage.redis.codec import fmt_float, wrap_errors
+from werk.storage.redis.keys import Keys
 
 _PURGE = """
 local function purge(hkey, zkey, now, extra)
@@ -221,7 +221,7 @@ def _pairs(found: Any) -> list[tuple[str, bytes]]:
 
 
 class RedisCoord:
-    """The coordination methods of :class:`~werk.storage.redis.RedisStore` (see the
+    """The coordination methods of :class:`~werk.storage.redis.store.RedisStore` (see the
     module docstring); its scripts are registered on first use."""
 
     _redis: aioredis.Redis

@@ -1,7 +1,7 @@
 """Packing of entries and reservations for the Redis store, its glob matcher, error wrapping.
 
-The packed layouts are documented in :mod:`werk.storage.keys`; the Lua scripts in
-:mod:`werk.storage.redis_scripts` read the same header, so change both together.
+The packed layouts are documented in :mod:`werk.storage.redis.keys`; the Lua scripts in
+:mod:`werk.storage.redis.scripts` read the same header, so change both together.
 """
 
 from __future__ import annotations

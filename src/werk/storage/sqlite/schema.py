@@ -15,7 +15,7 @@ Table layout (docs/storage.md explains why):
 - ``queues(name, paused)``, ``counters(key, processed, failures)`` (``key`` is ``total`` or
   a UTC day), ``processes(wid, record)`` and ``migrations(name, applied_at)``.
 - ``locks``, ``records``, ``counts``, ``limiters``, ``limit_units`` (migration
-  ``0002_coordination``): see :mod:`werk.storage.sqlite_coord`.
+  ``0002_coordination``): see :mod:`werk.storage.sqlite.coord`.
 """
 
 from __future__ import annotations

@@ -3,10 +3,10 @@
 Only this process writes the database (``werk.lock`` ensures it), so the fetch order of
 every queue (row ids, no bodies), the reservations, the counters and the set sizes live in
 memory and SQLite is asked only for bodies and set listings. Writes go to one writer thread
-(:mod:`werk.storage.sqlite_writer`); ENQUEUE and ADD return after their fsynced commit,
+(:mod:`werk.storage.sqlite.writer`); ENQUEUE and ADD return after their fsynced commit,
 FETCH and ACK do not wait for theirs. Three connections, each used by one thread only: the
 writer's, the loop's (short indexed reads, e.g. a fetched body) and a reader thread's
-(listings that may scan). Tables: :mod:`werk.storage.sqlite_schema`; docs/storage.md.
+(listings that may scan). Tables: :mod:`werk.storage.sqlite.schema`; docs/storage.md.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from werk.errors import StorageError
-from werk.storage import sqlite_ops as ops
-from werk.storage import sqlite_schema as schema
 from werk.storage.base import (
     AvailableCallback,
     Counters,
@@ -37,12 +35,13 @@ from werk.storage.base import (
     SetName,
     Store,
 )
-from werk.storage.sqlite_coord import CoordMixin
-from werk.storage.sqlite_memory import QueueIndex, Reservations, Tally
-from werk.storage.sqlite_writer import Batch, Writer
+from werk.storage.sqlite import ops, schema
+from werk.storage.sqlite.coord import CoordMixin
+from werk.storage.sqlite.memory import QueueIndex, Reservations, Tally
+from werk.storage.sqlite.writer import Batch, Writer
 
 T = TypeVar("T")
-log = logging.getLogger("werk.storage.sqlite")
+log = logging.getLogger("werk.storage.sqlite.store")
 
 
 @dataclass

@@ -24,7 +24,7 @@ from typing import Any
 
 from werk import __version__
 from werk.errors import StorageError
-from werk.storage import sqlite_schema as schema
+from werk.storage.sqlite import schema
 
 MANIFEST_FORMAT = 1
 SUFFIX = ".sqlite3"

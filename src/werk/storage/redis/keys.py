@@ -143,7 +143,7 @@ class Keys:
         """The pub/sub channel announcing fetchable queues."""
         return f"{self.prefix}available"
 
-    # -- coordination (werk.storage.redis_coord) ----------------------------------------
+    # -- coordination (werk.storage.redis.coord) ----------------------------------------
 
     @property
     def locks(self) -> str:

@@ -1,6 +1,6 @@
 """The Redis store's time-ordered sets (scheduled, retries, dead) and failure placement.
 
-:class:`RedisSets` is the base of :class:`~werk.storage.redis.RedisStore`: it owns the
+:class:`RedisSets` is the base of :class:`~werk.storage.redis.store.RedisStore`: it owns the
 client, the registered Lua scripts and every method that writes or reads a set. Filtered
 listings scan the set in chunks by rank; unfiltered pages are one ZRANGE by rank.
 """
@@ -14,10 +14,9 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-from werk.storage import redis_scripts as lua
 from werk.storage.base import AvailableCallback, Placement, Scored, SetFilter, SetName
-from werk.storage.keys import Keys
-from werk.storage.redis_codec import (
+from werk.storage.redis import scripts as lua
+from werk.storage.redis.codec import (
     fmt_float,
     glob,
     is_empty,
@@ -26,6 +25,7 @@ from werk.storage.redis_codec import (
     utc_day,
     wrap_errors,
 )
+from werk.storage.redis.keys import Keys
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,57 @@
+"""The verb table: one handler per command, each parsing, calling the manager, encoding.
+
+Handlers hold no job rules (Faktory's rule: commands have no business logic). Each one's
+docstring starts with its wire syntax; docs/protocol.md is the full reference. One module
+per verb family: :mod:`.jobs`, :mod:`.workers`, :mod:`.admin`, :mod:`.batch`,
+:mod:`.track`, :mod:`.limit`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from werk.protocol import commands as verbs
+from werk.server.handlers.admin import flush, info, mutate, queue
+from werk.server.handlers.batch import batch
+from werk.server.handlers.jobs import ack, fail, fetch, push, pushb
+from werk.server.handlers.limit import limit
+from werk.server.handlers.track import track
+from werk.server.handlers.workers import beat, end
+
+if TYPE_CHECKING:
+    from werk.server.connection import Connection
+    from werk.server.server import Server
+
+Handler = Callable[["Server", "Connection", bytes], Awaitable[bytes | None]]
+
+HANDLERS: dict[str, Handler] = {
+    verbs.PUSH: push,
+    verbs.PUSHB: pushb,
+    verbs.FETCH: fetch,
+    verbs.ACK: ack,
+    verbs.FAIL: fail,
+    verbs.BEAT: beat,
+    verbs.INFO: info,
+    verbs.FLUSH: flush,
+    verbs.END: end,
+    verbs.MUTATE: mutate,
+    verbs.QUEUE: queue,
+    verbs.BATCH: batch,
+    verbs.TRACK: track,
+    verbs.LIMIT: limit,
+}
+
+NEEDS_ARGUMENT = frozenset(
+    {
+        verbs.PUSH,
+        verbs.PUSHB,
+        verbs.FETCH,
+        verbs.ACK,
+        verbs.FAIL,
+        verbs.BEAT,
+        verbs.MUTATE,
+        verbs.QUEUE,
+        verbs.LIMIT,
+    }
+)

@@ -1,0 +1,59 @@
+"""The job verbs: PUSH, PUSHB, FETCH, ACK and FAIL (Faktory's work protocol)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from werk.errors import CommandError
+from werk.manager.retry import FailureReport
+from werk.protocol.resp import OK, encode_bulk
+from werk.server.handlers.parse import json_arg, object_arg, text_arg
+
+if TYPE_CHECKING:
+    from werk.server.connection import Connection
+    from werk.server.server import Server
+
+
+async def push(server: Server, conn: Connection, arg: bytes) -> bytes:
+    """PUSH {job}"""
+    await server.manager.push(json_arg(arg))
+    return OK
+
+
+async def pushb(server: Server, conn: Connection, arg: bytes) -> bytes:
+    """PUSHB [{job}, ...]"""
+    errors = await server.manager.push_bulk(json_arg(arg))
+    return encode_bulk(json.dumps(errors, separators=(",", ":")).encode())
+
+
+async def fetch(server: Server, conn: Connection, arg: bytes) -> bytes:
+    """FETCH queue [queue ...]"""
+    queues = [name for name in text_arg(arg).split(" ") if name]
+    if not queues:
+        raise CommandError("must call fetch with at least one queue")
+    # The state a process learnt at its last BEAT: no store lookup on every FETCH.
+    if conn.wid and server.process_states.get(conn.wid) in ("quiet", "terminate"):
+        await server.idle_fetch()
+        return encode_bulk(None)
+    return encode_bulk(await server.manager.fetch(queues, conn.wid, alive=conn.alive))
+
+
+async def ack(server: Server, conn: Connection, arg: bytes) -> bytes:
+    """ACK {"jid": "..."}"""
+    payload = object_arg(arg, "ACK")
+    jid = payload.get("jid")
+    if not isinstance(jid, str) or not jid or not all(isinstance(v, str) for v in payload.values()):
+        raise CommandError(f"invalid ACK {text_arg(arg)}")
+    await server.manager.ack(jid)
+    return OK
+
+
+async def fail(server: Server, conn: Connection, arg: bytes) -> bytes:
+    """FAIL {"jid": "...", "errtype": "...", "message": "...", "backtrace": [...]}"""
+    payload = object_arg(arg, "FAIL")
+    jid = payload.get("jid")
+    if not isinstance(jid, str) or not jid:
+        raise CommandError("missing JID")
+    await server.manager.fail(jid, FailureReport.from_payload(payload))
+    return OK
