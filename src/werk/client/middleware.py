@@ -7,10 +7,9 @@ jobs, a pool thread for plain functions. A hook that raises fails the job.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from werk.client.worker import Worker
+from werk.client.state import WorkerInfo
 
 
 class Middleware:
@@ -20,10 +19,10 @@ class Middleware:
     reverse order for ``after_*`` hooks, so each middleware wraps the ones after it.
     """
 
-    def on_start(self, worker: Worker) -> None:
+    def on_start(self, worker: WorkerInfo) -> None:
         """Called once when the worker starts, before the first FETCH."""
 
-    def on_stop(self, worker: Worker) -> None:
+    def on_stop(self, worker: WorkerInfo) -> None:
         """Called once after the worker stopped and reported its last job."""
 
     def before_job(self, job: dict[str, Any]) -> None:

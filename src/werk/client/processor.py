@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from werk.client.backoff import backoff_delays
 from werk.client.client import CALLS
 from werk.client.connection import CONNECTION_ERRORS, AsyncConnection
 from werk.client.proto import Call
-from werk.client.runner import shutdown_call
+from werk.client.runner import Runner, shutdown_call
+from werk.client.state import WorkerHost
 from werk.errors import AuthenticationError, CommandError
-
-if TYPE_CHECKING:
-    from werk.client.worker import Worker
 
 log = logging.getLogger("werk.worker")
 
@@ -30,7 +28,7 @@ class GiveUpError(Exception):
     """The worker is past its shutdown deadline and stopped reconnecting."""
 
 
-async def connect(worker: Worker, give_up: asyncio.Event) -> AsyncConnection:
+async def connect(worker: WorkerHost, give_up: asyncio.Event) -> AsyncConnection:
     """Open a consumer connection, retrying with backoff until ``give_up`` is set.
 
     Raises:
@@ -56,8 +54,9 @@ async def connect(worker: Worker, give_up: asyncio.Event) -> AsyncConnection:
 class Processor:
     """One fetch-run-report loop with its own connection."""
 
-    def __init__(self, worker: Worker, index: int) -> None:
+    def __init__(self, worker: WorkerHost, runner: Runner, index: int) -> None:
         self.worker = worker
+        self.runner = runner
         self.index = index
         self.job: dict[str, Any] | None = None
         self.abandon = False
@@ -120,7 +119,7 @@ class Processor:
     async def _execute(self, job: dict[str, Any]) -> Call[None]:
         self.job = job
         try:
-            return await self.worker.runner.run(job)
+            return await self.runner.run(job)
         except asyncio.CancelledError:
             if not self.abandon:
                 raise
@@ -141,7 +140,7 @@ class Processor:
             self._conn = None
 
 
-async def heartbeat(worker: Worker) -> None:
+async def heartbeat(worker: WorkerHost) -> None:
     """BEAT every ``worker.heartbeat_interval`` seconds (and on every state change).
 
     The BEAT announces the worker's own state (``quiet``/``terminate``) and obeys the

@@ -30,13 +30,13 @@ from werk.client.processor import Processor, heartbeat
 from werk.client.proto import Call, Identity, new_wid
 from werk.client.queues import QueueOrder
 from werk.client.runner import Registration, Runner
+from werk.client.state import QUIET, RUNNING, STOPPING
 from werk.client.threads import JobThreads
 from werk.client.url import ServerAddress, resolve
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("werk.worker")
 
-RUNNING, QUIET, STOPPING = "running", "quiet", "terminate"
 REPORT_GRACE = 5.0
 """Seconds allowed after the shutdown deadline to FAIL back unfinished jobs."""
 
@@ -235,10 +235,10 @@ class Worker:
         if install_signals and threading.current_thread() is threading.main_thread():
             self._install_signals()
         threads = JobThreads(self.concurrency)
-        self.runner = Runner(self.registry, self.middleware, threads)
+        runner = Runner(self.registry, self.middleware, threads)
         for middleware in self.middleware:
             middleware.on_start(self)
-        processors = [Processor(self, i) for i in range(self.concurrency)]
+        processors = [Processor(self, runner, i) for i in range(self.concurrency)]
         tasks = [
             asyncio.create_task(p.run(), name=f"werk-processor-{i}")
             for i, p in enumerate(processors)
