@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from werk.cli.server import build_server
 from werk.manager.manager import make_entry
 from werk.server.config import ServerConfig
 from werk.server.server import Server
@@ -82,7 +83,7 @@ async def main(jobs: int, repeat: int, storage: str | None) -> None:
             data_dir=Path(data),
             storage_url=storage,
         )
-        server = Server(config)
+        server = build_server(config)
         await server.start()
         try:
             if storage is not None:

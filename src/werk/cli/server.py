@@ -4,7 +4,8 @@ Flags override the environment, which overrides ``conf.d/*.toml``, which overrid
 defaults (:mod:`werk.server.settings`). SIGTERM and SIGINT stop the server gracefully (a
 second signal forces the exit); SIGHUP reloads the configuration files and applies what
 can change live (passwords, limits, log level and format, TLS certificate, backups,
-statsd, and every :attr:`Server.reload_hooks`).
+statsd, and every :attr:`Server.reload_hooks`). Building the server and registering its
+web UI happens here, one level above both (:func:`build_server`).
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ import os
 import signal
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from werk.errors import StorageError
 from werk.server.config import ENVIRONMENTS, ServerConfig
 from werk.server.settings import LOG_FORMATS, LOG_LEVELS, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from werk.server.server import Server
 
 LEVELS = {
     "debug": logging.DEBUG,
@@ -106,11 +110,21 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
     return load_config(flags_of(args))
 
 
-async def serve(config: ServerConfig, args: argparse.Namespace) -> None:
-    """Run a server until SIGTERM or SIGINT, then stop it gracefully; SIGHUP reloads."""
+def build_server(config: ServerConfig) -> Server:
+    """Return a server (not started) with its web UI registered, unless ``web_binding`` is
+    ``None`` or its port negative."""
     from werk.server.server import Server
+    from werk.webui.server import WebServer
 
     server = Server(config)
+    if config.web_binding is not None and config.web_binding[1] >= 0:
+        server.register(WebServer(server))
+    return server
+
+
+async def serve(config: ServerConfig, args: argparse.Namespace) -> None:
+    """Run a server until SIGTERM or SIGINT, then stop it gracefully; SIGHUP reloads."""
+    server = build_server(config)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     reloads: set[asyncio.Task[None]] = set()

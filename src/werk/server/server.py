@@ -1,8 +1,10 @@
-"""The server's lifecycle: start (store, manager, listener, tasks, web UI), serve, stop.
+"""The server's lifecycle: start (store, manager, listener, tasks, subsystems), serve, stop.
 
 ``start`` returns once the command port listens (``port`` then holds the bound port, so
 port 0 works); ``stop`` stops accepting, lets in-flight commands answer, stops the periodic
-tasks, closes the store so every accepted write is on disk, and returns.
+tasks, closes the store so every accepted write is on disk, and returns. The web UI is a
+:class:`Subsystem` that whoever builds the server registers (``werk server`` does, in
+:mod:`werk.cli.server`), as in Faktory; this module never imports it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from werk import __version__
 from werk.job import format_time
@@ -44,6 +46,17 @@ LISTEN_BACKLOG = 4096
 ReloadHook = Callable[[ServerConfig], Awaitable[None] | None]
 
 
+class Subsystem(Protocol):
+    """A part that runs with the server, such as the web UI (Faktory's ``Subsystem``)."""
+
+    async def start(self) -> None:
+        """Start serving; called once the command port listens, in registration order."""
+
+    async def stop(self) -> None:
+        """Stop; called right after the command port closes, in reverse order. Must also
+        work when :meth:`start` was never called or failed."""
+
+
 class Server:
     """A running Werk server. Create, ``await start()``, and later ``await stop()``."""
 
@@ -69,12 +82,17 @@ class Server:
         self.stopping = False
         self.port = 0
         self.web_port = 0
+        """The web UI's bound port, set by the web UI subsystem when it starts (0: none)."""
         self._listener: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
-        self._web: Any = None
+        self.subsystems: list[Subsystem] = []
         self._stopped = asyncio.Event()
         self.cron = attach(self)
         """The cron scheduler; ``await server.cron.status()`` feeds the web UI."""
+
+    def register(self, subsystem: Subsystem) -> None:
+        """Run ``subsystem`` with the server: started by :meth:`start`, stopped by :meth:`stop`."""
+        self.subsystems.append(subsystem)
 
     @property
     def connection_count(self) -> int:
@@ -82,7 +100,7 @@ class Server:
         return len(self.connections)
 
     async def start(self) -> None:
-        """Open the store, start the periodic tasks, listen, and serve the web UI."""
+        """Open the store, start the periodic tasks, listen, and start the subsystems."""
         self.tls = server_context(self.config)
         await self.store.open()
         self.tasks.start()
@@ -102,13 +120,8 @@ class Server:
         )
         self.port = self._listener.sockets[0].getsockname()[1]
         log.info("Werk %s listening on %s:%d", __version__, host, self.port)
-        if self.config.web_binding is not None and self.config.web_binding[1] >= 0:
-            from werk.webui.server import WebServer
-
-            self._web = WebServer(self)
-            self.web_port = await self._web.start(*self.config.web_binding)
-            scheme = "https" if self.tls else "http"
-            log.info("Web UI on %s://%s:%d", scheme, self.config.web_binding[0], self.web_port)
+        for subsystem in self.subsystems:
+            await subsystem.start()
         self._start_services()
 
     def _start_services(self) -> None:
@@ -228,8 +241,8 @@ class Server:
         log.info("shutting down")
         if self._listener is not None:
             self._listener.close()
-        if self._web is not None:
-            await self._web.stop()
+        for subsystem in reversed(self.subsystems):
+            await subsystem.stop()
         # Idle connections are closed now; busy ones finish their command first.
         for conn in list(self.connections):
             if not conn.busy:

@@ -1,8 +1,14 @@
-"""Runs the web UI's ASGI app with uvicorn inside the server's own event loop."""
+"""Runs the web UI's ASGI app with uvicorn inside the server's own event loop.
+
+:class:`WebServer` is a server :class:`~werk.server.server.Subsystem`: whoever builds the
+server registers it (:func:`werk.cli.server.build_server`), so the server never imports
+the web UI.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from typing import TYPE_CHECKING
 
@@ -12,6 +18,8 @@ from werk.webui.app import create_app
 
 if TYPE_CHECKING:
     from werk.server.server import Server
+
+log = logging.getLogger("werk.server")
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -37,22 +45,24 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 class WebServer:
-    """The HTTP side of a :class:`~werk.server.server.Server`."""
+    """The HTTP side of a :class:`~werk.server.server.Server`, on its ``web_binding``."""
 
     def __init__(self, server: Server) -> None:
-        self._app = create_app(server)
-        self._tls = server.tls
+        self._server = server
         self._uvicorn: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self._socket: socket.socket | None = None
 
-    async def start(self, host: str, port: int) -> int:
-        """Bind and start serving; return the bound port."""
+    async def start(self) -> None:
+        """Bind ``web_binding`` and start serving; set the server's ``web_port``."""
+        server = self._server
+        assert server.config.web_binding is not None
+        host, port = server.config.web_binding
         sock = listen(host, port)
         self._socket = sock
-        tls = self._tls
+        tls = server.tls
         config = uvicorn.Config(
-            self._app,
+            create_app(server),
             log_level="warning",
             lifespan="off",
             access_log=False,
@@ -65,8 +75,8 @@ class WebServer:
         self._uvicorn.lifespan = config.lifespan_class(config)
         await self._uvicorn.startup(sockets=[sock])
         self._task = asyncio.create_task(self._uvicorn.main_loop(), name="werk-web")
-        bound: int = sock.getsockname()[1]
-        return bound
+        server.web_port = sock.getsockname()[1]
+        log.info("Web UI on %s://%s:%d", "https" if tls else "http", host, server.web_port)
 
     async def stop(self) -> None:
         """Stop accepting requests and close the socket."""
