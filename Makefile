@@ -1,17 +1,35 @@
-# One entry point for developers and CI. `make test` installs everything the suite needs
-# (a virtualenv with the package and its test tools, Chromium for the browser tests, the
-# npm Faktory client) and runs lint, type checks and the whole test suite.
+# One entry point for users, developers and CI. Every target works on a fresh Debian or
+# Ubuntu machine that has python3 (3.11 or newer), python3-venv and make:
+#
+#   make run    a virtualenv in .venv with Werk in it, then `werk server` on the embedded store
+#   make test   the test tools, the services and programs the suite needs (scripts/test-deps),
+#               then lint, type checks and the whole suite; services it started are stopped
+#
+# `make test` runs pytest with CI=true, so a test whose service or program is missing fails
+# instead of skipping (tests/conftest.py `require`): nothing is silently left out.
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
 
-.PHONY: install test-deps lint typecheck check test run bench
+.PHONY: venv install run test-deps lint typecheck check test
 
-install:
+# The virtualenv with the package alone (what `make run` needs).
+venv: $(VENV)/.werk-installed
+
+$(VENV)/.werk-installed: pyproject.toml
+	@./scripts/check-python "$(PYTHON)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+# The virtualenv with the package and the test tools (what developers and `make test` need).
+install: venv
 	$(PY) -m pip install -q -e '.[test]'
+
+run: venv
+	$(VENV)/bin/werk server
 
 test-deps: install
 	./scripts/test-deps
@@ -25,8 +43,12 @@ typecheck: install
 
 check: lint typecheck
 
-test: test-deps check
-	$(PY) -m pytest
-
-run: install
-	$(VENV)/bin/werk server
+# scripts/test-deps --stop runs whatever happened, so a service started here never outlives
+# the run; the suite's own exit status is the target's.
+test: install
+	@./scripts/test-deps || { ./scripts/test-deps --stop; exit 1; }
+	@status=0; \
+	$(MAKE) --no-print-directory check || status=$$?; \
+	if [ $$status = 0 ]; then CI=true $(PY) -m pytest $(PYTEST_ARGS) || status=$$?; fi; \
+	./scripts/test-deps --stop; \
+	exit $$status

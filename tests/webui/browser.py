@@ -1,7 +1,9 @@
 """Helpers of the browser tests: headless Chromium via Playwright, a filler of jobs.
 
-Chromium is Debian's ``/usr/bin/chromium``; Playwright drives it without downloading a
-browser of its own. Both are optional locally (the tests skip) and required in CI.
+Chromium is the one ``WERK_CHROMIUM`` names, else the first of ``chromium``,
+``chromium-browser`` and ``google-chrome`` on PATH (``scripts/test-deps`` installs Debian's);
+Playwright drives it without downloading a browser of its own. Both are optional locally
+(the tests skip) and required in CI and by ``make test``.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +20,10 @@ from typing import Any
 from tests.helpers import Peer, ServerProcess
 from werk.protocol.resp import Simple
 
-CHROMIUM = os.environ.get("WERK_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome-stable", "google-chrome")
+CHROMIUM = os.environ.get("WERK_CHROMIUM") or next(
+    filter(None, map(shutil.which, CHROMIUM_NAMES)), "chromium"
+)
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -36,7 +42,7 @@ def browser_missing() -> str | None:
     if importlib.util.find_spec("playwright") is None:
         return "playwright is not installed (pip install playwright)"
     if not os.access(CHROMIUM, os.X_OK):
-        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+        return f"no Chromium ({CHROMIUM}): run scripts/test-deps, or set WERK_CHROMIUM"
     return None
 
 

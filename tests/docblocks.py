@@ -1,0 +1,89 @@
+"""The fenced code blocks of README.md and docs/, with the marker that says who runs them.
+
+Every block carries, on the nearest non-blank line above its opening fence, one of:
+
+- ``<!-- run: tests/some/test_file.py -->``: that test file runs the block (it names the
+  document it reads, and finds its blocks with :func:`blocks_run_by`);
+- ``<!-- not-run: why -->`` (or bare ``<!-- not-run -->``): an illustration, a transcript, a
+  fragment, or a command no test can run here;
+- ``<!-- python-example:start -->``: the client quick start, which
+  tests/client/test_readme_example.py runs.
+
+tests/test_doc_blocks.py enforces it; CONTRIBUTING.md tells contributors.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FENCE = re.compile(r"^\s*(```+|~~~+)\s*([^`\s]*)")
+MARKER = re.compile(r"^\s*<!--\s*(run|not-run)\s*(?::\s*(.*?))?\s*-->\s*$")
+LEGACY = {"<!-- python-example:start -->": "tests/client/test_readme_example.py"}
+
+
+@dataclass(frozen=True, slots=True)
+class DocBlock:
+    """One fenced block: where it is, its info string, its text and its marker."""
+
+    doc: str
+    """Path of the document relative to the repository root, e.g. ``docs/tutorial.md``."""
+    line: int
+    """1-based line number of the opening fence."""
+    language: str
+    code: str
+    kind: str | None
+    """``run``, ``not-run``, or ``None`` when unmarked."""
+    target: str
+    """For ``run``: the test file; for ``not-run``: the reason (may be empty)."""
+
+
+def documents() -> list[Path]:
+    """README.md and every Markdown file under docs/."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def _marker(previous: str) -> tuple[str | None, str]:
+    stripped = previous.strip()
+    if stripped in LEGACY:
+        return "run", LEGACY[stripped]
+    match = MARKER.match(previous)
+    if match is None:
+        return None, ""
+    return match.group(1), match.group(2) or ""
+
+
+def parse(path: Path, root: Path = ROOT) -> list[DocBlock]:
+    """Return the fenced code blocks of one Markdown file, in order."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    doc = path.relative_to(root).as_posix()
+    blocks: list[DocBlock] = []
+    previous = ""
+    index = 0
+    while index < len(lines):
+        match = FENCE.match(lines[index])
+        if match is None:
+            if lines[index].strip():
+                previous = lines[index]
+            index += 1
+            continue
+        fence, start = match.group(1), index
+        index += 1
+        body: list[str] = []
+        while index < len(lines) and not lines[index].strip().startswith(fence):
+            body.append(lines[index])
+            index += 1
+        kind, target = _marker(previous)
+        blocks.append(
+            DocBlock(doc, start + 1, match.group(2), "\n".join(body) + "\n", kind, target)
+        )
+        previous = ""
+        index += 1
+    return blocks
+
+
+def blocks_run_by(test_file: str, doc: str) -> list[DocBlock]:
+    """The blocks of ``doc`` (e.g. ``"README.md"``) marked ``<!-- run: test_file -->``."""
+    return [b for b in parse(ROOT / doc) if b.kind == "run" and b.target == test_file]
