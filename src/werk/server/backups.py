@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from werk.errors import StorageError
 
 if TYPE_CHECKING:
-    from werk.server.server import Server
+    from werk.server.state import ServerState
 
 log = logging.getLogger("werk.backup")
 
@@ -27,7 +27,7 @@ IDLE_CHECK = 5.0
 class PeriodicBackups:
     """The backup loop and its counters."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: ServerState) -> None:
         self.server = server
         self.taken = 0
         self.failures = 0

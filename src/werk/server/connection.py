@@ -21,7 +21,7 @@ from werk.protocol.resp import OK, LineReader, encode_error, encode_simple
 from werk.server.handlers import HANDLERS, NEEDS_ARGUMENT
 
 if TYPE_CHECKING:
-    from werk.server.server import Server
+    from werk.server.state import ServerState
 
 log = logging.getLogger("werk.server")
 
@@ -37,7 +37,7 @@ class Connection:
     """A connected client, from ``+HI`` to close."""
 
     def __init__(
-        self, server: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, server: ServerState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         self.server = server
         self.reader = reader

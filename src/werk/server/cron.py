@@ -22,7 +22,7 @@ from werk.server.config import ServerConfig
 from werk.server.settings import ConfigError
 
 if TYPE_CHECKING:
-    from werk.server.server import Server
+    from werk.server.state import ServerState
 
 log = logging.getLogger("werk.cron")
 
@@ -116,7 +116,7 @@ def check_settings(settings: dict[str, Any]) -> None:
         raise ConfigError(str(exc)) from exc
 
 
-def attach(server: Server) -> CronScheduler:
+def attach(server: ServerState) -> CronScheduler:
     """Build the server's cron scheduler, let released throttle units wake blocked
     FETCHes, and register the SIGHUP reload of cron entries and throttles."""
     scheduler = CronScheduler(server.manager, server.config.settings)

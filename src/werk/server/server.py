@@ -17,7 +17,6 @@ import resource
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from werk import __version__
@@ -30,6 +29,7 @@ from werk.server.config import ServerConfig
 from werk.server.connection import Connection
 from werk.server.cron import attach, check_settings
 from werk.server.settings import reloaded
+from werk.server.state import ConnectionState, ReloadHook
 from werk.server.tasks import Tasks
 from werk.server.timings import CommandTimings
 from werk.server.tls import reload_context, server_context
@@ -42,8 +42,6 @@ DESCRIPTION = "Werk (Faktory Enterprise compatible)"
 FAKTORY_VERSION = "1.10.0"
 AUTH_FAILURE_DELAY = 0.5
 LISTEN_BACKLOG = 4096
-
-ReloadHook = Callable[[ServerConfig], Awaitable[None] | None]
 
 
 class Subsystem(Protocol):
@@ -69,7 +67,7 @@ class Server:
         )
         self.processes = Processes(self.store, config.name or socket.gethostname())
         self.tasks = Tasks(self)
-        self.connections: set[Connection] = set()
+        self.connections: set[ConnectionState] = set()
         self.process_states: dict[str, str] = {}
         """Each worker process's state as its last BEAT on this server saw it."""
         self.command_count = 0
@@ -162,14 +160,14 @@ class Server:
         finally:
             self._handlers.discard(task)
 
-    def admit(self, conn: Connection) -> bool:
+    def admit(self, conn: ConnectionState) -> bool:
         """Count an identified connection in, unless the limit is reached."""
         if len(self.connections) >= self.config.max_connections:
             return False
         self.connections.add(conn)
         return True
 
-    def release(self, conn: Connection) -> None:
+    def release(self, conn: ConnectionState) -> None:
         """Count a closing connection out."""
         self.connections.discard(conn)
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from werk.server.server import Server
+    from werk.server.state import ServerState
 
 log = logging.getLogger("werk.statsd")
 
@@ -54,7 +54,7 @@ def pack(lines: Iterable[str], limit: int = MAX_DATAGRAM) -> list[bytes]:
 class StatsdReporter:
     """Pushes the server's metrics to a statsd agent every ``interval`` seconds."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: ServerState) -> None:
         self.server = server
         self.sent = 0
         self.errors = 0

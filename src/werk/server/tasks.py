@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from werk.storage.base import SetName
 
 if TYPE_CHECKING:
-    from werk.server.server import Server
+    from werk.server.state import ServerState
 
 log = logging.getLogger("werk.tasks")
 
@@ -66,7 +66,7 @@ class TaskStats:
 class Tasks:
     """The server's background tasks; ``start`` and ``stop`` them with the server."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: ServerState) -> None:
         self.server = server
         self.stats = TaskStats()
         self._wake = asyncio.Event()

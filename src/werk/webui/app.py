@@ -9,7 +9,6 @@ object is used only for its INFO document, ``/health`` and its configuration.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
@@ -24,20 +23,12 @@ from werk.job import format_time
 from werk.manager.queries import Queries
 from werk.webui.render import Renderer
 from werk.webui.security import Guard
+from werk.webui.ui import Ui
 
 if TYPE_CHECKING:
     from werk.server.server import Server
 
 STATIC_MAX_AGE = 3600
-
-
-@dataclass(frozen=True, slots=True)
-class Ui:
-    """What every view needs: the server, the query API and the page renderer."""
-
-    server: Server
-    queries: Queries
-    renderer: Renderer
 
 
 class Static(StaticFiles):

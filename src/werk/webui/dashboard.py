@@ -17,7 +17,7 @@ from werk.manager.queries import DayCount
 from werk.webui.render import int_param
 
 if TYPE_CHECKING:
-    from werk.webui.app import Ui
+    from werk.webui.ui import Ui
 
 HISTORY_CHOICES = (7, 30, 90, 180)
 DEFAULT_DAYS = 30

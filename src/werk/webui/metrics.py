@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 if TYPE_CHECKING:
     from werk.server.server import Server
     from werk.server.timings import Histogram
-    from werk.webui.app import Ui
+    from werk.webui.ui import Ui
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -18,7 +18,7 @@ from werk.webui.render import int_param, redirect
 from werk.webui.security import check_token
 
 if TYPE_CHECKING:
-    from werk.webui.app import Ui
+    from werk.webui.ui import Ui
 
 
 def routes(ui: Ui) -> list[BaseRoute]:

@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 from werk.manager.throttles import throttle_status
 
 if TYPE_CHECKING:
-    from werk.webui.app import Ui
+    from werk.webui.ui import Ui
 
 
 def routes(ui: Ui) -> list[BaseRoute]:

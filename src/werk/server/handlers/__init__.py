@@ -20,10 +20,9 @@ from werk.server.handlers.track import track
 from werk.server.handlers.workers import beat, end
 
 if TYPE_CHECKING:
-    from werk.server.connection import Connection
-    from werk.server.server import Server
+    from werk.server.state import ConnectionState, ServerState
 
-Handler = Callable[["Server", "Connection", bytes], Awaitable[bytes | None]]
+Handler = Callable[["ServerState", "ConnectionState", bytes], Awaitable[bytes | None]]
 
 HANDLERS: dict[str, Handler] = {
     verbs.PUSH: push,

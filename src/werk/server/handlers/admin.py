@@ -11,24 +11,23 @@ from werk.server.handlers.parse import text_arg
 from werk.storage.base import SET_NAMES, SetName
 
 if TYPE_CHECKING:
-    from werk.server.connection import Connection
-    from werk.server.server import Server
+    from werk.server.state import ConnectionState, ServerState
 
 MUTATE_COMMANDS = ("clear", "kill", "discard", "requeue")
 
 
-async def info(server: Server, conn: Connection, arg: bytes) -> bytes:
+async def info(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
     """INFO"""
     return encode_bulk(json.dumps(await server.info(), separators=(",", ":")).encode())
 
 
-async def flush(server: Server, conn: Connection, arg: bytes) -> bytes:
+async def flush(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
     """FLUSH"""
     await server.manager.flush()
     return OK
 
 
-async def mutate(server: Server, conn: Connection, arg: bytes) -> bytes:
+async def mutate(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
     """MUTATE {"cmd": "clear|kill|discard|requeue", "target": "retries|scheduled|dead",
     "filter": {"jids": [...], "regexp": "glob", "jobtype": "..."}}"""
     try:
@@ -49,7 +48,7 @@ async def mutate(server: Server, conn: Connection, arg: bytes) -> bytes:
     return OK
 
 
-async def queue(server: Server, conn: Connection, arg: bytes) -> bytes:
+async def queue(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
     """QUEUE PAUSE|RESUME|REMOVE name [name ...] | *; QUEUE LATENCY name [name ...]"""
     sub, _, rest = text_arg(arg).partition(" ")
     names = [name for name in rest.split(" ") if name]

@@ -13,13 +13,12 @@ from werk.manager.batches import batches_of
 from werk.protocol.resp import OK, encode_bulk
 
 if TYPE_CHECKING:
-    from werk.server.connection import Connection
-    from werk.server.server import Server
+    from werk.server.state import ConnectionState, ServerState
 
 SUBCOMMANDS = ("NEW", "OPEN", "COMMIT", "STATUS")
 
 
-async def batch(server: Server, conn: Connection, arg: bytes) -> bytes:
+async def batch(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
     """BATCH NEW {batch} | BATCH OPEN bid | BATCH COMMIT bid | BATCH STATUS bid"""
     sub, _, rest = arg.decode("utf-8", "replace").strip().partition(" ")
     sub = sub.upper()

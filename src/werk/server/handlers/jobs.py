@@ -11,23 +11,22 @@ from werk.protocol.resp import OK, encode_bulk
 from werk.server.handlers.parse import json_arg, object_arg, text_arg
 
 if TYPE_CHECKING:
-    from werk.server.connection import Connection
-    from werk.server.server import Server
+    from werk.server.state import ConnectionState, ServerState
 
 
-async def push(server: Server, conn: Connection, arg: bytes) -> bytes:
+async def push(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
     """PUSH {job}"""
     await server.manager.push(json_arg(arg))
     return OK
 
 
-async def pushb(server: Server, conn: Connection, arg: bytes) -> bytes:
+async def pushb(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
     """PUSHB [{job}, ...]"""
     errors = await server.manager.push_bulk(json_arg(arg))
     return encode_bulk(json.dumps(errors, separators=(",", ":")).encode())
 
 
-async def fetch(server: Server, conn: Connection, arg: bytes) -> bytes:
+async def fetch(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
     """FETCH queue [queue ...]"""
     queues = [name for name in text_arg(arg).split(" ") if name]
     if not queues:
@@ -39,7 +38,7 @@ async def fetch(server: Server, conn: Connection, arg: bytes) -> bytes:
     return encode_bulk(await server.manager.fetch(queues, conn.wid, alive=conn.alive))
 
 
-async def ack(server: Server, conn: Connection, arg: bytes) -> bytes:
+async def ack(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
     """ACK {"jid": "..."}"""
     payload = object_arg(arg, "ACK")
     jid = payload.get("jid")
@@ -49,7 +48,7 @@ async def ack(server: Server, conn: Connection, arg: bytes) -> bytes:
     return OK
 
 
-async def fail(server: Server, conn: Connection, arg: bytes) -> bytes:
+async def fail(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
     """FAIL {"jid": "...", "errtype": "...", "message": "...", "backtrace": [...]}"""
     payload = object_arg(arg, "FAIL")
     jid = payload.get("jid")

@@ -17,8 +17,7 @@ from werk.protocol.resp import OK, encode_bulk
 from werk.storage.base import LimitKind
 
 if TYPE_CHECKING:
-    from werk.server.connection import Connection
-    from werk.server.server import Server
+    from werk.server.state import ConnectionState, ServerState
 
 MAX_NAME = 200
 
@@ -69,7 +68,7 @@ def _acquire_args(payload: dict[str, Any]) -> tuple[str, LimitKind, int, float, 
     return name, found, limit, period, holder, wait
 
 
-async def limit(server: Server, conn: Connection, arg: bytes) -> bytes:
+async def limit(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
     """LIMIT ACQUIRE {"name","kind","limit","period","holder","wait"} | LIMIT RELEASE
     {"name","holder"} | LIMIT STATUS name"""
     sub, _, rest = arg.decode("utf-8", "replace").partition(" ")

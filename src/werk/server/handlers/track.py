@@ -13,11 +13,10 @@ from werk.manager.tracking import tracking_of
 from werk.protocol.resp import OK, encode_bulk
 
 if TYPE_CHECKING:
-    from werk.server.connection import Connection
-    from werk.server.server import Server
+    from werk.server.state import ConnectionState, ServerState
 
 
-async def track(server: Server, conn: Connection, arg: bytes) -> bytes:
+async def track(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
     """TRACK SET {"jid": "...", "percent": n, "desc": "...", "reserve_until": "..."} |
     TRACK GET jid"""
     sub, _, rest = arg.decode("utf-8", "replace").strip().partition(" ")

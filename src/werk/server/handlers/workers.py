@@ -10,11 +10,10 @@ from werk.protocol.resp import OK, encode_bulk
 from werk.server.handlers.parse import object_arg, text_arg
 
 if TYPE_CHECKING:
-    from werk.server.connection import Connection
-    from werk.server.server import Server
+    from werk.server.state import ConnectionState, ServerState
 
 
-async def beat(server: Server, conn: Connection, arg: bytes) -> bytes:
+async def beat(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
     """BEAT {"wid": "...", "current_state": "quiet|terminate", "rss_kb": n}"""
     payload = object_arg(arg, "BEAT")
     wid = payload.get("wid")
@@ -33,7 +32,7 @@ async def beat(server: Server, conn: Connection, arg: bytes) -> bytes:
     return encode_bulk(json.dumps({"state": state}, separators=(",", ":")).encode())
 
 
-async def end(server: Server, conn: Connection, arg: bytes) -> None:
+async def end(server: ServerState, conn: ConnectionState, arg: bytes) -> None:
     """END (no reply: the server closes the connection)"""
     conn.closing = True
     return None
