@@ -213,9 +213,9 @@ async def test_disk_full_fails_the_batch_and_recovers(store: SqliteStore) -> Non
     assert await store.ack("before", NOW) is not None
 
 
-async def test_unknown_synchronous_mode_is_rejected(tmp_path: Path) -> None:
+async def test_unknown_durability_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
-        SqliteStore(tmp_path, synchronous="SOMETIMES")
+        SqliteStore(tmp_path, durability="sometimes")
 
 
 async def test_hundred_thousand_jobs(store: SqliteStore, tmp_path: Path) -> None:

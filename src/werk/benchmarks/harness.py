@@ -24,10 +24,12 @@ class BenchServer:
     """A ``werk server`` subprocess on a free port, with a fresh store.
 
     ``storage`` is ``"sqlite"`` (a temporary data directory, fsync on) or a Redis URL, in
-    which case a fresh key prefix is used and deleted afterwards.
+    which case a fresh key prefix is used and deleted afterwards. ``durability`` is the
+    embedded store's ``--durability`` (``fsync`` or ``os``).
     """
 
     storage: str = "sqlite"
+    durability: str = "fsync"
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     log: bytearray = field(default_factory=bytearray)
@@ -37,7 +39,7 @@ class BenchServer:
         """Start the server and wait until it listens."""
         data = tempfile.mkdtemp(prefix="werk-bench-")
         args = [sys.executable, "-m", "werk", "server", "-b", "127.0.0.1:0", "-w", ":0"]
-        args += ["-d", data, "-l", "info"]
+        args += ["-d", data, "-l", "info", "--durability", self.durability]
         if self.storage != "sqlite":
             self.prefix = self.prefix or f"werkbench:{uuid4().hex}:"
             args += ["--storage", f"{self.storage}?prefix={self.prefix}"]

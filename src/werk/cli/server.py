@@ -48,6 +48,11 @@ def register(subparsers: Any) -> None:
     add("-l", "--log-level", choices=LOG_LEVELS, help="default info")
     add("--log-format", choices=LOG_FORMATS, help="text (Faktory's lines) or json; default text")
     add("--storage", help="storage URL, e.g. redis://host:6379/0 (default: embedded SQLite)")
+    add(
+        "--durability",
+        choices=("fsync", "os"),
+        help="+OK to a PUSH after the fsync (default) or once the OS has the write",
+    )
     add("--max-line", type=int, help="longest command line accepted, in bytes")
     add("--max-connections", type=int, help="most identified connections (default 2000)")
     add("--idle-timeout", type=float, help="close producers silent this long (s; 0 = off)")
@@ -57,7 +62,7 @@ def register(subparsers: Any) -> None:
 def flags_of(args: argparse.Namespace) -> dict[str, Any]:
     """Return the flags given on the command line, by :class:`ServerConfig` field name."""
     names = ["binding", "web_binding", "data_dir", "config_dir", "environment", "log_level"]
-    names += ["log_format", "max_line", "max_connections", "idle_timeout"]
+    names += ["log_format", "max_line", "max_connections", "idle_timeout", "durability"]
     flags = {name: getattr(args, name, None) for name in names}
     flags["storage_url"] = getattr(args, "storage", None)
     return flags

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 ENVIRONMENTS = ("development", "staging", "production")
+DURABILITY_MODES = ("fsync", "os")
+"""What ``+OK`` to a PUSH waits for: the fsync (default), or the write reaching the OS."""
 DEFAULT_MAX_LINE = 16 * 1024 * 1024
 
 
@@ -66,6 +68,10 @@ class ServerConfig:
     web_binding: tuple[str, int] | None = ("127.0.0.1", 7420)
     data_dir: Path = field(default_factory=lambda: default_data_dir("development"))
     storage_url: str | None = None
+    durability: str = "fsync"
+    """The embedded store's commit mode (:data:`DURABILITY_MODES`): ``fsync`` answers a
+    PUSH once its commit is fsynced; ``os`` once it reached the operating system (survives a
+    crash of Werk, not a power loss). Redis and PostgreSQL keep their own settings."""
     environment: str = "development"
     password: str | None = None
     web_password: str | None = None

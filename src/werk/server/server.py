@@ -42,6 +42,14 @@ DESCRIPTION = "Werk (Faktory Enterprise compatible)"
 FAKTORY_VERSION = "1.10.0"
 AUTH_FAILURE_DELAY = 0.5
 LISTEN_BACKLOG = 4096
+BACKEND_DURABILITY = "backend"
+"""The durability shown for a store that keeps its own setting (Redis' appendfsync, ...)."""
+
+DURABILITY_MEANING = {
+    "fsync": "+OK to a PUSH after its commit is fsynced",
+    "os": "+OK to a PUSH once the OS has its commit; a power loss may lose the last ones",
+    BACKEND_DURABILITY: "as durable as the storage backend is configured",
+}
 
 
 class Subsystem(Protocol):
@@ -61,7 +69,10 @@ class Server:
     def __init__(self, config: ServerConfig, store: Store | None = None) -> None:
         check_settings(config.settings)  # a bad [[cron]] or [throttles] stops the start
         self.config = config
-        self.store = store or open_store(config.store_url)
+        self.store = store or open_store(config.store_url, config.durability)
+        self.durability: str = getattr(self.store, "durability", BACKEND_DURABILITY)
+        """What ``+OK`` to a PUSH means: ``fsync`` or ``os`` on the embedded store (see
+        ``--durability``), :data:`BACKEND_DURABILITY` on Redis or PostgreSQL."""
         self.manager = Manager(
             self.store, middleware=default_middleware(self.store, config.settings)
         )
@@ -118,6 +129,7 @@ class Server:
         )
         self.port = self._listener.sockets[0].getsockname()[1]
         log.info("Werk %s listening on %s:%d", __version__, host, self.port)
+        log.info("durability: %s (%s)", self.durability, DURABILITY_MEANING[self.durability])
         for subsystem in self.subsystems:
             await subsystem.start()
         self._start_services()
@@ -227,6 +239,7 @@ class Server:
                 "command_count": self.command_count,
                 "used_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
                 "pid": os.getpid(),
+                "durability": self.durability,
             },
         }
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from werk.errors import WerkError
 from werk.server.config import (
+    DURABILITY_MODES,
     ENVIRONMENTS,
     ServerConfig,
     default_config_dir,
@@ -31,7 +32,15 @@ TLS_CERT_FILE = "public.cert.pem"
 TLS_KEY_FILE = "private.key.pem"
 TRUTHY = ("1", "true", "yes")
 
-RESTART_ONLY = ("binding", "web_binding", "data_dir", "storage_url", "environment", "config_dir")
+RESTART_ONLY = (
+    "binding",
+    "web_binding",
+    "data_dir",
+    "storage_url",
+    "durability",
+    "environment",
+    "config_dir",
+)
 """Fields SIGHUP cannot change: they need a restart (everything else reloads live)."""
 
 # TOML (table, key) -> ServerConfig field, with the type the value must have.
@@ -42,6 +51,7 @@ FILE_KEYS: dict[tuple[str, str], tuple[str, type | tuple[type, ...]]] = {
     ("web", "password"): ("web_password", str),
     ("storage", "url"): ("storage_url", str),
     ("storage", "dir"): ("data_dir", str),
+    ("storage", "durability"): ("durability", str),
     ("tls", "cert"): ("tls_cert", str),
     ("tls", "key"): ("tls_key", str),
     ("limits", "max_connections"): ("max_connections", int),
@@ -63,6 +73,7 @@ ENV_KEYS: tuple[tuple[str, str], ...] = (
     ("WERK_STORAGE", "storage_url"),
     ("REDIS_URL", "storage_url"),
     ("WERK_DATA_DIR", "data_dir"),
+    ("WERK_DURABILITY", "durability"),
     ("WERK_LOG_LEVEL", "log_level"),
     ("WERK_LOG_FORMAT", "log_format"),
     ("WERK_MAX_CONNECTIONS", "max_connections"),
@@ -225,6 +236,8 @@ def _check(config: ServerConfig) -> None:
         raise ConfigError(f"log level {config.log_level!r}: use one of {', '.join(LOG_LEVELS)}")
     if config.log_format not in LOG_FORMATS:
         raise ConfigError(f"log format {config.log_format!r}: use text or json")
+    if config.durability not in DURABILITY_MODES:
+        raise ConfigError(f"durability {config.durability!r}: use fsync or os")
     if config.max_connections < 1 or config.max_line < 16 or config.handshake_timeout <= 0:
         raise ConfigError("limits: max_connections >= 1, max_line >= 16, handshake_timeout > 0")
     if config.idle_timeout < 0 or config.backup_every < 0 or config.backup_keep < 1:

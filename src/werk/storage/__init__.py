@@ -9,10 +9,12 @@ from __future__ import annotations
 from werk.storage.base import Store
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, durability: str = "fsync") -> Store:
     """Return an unopened store for ``url``; call ``await store.open()`` next.
 
     Redis URLs may carry ``?prefix=...`` to put every key under that prefix.
+    ``durability`` (``fsync`` or ``os``) is the embedded store's commit mode; Redis keeps
+    its own (``appendfsync``).
     """
     if url.startswith(("redis://", "rediss://", "unix://")):
         from werk.storage.redis import RedisStore
@@ -22,7 +24,7 @@ def open_store(url: str) -> Store:
 
     from werk.storage.sqlite import SqliteStore
 
-    return SqliteStore(Path(url.removeprefix("sqlite://")).expanduser())
+    return SqliteStore(Path(url.removeprefix("sqlite://")).expanduser(), durability=durability)
 
 
 __all__ = ["Store", "open_store"]

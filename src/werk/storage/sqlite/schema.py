@@ -33,7 +33,8 @@ DB_NAME: Final = "werk.sqlite3"
 LOCK_NAME: Final = "werk.lock"
 APPLICATION_ID: Final = 0x5745524B  # "WERK", stored in the database header
 SQLITE_MAGIC: Final = b"SQLite format 3\x00"
-SYNCHRONOUS_MODES: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
+DURABILITY: Final = {"fsync": "FULL", "os": "NORMAL"}
+"""Werk's durability modes and the ``PRAGMA synchronous`` each one sets (WAL mode)."""
 
 MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     (

@@ -63,16 +63,21 @@ class SqliteStore(CoordMixin):
 
     Args:
         directory: the data directory, created if missing.
-        synchronous: SQLite's ``PRAGMA synchronous``; ``FULL`` fsyncs every commit.
+        durability: ``fsync`` (default): a write is acknowledged once its commit is fsynced
+            (``PRAGMA synchronous = FULL``); ``os``: once the commit reached the operating
+            system (``NORMAL`` in WAL mode: a crash of Werk loses nothing, a power loss may
+            lose the last commits, neither corrupts). See docs/storage.md.
     """
 
-    def __init__(self, directory: Path, *, synchronous: str = "FULL") -> None:
-        if synchronous.upper() not in schema.SYNCHRONOUS_MODES:
-            raise ValueError(f"synchronous must be one of {schema.SYNCHRONOUS_MODES}")
+    def __init__(self, directory: Path, *, durability: str = "fsync") -> None:
+        if durability not in schema.DURABILITY:
+            raise ValueError(f"durability must be one of {', '.join(schema.DURABILITY)}")
         super().__init__()
         self.directory = Path(directory)
         self.path = self.directory / schema.DB_NAME
-        self._synchronous = synchronous.upper()
+        self.durability = durability
+        """The commit mode in force (INFO, the web UI and the startup log show it)."""
+        self._synchronous = schema.DURABILITY[durability]
         self._lock = schema.DirectoryLock(self.directory / schema.LOCK_NAME)
         self._reserved = Reservations()
         self._tally = Tally()
