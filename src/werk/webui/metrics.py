@@ -1,199 +1,165 @@
-"""``/metrics``: the server's state in the Prometheus text exposition format (version 0.0.4).
+"""``/metrics``: the server's state for Prometheus, written by ``prometheus_client``.
 
-Written by hand (no client library): queue sizes, latencies and pause state, processed and
-failed counters, busy jobs, set sizes, connections, worker processes, per-verb command
-counts and duration histograms, the embedded store's commits (and commit durations when
-the store measures them) and periodic backups. Reads go through the INFO document and the
-query API, like every other page; the guard asks for the web password here too.
+A custom collector turns one snapshot (the INFO document, the query API's queues, the
+per-verb command timings, the embedded store's commits and the periodic backups) into
+metric families; the reference client library writes them, with its types and escaping,
+in the Prometheus text format (0.0.4), or in OpenMetrics when the scraper's ``Accept``
+header asks for ``application/openmetrics-text``. Reads go through the INFO document and
+the query API, like every other page; the guard asks for the web password here too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from werk.manager.queries import QueueRow
+
 if TYPE_CHECKING:
     from werk.server.server import Server
-    from werk.server.timings import Histogram
     from werk.webui.ui import Ui
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+def gauge(name: str, help_text: str, value: float) -> GaugeMetricFamily:
+    """A gauge family with one unlabelled sample."""
+    return GaugeMetricFamily(name, help_text, value=value)
 
 
-def escape(value: str) -> str:
-    """Escape a label value (backslash, double quote, newline)."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def counter(name: str, help_text: str, value: float) -> CounterMetricFamily:
+    """A counter family with one unlabelled sample (``name`` without ``_total``)."""
+    return CounterMetricFamily(name, help_text, value=value)
 
 
-def _labels(labels: dict[str, str]) -> str:
-    if not labels:
-        return ""
-    return "{" + ",".join(f'{k}="{escape(v)}"' for k, v in labels.items()) + "}"
+@dataclass(frozen=True)
+class Snapshot(Collector):
+    """The server's metrics at one moment, as a ``prometheus_client`` collector.
 
+    ``collect`` is synchronous (the library's contract) and the INFO document and the
+    query API are async, so the route reads them first and the collector only converts.
+    """
 
-def _number(value: float) -> str:
-    return repr(int(value)) if float(value).is_integer() else repr(float(value))
+    server: Server
+    info: dict[str, Any]
+    queues: list[QueueRow]
 
+    @classmethod
+    async def of(cls, server: Server, queues: list[QueueRow]) -> Snapshot:
+        """Read the INFO document now; ``queues`` come from the query API."""
+        return cls(server, await server.info(), queues)
 
-class Exposition:
-    """Collects metric families and renders them."""
+    def collect(self) -> Iterator[Metric]:
+        """Yield every metric family (the library calls this while rendering)."""
+        yield from self._server_families()
+        yield from self._job_families()
+        yield from self._queue_families()
+        yield from self._store_families()
 
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def family(
-        self, name: str, kind: str, help_text: str, samples: Iterable[tuple[dict[str, str], float]]
-    ) -> None:
-        """Add a counter or gauge family (a counter's ``name`` ends in ``_total``)."""
-        self.lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-        self.lines += [f"{name}{_labels(labels)} {_number(value)}" for labels, value in samples]
-
-    def histograms(
-        self, name: str, help_text: str, series: Iterable[tuple[dict[str, str], Histogram]]
-    ) -> None:
-        """Add a histogram family: buckets, ``_sum`` and ``_count`` per label set."""
-        self.lines += [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
-        for labels, histogram in series:
-            for bound, count in histogram.cumulative():
-                self.lines.append(f"{name}_bucket{_labels({**labels, 'le': bound})} {count}")
-            self.lines.append(f"{name}_sum{_labels(labels)} {_number(histogram.sum)}")
-            self.lines.append(f"{name}_count{_labels(labels)} {histogram.count}")
-
-    def render(self) -> str:
-        """Return the exposition text."""
-        return "\n".join(self.lines) + "\n"
-
-
-async def render_metrics(server: Server) -> str:
-    """Return every metric of ``server`` in the Prometheus text format."""
-    from werk.manager.queries import Queries
-
-    info = await server.info()
-    queues = await Queries(server.manager, server.processes).queues()
-    out = Exposition()
-    _server_families(out, server, info)
-    _job_families(out, info, queues)
-    out.histograms(
-        "werk_command_duration_seconds",
-        "Time to handle a protocol command, by verb.",
-        (({"verb": verb}, hist) for verb, hist in sorted(server.timings.verbs.items())),
-    )
-    _store_families(out, server)
-    return out.render()
-
-
-def _server_families(out: Exposition, server: Server, info: dict[str, Any]) -> None:
-    data = info["server"]
-    labels = {"version": data["werk_version"], "faktory_version": data["faktory_version"]}
-    out.family("werk_info", "gauge", "The server's version.", [(labels, 1)])
-    out.family(
-        "werk_uptime_seconds", "gauge", "Seconds since the server started.", [({}, data["uptime"])]
-    )
-    out.family(
-        "werk_connections", "gauge", "Identified client connections.", [({}, data["connections"])]
-    )
-    workers = info["faktory"]["tasks"]["Workers"]["size"]
-    out.family("werk_processes", "gauge", "Worker processes with a heartbeat.", [({}, workers)])
-    out.family(
-        "werk_commands_total",
-        "counter",
-        "Protocol commands handled, by verb.",
-        (({"verb": verb}, hist.count) for verb, hist in sorted(server.timings.verbs.items())),
-    )
-
-
-def _job_families(out: Exposition, info: dict[str, Any], queues: list[Any]) -> None:
-    faktory = info["faktory"]
-    out.family(
-        "werk_jobs_processed_total",
-        "counter",
-        "Jobs acknowledged or failed.",
-        [({}, faktory["total_processed"])],
-    )
-    out.family(
-        "werk_jobs_failed_total", "counter", "Jobs failed.", [({}, faktory["total_failures"])]
-    )
-    out.family(
-        "werk_jobs_busy",
-        "gauge",
-        "Jobs reserved by a worker (working).",
-        [({}, faktory["sets"]["working"])],
-    )
-    out.family(
-        "werk_jobs_enqueued",
-        "gauge",
-        "Jobs waiting in all queues.",
-        [({}, faktory["total_enqueued"])],
-    )
-    sets = [({"set": name}, faktory["sets"][name]) for name in ("scheduled", "retries", "dead")]
-    out.family("werk_set_size", "gauge", "Jobs in the scheduled, retries and dead sets.", sets)
-    out.family(
-        "werk_queue_size",
-        "gauge",
-        "Jobs waiting in a queue.",
-        [({"queue": q.name}, q.size) for q in queues],
-    )
-    out.family(
-        "werk_queue_latency_seconds",
-        "gauge",
-        "Age of the oldest job in a queue.",
-        [({"queue": q.name}, q.latency) for q in queues],
-    )
-    out.family(
-        "werk_queue_paused",
-        "gauge",
-        "1 if the queue is paused.",
-        [({"queue": q.name}, int(q.paused)) for q in queues],
-    )
-
-
-def _store_families(out: Exposition, server: Server) -> None:
-    commits = getattr(server.store, "commits", None)
-    if isinstance(commits, int):
-        out.family(
-            "werk_store_commits_total",
-            "counter",
-            "Transactions committed by the embedded store's writer.",
-            [({}, commits)],
+    def _server_families(self) -> Iterator[Metric]:
+        data = self.info["server"]
+        version = {"version": data["werk_version"], "faktory_version": data["faktory_version"]}
+        yield InfoMetricFamily("werk", "The server's version.", value=version)
+        yield gauge("werk_uptime_seconds", "Seconds since the server started.", data["uptime"])
+        yield gauge("werk_connections", "Identified client connections.", data["connections"])
+        workers = self.info["faktory"]["tasks"]["Workers"]["size"]
+        yield gauge("werk_processes", "Worker processes with a heartbeat.", workers)
+        verbs = sorted(self.server.timings.verbs.items())
+        commands = CounterMetricFamily(
+            "werk_commands", "Protocol commands handled, by verb.", labels=["verb"]
         )
-    # The SQLite writer's running totals; SqliteStore exposes only ``commits`` publicly.
-    writer = getattr(server.store, "_writer", None)
-    seconds = getattr(writer, "commit_seconds", None)
-    if isinstance(commits, int) and isinstance(seconds, float):
-        out.lines += [
-            "# HELP werk_store_commit_duration_seconds Time of group commits (transaction+fsync).",
-            "# TYPE werk_store_commit_duration_seconds summary",
-            f"werk_store_commit_duration_seconds_sum {_number(seconds)}",
-            f"werk_store_commit_duration_seconds_count {commits}",
-        ]
-    for service in server.services:
-        if type(service).__name__ == "PeriodicBackups" and service.supported:
-            last = service.last_success or 0
-            out.family(
-                "werk_backups_total", "counter", "Periodic backups taken.", [({}, service.taken)]
+        durations = HistogramMetricFamily(
+            "werk_command_duration_seconds",
+            "Time to handle a protocol command, by verb.",
+            labels=["verb"],
+        )
+        for verb, histogram in verbs:
+            commands.add_metric([verb], histogram.count)
+            durations.add_metric([verb], histogram.cumulative(), histogram.sum)
+        yield commands
+        yield durations
+
+    def _job_families(self) -> Iterator[Metric]:
+        faktory = self.info["faktory"]
+        yield counter(
+            "werk_jobs_processed", "Jobs acknowledged or failed.", faktory["total_processed"]
+        )
+        yield counter("werk_jobs_failed", "Jobs failed.", faktory["total_failures"])
+        yield gauge(
+            "werk_jobs_busy", "Jobs reserved by a worker (working).", faktory["sets"]["working"]
+        )
+        yield gauge("werk_jobs_enqueued", "Jobs waiting in all queues.", faktory["total_enqueued"])
+        sets = GaugeMetricFamily(
+            "werk_set_size", "Jobs in the scheduled, retries and dead sets.", labels=["set"]
+        )
+        for name in ("scheduled", "retries", "dead"):
+            sets.add_metric([name], faktory["sets"][name])
+        yield sets
+
+    def _queue_families(self) -> Iterator[Metric]:
+        size = GaugeMetricFamily("werk_queue_size", "Jobs waiting in a queue.", labels=["queue"])
+        latency = GaugeMetricFamily(
+            "werk_queue_latency_seconds", "Age of the oldest job in a queue.", labels=["queue"]
+        )
+        paused = GaugeMetricFamily(
+            "werk_queue_paused", "1 if the queue is paused.", labels=["queue"]
+        )
+        for queue in self.queues:
+            size.add_metric([queue.name], queue.size)
+            latency.add_metric([queue.name], queue.latency)
+            paused.add_metric([queue.name], int(queue.paused))
+        yield from (size, latency, paused)
+
+    def _store_families(self) -> Iterator[Metric]:
+        store = self.server.store
+        commits = getattr(store, "commits", None)
+        if isinstance(commits, int):
+            yield counter(
+                "werk_store_commits",
+                "Transactions committed by the embedded store's writer.",
+                commits,
             )
-            out.family(
-                "werk_backup_failures_total",
-                "counter",
-                "Periodic backups that failed.",
-                [({}, service.failures)],
-            )
-            out.family(
-                "werk_backup_last_success_timestamp_seconds",
-                "gauge",
-                "Unix time of the last good periodic backup (0: none).",
-                [({}, last)],
-            )
+            # The SQLite writer's running total; SqliteStore exposes only ``commits`` publicly.
+            seconds = getattr(getattr(store, "_writer", None), "commit_seconds", None)
+            if isinstance(seconds, float):
+                yield SummaryMetricFamily(
+                    "werk_store_commit_duration_seconds",
+                    "Time of group commits (transaction+fsync).",
+                    count_value=commits,
+                    sum_value=seconds,
+                )
+        for service in self.server.services:
+            if type(service).__name__ == "PeriodicBackups" and service.supported:
+                yield counter("werk_backups", "Periodic backups taken.", service.taken)
+                yield counter(
+                    "werk_backup_failures", "Periodic backups that failed.", service.failures
+                )
+                yield gauge(
+                    "werk_backup_last_success_timestamp_seconds",
+                    "Unix time of the last good periodic backup (0: none).",
+                    service.last_success or 0,
+                )
 
 
 def routes(ui: Ui) -> list[BaseRoute]:
     """Return the ``/metrics`` route."""
 
     async def metrics(request: Request) -> Response:
-        return Response(await render_metrics(ui.server), media_type=CONTENT_TYPE)
+        snapshot = await Snapshot.of(ui.server, await ui.queries.queues())
+        encode, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encode(snapshot), headers={"content-type": content_type})
 
     return [Route("/metrics", metrics)]
