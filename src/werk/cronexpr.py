@@ -1,33 +1,25 @@
-"""Five-field cron expressions: parse, find the next tick, describe in words.
+"""Five-field cron expressions on cronsim and cron-descriptor: parse, next tick, in words.
 
-The grammar is Vixie cron's, as Faktory Enterprise's ``[[cron]]`` entries use it: minute,
-hour, day of month, month, day of week; each field a list of ``*``, ``n``, ``a-b`` with an
-optional ``/step``; month and weekday names (``JAN``, ``MON``) in any case; weekday 7 is
-Sunday; ``@hourly``-style macros. When both day fields are restricted a day matches either.
+The grammar is cronsim's, which is Vixie cron's (cronie's), as Faktory Enterprise's
+``[[cron]]`` entries use it: minute, hour, day of month, month, day of week; each field a
+list of ``*``, ``n``, ``a-b`` with an optional ``/step``; month and weekday names (``JAN``,
+``MON``) in any case; weekday 7 is Sunday; when both day fields are restricted (neither
+starts with ``*``) a day matches either. cronsim also reads ``L``, ``W`` and ``#``
+(``5L`` the last Friday, ``5#2`` the second). Werk adds the ``@hourly``-style macros, the
+error messages that name the field and the value, and the time zone rule below.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
+from cron_descriptor import CasingTypeEnum, ExpressionDescriptor, Options
+from cronsim import CronSim, CronSimError
+
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
-DAY_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
-MONTH_NAMES = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
 MACROS = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
@@ -47,61 +39,12 @@ class CronSyntaxError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Field:
-    """One parsed field: the allowed values, the source text, and whether it was ``*``."""
+    """One parsed field: the plain values it allows (cronsim's sets, weekday 7 as 0; ``L``
+    and ``#`` items are left out), the source text, and whether it starts with ``*``."""
 
     values: frozenset[int]
     text: str
     star: bool
-
-
-_SPECS = (
-    ("minute", 0, 59, ()),
-    ("hour", 0, 23, ()),
-    ("day of month", 1, 31, ()),
-    ("month", 1, 12, MONTHS),
-    ("day of week", 0, 7, DAYS),
-)
-
-
-def _number(text: str, name: str, low: int, high: int, names: tuple[str, ...]) -> int:
-    upper = text.upper()
-    if upper in names:
-        return names.index(upper) + (1 if names is MONTHS else 0)
-    if not text.isdigit():
-        raise CronSyntaxError(f"{name}: {text!r} is not a number")
-    value = int(text)
-    if not low <= value <= high:
-        raise CronSyntaxError(f"{name}: {value} is out of range {low}-{high}")
-    return value
-
-
-def _part(part: str, spec: tuple[str, int, int, tuple[str, ...]]) -> range:
-    name, low, high, names = spec
-    base, slash, step_text = part.partition("/")
-    step = 1
-    if slash:
-        if not step_text.isdigit() or int(step_text) == 0:
-            raise CronSyntaxError(f"{name}: bad step {step_text!r}")
-        step = int(step_text)
-    if base == "*":
-        return range(low, high + 1, step)
-    first, dash, last = base.partition("-")
-    start = _number(first, name, low, high, names)
-    end = _number(last, name, low, high, names) if dash else (high if slash else start)
-    if end < start:
-        raise CronSyntaxError(f"{name}: range {base!r} runs backwards")
-    return range(start, end + 1, step)
-
-
-def _field(text: str, spec: tuple[str, int, int, tuple[str, ...]]) -> Field:
-    values: set[int] = set()
-    for part in text.split(","):
-        if not part:
-            raise CronSyntaxError(f"{spec[0]}: empty list item in {text!r}")
-        values.update(_part(part, spec))
-    if spec[0] == "day of week" and 7 in values:
-        values = (values - {7}) | {0}
-    return Field(frozenset(values), text, text.startswith("*"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,52 +52,49 @@ class CronExpr:
     """A parsed cron expression; build one with :func:`parse`."""
 
     source: str
+    """The expression as written (``@daily`` stays ``@daily``)."""
+    fields: str
+    """The five fields (a macro expanded)."""
     minute: Field
     hour: Field
     day: Field
     month: Field
     weekday: Field
 
-    def matches_day(self, when: datetime) -> bool:
-        """Return whether the date of ``when`` is one the expression fires on."""
-        if when.month not in self.month.values:
-            return False
-        dom = when.day in self.day.values
-        dow = (when.isoweekday() % 7) in self.weekday.values
-        if self.day.star or self.weekday.star:
-            return dom and dow
-        return dom or dow
+    def ticks_after(self, after: float, tz: tzinfo) -> Iterator[float]:
+        """Yield the ticks strictly after ``after`` (Unix seconds), in order, for five years.
+
+        cronsim walks the wall clock of zone ``tz``; each local time becomes an instant
+        with the offset in force before any change (PEP 495 ``fold=0``), Werk's rule since
+        its first cron: a local time that daylight saving skips fires as far after the
+        jump as it lies inside the gap (02:30 fires at 03:30 when 02:00 jumps to 03:00),
+        and a local time that occurs twice fires once. cronsim's own time zone mode
+        follows cronie instead (02:30 fires at 03:00; ``*/30`` fires in both passes of
+        the repeated hour).
+        """
+        wall = datetime.fromtimestamp(after, tz).replace(tzinfo=None, fold=0)
+        limit = wall + timedelta(days=SEARCH_DAYS)
+        last = after
+        for local in CronSim(self.fields, wall):
+            if local > limit:
+                return
+            tick = local.replace(tzinfo=tz, fold=0).timestamp()
+            if tick > last:  # the gap rule can map a later local time to an earlier instant
+                last = tick
+                yield tick
 
     def next_after(self, after: float, tz: tzinfo) -> float | None:
         """Return the first tick strictly after ``after`` (Unix seconds) in zone ``tz``,
         or ``None`` if there is none within five years."""
-        wall = datetime.fromtimestamp(after, tz).replace(tzinfo=None, second=0, microsecond=0)
-        wall += timedelta(minutes=1)
-        limit = wall + timedelta(days=SEARCH_DAYS)
-        while wall < limit:
-            if not self.matches_day(wall):
-                wall = wall.replace(hour=0, minute=0) + timedelta(days=1)
-                continue
-            if wall.hour not in self.hour.values:
-                wall = wall.replace(minute=0) + timedelta(hours=1)
-                continue
-            later = [m for m in self.minute.values if m >= wall.minute]
-            if not later:
-                wall = wall.replace(minute=0) + timedelta(hours=1)
-                continue
-            tick = wall.replace(minute=min(later)).replace(tzinfo=tz).timestamp()
-            if tick > after:
-                return tick
-            wall = wall.replace(minute=min(later)) + timedelta(minutes=1)
-        return None
+        return next(self.ticks_after(after, tz), None)
 
     def latest_at_or_before(self, now: float, since: float, tz: tzinfo) -> float | None:
         """Return the last tick in ``(since, now]``, or ``None`` when there is none."""
         latest = None
-        tick = self.next_after(since, tz)
-        while tick is not None and tick <= now:
+        for tick in self.ticks_after(since, tz):
+            if tick > now:
+                break
             latest = tick
-            tick = self.next_after(tick, tz)
         return latest
 
 
@@ -168,67 +108,85 @@ def parse(text: str) -> CronExpr:
     fields = MACROS.get(source.lower(), source).split()
     if len(fields) != 5:
         raise CronSyntaxError(f"expected 5 fields, got {len(fields)} in {source!r}")
-    parsed = [_field(value, spec) for value, spec in zip(fields, _SPECS, strict=True)]
-    expr = CronExpr(source, *parsed)
+    try:
+        sim = CronSim(" ".join(fields), datetime(2000, 1, 1))
+    except CronSimError as exc:
+        raise CronSyntaxError(_explain(fields) or f"{source!r} never fires") from exc
+    weekdays = {0 if day == 7 else day for day in sim.weekdays if isinstance(day, int)}
+    sets = (sim.minutes, sim.hours, sim.days, sim.months, weekdays)
+    parsed = [
+        Field(frozenset(v for v in values if isinstance(v, int) and v >= 0), text, text[0] == "*")
+        for values, text in zip(sets, fields, strict=True)
+    ]
+    expr = CronExpr(source, " ".join(fields), *parsed)
     if expr.next_after(0.0, UTC) is None:
         raise CronSyntaxError(f"{source!r} never fires")
     return expr
 
 
-# -- in words ---------------------------------------------------------------------------
+# -- error messages -----------------------------------------------------------------------
+# cronsim says which field is bad ("Bad minute"); these say what in it, and why.
+
+_SPECS = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, MONTHS),
+    ("day of week", 0, 7, DAYS),
+)
 
 
-def _join(words: list[str]) -> str:
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+def _explain(fields: list[str]) -> str | None:
+    """Return what is wrong with the first bad field, or ``None`` if the fields read well
+    (then the expression is valid but never fires, such as February 31)."""
+    for text, (name, low, high, names) in zip(fields, _SPECS, strict=True):
+        for part in text.split(","):
+            problem = _problem(part, low, high, names) if part else f"empty list item in {text!r}"
+            if problem:
+                return f"{name}: {problem}"
+    return None
 
 
-def _names(values: frozenset[int], names: tuple[str, ...], offset: int) -> str:
-    ordered = sorted(values)
-    if len(ordered) > 2 and ordered == list(range(ordered[0], ordered[-1] + 1)):
-        return f"{names[ordered[0] - offset]} through {names[ordered[-1] - offset]}"
-    return _join([names[v - offset] for v in ordered])
+def _problem(part: str, low: int, high: int, names: tuple[str, ...]) -> str | None:
+    base, slash, step = part.partition("/")
+    if slash and (not step.isdigit() or int(step) == 0):
+        return f"bad step {step!r}"
+    if base == "*":
+        return None
+    first, dash, last = base.partition("-")
+    values = []
+    for item in (first, last) if dash else (first,):
+        if item.upper() in names:
+            values.append(names.index(item.upper()) + low)
+            continue
+        if not item.isdigit():
+            return f"{item!r} is not a number"
+        if not low <= int(item) <= high:
+            return f"{int(item)} is out of range {low}-{high}"
+        values.append(int(item))
+    if dash and values[1] < values[0]:
+        return f"range {base!r} runs backwards"
+    return None
 
 
-def _step(field: Field) -> int | None:
-    base, slash, step = field.text.partition("/")
-    return int(step) if base == "*" and slash else None
+# -- in words -----------------------------------------------------------------------------
 
-
-def _clock(expr: CronExpr) -> str:
-    minute, hour = expr.minute, expr.hour
-    single_minute = len(minute.values) == 1
-    first_minute = min(minute.values)
-    if hour.text == "*":
-        if minute.text == "*":
-            return "every minute"
-        if _step(minute):
-            return f"every {_step(minute)} minutes"
-        if single_minute:
-            return "every hour" if first_minute == 0 else f"every hour at minute {first_minute}"
-        return f"at minutes {minute.text} of every hour"
-    if single_minute and _step(hour):
-        every = f"every {_step(hour)} hours"
-        return every if first_minute == 0 else f"{every} at minute {first_minute}"
-    if single_minute and len(hour.values) <= 4:
-        times = [f"{h:02d}:{first_minute:02d}" for h in sorted(hour.values)]
-        return "at " + _join(times)
-    return f"at minute {minute.text} past hour {hour.text}"
+_WORDS = Options()
+_WORDS.use_24hour_time_format = True
+_WORDS.casing_type = CasingTypeEnum.Sentence
+_WORDS.verbose = False
 
 
 def describe(expr: CronExpr) -> str:
-    """Describe a schedule in words: ``every 5 minutes``, ``at 03:00 every day``,
-    ``at 09:00 on Monday through Friday``. Unusual combinations fall back to the fields."""
-    words = _clock(expr)
-    days = []
-    if not expr.day.star:
-        label = "day" if len(expr.day.values) == 1 else "days"
-        days.append(f"on {label} {expr.day.text} of the month")
-    if not expr.weekday.star:
-        days.append("on " + _names(expr.weekday.values, DAY_NAMES, 0))
-    if days:
-        words += " " + " or ".join(days)
-    elif not words.startswith("every"):
+    """Describe a schedule in words, as cron-descriptor does (24-hour clock): ``every 5
+    minutes``, ``at 09:00, Monday through Friday``. Werk's own touches: the words start in
+    lower case (they are shown inside a sentence or a table cell), and a clock time with no
+    day restricted says ``every day`` (``at 03:00 every day``)."""
+    try:
+        words = str(ExpressionDescriptor(expr.fields, _WORDS).get_description())
+    except Exception:  # the library cannot word it (a cronsim-only form): show the fields
+        return expr.source
+    words = words[0].lower() + words[1:]
+    if not expr.hour.star and expr.day.star and expr.weekday.star and expr.month.star:
         words += " every day"
-    if not expr.month.star:
-        words += " in " + _names(expr.month.values, MONTH_NAMES, 1)
     return words
