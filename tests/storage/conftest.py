@@ -1,6 +1,7 @@
 """Fixtures that run the storage contract against every backend (the huey StorageTests idea).
 
-``store`` is an open store on a fresh SQLite directory or a fresh Redis key prefix;
+``store`` is an open store on a fresh SQLite directory (in each durability mode) or a
+fresh Redis key prefix;
 ``reopen`` closes it and opens a new store on the *same* data, to check what survives a
 restart. Redis must be at 127.0.0.1:6379 (DB 1): the tests skip when it is missing,
 except in CI (``CI`` set), where they fail.
@@ -20,7 +21,9 @@ import pytest
 from werk.storage.base import Store
 from werk.storage.sqlite import SqliteStore
 
-BACKENDS = ["sqlite", "redis"]
+BACKENDS = ["sqlite", "sqlite-os", "redis"]
+"""``sqlite-os`` is the embedded store in ``--durability os`` mode, where the event loop
+commits small batches itself: the whole contract must hold there too."""
 REDIS_URL = "redis://127.0.0.1:6379/1"
 Reopen = Callable[[], Awaitable[Store]]
 
@@ -42,8 +45,10 @@ class Backend:
 
     def build(self) -> Store:
         """Return an unopened store on this backend's data."""
-        if self.name == "sqlite":
-            return SqliteStore(self.directory)
+        if self.name.startswith("sqlite"):
+            return SqliteStore(
+                self.directory, durability="os" if self.name == "sqlite-os" else "fsync"
+            )
         from werk.storage.redis import RedisStore
 
         return RedisStore.from_url(f"{REDIS_URL}?prefix={self.prefix}")

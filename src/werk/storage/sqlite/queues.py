@@ -105,7 +105,7 @@ class QueueMixin:
                     room -= 1
             self._notify({e.queue for e in batch})
 
-        await writer.call(lambda b: ops.insert_jobs(b, batch, now, new), done)
+        await writer.call(lambda b: ops.insert_jobs(b, batch, now, new), done, rows=len(batch))
 
     async def fetch(self, queues: Sequence[str], now: float, wid: str) -> Reservation | None:
         """Reserve the next job of the first non-empty unpaused queue (no commit wait)."""

@@ -56,6 +56,7 @@ class _Loaded:
     tally: Tally = field(default_factory=Tally)
     set_sizes: dict[str, int] = field(default_factory=dict)
     processes: dict[str, Process] = field(default_factory=dict)
+    checkpoints: sqlite3.Connection | None = None
 
 
 class SqliteStore(CoordMixin):
@@ -107,7 +108,7 @@ class SqliteStore(CoordMixin):
         self._reserved, self._tally = loaded.reserved, loaded.tally
         self._set_sizes, self._processes = loaded.set_sizes, loaded.processes
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="werk-sqlite-reader")
-        self._writer = Writer(write_conn, loop, loaded.first_id)
+        self._writer = Writer(write_conn, loop, loaded.first_id, loaded.checkpoints)
         self._writer.start()
 
     def _open_sync(self) -> _Loaded:
@@ -122,7 +123,12 @@ class SqliteStore(CoordMixin):
                 conns.append(schema.connect(self.path, self._synchronous))
                 conns[-1].execute("PRAGMA query_only = 1")
                 conns[-1].create_function("werk_match", 2, ops.glob_match, deterministic=True)
-            return _load(conns[0], (conns[0], conns[1], conns[2]))
+            loaded = _load(conns[0], (conns[0], conns[1], conns[2]))
+            if self.durability == "os":
+                # The loop commits in this mode; checkpoints (which fsync) stay off it.
+                conns[0].execute("PRAGMA wal_autocheckpoint = 0")
+                loaded.checkpoints = schema.connect(self.path, self._synchronous)
+            return loaded
         except BaseException as exc:
             for conn in conns:
                 conn.close()
@@ -257,7 +263,7 @@ class SqliteStore(CoordMixin):
         """Move up to ``limit`` due entries into their queues."""
         call = self._open_writer().call
         fn: Callable[[Batch], ops.Moved] = lambda b: ops.move_due(b, name, now, limit)  # noqa: E731
-        moved = await call(fn, self._moved(name))
+        moved = await call(fn, self._moved(name), rows=limit)
         return len(moved)
 
     async def next_due(self, name: SetName) -> float | None:

@@ -2,11 +2,15 @@
 
 Callers on the event loop submit operations (a function of a :class:`Batch`); the writer
 takes every pending one, runs them in ONE transaction, commits (one fsync), then settles
-them all on the loop with a single ``call_soon_threadsafe``. An operation's ``done``
-callback updates the store's in-memory state on the loop before its awaiting caller
-resumes; ``undo`` puts claimed state back when the write failed. A failed write fails
-only the operations of its batch (with :class:`~werk.errors.StorageError`); the thread
-lives on and later batches are tried afresh.
+them all on the loop with a single ``call_soon_threadsafe``. In the ``os`` durability mode
+a commit is a ``write`` to the page cache, not an fsync, so while the thread is idle the
+loop commits small batches itself at the end of its iteration (no thread hop each way) and
+checkpoints, which do fsync, run on the thread with a connection of their own.
+
+An operation's ``done`` callback updates the store's in-memory state on the loop before its
+awaiting caller resumes; ``undo`` puts claimed state back when the write failed. A failed
+write fails only the operations of its batch (with :class:`~werk.errors.StorageError`);
+the thread lives on and later batches are tried afresh.
 """
 
 from __future__ import annotations
@@ -33,6 +37,19 @@ GATHER: Final = 0.002
 
 LINGER: Final = 0.005
 """How long background writes (which nobody awaits) wait to be batched with later ones."""
+
+INLINE_ROWS: Final = 64
+"""Most rows the loop commits itself in ``os`` mode; larger batches go to the thread."""
+
+SLOW_COMMIT: Final = 0.001
+"""An inline commit slower than this (seconds) sends the next second's writes to the thread,
+so a stalling disk never holds the loop more than once in a while."""
+
+CHECKPOINT_EVERY: Final = 0.2
+"""Seconds between WAL checkpoints while commits happen on the loop (``os`` mode)."""
+
+CHECKPOINT: Final = "checkpoint"
+"""The item that asks the writer thread for a passive WAL checkpoint."""
 
 
 class Batch:
@@ -116,7 +133,7 @@ class Background:
 class Op(Generic[T]):
     """One submitted operation and what to do on the loop once its batch settled."""
 
-    __slots__ = ("fn", "future", "done", "undo")
+    __slots__ = ("fn", "future", "done", "undo", "rows")
 
     def __init__(
         self,
@@ -124,11 +141,13 @@ class Op(Generic[T]):
         future: asyncio.Future[T] | None,
         done: Callable[[T], None] | None,
         undo: Callable[[], None] | None,
+        rows: int = 1,
     ) -> None:
         self.fn = fn
         self.future = future
         self.done = done
         self.undo = undo
+        self.rows = rows
 
 
 Outcome = tuple[bool, Any]
@@ -148,17 +167,33 @@ class Writer:
             (with ``commits``, the mean commit latency; ``/metrics`` exports both).
     """
 
-    def __init__(self, conn: sqlite3.Connection, loop: asyncio.AbstractEventLoop, first_id: int):
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        loop: asyncio.AbstractEventLoop,
+        first_id: int,
+        checkpoints: sqlite3.Connection | None = None,
+    ):
+        """``checkpoints``: a connection for WAL checkpoints; given, the loop commits small
+        batches itself while the thread is idle (``os`` mode), and ``conn`` must have
+        ``wal_autocheckpoint`` off. Without it every commit runs on the thread."""
         self.commits = 0
         self.commit_seconds = 0.0
         self._conn = conn
         self._loop = loop
         self._ids = JobIds(first_id)
-        self._queue: queue.SimpleQueue[Op[Any] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Op[Any] | str | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="werk-sqlite-writer", daemon=True)
         self._closed = False
         self._background = Background()
         self._flush_scheduled = False
+        self._checkpoints = checkpoints
+        self._queued = 0  # ops handed to the thread and not yet settled (loop side)
+        self._inline: list[Op[Any]] = []
+        self._inline_rows = 0
+        self._slow_until = 0.0
+        self._dirty = False  # committed since the last checkpoint request
+        self._checkpoint_at = 0.0
 
     def start(self) -> None:
         """Start the writer thread."""
@@ -192,33 +227,91 @@ class Writer:
         self._flush_scheduled = False
         if len(self._background):
             background, self._background = self._background, Background()
-            self._put(Op(background.run, None, None, None))
+            op = Op(background.run, None, None, None, len(background))
+            # Not awaited: it may as well be batched on the thread, unless an inline batch
+            # is already gathering (writes commit in call order).
+            if self._inline:
+                self._inline.append(op)
+            else:
+                self._put(op)
 
     def call(
         self,
         fn: Callable[[Batch], T],
         done: Callable[[T], None] | None = None,
         undo: Callable[[], None] | None = None,
+        rows: int = 1,
     ) -> asyncio.Future[T]:
         """Queue a write and return a future resolved once it committed (or failed).
 
+        ``rows`` is about how many rows it writes (big batches always go to the thread).
         Background writes gathered so far are queued first, so they commit before it."""
         self.flush_background()
         future: asyncio.Future[T] = self._loop.create_future()
-        self._put(Op(fn, future, done, undo))
+        op = Op(fn, future, done, undo, rows)
+        if self._inline or (self._checkpoints is not None and not self._queued):
+            self._gather_inline(op)
+        else:
+            self._put(op)
         return future
 
     def _put(self, op: Op[Any]) -> None:
         if self._closed:
             raise StorageError("the SQLite store is closed")
+        self._queued += 1
         self._queue.put(op)
+
+    def _gather_inline(self, op: Op[Any]) -> None:
+        if self._closed:
+            raise StorageError("the SQLite store is closed")
+        if not self._inline:
+            # At the end of this loop iteration: the writes of every command handled in it
+            # commit together.
+            self._loop.call_soon(self._commit_inline)
+        self._inline.append(op)
+        self._inline_rows += op.rows
+
+    def _commit_inline(self) -> None:
+        """Commit the gathered batch on the loop, or hand it to the thread if it is big,
+        the disk was slow lately, or the thread is busy (order is kept either way)."""
+        ops, rows, self._inline, self._inline_rows = self._inline, self._inline_rows, [], 0
+        if not ops:
+            return
+        if rows > INLINE_ROWS or self._queued or time.monotonic() < self._slow_until:
+            for op in ops:
+                self._put(op)
+            return
+        started = time.perf_counter()
+        outcomes = self._execute(ops)
+        if time.perf_counter() - started > SLOW_COMMIT:
+            self._slow_until = time.monotonic() + 1.0
+        self._settled(ops, outcomes, queued=False)
+
+    def _settled(self, ops: list[Op[Any]], outcomes: list[Outcome], queued: bool = True) -> None:
+        if queued:
+            self._queued -= len(ops)
+        settle(ops, outcomes)
+        if self._checkpoints is not None and not self._dirty:
+            self._dirty = True
+            delay = max(0.0, self._checkpoint_at - time.monotonic())
+            self._loop.call_later(delay, self._request_checkpoint)
+
+    def _request_checkpoint(self) -> None:
+        """At most every ``CHECKPOINT_EVERY`` seconds while there are new commits."""
+        if self._dirty and not self._closed:
+            self._dirty = False
+            self._checkpoint_at = time.monotonic() + CHECKPOINT_EVERY
+            self._queue.put(CHECKPOINT)
 
     async def stop(self) -> None:
         """Commit everything queued so far, then end the thread and close the connection."""
         if self._closed:
             return
         self.flush_background()
+        self._commit_inline()
         self._closed = True
+        if self._dirty:
+            self._queue.put(CHECKPOINT)
         self._queue.put(None)
         await asyncio.to_thread(self._thread.join)
 
@@ -228,10 +321,23 @@ class Writer:
         stopping = False
         while not stopping:
             first = self._queue.get()
+            if isinstance(first, str):
+                self._checkpoint()
+                continue
             ops, stopping = ([], True) if first is None else self._gather(first)
             if ops:
                 self._settle_later(ops, self._execute(ops))
         self._conn.close()
+        if self._checkpoints is not None:
+            self._checkpoints.close()
+
+    def _checkpoint(self) -> None:
+        """Copy committed WAL frames into the database (fsyncs both), next to the commits."""
+        assert self._checkpoints is not None
+        try:
+            self._checkpoints.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:  # the next one retries; the WAL just grows meanwhile
+            log.warning("WAL checkpoint failed: %s", exc)
 
     def _gather(self, first: Op[Any]) -> tuple[list[Op[Any]], bool]:
         """Take every pending op. While only background ops (FETCH/ACK) are waiting, linger
@@ -256,6 +362,9 @@ class Writer:
                     break
             if item is None:
                 return ops, True
+            if isinstance(item, str):
+                self._queue.put(item)  # the checkpoint waits for this batch's commit
+                break
             ops.append(item)
             urgent = urgent or item.future is not None
         return ops, False
@@ -298,7 +407,7 @@ class Writer:
 
     def _settle_later(self, ops: list[Op[Any]], outcomes: list[Outcome]) -> None:
         try:
-            self._loop.call_soon_threadsafe(settle, ops, outcomes)
+            self._loop.call_soon_threadsafe(self._settled, ops, outcomes)
         except RuntimeError:  # the loop is closed: nobody is waiting any more
             log.warning("event loop closed; %d settled writes not reported", len(ops))
 
