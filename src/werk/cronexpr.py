@@ -4,7 +4,7 @@ The grammar is cronsim's, which is Vixie cron's (cronie's), as Faktory Enterpris
 ``[[cron]]`` entries use it: minute, hour, day of month, month, day of week; each field a
 list of ``*``, ``n``, ``a-b`` with an optional ``/step``; month and weekday names (``JAN``,
 ``MON``) in any case; weekday 7 is Sunday; when both day fields are restricted (neither
-starts with ``*``) a day matches either. cronsim also reads ``L``, ``W`` and ``#``
+starts with ``*``) a day matches either. cronsim also reads ``L``, ``LW`` and ``#``
 (``5L`` the last Friday, ``5#2`` the second). Werk adds the ``@hourly``-style macros, the
 error messages that name the field and the value, and the time zone rule below.
 """

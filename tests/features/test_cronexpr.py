@@ -148,9 +148,12 @@ def test_describe(expr: str, words: str) -> None:
 
 
 def test_last_day_and_nth_weekday() -> None:
-    # cronsim's L and #: the last day of the month, the last Friday, the second Monday
+    # cronsim's L, LW and #: the last day, the last weekday, the last Friday, the second Monday
     start = ts("2026-02-10 00:00")
     assert wall(parse("0 0 L * *").next_after(start, UTC)) == "2026-02-28 00:00 Sat"
+    assert (
+        wall(parse("0 0 LW * *").next_after(ts("2026-05-01 00:00"), UTC)) == "2026-05-29 00:00 Fri"
+    )
     assert wall(parse("0 9 * * 5L").next_after(start, UTC)) == "2026-02-27 09:00 Fri"
     assert wall(parse("0 9 * * 1#2").next_after(start, UTC)) == "2026-03-09 09:00 Mon"
     assert describe(parse("0 9 * * 1#2")) == "at 09:00, on the second Monday of the month"
