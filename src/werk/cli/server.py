@@ -36,6 +36,10 @@ LEVELS = {
 log = logging.getLogger("werk")
 
 
+class StartError(Exception):
+    """The server could not start; the reason is already logged."""
+
+
 def register(subparsers: Any) -> None:
     """Add the ``server`` subcommand."""
     parser = subparsers.add_parser("server", help="run the Werk server")
@@ -150,8 +154,12 @@ async def serve(config: ServerConfig, args: argparse.Namespace) -> None:
     loop.add_signal_handler(signal.SIGHUP, on_hup)
     try:
         await server.start()
-    except BaseException:
+    except (StorageError, ConfigError, OSError) as exc:
+        log.error("cannot start: %s", exc)  # the reason first, then the clean-up lines
         await server.stop()  # release the store (and its lock) a half-started server holds
+        raise StartError(str(exc)) from exc
+    except BaseException:
+        await server.stop()
         raise
     await stop.wait()
     await server.stop()
@@ -186,6 +194,8 @@ def run(args: argparse.Namespace) -> int:
         runner = asyncio.run
     try:
         runner(serve(config, args))
+    except StartError:
+        return 1  # serve() logged the reason
     except (StorageError, ConfigError, OSError) as exc:
         log.error("cannot start: %s", exc)
         return 1

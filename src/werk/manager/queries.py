@@ -236,9 +236,12 @@ class Queries:
         """Resume a paused queue."""
         await self._manager.resume([queue])
 
-    async def clear(self, queue: str) -> None:
-        """Delete a queue with all its jobs (as Faktory's Clear button does)."""
+    async def clear(self, queue: str) -> int:
+        """Delete a queue with all its jobs (as Faktory's Clear button does); return how
+        many jobs it held just before."""
+        held = (await self._store.queue_sizes()).get(queue, 0)
         await self._manager.remove([queue])
+        return held
 
     async def delete_queued(self, queue: str, jids: Sequence[str]) -> int:
         """Delete the listed jobs from a queue; return how many were deleted."""

@@ -29,6 +29,7 @@ from werk.server.config import ServerConfig
 from werk.server.connection import Connection
 from werk.server.cron import attach, check_settings
 from werk.server.settings import reloaded
+from werk.server.startup import bind_error, startup_lines
 from werk.server.state import ConnectionState, ReloadHook
 from werk.server.tasks import Tasks
 from werk.server.timings import CommandTimings
@@ -115,24 +116,27 @@ class Server:
         self.tasks.start()
         self.cron.start()
         host, port = self.config.binding
-        self._listener = await asyncio.start_server(
-            self._accept,
-            host,
-            port,
-            limit=self.config.max_line,
-            reuse_address=True,
-            # asyncio's default backlog (100) overflows under a burst of connects, and each
-            # dropped SYN costs that client a 1 s retransmit.
-            backlog=LISTEN_BACKLOG,
-            ssl=self.tls,
-            ssl_handshake_timeout=self.config.handshake_timeout if self.tls else None,
-        )
+        try:
+            self._listener = await asyncio.start_server(
+                self._accept,
+                host,
+                port,
+                limit=self.config.max_line,
+                reuse_address=True,
+                # asyncio's default backlog (100) overflows under a burst of connects, and
+                # each dropped SYN costs that client a 1 s retransmit.
+                backlog=LISTEN_BACKLOG,
+                ssl=self.tls,
+                ssl_handshake_timeout=self.config.handshake_timeout if self.tls else None,
+            )
+        except OSError as exc:
+            raise bind_error("the work protocol", "-b", host, port, exc) from exc
         self.port = self._listener.sockets[0].getsockname()[1]
-        log.info("Werk %s listening on %s:%d", __version__, host, self.port)
-        log.info("durability: %s (%s)", self.durability, DURABILITY_MEANING[self.durability])
         for subsystem in self.subsystems:
             await subsystem.start()
         self._start_services()
+        for line in startup_lines(self):
+            log.info("%s", line)
 
     def _start_services(self) -> None:
         from werk.server.backups import PeriodicBackups

@@ -84,6 +84,11 @@ class ConfigError(WerkError):
     """The configuration is invalid; the message says where and why."""
 
 
+def conf_files(config_dir: Path) -> list[Path]:
+    """Return the files :func:`read_conf_dir` reads: ``conf.d/*.toml``, alphabetically."""
+    return sorted((config_dir / "conf.d").glob("*.toml"))
+
+
 def read_conf_dir(config_dir: Path) -> dict[str, Any]:
     """Read and merge every ``conf.d/*.toml`` of ``config_dir`` (missing: empty).
 
@@ -92,7 +97,7 @@ def read_conf_dir(config_dir: Path) -> dict[str, Any]:
     """
     merged: dict[str, Any] = {}
     origin: dict[str, Path] = {}
-    for path in sorted((config_dir / "conf.d").glob("*.toml")):
+    for path in conf_files(config_dir):
         try:
             document = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from werk.webui.audit import audit
 from werk.webui.render import int_param, redirect
 from werk.webui.security import check_token
 
@@ -46,6 +47,8 @@ def routes(ui: Ui) -> list[BaseRoute]:
         if state is None or not wid:
             raise HTTPException(400, "Expected wid=<wid|all> and signal=quiet|terminate.")
         count = await queries.signal(None if wid == "all" else wid, state)
+        who = "every process" if wid == "all" else f"process {wid}"
+        audit(request, f"{state} {who} ({count} told)")
         return redirect(request, "/busy", done=state, n=count)
 
     return [

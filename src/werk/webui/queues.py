@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from werk.webui.audit import audit, jobs
 from werk.webui.render import int_param, redirect
 from werk.webui.security import check_token
 
@@ -46,14 +47,18 @@ def routes(ui: Ui) -> list[BaseRoute]:
         action = str(form.get("action", ""))
         if action == "pause":
             await queries.pause(name)
+            audit(request, f"pause queue {name}")
         elif action == "resume":
             await queries.resume(name)
+            audit(request, f"resume queue {name}")
         elif action in ("delete", "clear"):
-            await queries.clear(name)
+            count = await queries.clear(name)
+            audit(request, f"clear queue {name} ({jobs(count)})")
             return redirect(request, "/queues", done="clear")
         elif action == "delete_jobs":
             jids = [str(j) for j in form.getlist("jid")]
             count = await queries.delete_queued(name, jids)
+            audit(request, f"delete {jobs(count)} from queue {name}")
             page = form.get("page")
             return redirect(request, f"/queues/{_quote(name)}", page=page, done="delete", n=count)
         else:

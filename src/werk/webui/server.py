@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from werk.server.startup import bind_error
 from werk.webui.app import create_app
 
 if TYPE_CHECKING:
@@ -58,7 +59,10 @@ class WebServer:
         server = self._server
         assert server.config.web_binding is not None
         host, port = server.config.web_binding
-        sock = listen(host, port)
+        try:
+            sock = listen(host, port)
+        except OSError as exc:
+            raise bind_error("the web UI", "-w", host, port, exc) from exc
         self._socket = sock
         tls = server.tls
         config = uvicorn.Config(
@@ -76,7 +80,6 @@ class WebServer:
         await self._uvicorn.startup(sockets=[sock])
         self._task = asyncio.create_task(self._uvicorn.main_loop(), name="werk-web")
         server.web_port = sock.getsockname()[1]
-        log.info("Web UI on %s://%s:%d", "https" if tls else "http", host, server.web_port)
 
     async def stop(self) -> None:
         """Stop accepting requests and close the socket."""

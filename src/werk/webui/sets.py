@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from werk.manager.queries import SET_ACTIONS, SetFilter, SetName
+from werk.webui.audit import audit, jobs
 from werk.webui.render import int_param, redirect
 from werk.webui.security import check_token
 
@@ -84,6 +85,10 @@ def routes(ui: Ui) -> list[BaseRoute]:
         where = set_filter(form)
         jids = None if scope == "all" else [str(j) for j in form.getlist("jid")]
         count = await _act(name, action, jids, where)
+        details = ["every match"] if scope == "all" else []
+        details += [f"{k}={v}" for k, v in filter_params(where).items() if v]
+        notes = f" ({', '.join(details)})" if details else ""
+        audit(request, f"{action} {jobs(count)} of the {name} set{notes}")
         page = form.get("page") if scope != "all" else None
         return redirect(
             request, f"/{base}", **filter_params(where), page=page, done=action, n=count
@@ -109,7 +114,9 @@ def routes(ui: Ui) -> list[BaseRoute]:
         form = await check_token(request)
         base, name = _set_of(request)
         action = str(form.get("action", ""))
-        count = await _act(name, action, [request.path_params["jid"]], None)
+        jid = request.path_params["jid"]
+        count = await _act(name, action, [jid], None)
+        audit(request, f"{action} {jobs(count)} of the {name} set (jid {jid})")
         return redirect(request, f"/{base}", done=action, n=count)
 
     async def _act(

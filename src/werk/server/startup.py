@@ -1,0 +1,101 @@
+"""What the server says when it starts, and how a failed bind explains itself.
+
+:func:`startup_lines` is the few lines an operator reads first: version and environment,
+the store and its durability mode, the configuration
+files read, whether passwords and TLS are on, and both addresses with the web UI's URL.
+:func:`bind_error` turns a failed ``bind`` into an error that names the address and says
+what to do, since Python's own (``[Errno 98] Address already in use``) names neither.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import platform
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
+
+from werk import __version__
+from werk.server.settings import conf_files
+
+if TYPE_CHECKING:
+    from werk.server.server import Server
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+BIND_HINTS = {
+    errno.EADDRINUSE: "the address is already in use (another Werk or Faktory server?):"
+    " stop that process or choose another {flag} host:port",
+    errno.EACCES: "permission denied: ports below 1024 need root, choose another {flag}",
+    errno.EADDRNOTAVAIL: "this machine has no such address: check the host part of {flag}",
+}
+
+
+def public_url(url: str) -> str:
+    """Return a storage URL without its password (``redis://:secret@h`` -> ``redis://h``)."""
+    parts = urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def store_line(server: Server) -> str:
+    """``store: ...`` naming the backend, where its data lives, and what ``+OK`` to a PUSH
+    means there (``durability: fsync``, ``os`` or ``backend``)."""
+    from werk.server.server import DURABILITY_MEANING
+
+    config = server.config
+    url = config.storage_url or ""
+    meaning = DURABILITY_MEANING.get(server.durability, "")
+    mode = f"; durability: {server.durability} ({meaning})"
+    if urlsplit(url).scheme in REDIS_SCHEMES:
+        return f"store: Redis at {public_url(url)}{mode}"
+    if url and "://" in url:
+        return f"store: {public_url(url)}{mode}"
+    return f"store: embedded SQLite, data directory {config.store_url}{mode}"
+
+
+def startup_lines(server: Server) -> list[str]:
+    """Return the startup summary, one log line each (the first keeps the ``listening on
+    host:port`` words that scripts and tests look for)."""
+    config = server.config
+    host = config.binding[0]
+    scheme = "tcp+tls" if server.tls else "tcp"
+    lines = [
+        f"Werk {__version__} listening on {host}:{server.port} ({scheme}://{host}:{server.port}),"
+        f" environment {config.environment}, pid {os.getpid()},"
+        f" Python {platform.python_version()}",
+        store_line(server),
+    ]
+    files = conf_files(config.config_dir) if config.config_dir else []
+    if files:
+        lines.append("configuration files read: " + ", ".join(str(path) for path in files))
+    else:
+        where = config.config_dir / "conf.d" if config.config_dir else "conf.d"
+        lines.append(f"configuration files read: none (no {where}/*.toml)")
+    lines.append(
+        f"password {'on' if config.password else 'off'},"
+        f" web UI password {'on' if config.web_password or config.password else 'off'},"
+        f" TLS {'on' if server.tls else 'off'}"
+    )
+    if server.web_port and config.web_binding is not None:
+        web_scheme = "https" if server.tls else "http"
+        lines.append(f"Web UI on {web_scheme}://{config.web_binding[0]}:{server.web_port}/")
+    else:
+        lines.append("Web UI off")
+    return lines
+
+
+class BindError(OSError):
+    """A port could not be bound; the message names the address (``errno`` is kept)."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def bind_error(what: str, flag: str, host: str, port: int, exc: OSError) -> BindError:
+    """Return an error for a failed bind that names ``what`` (``the work protocol``, ``the
+    web UI``), the address, and a way out; ``flag`` is the option that sets the address."""
+    hint = BIND_HINTS.get(exc.errno or 0, "{reason}").format(flag=flag, reason=exc.strerror)
+    return BindError(exc.errno, f"{what} cannot listen on {host}:{port}: {hint}")
