@@ -2,9 +2,10 @@
 
 Usage: bench/.venv-peers/bin/python bench/peers/drive.py SYSTEM N [ROUNDS]
 
-For each round: flush the benchmark's Redis database (DB 4, used by nothing else),
-enqueue N no-op tasks, start the system's worker with two processes, and measure jobs/s
-between the first and the last finished task. Prints one JSON line with the median.
+For each round: flush the benchmark's Redis database (DB 4, used by nothing else, or
+``$BENCH_REDIS_URL``), enqueue N no-op tasks, start the system's worker with two
+processes, and measure jobs/s between the first and the last finished task. Prints one
+JSON line with the median.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ sys.path.insert(0, str(HERE))
 
 from counting import total  # noqa: E402
 
-REDIS_URL = "redis://127.0.0.1:6379/4"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4")
 PY = sys.executable
 BIN = Path(sys.executable).parent
 

@@ -1,11 +1,12 @@
-"""Taskiq: one no-op task on the local Redis (DB 4), through a Redis list queue."""
+"""Taskiq: one no-op task on the local Redis (DB 4, or $BENCH_REDIS_URL), via a list queue."""
 
 import asyncio
+import os
 
 from counting import done
 from taskiq_redis import ListQueueBroker
 
-broker = ListQueueBroker(url="redis://127.0.0.1:6379/4")
+broker = ListQueueBroker(url=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4"))
 
 
 @broker.task

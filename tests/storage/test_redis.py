@@ -9,6 +9,7 @@ others test against the same Redis). They skip when that Redis is absent, except
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -122,7 +123,7 @@ async def test_priority_then_fifo_across_servers(stores: StoreFactory) -> None:
 
 
 async def test_push_on_one_server_wakes_a_waiter_on_another(stores: StoreFactory) -> None:
-    # Given a waiter on server B
+    # Given a waiter on server B: its FETCH found nothing
     a, b = await stores(), await stores()
     loop = asyncio.get_running_loop()
     woke: asyncio.Future[tuple[float, list[str]]] = loop.create_future()
@@ -132,6 +133,7 @@ async def test_push_on_one_server_wakes_a_waiter_on_another(stores: StoreFactory
             woke.set_result((time.perf_counter(), list(queues)))
 
     b.on_available(wake)
+    assert await b.fetch(["critical"], 1.0, "w1") is None
     # When server A enqueues
     start = time.perf_counter()
     await a.enqueue([entry("x", queue="critical")], 1.0)
@@ -139,6 +141,32 @@ async def test_push_on_one_server_wakes_a_waiter_on_another(stores: StoreFactory
     at, queues = await asyncio.wait_for(woke, 1.0)
     assert queues == ["critical"]
     assert at - start < 0.05
+
+
+async def test_push_publishes_nothing_while_no_other_server_waits(
+    stores: StoreFactory, redis_url: str
+) -> None:
+    # Given two servers, A with a FETCH that found nothing, B without any
+    a, b = await stores(), await stores()
+    assert await a.fetch(["q"], 1.0, "w1") is None
+    client = aioredis.Redis.from_url(redis_url)
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(a.keys.available)
+    try:
+        # When A pushes (only A waits: nobody else to wake), then B pushes (A waits)
+        await a.enqueue([entry("x", queue="q")], 1.0)
+        await b.enqueue([entry("y", queue="q")], 1.0)
+        # Then exactly one message was published: B's
+        messages = []
+        deadline = time.monotonic() + 0.3
+        while time.monotonic() < deadline:  # None also stands for a skipped subscribe reply
+            message = await pubsub.get_message(timeout=0.05)
+            if message is not None:
+                messages.append(message)
+        assert [json.loads(m["data"])["o"] for m in messages] == [b.origin]
+    finally:
+        await pubsub.aclose()
+        await client.aclose()
 
 
 async def test_own_writes_wake_locally_and_once(stores: StoreFactory) -> None:
@@ -324,9 +352,10 @@ async def test_store_survives_a_redis_restart(private_redis: RedisServer) -> Non
         assert await a.set_size("retries") == 1
         res = await a.fetch(["default"], 2.0, "w")
         assert res is not None and res.entry.jid == "j0"
-        # and B's subscriber came back: it is woken by A's next push
+        # and B's subscriber came back: a FETCH of B's waits, and A's next push wakes it
         woke = asyncio.Event()
         b.on_available(lambda q: woke.set())
+        assert await b.fetch(["late"], 3.0, "w2") is None
         deadline = time.monotonic() + 5
         while not woke.is_set():
             assert time.monotonic() < deadline, "the subscriber did not resubscribe"

@@ -22,7 +22,10 @@ key                     type    contents
 ``P daily``             hash    ``YYYY-MM-DD:processed`` / ``YYYY-MM-DD:failures`` (UTC)
 ``P processes``         hash    wid -> JSON of a worker :class:`~werk.storage.base.Process`
 ``P available``         pubsub  channel: JSON ``{"o": origin, "q": [queues]}`` after jobs
-                                may have become fetchable (enqueue, move, requeue, resume)
+                                may have become fetchable (move, requeue, resume; a push
+                                only while another server has a FETCH waiting)
+``P waiting``           hash    server origin -> Unix time until which it has FETCHes
+                                waiting (set by a FETCH that found nothing)
 ``P locks``             hash    lock key -> owner (:meth:`Store.claim`)
 ``P locks:exp``         zset    member lock key, score = its expiry
 ``P records``           hash    record key -> value (:meth:`Store.put_record`)
@@ -132,6 +135,11 @@ class Keys:
     def daily(self) -> str:
         """The per-UTC-day counters hash."""
         return f"{self.prefix}daily"
+
+    @property
+    def waiting(self) -> str:
+        """The hash of servers with FETCHes waiting (origin -> until when)."""
+        return f"{self.prefix}waiting"
 
     @property
     def processes(self) -> str:

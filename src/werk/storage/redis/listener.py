@@ -1,7 +1,8 @@
 """The cross-server wake-up of the Redis store: one pub/sub subscriber task per store.
 
 Every script that makes jobs fetchable publishes ``{"o": origin, "q": [queues]}`` on
-``<prefix>available``; :class:`AvailableListener` calls the store's callbacks for messages
+``<prefix>available`` (a push only while another server has marked a FETCH waiting, see
+``BATCH``); :class:`AvailableListener` calls the store's callbacks for messages
 from other stores (a store already woke its own waiters). After a lost connection it
 resubscribes by itself and then announces every known queue, since messages published while
 it was away are gone.

@@ -35,56 +35,6 @@ local function announce(known, channel, origin, names)
 end
 """
 
-ENQUEUE = (
-    _HELPERS
-    + """
--- KEYS: seq, queues.  ARGV: qprefix, qeprefix, channel, origin, now, then jid, packed pairs
-local names, seen = {}, {}
-for i = 6, #ARGV, 2 do
-  enqueue_packed(ARGV[1], ARGV[2], KEYS[1], ARGV[i], ARGV[i + 1], ARGV[5], names, seen)
-end
-announce(KEYS[2], ARGV[3], ARGV[4], names)
-return #names
-"""
-)
-
-FETCH = """
--- KEYS: paused, working, working:e.  ARGV: qprefix, qeprefix, now, wid, queue names...
-for i = 5, #ARGV do
-  local q = ARGV[i]
-  if redis.call('SISMEMBER', KEYS[1], q) == 0 then
-    while true do
-      local top = redis.call('ZPOPMIN', ARGV[1] .. q)
-      local jid = top[1]
-      if not jid then break end
-      local v = redis.call('HGET', ARGV[2] .. q, jid)
-      if v then
-        redis.call('HDEL', ARGV[2] .. q, jid)
-        local rf = string.match(v, '^%-?%d+|(%d+)|')
-        local exp = string.format('%.17g', tonumber(ARGV[3]) + tonumber(rf))
-        local r = ARGV[3] .. '|' .. #ARGV[4] .. '|' .. ARGV[4] .. v
-        redis.call('ZADD', KEYS[2], exp, jid)
-        redis.call('HSET', KEYS[3], jid, r)
-        return {jid, r, exp}
-      end
-    end
-  end
-end
-return false
-"""
-
-ACK = """
--- KEYS: working, working:e, stats, daily.  ARGV: jid, day
-local v = redis.call('HGET', KEYS[2], ARGV[1])
-if not v then return false end
-local exp = redis.call('ZSCORE', KEYS[1], ARGV[1]) or '0'
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('HINCRBY', KEYS[3], 'processed', 1)
-redis.call('HINCRBY', KEYS[4], ARGV[2] .. ':processed', 1)
-return {v, exp}
-"""
-
 FAIL = """
 -- KEYS: working, working:e, stats, daily[, placement zset, placement hash]
 -- ARGV: jid, day, deadline ('' for FAIL; for expire the reservation must be <= it)
@@ -305,4 +255,158 @@ for _, n in ipairs(redis.call('SMEMBERS', KEYS[3])) do
 end
 redis.call('UNLINK', unpack(KEYS))
 return 1
+"""
+
+BATCH = """
+-- Many PUSHes, ACKs, FAILs and FETCHes gathered from one event-loop turn, in one round
+-- trip (werk.storage.redis.batch). Variadic commands (ZADD, HSET, HMGET, ZMSCORE, ZPOPMIN
+-- with a count) keep the commands per job low.
+-- KEYS: seq, queues, paused, working, working:e, stats, daily, waiting
+-- ARGV: qprefix, qeprefix, channel, origin, now, wait_until, then four sections:
+--   enqueue: ngroups, total, then per group: queue, n, n x (band, jid, packed entry)
+--   ack:     ndays, then per day: day, n, n x jid
+--   fail:    n, then n x (jid, day, set zset ('' discard), set hash, score, packed entry)
+--   fetch:   ngroups, then per group: nqueues, queues, nreq, nreq x (wid, now)
+-- Returns {queues enqueued, acks {v|false, expiry|false ...}, fails {1|0 ...},
+--   fetches {jid|false, v|false, expiry|false ...}} in the order of ARGV.
+local BAND = 562949953421312
+local function fmt(n) return string.format('%.17g', n) end
+local qp, qep, origin, now = ARGV[1], ARGV[2], ARGV[4], tonumber(ARGV[5])
+local i = 7
+
+local names = {}
+local ngroups, total = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+i = i + 2
+if total > 0 then
+  local seq = redis.call('INCRBY', KEYS[1], total) - total
+  for _ = 1, ngroups do
+    local q, n = ARGV[i], tonumber(ARGV[i + 1])
+    i = i + 2
+    local z, h = {}, {}
+    for _ = 1, n do
+      seq = seq + 1
+      z[#z + 1] = fmt(tonumber(ARGV[i]) * BAND + seq); z[#z + 1] = ARGV[i + 1]
+      h[#h + 1] = ARGV[i + 1]; h[#h + 1] = ARGV[i + 2]
+      i = i + 3
+    end
+    redis.call('ZADD', qp .. q, unpack(z))
+    redis.call('HSET', qep .. q, unpack(h))
+    names[#names + 1] = q
+  end
+  redis.call('SADD', KEYS[2], unpack(names))
+  -- Wake other servers only if one of them has a FETCH waiting (it marked itself).
+  local waiting = redis.call('HGETALL', KEYS[8])
+  for j = 1, #waiting, 2 do
+    if waiting[j] ~= origin and tonumber(waiting[j + 1]) > now then
+      redis.call('PUBLISH', ARGV[3], cjson.encode({o = origin, q = names}))
+      break
+    end
+  end
+end
+
+local acks, seen = {}, {}
+local ndays = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, ndays do
+  local day, n = ARGV[i], tonumber(ARGV[i + 1])
+  local jids = {}
+  for j = 1, n do jids[j] = ARGV[i + 1 + j] end
+  i = i + 2 + n
+  local vals = redis.call('HMGET', KEYS[5], unpack(jids))
+  local exps = redis.call('ZMSCORE', KEYS[4], unpack(jids))
+  local gone = {}
+  for j = 1, n do
+    local jid = jids[j]
+    if vals[j] and not seen[jid] then
+      seen[jid] = true
+      gone[#gone + 1] = jid
+      acks[#acks + 1] = vals[j]; acks[#acks + 1] = exps[j] or '0'
+    else
+      acks[#acks + 1] = false; acks[#acks + 1] = false
+    end
+  end
+  if #gone > 0 then
+    redis.call('ZREM', KEYS[4], unpack(gone))
+    redis.call('HDEL', KEYS[5], unpack(gone))
+    redis.call('HINCRBY', KEYS[6], 'processed', #gone)
+    redis.call('HINCRBY', KEYS[7], day .. ':processed', #gone)
+  end
+end
+
+local fails = {}
+local nfails = tonumber(ARGV[i])
+i = i + 1
+for f = 1, nfails do
+  local jid, day = ARGV[i], ARGV[i + 1]
+  fails[f] = 0
+  if redis.call('ZSCORE', KEYS[4], jid) then
+    redis.call('ZREM', KEYS[4], jid)
+    redis.call('HDEL', KEYS[5], jid)
+    redis.call('HINCRBY', KEYS[6], 'processed', 1)
+    redis.call('HINCRBY', KEYS[6], 'failures', 1)
+    redis.call('HINCRBY', KEYS[7], day .. ':processed', 1)
+    redis.call('HINCRBY', KEYS[7], day .. ':failures', 1)
+    if ARGV[i + 2] ~= '' then
+      redis.call('ZADD', ARGV[i + 2], ARGV[i + 4], jid)
+      redis.call('HSET', ARGV[i + 3], jid, ARGV[i + 5])
+    end
+    fails[f] = 1
+  end
+  i = i + 6
+end
+
+local fetches, wz, wh, idle = {}, {}, {}, false
+local nfetch = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, nfetch do
+  local nq = tonumber(ARGV[i])
+  local queues = {}
+  for j = 1, nq do queues[j] = ARGV[i + j] end
+  local nreq = tonumber(ARGV[i + nq + 1])
+  local base = i + nq + 2  -- request r: wid at base + 2(r-1), now after it
+  i = base + 2 * nreq
+  local got = 0
+  for _, q in ipairs(queues) do
+    if got >= nreq then break end
+    if redis.call('SISMEMBER', KEYS[3], q) == 0 then
+      while got < nreq do
+        local want = nreq - got
+        local top = redis.call('ZPOPMIN', qp .. q, want)
+        if #top == 0 then break end
+        local jids = {}
+        for j = 1, #top, 2 do jids[#jids + 1] = top[j] end
+        local vals = redis.call('HMGET', qep .. q, unpack(jids))
+        local taken = {}
+        for j = 1, #jids do
+          local v = vals[j]
+          if v then
+            local r = base + 2 * got
+            local wid, rnow = ARGV[r], ARGV[r + 1]
+            local exp = fmt(tonumber(rnow) + tonumber(string.match(v, '^%-?%d+|(%d+)|')))
+            wz[#wz + 1] = exp; wz[#wz + 1] = jids[j]
+            wh[#wh + 1] = jids[j]; wh[#wh + 1] = rnow .. '|' .. #wid .. '|' .. wid .. v
+            taken[#taken + 1] = jids[j]
+            fetches[#fetches + 1] = jids[j]; fetches[#fetches + 1] = v
+            fetches[#fetches + 1] = exp
+            got = got + 1
+          end
+        end
+        if #taken > 0 then redis.call('HDEL', qep .. q, unpack(taken)) end
+        if #jids < want then break end
+      end
+    end
+  end
+  for _ = got + 1, nreq do
+    fetches[#fetches + 1] = false; fetches[#fetches + 1] = false; fetches[#fetches + 1] = false
+    idle = true
+  end
+end
+if #wz > 0 then
+  redis.call('ZADD', KEYS[4], unpack(wz))
+  redis.call('HSET', KEYS[5], unpack(wh))
+end
+-- A FETCH that found nothing will wait: mark this server as having waiters, so that
+-- other servers publish their pushes (the mark expires by itself).
+if idle then redis.call('HSET', KEYS[8], origin, ARGV[6]) end
+return {names, acks, fails, fetches}
 """

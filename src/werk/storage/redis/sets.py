@@ -16,6 +16,7 @@ from redis.commands.core import AsyncScript
 
 from werk.storage.base import AvailableCallback, Placement, Scored, SetFilter, SetName
 from werk.storage.redis import scripts as lua
+from werk.storage.redis.batch import Batcher
 from werk.storage.redis.codec import (
     fmt_float,
     glob,
@@ -39,9 +40,7 @@ MOVE_CHUNK = 1000
 """Entries moved per script call when a whole set is requeued."""
 
 _SCRIPTS = {
-    "enqueue": lua.ENQUEUE,
-    "fetch": lua.FETCH,
-    "ack": lua.ACK,
+    "batch": lua.BATCH,
     "fail": lua.FAIL,
     "extend": lua.EXTEND,
     "move": lua.MOVE,
@@ -64,6 +63,7 @@ class RedisSets:
     """Client, scripts, and the set operations of the Redis store (see the module doc)."""
 
     _redis: aioredis.Redis
+    _batcher: Batcher
     origin: str
 
     def __init__(self, keys: Keys) -> None:
@@ -126,8 +126,9 @@ class RedisSets:
 
     @wrap_errors
     async def fail(self, jid: str, now: float, placement: Placement | None) -> bool:
-        """Release a reservation, count it as failed, and place the job (or discard it)."""
-        return await self._release_failed(jid, now, placement, "")
+        """Release a reservation, count it as failed, and place the job (or discard it);
+        batched with the other FAILs, ACKs and FETCHes of the same event-loop turn."""
+        return await self._batcher.fail(jid, now, placement)
 
     @wrap_errors
     async def expire(self, jid: str, now: float, placement: Placement | None) -> bool:

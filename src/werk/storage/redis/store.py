@@ -1,8 +1,11 @@
 """The Redis storage backend: several Werk servers share one Redis (6.2+ or Valkey).
 
 Every multi-step change is one Lua script (:mod:`werk.storage.redis.scripts`), so every
-rule holds across servers; the key layout is in :mod:`werk.storage.redis.keys`. Blocking FETCH
-wakes across servers through a pub/sub channel that :class:`AvailableListener` follows.
+rule holds across servers; the key layout is in :mod:`werk.storage.redis.keys`. The hot
+operations (push, FETCH, ACK, FAIL) that arrive in the same event-loop turn share one script
+call (:mod:`werk.storage.redis.batch`). Blocking FETCH wakes across servers through a
+pub/sub channel that :class:`AvailableListener` follows; a push is published only while
+another server has a FETCH waiting.
 redis-py errors become :class:`~werk.errors.StorageError`; the client reconnects by itself.
 """
 
@@ -12,7 +15,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Sequence
 from dataclasses import asdict
-from typing import cast
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode
 
 import redis.asyncio as aioredis
@@ -31,21 +34,17 @@ from werk.storage.base import (
     Reservation,
     Store,
 )
+from werk.storage.redis.batch import Batcher
 from werk.storage.redis.codec import (
     fmt_float,
-    pack_entry,
     unpack_entry,
     unpack_reservation,
-    utc_day,
     wrap_errors,
 )
 from werk.storage.redis.coord import RedisCoord
 from werk.storage.redis.keys import DEFAULT_PREFIX, Keys
 from werk.storage.redis.listener import AvailableListener
 from werk.storage.redis.sets import RedisSets
-
-ENQUEUE_CHUNK = 500
-"""Entries per ENQUEUE script call: keeps each script short so Redis stays responsive."""
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -84,6 +83,7 @@ class RedisStore(RedisCoord, RedisSets):
         self.max_connections = max_connections
         self.origin = uuid.uuid4().hex
         self._listener: AvailableListener | None = None
+        self._batcher = Batcher(self._run_batch, self.keys, self.origin)
 
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
@@ -132,30 +132,27 @@ class RedisStore(RedisCoord, RedisSets):
 
     # -- queues ------------------------------------------------------------------
 
+    async def _run_batch(self, keys: Sequence[str], args: Sequence[str | bytes]) -> Any:
+        return await self._run("batch", keys, args)
+
     @wrap_errors
     async def enqueue(self, entries: Sequence[Entry], now: float) -> None:
-        """Append entries to their queues; durable as far as Redis is configured."""
-        k = self.keys
-        head = [k.queue_prefix, k.queue_entries_prefix, k.available, self.origin, fmt_float(now)]
-        for i in range(0, len(entries), ENQUEUE_CHUNK):
-            args: list[str | bytes] = list(head)
-            for entry in entries[i : i + ENQUEUE_CHUNK]:
-                args += [entry.jid, pack_entry(entry)]
-            await self._run("enqueue", [k.seq, k.queues], args)
+        """Append entries to their queues; durable as far as Redis is configured.
+
+        Batched with the other pushes, ACKs, FAILs and FETCHes of the same event-loop turn
+        (:mod:`werk.storage.redis.batch`); other servers hear of it only while one of them
+        has a FETCH waiting."""
+        if not entries:
+            return
+        await self._batcher.enqueue(entries, now)
         self._notify(dict.fromkeys(e.queue for e in entries))
 
     @wrap_errors
     async def fetch(self, queues: Sequence[str], now: float, wid: str) -> Reservation | None:
-        """Pop and reserve the next job of the first non-empty unpaused queue."""
+        """Pop and reserve the next job of the first non-empty unpaused queue (batched)."""
         if not queues:
             return None
-        k = self.keys
-        args = [k.queue_prefix, k.queue_entries_prefix, fmt_float(now), wid, *queues]
-        found = await self._run("fetch", [k.paused, k.working, k.working_entries], args)
-        if not found:
-            return None
-        jid, data, expires = cast("list[bytes]", found)
-        return unpack_reservation(jid.decode(), data, float(expires))
+        return await self._batcher.fetch(queues, now, wid)
 
     @wrap_errors
     async def queue_sizes(self) -> dict[str, int]:
@@ -253,14 +250,8 @@ class RedisStore(RedisCoord, RedisSets):
 
     @wrap_errors
     async def ack(self, jid: str, now: float) -> Reservation | None:
-        """Release a reservation and count one processed job."""
-        k = self.keys
-        keys = [k.working, k.working_entries, k.stats, k.daily]
-        found = await self._run("ack", keys, [jid, utc_day(now)])
-        if not found:
-            return None
-        data, expires = cast("list[bytes]", found)
-        return unpack_reservation(jid, data, float(expires))
+        """Release a reservation and count one processed job (batched)."""
+        return await self._batcher.ack(jid, now)
 
     @wrap_errors
     async def extend(self, jid: str, expires_at: float) -> bool:
