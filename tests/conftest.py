@@ -16,6 +16,21 @@ from werk.protocol.resp import Simple
 IN_CI = bool(os.environ.get("CI"))
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--slow`` also runs the tests marked ``slow`` (skipped by default)."""
+    parser.addoption("--slow", action="store_true", help="also run tests marked slow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip ``slow`` tests unless ``--slow`` is given or ``-m`` names the marker."""
+    if config.getoption("--slow") or "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --slow (or -m slow)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 def require(condition: bool, reason: str) -> None:
     """Skip a test when ``condition`` fails, except in CI, where it fails the test."""
     if condition:

@@ -9,6 +9,7 @@ nanosecond precision, as Go's RFC3339Nano writes them.
 from __future__ import annotations
 
 import math
+import os
 import re
 import secrets
 from datetime import UTC, datetime
@@ -20,7 +21,19 @@ DEFAULT_QUEUE: Final = "default"
 DEFAULT_RETRY: Final = 25
 DEFAULT_PRIORITY: Final = 5
 DEFAULT_RESERVE_FOR: Final = 1800
-MIN_RESERVE_FOR: Final = 60
+TEST_MIN_RESERVE_FOR_ENV: Final = "WERK_TEST_MIN_RESERVE_FOR"
+"""For tests only: the server's environment may lower the 60 s minimum ``reserve_for``
+(to 1 s at the least) so that reservation expiry can be tested in seconds. Never set it in
+production: Faktory's minimum is 60 s and workers may rely on it."""
+
+
+def _min_reserve_for() -> int:
+    raw = os.environ.get(TEST_MIN_RESERVE_FOR_ENV, "")
+    return max(1, int(raw)) if raw.strip().isdigit() else 60
+
+
+MIN_RESERVE_FOR: Final = _min_reserve_for()
+"""Faktory's minimum reservation, 60 s (see :data:`TEST_MIN_RESERVE_FOR_ENV`)."""
 MAX_RESERVE_FOR: Final = 86400
 QUEUE_NAME: Final = re.compile(r"\A[a-zA-Z0-9._-]+\Z")
 

@@ -85,3 +85,34 @@ async def test_async_password(werk_server_factory: Callable[..., ServerProcess])
         await client.flush()
     with pytest.raises(AuthenticationError):
         await AsyncClient(f"tcp://:bad@{server.host}:{server.port}").info()
+
+
+@pytest.mark.parametrize("args", ["ann@example.com", {"to": "ann"}, 3, b"raw"])
+def test_job_args_must_be_a_list_or_tuple(client: Client, args: object) -> None:
+    with pytest.raises(TypeError, match="list or a tuple"):
+        Job("SendEmail", args)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="list or a tuple"):
+        client.push({"jobtype": "SendEmail", "args": args})
+    assert client.info()["faktory"]["queues"].get("default", 0) == 0
+
+
+def test_batch_callbacks_accept_job_objects(client: Client) -> None:
+    success = Job("Done", ["ok"], queue="cb")
+    bid = client.batch_new({"success": success, "complete": Job("All", queue="cb")})
+    client.push(Job("Work", queue="work", custom={"bid": bid}))
+    client.batch_commit(bid)
+    work = client.fetch("work")
+    assert work is not None
+    client.ack(work["jid"])
+    fired = []
+    while (callback := client.fetch("cb")) is not None:
+        fired.append(callback["jobtype"])
+        client.ack(callback["jid"])
+    assert sorted(fired) == ["All", "Done"]
+
+
+def test_job_timeout_travels_in_custom(client: Client) -> None:
+    jid = client.push(Job("Slow", custom={"track": 1}, timeout=2.5))
+    job = client.fetch()
+    assert job is not None and job["jid"] == jid
+    assert job["custom"] == {"track": 1, "timeout": 2.5}

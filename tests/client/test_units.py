@@ -98,10 +98,10 @@ async def test_runner_reports_ack_and_fail_with_middleware() -> None:
 
     registry = {"ok": Registration.of("ok", ok), "boom": Registration.of("boom", boom)}
     runner = Runner(registry, [Recorder("a", log), Recorder("b", log)])
-    ack = await runner.run({"jid": "j-ok", "jobtype": "ok", "args": [1]})
+    ack, _ = await runner.run({"jid": "j-ok", "jobtype": "ok", "args": [1]})
     assert ack.data == b'ACK {"jid":"j-ok"}\r\n'
     assert seen == [(1, {"jid": "j-ok", "jobtype": "ok", "args": [1]})]
-    fail = await runner.run({"jid": "j-boom", "jobtype": "boom", "args": [], "backtrace": 1})
+    fail, _ = await runner.run({"jid": "j-boom", "jobtype": "boom", "args": [], "backtrace": 1})
     payload = json.loads(fail.data[5:])
     assert payload["errtype"] == "KeyError" and payload["message"] == "'missing'"
     assert len(payload["backtrace"]) == 1
@@ -111,7 +111,9 @@ async def test_runner_reports_ack_and_fail_with_middleware() -> None:
         "b:after:KeyError",
         "a:after:KeyError",
     ]
-    unknown = json.loads((await runner.run({"jid": "j3", "jobtype": "nope", "args": []})).data[5:])
+    unknown = json.loads(
+        (await runner.run({"jid": "j3", "jobtype": "nope", "args": []}))[0].data[5:]
+    )
     assert unknown["errtype"] == "UnknownJobTypeError"
 
 

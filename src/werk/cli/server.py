@@ -84,8 +84,14 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+JSON_EXTRAS = ("jid", "jobtype", "wid")
+"""Record attributes (``logging``'s ``extra=``) a JSON line carries when a record has them."""
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ``time``, ``level``, ``logger``, ``msg`` (``exc``)."""
+    """One JSON object per line: ``time``, ``level``, ``logger``, ``msg``, the
+    :data:`JSON_EXTRAS` the record has (the worker's job lines carry ``jid`` and
+    ``jobtype``), and ``exc`` (the traceback)."""
 
     def format(self, record: logging.LogRecord) -> str:
         """Return the record as one line of JSON."""
@@ -96,6 +102,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        for key in JSON_EXTRAS:
+            if key in record.__dict__:
+                entry[key] = record.__dict__[key]
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry)

@@ -14,9 +14,13 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from werk.cli.server import setup_logging
 from werk.client import Worker
 from werk.client.queues import parse_queue
 from werk.errors import WerkError
+from werk.server.settings import LOG_FORMATS
+
+WORKER_LEVELS = ("debug", "info", "warn", "warning", "error")
 
 
 def register(subparsers: Any) -> None:
@@ -43,7 +47,19 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--shutdown-timeout", type=float, help="seconds running jobs get to finish on stop"
     )
-    parser.add_argument("-l", "--log-level", default="info", help="debug, info, warning, error")
+    parser.add_argument(
+        "-l",
+        "--log-level",
+        default="info",
+        choices=WORKER_LEVELS,
+        help="debug, info (default; one line per job), warning, error",
+    )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=LOG_FORMATS,
+        help="text (one line per event) or json (one object per line, with jid and jobtype)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -92,23 +108,13 @@ def build_worker(target: Any, args: argparse.Namespace) -> Worker:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``werk worker``; return 0 after a graceful stop."""
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging("warn" if args.log_level == "warning" else args.log_level, args.log_format)
     log = logging.getLogger("werk.worker")
     try:
         worker = build_worker(load_target(args.target), args)
     except (ImportError, AttributeError, ValueError, TypeError) as exc:
         log.error("cannot load %s: %s", args.target, exc)
         return 2
-    log.info(
-        "worker %s: %d jobtypes, queues %s, concurrency %d, server %s",
-        worker.wid,
-        len(worker.registry),
-        ",".join(worker.queues.names),
-        worker.concurrency,
-        worker.address.url(),
-    )
     try:
         worker.run()
     except (WerkError, OSError) as exc:

@@ -13,7 +13,13 @@ from werk.client.connection import AsyncConnection, Connection, ConnectionClosed
 from werk.client.job import Job
 from werk.client.middleware import Middleware
 from werk.client.proto import ClientProtocol, Identity
-from werk.client.runner import SHUTDOWN_ERRTYPE, UnknownJobTypeError, current_job
+from werk.client.runner import (
+    SHUTDOWN_ERRTYPE,
+    TIMEOUT_ERRTYPE,
+    JobTimeoutError,
+    UnknownJobTypeError,
+    current_job,
+)
 from werk.client.url import ConfigurationError, ServerAddress, parse_url
 from werk.client.worker import Worker
 from werk.errors import AuthenticationError, CommandError, NotUniqueError, ProtocolError, WerkError
@@ -26,6 +32,8 @@ __all__ = [
     # consuming
     "Middleware",
     "SHUTDOWN_ERRTYPE",
+    "TIMEOUT_ERRTYPE",
+    "JobTimeoutError",
     "UnknownJobTypeError",
     "Worker",
     "current_job",

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from werk.client.backoff import backoff_delays
 from werk.client.client import CALLS
 from werk.client.connection import CONNECTION_ERRORS, DEFAULT_TIMEOUT, AsyncConnection
-from werk.client.job import Job, job_dict
+from werk.client.job import Job, batch_dict, job_dict
 from werk.client.proto import Call, Identity
 from werk.client.url import ServerAddress, resolve
 
@@ -180,8 +180,9 @@ class AsyncClient:
     # -- Enterprise commands ------------------------------------------------------------------
 
     async def batch_new(self, batch: Mapping[str, Any]) -> str:
-        """Create a batch (``description``, ``success``/``complete`` jobs); return its bid."""
-        return await self._run(CALLS.batch_new(batch))
+        """Create a batch (``description``, ``success``/``complete`` jobs, each a
+        :class:`Job` or a mapping); return its bid."""
+        return await self._run(CALLS.batch_new(batch_dict(batch)))
 
     async def batch_open(self, bid: str) -> str:
         """Reopen a batch to add jobs; return its bid."""

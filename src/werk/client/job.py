@@ -41,6 +41,12 @@ class Job:
         priority: 1..9, higher runs first within a queue (a Werk extension).
         backtrace: how many backtrace lines a failing worker reports.
         custom: free-form data (batches, tracking, unique jobs read keys here).
+        timeout: seconds the worker lets the job run before it FAILs it with errtype
+            ``JobTimeout`` (a Werk client extension, sent as ``custom.timeout``).
+
+    Raises:
+        TypeError: ``args`` is not a list or a tuple (a string would become one argument
+            per character).
     """
 
     jobtype: str
@@ -53,6 +59,10 @@ class Job:
     priority: int | None = None
     backtrace: int | None = None
     custom: Mapping[str, Any] | None = None
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        check_args(self.args)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the job's JSON object as it goes on the wire."""
@@ -69,10 +79,25 @@ class Job:
             "reserve_for": self.reserve_for,
             "priority": self.priority,
             "backtrace": self.backtrace,
-            "custom": dict(self.custom) if self.custom is not None else None,
+            "custom": self._custom(),
         }
         payload.update((key, value) for key, value in optional.items() if value is not None)
         return payload
+
+    def _custom(self) -> dict[str, Any] | None:
+        if self.timeout is None:
+            return dict(self.custom) if self.custom is not None else None
+        return {**(self.custom or {}), "timeout": self.timeout}
+
+
+def check_args(args: object) -> None:
+    """Refuse job arguments that are not a list or a tuple.
+
+    Raises:
+        TypeError: ``args`` is a string, a mapping or anything else but a list or a tuple.
+    """
+    if not isinstance(args, list | tuple):
+        raise TypeError(f"job args must be a list or a tuple, not {type(args).__name__}")
 
 
 def job_dict(job: Job | Mapping[str, Any]) -> dict[str, Any]:
@@ -80,9 +105,24 @@ def job_dict(job: Job | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(job, Job):
         return job.to_dict()
     payload = dict(job)
+    check_args(payload.get("args", []))
     if not payload.get("jid"):
         payload["jid"] = new_jid()
     if not payload.get("created_at"):
         payload["created_at"] = format_time(time.time())
     payload.setdefault("args", [])
+    return payload
+
+
+CALLBACKS = ("success", "complete")
+"""The keys of a batch whose values are job payloads (Faktory Enterprise batches)."""
+
+
+def batch_dict(batch: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a batch's wire form with its callback jobs (:class:`Job` or mappings)
+    turned into payloads."""
+    payload = dict(batch)
+    for key in CALLBACKS:
+        if payload.get(key) is not None:
+            payload[key] = job_dict(payload[key])
     return payload

@@ -11,55 +11,41 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
-from werk.client.backoff import backoff_delays
 from werk.client.client import CALLS
 from werk.client.connection import CONNECTION_ERRORS, AsyncConnection
 from werk.client.proto import Call
+from werk.client.reconnect import Connector, GiveUpError
+from werk.client.reservations import ReservationKeeper
 from werk.client.runner import Runner, shutdown_call
 from werk.client.state import WorkerHost
-from werk.errors import AuthenticationError, CommandError
+from werk.errors import CommandError
 
 log = logging.getLogger("werk.worker")
-
-
-class GiveUpError(Exception):
-    """The worker is past its shutdown deadline and stopped reconnecting."""
-
-
-async def connect(worker: WorkerHost, give_up: asyncio.Event) -> AsyncConnection:
-    """Open a consumer connection, retrying with backoff until ``give_up`` is set.
-
-    Raises:
-        AuthenticationError: the password is wrong (retrying cannot help).
-        GiveUpError: ``give_up`` was set before a connection could be made.
-    """
-    delays = backoff_delays(0.05, 5.0)
-    while not give_up.is_set():
-        try:
-            return await AsyncConnection.open(worker.address, worker.identity, worker.timeout)
-        except AuthenticationError:
-            raise
-        except CONNECTION_ERRORS as exc:
-            delay = next(delays)
-            log.warning("cannot reach %s (%s); retrying in %.2fs", worker.address.url(), exc, delay)
-            try:
-                await asyncio.wait_for(give_up.wait(), delay)
-            except TimeoutError:
-                pass
-    raise GiveUpError("stopped reconnecting at the shutdown deadline")
 
 
 class Processor:
     """One fetch-run-report loop with its own connection."""
 
-    def __init__(self, worker: WorkerHost, runner: Runner, index: int) -> None:
+    def __init__(
+        self,
+        worker: WorkerHost,
+        runner: Runner,
+        connector: Connector,
+        keeper: ReservationKeeper,
+        index: int,
+    ) -> None:
         self.worker = worker
         self.runner = runner
+        self.connector = connector
+        self.keeper = keeper
         self.index = index
         self.job: dict[str, Any] | None = None
         self.abandon = False
+        self.lingering = False
+        """Whether a timed-out job's thread still runs (the slot is busy, nothing to report)."""
         self._conn: AsyncConnection | None = None
 
     async def run(self) -> None:
@@ -80,11 +66,11 @@ class Processor:
                     calls.append(worker.fetch_call())
                 results = await conn.pipeline(calls)
             except CONNECTION_ERRORS as exc:
-                log.warning("processor %d lost its connection: %s", self.index, exc)
+                self.connector.lost(f"processor {self.index}", exc)
                 continue
             except GiveUpError:
                 if report is not None:
-                    log.error("could not report job: %r; the server will expire it", report.data)
+                    log.error("could not report %r; the server will expire it", report.data[:80])
                 break
             if report is not None:
                 self._check_report(report, results[0])
@@ -95,14 +81,20 @@ class Processor:
 
     async def _connection(self) -> AsyncConnection:
         if self._conn is None or self._conn.closed:
-            self._conn = await connect(self.worker, self.worker.give_up)
+            self._conn = await self.connector.connect(f"processor {self.index}")
         return self._conn
 
     @staticmethod
     def _check_report(report: Call[None], outcome: Any) -> None:
         if isinstance(outcome, CommandError):
-            # FAIL after a reservation expired answers "Job not found": nothing to redo.
-            log.warning("server refused %r: %s", report.data[:80], outcome)
+            # ACK/FAIL after a reservation expired answers "Job not found": nothing to redo.
+            verb, _, rest = report.data.partition(b" ")
+            log.warning(
+                "server refused %s %s: %s (had the job's reservation expired?)",
+                verb.decode(),
+                rest[:80].decode("utf-8", "replace").strip(),
+                outcome,
+            )
 
     async def _handle_fetched(self, outcome: Any) -> Call[None] | None:
         if outcome is None:
@@ -116,22 +108,71 @@ class Processor:
             return shutdown_call(job, "fetched while the worker was stopping")
         return await self._execute(job)
 
-    async def _execute(self, job: dict[str, Any]) -> Call[None]:
+    async def _execute(self, job: dict[str, Any]) -> Call[None] | None:
         self.job = job
+        jid = job["jid"]
+        self.keeper.start(job)
         try:
-            return await self.runner.run(job)
+            report, lingering = await self.runner.run(job)
         except asyncio.CancelledError:
             if not self.abandon:
                 raise
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
-            timeout = self.worker.shutdown_timeout
+            self._uncancel()
             self.worker.abandoned += 1
-            log.warning("handing back job %s still running after %.1fs", job.get("jid"), timeout)
-            return shutdown_call(job, f"worker stopped: job still running after {timeout}s")
+            log.warning(
+                "job %s %s: handing it back, still running at the shutdown deadline",
+                jid,
+                job.get("jobtype"),
+                extra={"jid": jid, "jobtype": job.get("jobtype")},
+            )
+            return shutdown_call(job, "worker stopped while the job was still running")
         finally:
             self.job = None
+            self.keeper.finish(jid)
+        if lingering is None:
+            return report
+        return await self._linger(job, report, lingering)
+
+    async def _linger(
+        self, job: dict[str, Any], report: Call[None], thread: asyncio.Future[Any]
+    ) -> Call[None] | None:
+        """Send a timed-out job's FAIL now, then keep this slot busy until its thread ends."""
+        try:
+            conn = await self._connection()
+            self._check_report(report, (await conn.pipeline([report]))[0])
+        except CONNECTION_ERRORS as exc:
+            self.connector.lost(f"processor {self.index}", exc)
+            return report  # sent first after reconnecting
+        except GiveUpError:
+            return None
+        started = time.monotonic()
+        self.lingering = True
+        try:
+            await asyncio.shield(thread)
+        except asyncio.CancelledError:
+            if not self.abandon:
+                raise
+            self._uncancel()
+            self.worker.abandoned += 1
+            return None
+        except Exception:  # the function's error after its timeout: already reported
+            pass
+        finally:
+            self.lingering = False
+        log.warning(
+            "job %s %s: its thread returned %.1fs after the timeout; the slot is free again",
+            job["jid"],
+            job.get("jobtype"),
+            time.monotonic() - started,
+            extra={"jid": job["jid"], "jobtype": job.get("jobtype")},
+        )
+        return None
+
+    @staticmethod
+    def _uncancel() -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
 
     def close(self) -> None:
         """Close the connection (END)."""
@@ -140,27 +181,32 @@ class Processor:
             self._conn = None
 
 
-async def heartbeat(worker: WorkerHost) -> None:
+async def heartbeat(worker: WorkerHost, connector: Connector) -> None:
     """BEAT every ``worker.heartbeat_interval`` seconds (and on every state change).
 
     The BEAT announces the worker's own state (``quiet``/``terminate``) and obeys the
     server's answer. An ``unknown worker`` error (the server restarted and forgot us) or a
-    lost connection makes it reconnect, which registers the worker again.
+    lost connection makes it reconnect, which registers the worker again. Once the worker
+    is stopping, a refused BEAT ends the heartbeat quietly (its processors already said
+    goodbye, so the server may have forgotten it).
     """
     conn: AsyncConnection | None = None
     while True:
         try:
             if conn is None or conn.closed:
-                conn = await connect(worker, worker.give_up)
+                conn = await connector.connect("heartbeat")
             call = CALLS.beat(worker.wid, worker.announced_state, worker.rss_kb())
             state = await conn.call(call)
             worker.obey(state)
         except CommandError as exc:
-            log.warning("BEAT refused: %s; reconnecting", exc)
             if conn is not None:
                 conn.close()
+            if worker.stopping:
+                log.debug("BEAT refused while stopping: %s", exc)
+                return
+            log.info("BEAT refused: %s; registering again", exc)
         except CONNECTION_ERRORS as exc:
-            log.warning("heartbeat connection lost: %s", exc)
+            connector.lost("heartbeat", exc)
         except GiveUpError:
             return
         await worker.wait_state_change(worker.heartbeat_interval)

@@ -4,12 +4,25 @@ The result of running a job is the command that reports it: ``ACK`` when the fun
 returned, ``FAIL`` with the exception's type, message and trimmed backtrace when it raised.
 ``async def`` functions run right on the event loop; plain functions run on a thread pool,
 with their middleware hooks, in one hop.
+
+Every job is logged on the ``werk.worker`` logger with its jid and jobtype in the message
+and as the record's ``jid``/``jobtype`` attributes: its start (debug), its success with
+its duration (info), its failure with the exception and traceback (warning; error for an
+unknown jobtype or a timeout).
+
+**Timeouts** (a Werk client extension): a job runs for at most its ``custom.timeout``
+seconds, else its registration's ``timeout``. Past it the job is FAILed with errtype
+``JobTimeout``. A coroutine is cancelled. A thread cannot be stopped in Python: the plain
+function keeps running, the FAIL goes out at once, and the processor's slot stays busy (no
+new FETCH) until the function returns, so no more than ``concurrency`` functions ever run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
@@ -25,6 +38,10 @@ DEFAULT_BACKTRACE = 30
 """Backtrace lines reported when the job does not ask for a number (``backtrace`` 0/unset)."""
 SHUTDOWN_ERRTYPE = "WorkerShutdown"
 """``errtype`` of jobs handed back to the server because the worker stopped."""
+TIMEOUT_ERRTYPE = "JobTimeout"
+"""``errtype`` of jobs FAILed because they ran past their timeout."""
+
+log = logging.getLogger("werk.worker")
 
 _current: ContextVar[dict[str, Any] | None] = ContextVar("werk_current_job", default=None)
 
@@ -38,18 +55,42 @@ class UnknownJobTypeError(Exception):
     """A job arrived whose ``jobtype`` no function was registered for."""
 
 
+class JobTimeoutError(Exception):
+    """A job ran past its timeout; reported with errtype ``JobTimeout``."""
+
+    errtype = TIMEOUT_ERRTYPE
+
+
 @dataclass(frozen=True, slots=True)
 class Registration:
-    """A registered job function and whether it is a coroutine function."""
+    """A registered job function, whether it is a coroutine function, and its timeout
+    in seconds (``None``: no limit)."""
 
     name: str
     func: Callable[..., Any]
     is_async: bool
+    timeout: float | None = None
 
     @classmethod
-    def of(cls, name: str, func: Callable[..., Any]) -> Registration:
-        """Describe ``func`` registered under ``name``."""
-        return cls(name, func, inspect.iscoroutinefunction(func))
+    def of(cls, name: str, func: Callable[..., Any], timeout: float | None = None) -> Registration:
+        """Describe ``func`` registered under ``name``.
+
+        Raises:
+            ValueError: ``timeout`` is not positive.
+        """
+        if timeout is not None and timeout <= 0:
+            raise ValueError("timeout must be positive seconds")
+        return cls(name, func, inspect.iscoroutinefunction(func), timeout)
+
+
+def job_timeout(job: dict[str, Any], entry: Registration) -> float | None:
+    """The job's ``custom.timeout`` when it is a positive number, else the registration's."""
+    custom = job.get("custom")
+    if custom:
+        value = custom.get("timeout") if isinstance(custom, dict) else None
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+            return float(value)
+    return entry.timeout
 
 
 def backtrace_lines(exc: BaseException, limit: int) -> list[str]:
@@ -102,22 +143,58 @@ class Runner:
         self.middleware = list(middleware)
         self.threads = threads
 
-    async def run(self, job: dict[str, Any]) -> Call[None]:
-        """Run ``job`` and return the ACK or FAIL that reports it."""
-        entry = self.registry.get(job.get("jobtype", ""))
+    async def run(self, job: dict[str, Any]) -> tuple[Call[None], asyncio.Future[Any] | None]:
+        """Run ``job``; return the ACK or FAIL that reports it, and, when a plain function
+        ran past its timeout, the future of its still running thread (else ``None``)."""
+        jid, jobtype = job.get("jid"), job.get("jobtype", "")
+        extra = {"jid": jid, "jobtype": jobtype}
+        entry = self.registry.get(jobtype)
         if entry is None:
-            exc = UnknownJobTypeError(f"no function registered for jobtype {job.get('jobtype')!r}")
-            return fail_call(job, exc)
+            exc = UnknownJobTypeError(f"no function registered for jobtype {jobtype!r}")
+            log.error("job %s %s: %s", jid, jobtype, exc, extra=extra)
+            return fail_call(job, exc), None
+        log.debug("job %s %s: start", jid, jobtype, extra=extra)
+        started = time.perf_counter()
+        timeout = job_timeout(job, entry)
+        lingering: asyncio.Future[Any] | None = None
         if entry.is_async:
-            error = await self._run_async(entry, job)
-        elif self.threads is not None:
-            error = await self.threads.run(self._run_sync, entry, job)
+            error = await self._run_async(entry, job, timeout)
         else:
-            loop = asyncio.get_running_loop()
-            error = await loop.run_in_executor(None, self._run_sync, entry, job)
+            if self.threads is not None:
+                future = self.threads.run(self._run_sync, entry, job)
+            else:
+                loop = asyncio.get_running_loop()
+                future = loop.run_in_executor(None, self._run_sync, entry, job)
+            if timeout is None:
+                error = await future
+            else:
+                done, _ = await asyncio.wait((future,), timeout=timeout)
+                if done:
+                    error = future.result()
+                else:
+                    lingering = future
+                    error = JobTimeoutError(
+                        f"still running after its timeout of {timeout:g}s"
+                        " (its thread runs on; the slot stays busy until it returns)"
+                    )
+        elapsed = time.perf_counter() - started
         if error is None:
-            return CALLS.ack(job["jid"])
-        return fail_call(job, error)
+            if log.isEnabledFor(logging.INFO):
+                log.info("job %s %s: done in %.3fs", jid, jobtype, elapsed, extra=extra)
+            return CALLS.ack(job["jid"]), None
+        level = logging.ERROR if isinstance(error, JobTimeoutError) else logging.WARNING
+        log.log(
+            level,
+            "job %s %s: failed after %.3fs: %s: %s",
+            jid,
+            jobtype,
+            elapsed,
+            type(error).__name__,
+            error,
+            exc_info=error if error.__traceback__ is not None else None,
+            extra=extra,
+        )
+        return fail_call(job, error), lingering
 
     def _before(self, job: dict[str, Any]) -> None:
         for middleware in self.middleware:
@@ -143,12 +220,24 @@ class Runner:
             _current.reset(token)
         return self._after(job, error) if self.middleware else error
 
-    async def _run_async(self, entry: Registration, job: dict[str, Any]) -> BaseException | None:
+    async def _run_async(
+        self, entry: Registration, job: dict[str, Any], timeout: float | None = None
+    ) -> BaseException | None:
         token = _current.set(job)
         error: BaseException | None = None
+        scope: asyncio.Timeout | None = None
         try:
             self._before(job)
-            await entry.func(*job.get("args", ()))
+            if timeout is None:
+                await entry.func(*job.get("args", ()))
+            else:
+                async with asyncio.timeout(timeout) as scope:
+                    await entry.func(*job.get("args", ()))
+        except TimeoutError as exc:
+            if scope is not None and scope.expired():
+                error = JobTimeoutError(f"cancelled after its timeout of {timeout:g}s")
+            else:
+                error = exc
         except Exception as exc:
             error = exc
         finally:

@@ -8,8 +8,12 @@ Lifecycle, in three phases:
    :meth:`Worker.quiet`, or SIGTSTP) stops fetching; ``terminate`` (BEAT), SIGTERM, SIGINT or
    :meth:`Worker.stop` begin the shutdown;
 3. *shutdown*: no new FETCH; running jobs get ``shutdown_timeout`` seconds to finish and be
-   ACKed; jobs still running then are FAILed back with errtype ``WorkerShutdown`` so the
+   ACKed (a second SIGINT/SIGTERM or :meth:`Worker.stop` ``(force=True)`` ends the wait at
+   once); jobs still running then are FAILed back with errtype ``WorkerShutdown`` so the
    server retries them; then middleware ``on_stop``. Nothing is lost.
+
+The worker logs on the ``werk.worker`` logger and never configures logging itself:
+``werk worker`` does, and a program using :class:`Worker` keeps its own configuration.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from werk.client.middleware import Middleware
 from werk.client.processor import Processor, heartbeat
 from werk.client.proto import Call, Identity, new_wid
 from werk.client.queues import QueueOrder
+from werk.client.reconnect import Connector
+from werk.client.reservations import ReservationKeeper
 from werk.client.runner import Registration, Runner
 from werk.client.state import QUIET, RUNNING, STOPPING
 from werk.client.threads import JobThreads
@@ -95,7 +101,10 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed = asyncio.Event()
         self.give_up = asyncio.Event()
+        self._forced = asyncio.Event()
         self._strict_fetch: Call[Any] | None = None
+        self.keeper: ReservationKeeper | None = None
+        """Renews running jobs' reservations (set while the worker runs)."""
 
     # -- registering jobs ---------------------------------------------------------------
 
@@ -103,25 +112,34 @@ class Worker:
     def register(self, name: F) -> F: ...
 
     @overload
-    def register(self, name: str | None = None) -> Callable[[F], F]: ...
+    def register(
+        self, name: str | None = None, *, timeout: float | None = None
+    ) -> Callable[[F], F]: ...
 
-    def register(self, name: str | F | None = None) -> F | Callable[[F], F]:
+    def register(
+        self, name: str | F | None = None, *, timeout: float | None = None
+    ) -> F | Callable[[F], F]:
         """Register a job function, as ``@worker.register("Name")`` or ``@worker.register``.
 
         Without a name the function's ``__name__`` is the jobtype. ``async def`` functions
-        run on the worker's event loop, plain functions on its thread pool.
+        run on the worker's event loop, plain functions on its thread pool. ``timeout``:
+        seconds a job of this type may run (see :mod:`werk.client.runner`).
         """
         if callable(name):
             return self.add(getattr(name, "__name__", repr(name)), name)
 
         def decorator(func: F) -> F:
-            return self.add(name or func.__name__, func)
+            return self.add(name or func.__name__, func, timeout=timeout)
 
         return decorator
 
-    def add(self, jobtype: str, func: F) -> F:
-        """Register ``func`` for jobs of type ``jobtype``; return ``func``."""
-        self.registry[jobtype] = Registration.of(jobtype, func)
+    def add(self, jobtype: str, func: F, *, timeout: float | None = None) -> F:
+        """Register ``func`` for jobs of type ``jobtype``; return ``func``.
+
+        Raises:
+            ValueError: ``timeout`` is not positive.
+        """
+        self.registry[jobtype] = Registration.of(jobtype, func, timeout)
         return func
 
     # -- state, readable by processors and the heartbeat ---------------------------------
@@ -179,7 +197,7 @@ class Worker:
         order = (RUNNING, QUIET, STOPPING)
         if order.index(state) <= order.index(self.state):
             return  # states only move forward, as in the protocol
-        log.info("worker %s: %s", self.wid, state)
+        log.info("worker %s: %s", self.wid, "quiet" if state == QUIET else "stopping")
         self.state = state
         self._changed.set()
         self._changed = asyncio.Event()
@@ -206,9 +224,20 @@ class Worker:
         """Stop fetching new jobs; running ones finish. Safe to call from any thread."""
         self._in_loop(lambda: self._set_state(QUIET))
 
-    def stop(self) -> None:
-        """Begin the graceful shutdown. Safe to call from any thread or signal handler."""
-        self._in_loop(lambda: self._set_state(STOPPING))
+    def stop(self, *, force: bool = False) -> None:
+        """Begin the graceful shutdown. Safe to call from any thread or signal handler.
+
+        With ``force`` (or when already stopping and called again from a signal), running
+        jobs are not waited for: they are FAILed back with errtype ``WorkerShutdown`` at
+        once, so the server retries them.
+        """
+
+        def apply() -> None:
+            self._set_state(STOPPING)
+            if force:
+                self._forced.set()
+
+        self._in_loop(apply)
 
     # -- running -----------------------------------------------------------------------
 
@@ -232,30 +261,53 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         self._changed = asyncio.Event()
         self.give_up = asyncio.Event()
+        self._forced = asyncio.Event()
         if install_signals and threading.current_thread() is threading.main_thread():
             self._install_signals()
+        self._log_start()
         threads = JobThreads(self.concurrency)
         runner = Runner(self.registry, self.middleware, threads)
+        connector = Connector(self)
+        self.keeper = keeper = ReservationKeeper(connector)
         for middleware in self.middleware:
             middleware.on_start(self)
-        processors = [Processor(self, runner, i) for i in range(self.concurrency)]
+        processors = [
+            Processor(self, runner, connector, keeper, i) for i in range(self.concurrency)
+        ]
         tasks = [
             asyncio.create_task(p.run(), name=f"werk-processor-{i}")
             for i, p in enumerate(processors)
         ]
-        beat = asyncio.create_task(heartbeat(self), name="werk-heartbeat")
+        helpers = [
+            asyncio.create_task(heartbeat(self, connector), name="werk-heartbeat"),
+            asyncio.create_task(keeper.run(), name="werk-reservations"),
+        ]
         try:
             await self._supervise(processors, tasks)
         finally:
-            beat.cancel()
-            for task in tasks:
+            for task in [*helpers, *tasks]:
                 task.cancel()
-            await asyncio.gather(beat, *tasks, return_exceptions=True)
+            await asyncio.gather(*helpers, *tasks, return_exceptions=True)
             threads.shutdown()
             for middleware in reversed(self.middleware):
                 middleware.on_stop(self)
             self._loop = None
             log.info("worker %s stopped", self.wid)
+
+    def _log_start(self) -> None:
+        queues = ",".join(
+            f"{name},{weight}" if self.queues.weighted else name
+            for name, weight in zip(self.queues.names, self.queues.weights, strict=True)
+        )
+        log.info(
+            "worker %s starting: server %s, queues %s, concurrency %d, labels %s, jobtypes %s",
+            self.wid,
+            self.address.url(),
+            queues,
+            self.concurrency,
+            ",".join(self.labels),
+            ",".join(sorted(self.registry)) or "(none)",
+        )
 
     async def _supervise(
         self, processors: list[Processor], tasks: list[asyncio.Task[None]]
@@ -269,13 +321,20 @@ class Worker:
                 self._set_state(STOPPING)
                 raise task.exception()  # type: ignore[misc]
         self._set_state(STOPPING)
-        # Shutdown: running jobs get shutdown_timeout seconds to finish and be reported.
-        _, pending = await asyncio.wait(tasks, timeout=self.shutdown_timeout)
+        # Shutdown: running jobs get shutdown_timeout seconds to finish and be reported,
+        # unless a forced stop (a second signal) ends the wait.
+        finished: asyncio.Future[Any] = asyncio.gather(*tasks, return_exceptions=True)
+        forced: asyncio.Future[Any] = asyncio.ensure_future(self._forced.wait())
+        await asyncio.wait(
+            [finished, forced], timeout=self.shutdown_timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        forced.cancel()
+        pending = {task for task in tasks if not task.done()}
         if not pending:
             return
         # Deadline: hand back jobs still running, then stop reconnecting.
         for processor in processors:
-            if processor.job is not None:
+            if processor.job is not None or processor.lingering:
                 processor.abandon = True
                 tasks[processor.index].cancel()
         _, pending = await asyncio.wait(pending, timeout=REPORT_GRACE)
@@ -291,16 +350,18 @@ class Worker:
         loop = asyncio.get_running_loop()
         interrupts = 0
 
-        def on_interrupt() -> None:
+        def on_signal(name: str) -> None:
             nonlocal interrupts
             interrupts += 1
             if interrupts > 1:
-                log.warning("second interrupt: stopping without waiting for running jobs")
-                self.shutdown_timeout = 0.0
-            self.stop()
+                log.warning("second %s: stopping without waiting for running jobs", name)
+                self.stop(force=True)
+            else:
+                log.info("%s: stopping gracefully (send it again to stop at once)", name)
+                self.stop()
 
-        loop.add_signal_handler(signal.SIGTERM, self.stop)
-        loop.add_signal_handler(signal.SIGINT, on_interrupt)
+        loop.add_signal_handler(signal.SIGTERM, on_signal, "SIGTERM")
+        loop.add_signal_handler(signal.SIGINT, on_signal, "SIGINT")
         if hasattr(signal, "SIGTSTP"):
             loop.add_signal_handler(signal.SIGTSTP, self.quiet)
 

@@ -1,0 +1,84 @@
+"""The worker's connections to the server, and what it logs about outages.
+
+Every processor, the heartbeat and the reservation keeper open their own connection through
+one :class:`Connector`. When the server goes away they all notice; the connector turns that
+into one warning per outage (``lost the server ...``) and one info line when the first
+connection succeeds again (``reconnected to ... after 4.1s``). The individual retries are
+logged at debug level.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from werk.client.backoff import backoff_delays
+from werk.client.connection import CONNECTION_ERRORS, AsyncConnection
+from werk.client.state import WorkerHost
+from werk.errors import AuthenticationError
+
+log = logging.getLogger("werk.worker")
+
+
+class GiveUpError(Exception):
+    """The worker is past its shutdown deadline and stopped reconnecting."""
+
+
+class Connector:
+    """Opens consumer connections for one worker and tracks outages.
+
+    Args:
+        worker: whose address, identity, timeout and ``give_up`` event to use.
+    """
+
+    def __init__(self, worker: WorkerHost) -> None:
+        self.worker = worker
+        self.outage_since: float | None = None
+        """``time.monotonic()`` when the current outage began, or ``None``."""
+        self.outages = 0
+
+    def lost(self, what: str, exc: BaseException) -> None:
+        """Record that a connection failed (``what`` names its user, for debug logs)."""
+        if self.outage_since is None:
+            self.outage_since = time.monotonic()
+            self.outages += 1
+            if not self.worker.stopping:
+                log.warning(
+                    "lost the server %s (%s: %s); reconnecting",
+                    self.worker.address.url(),
+                    type(exc).__name__,
+                    exc,
+                )
+        log.debug("%s: connection failed: %s", what, exc)
+
+    def _reached(self) -> None:
+        if self.outage_since is not None:
+            down = time.monotonic() - self.outage_since
+            self.outage_since = None
+            log.info("reconnected to %s after %.1fs", self.worker.address.url(), down)
+
+    async def connect(self, what: str) -> AsyncConnection:
+        """Open a connection, retrying with backoff until the worker gives up.
+
+        Raises:
+            AuthenticationError: the password is wrong (retrying cannot help).
+            GiveUpError: the worker's ``give_up`` was set before a connection was made.
+        """
+        worker = self.worker
+        delays = backoff_delays(0.05, 5.0)
+        while not worker.give_up.is_set():
+            try:
+                conn = await AsyncConnection.open(worker.address, worker.identity, worker.timeout)
+            except AuthenticationError:
+                raise
+            except CONNECTION_ERRORS as exc:
+                self.lost(what, exc)
+                try:
+                    await asyncio.wait_for(worker.give_up.wait(), next(delays))
+                except TimeoutError:
+                    pass
+            else:
+                self._reached()
+                return conn
+        raise GiveUpError("stopped reconnecting at the shutdown deadline")

@@ -1,0 +1,99 @@
+"""Long jobs keep their reservation: executed exactly once and ACKed, never run twice.
+
+The default suite runs the real scenario with small numbers: a server whose minimum
+``reserve_for`` is lowered by the test-only ``WERK_TEST_MIN_RESERVE_FOR``, and a job running
+well past its reservation. The literal case (90 s with ``reserve_for=60`` on a server with
+Faktory's 60 s minimum) runs behind the ``slow`` marker.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.client.conftest import async_wait_until, retries_size, wait_until
+from tests.client.test_worker import Start
+from tests.helpers import ServerProcess
+from werk.client import Client, Job, Worker
+from werk.client.reconnect import Connector
+from werk.client.reservations import Lease, ReservationKeeper
+from werk.errors import CommandError
+from werk.job import TEST_MIN_RESERVE_FOR_ENV
+
+Factory = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+def short_reservations(werk_server_factory: Factory) -> ServerProcess:
+    """A server that accepts ``reserve_for`` down to 1 s (test-only setting)."""
+    return werk_server_factory(env={TEST_MIN_RESERVE_FOR_ENV: "1"})
+
+
+def test_an_unrenewed_reservation_expires(short_reservations: ServerProcess) -> None:
+    # The premise: without renewal the server takes the job back as a failure (into the
+    # retry set, from where it is run again).
+    with Client(short_reservations.url) as client:
+        jid = client.push(Job("Long", reserve_for=1))
+        first = client.fetch()
+        assert first is not None and first["jid"] == jid
+        wait_until(lambda: retries_size(client) == 1, timeout=10)
+        assert client.info()["faktory"]["total_failures"] == 1
+
+
+async def run_long_job(
+    server: ServerProcess, start_worker: Start, seconds: float, reserve_for: int
+) -> tuple[list[str], Worker]:
+    worker = Worker(server.url, concurrency=2)
+    runs: list[str] = []
+
+    @worker.register
+    def long_job(name: str) -> None:
+        runs.append(name)
+        time.sleep(seconds)
+
+    with Client(server.url) as client:
+        client.push(Job("long_job", ["report"], reserve_for=reserve_for))
+        start_worker(worker)
+        await async_wait_until(
+            lambda: client.info()["faktory"]["total_processed"] == 1, timeout=seconds + 15
+        )
+        info = client.info()["faktory"]
+    assert runs == ["report"]  # executed exactly once ...
+    assert info["total_failures"] == 0 and info["sets"]["working"] == 0  # ... and ACKed
+    return runs, worker
+
+
+async def test_a_job_longer_than_its_reservation_runs_once(
+    short_reservations: ServerProcess, start_worker: Start
+) -> None:
+    _, worker = await run_long_job(short_reservations, start_worker, seconds=5, reserve_for=2)
+    assert worker.keeper is not None and worker.keeper.renewals >= 3
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+async def test_a_90s_job_with_reserve_for_60_runs_once(
+    werk_server: ServerProcess, start_worker: Start
+) -> None:
+    _, worker = await run_long_job(werk_server, start_worker, seconds=90, reserve_for=60)
+    assert worker.keeper is not None and worker.keeper.renewals >= 2
+
+
+def test_a_server_without_track_gets_one_warning_and_a_line_per_expired_job(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Faktory's open-source server answers TRACK with an error: the keeper stops asking and
+    # logs, with its jid, each job that outlives its reservation.
+    keeper = ReservationKeeper(Connector(Worker("tcp://localhost:1")))
+    lease = Lease("jid-1", "Export", 60.0, expires=100.0, renew_at=130.0)
+    with caplog.at_level(logging.WARNING, "werk.worker"):
+        keeper._settle(lease, CommandError("ERR Unknown command TRACK"), now=130.0)
+        keeper._watch_expiry(lease, now=170.0)
+        keeper._watch_expiry(lease, now=200.0)
+    assert not keeper.supported
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 2 and "does not support TRACK SET" in messages[0]
+    assert "job jid-1 Export: still running after its reservation of 60s expired" in messages[1]
