@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,7 +20,11 @@ from werk.server.startup import public_url
 
 
 def log_lines(server: ServerProcess) -> list[str]:
-    """The log's messages, without the level letter and time stamp."""
+    """The log's messages, without the level letter and time stamp, once the startup block
+    (which ends with the ``Web UI`` line) is all there."""
+    deadline = time.monotonic() + 10
+    while b"Web UI " not in server.log and time.monotonic() < deadline:
+        time.sleep(0.01)
     return [line.split(" ", 2)[2] for line in server.log.decode().splitlines()]
 
 
