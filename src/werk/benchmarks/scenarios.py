@@ -8,6 +8,9 @@
 - ``scheduled``: jobs due 1 s ahead; how late each starts, p50/p99.
 - ``depth``: cost per push and per fetch+ack with a shallow and a deep queue, and the ratio.
 - ``memory``: the server's RSS with N jobs queued.
+- ``push_path`` / ``push_clients``: the single-PUSH and push-to-FETCH path, per durability
+  mode, against the disk's raw fsync rate; and Python clients side by side
+  (:mod:`werk.benchmarks.pushpath`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from werk.benchmarks.harness import (
     start_workers,
     stop_workers,
 )
+from werk.benchmarks.pushpath import push_clients, push_path
 from werk.client import Client
 
 Scenario = Callable[[str, int], dict[str, Any]]
@@ -244,6 +248,8 @@ DEFAULT_N: dict[str, int] = {
     "scheduled": 1_000,
     "depth": 1_000_000,
     "memory": 1_000_000,
+    "push_path": 5_000,
+    "push_clients": 5_000,
 }
 
 SCENARIOS: dict[str, Scenario] = {
@@ -256,6 +262,8 @@ SCENARIOS: dict[str, Scenario] = {
     "scheduled": scheduled,
     "depth": depth,
     "memory": memory,
+    "push_path": push_path,
+    "push_clients": push_clients,
 }
 
 
