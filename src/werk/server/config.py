@@ -15,6 +15,13 @@ from typing import Any
 ENVIRONMENTS = ("development", "staging", "production")
 DURABILITY_MODES = ("fsync", "os")
 """What ``+OK`` to a PUSH waits for: the fsync (default), or the write reaching the OS."""
+BACKEND_DURABILITY = "backend"
+"""The durability shown for a store that keeps its own setting (Redis' appendfsync, ...)."""
+DURABILITY_MEANING = {
+    "fsync": "+OK to a PUSH after its commit is fsynced",
+    "os": "+OK to a PUSH once the OS has its commit; a power loss may lose the last ones",
+    BACKEND_DURABILITY: "as durable as the storage backend is configured",
+}
 DEFAULT_MAX_LINE = 16 * 1024 * 1024
 
 

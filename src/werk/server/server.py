@@ -25,7 +25,7 @@ from werk.manager import Manager
 from werk.manager.expiry import expired_count
 from werk.manager.features import default_middleware
 from werk.manager.processes import Processes
-from werk.server.config import ServerConfig
+from werk.server.config import BACKEND_DURABILITY, ServerConfig
 from werk.server.connection import Connection
 from werk.server.cron import attach, check_settings
 from werk.server.settings import reloaded
@@ -43,14 +43,6 @@ DESCRIPTION = "Werk (Faktory Enterprise compatible)"
 FAKTORY_VERSION = "1.10.0"
 AUTH_FAILURE_DELAY = 0.5
 LISTEN_BACKLOG = 4096
-BACKEND_DURABILITY = "backend"
-"""The durability shown for a store that keeps its own setting (Redis' appendfsync, ...)."""
-
-DURABILITY_MEANING = {
-    "fsync": "+OK to a PUSH after its commit is fsynced",
-    "os": "+OK to a PUSH once the OS has its commit; a power loss may lose the last ones",
-    BACKEND_DURABILITY: "as durable as the storage backend is configured",
-}
 
 
 class Subsystem(Protocol):

@@ -12,14 +12,25 @@ from __future__ import annotations
 import errno
 import os
 import platform
-from typing import TYPE_CHECKING
+import ssl
+from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from werk import __version__
+from werk.server.config import DURABILITY_MEANING, ServerConfig
 from werk.server.settings import conf_files
 
-if TYPE_CHECKING:
-    from werk.server.server import Server
+
+class Server(Protocol):
+    """What the startup lines read of the server (a protocol: the server imports this
+    module, so this module must not import the server)."""
+
+    config: ServerConfig
+    port: int
+    web_port: int
+    durability: str
+    tls: ssl.SSLContext | None
+
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 BIND_HINTS = {
@@ -43,8 +54,6 @@ def public_url(url: str) -> str:
 def store_line(server: Server) -> str:
     """``store: ...`` naming the backend, where its data lives, and what ``+OK`` to a PUSH
     means there (``durability: fsync``, ``os`` or ``backend``)."""
-    from werk.server.server import DURABILITY_MEANING
-
     config = server.config
     url = config.storage_url or ""
     meaning = DURABILITY_MEANING.get(server.durability, "")
