@@ -267,8 +267,20 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
-def run(name: str, storage: str, n: int, rounds: int) -> dict[str, Any]:
-    """Run a scenario ``rounds`` times; return the median of every figure."""
-    results = [SCENARIOS[name](storage, n) for _ in range(rounds)]
+def run(
+    name: str,
+    storage: str,
+    n: int,
+    rounds: int,
+    on_round: Callable[[int], None] = lambda _round: None,
+) -> dict[str, Any]:
+    """Run a scenario ``rounds`` times; return the median of every figure.
+
+    ``on_round`` is called with the 1-based round number before each round (progress).
+    """
+    results = []
+    for number in range(1, rounds + 1):
+        on_round(number)
+        results.append(SCENARIOS[name](storage, n))
     keys = results[0].keys()
     return {key: median([r[key] for r in results]) for key in keys} | {"rounds": rounds}

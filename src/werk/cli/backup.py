@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from werk.cli.progress import Progress, duration_text, size_text
 from werk.server.config import ENVIRONMENTS, ServerConfig
 from werk.server.settings import ConfigError, load_config
 from werk.storage.sqlite.backup import BackupError, backup
@@ -21,24 +22,49 @@ from werk.storage.sqlite.backup import BackupError, backup
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
-def add_store_options(parser: argparse.ArgumentParser) -> None:
-    """Add the options that locate the store (shared with ``werk restore``)."""
-    parser.add_argument("-d", "--data-dir", help="data directory of the store (default ~/.werk/db)")
-    parser.add_argument("-c", "--config-dir", help="configuration directory")
-    parser.add_argument("-e", "--environment", choices=ENVIRONMENTS)
-    parser.add_argument("--storage", help="storage URL (Redis stores cannot be backed up here)")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+def add_store_options(parser: argparse.ArgumentParser, action: str) -> None:
+    """Add the options that locate the store as ``werk server`` would (shared with
+    ``werk restore``; ``action`` is the command's verb, for the help texts)."""
+    add = parser.add_argument
+    add(
+        "-d",
+        "--data-dir",
+        help="data directory of the embedded store (default $WERK_DATA_DIR, [storage] dir,"
+        " else ~/.werk/db, or /var/lib/werk/db outside development)",
+    )
+    add("-c", "--config-dir", help="configuration directory (default ~/.werk, or /etc/werk)")
+    add(
+        "-e",
+        "--environment",
+        choices=ENVIRONMENTS,
+        help="the environment whose default directories apply (default $WERK_ENV, else"
+        " development)",
+    )
+    add(
+        "--storage",
+        help=f"the server's storage URL, to refuse clearly when it is Redis (Werk {action}s"
+        " only its embedded store; default $WERK_STORAGE or [storage] url)",
+    )
+    add("--json", action="store_true", help="print the result as one JSON object")
 
 
 def register(subparsers: Any) -> None:
     """Add the ``backup`` subcommand."""
-    parser = subparsers.add_parser("backup", help="back up the embedded store (server may run)")
-    add_store_options(parser)
+    parser = subparsers.add_parser(
+        "backup",
+        help="back up the embedded store (the server may keep running)",
+        description="Copy the embedded SQLite store into one consistent file, with a"
+        " <file>.json manifest (SHA-256, size, counts) beside it, while the server keeps"
+        " serving. Restore it with `werk restore FILE`. Progress shows on a terminal; the"
+        " last line sums up.",
+    )
+    add_store_options(parser, "back")
     parser.add_argument(
         "-o",
         "--output",
         default=".",
-        help="a directory (a timestamped file is written there) or a file path (default .)",
+        help="a directory (a werk-<UTC time>.sqlite3 file is written there) or a file path"
+        " (default: the current directory)",
     )
     parser.set_defaults(func=run)
 
@@ -82,15 +108,20 @@ def run(args: argparse.Namespace) -> int:
     if refuse_redis(config, "backup"):
         return 2
     output = Path(args.output).expanduser()
+    progress = Progress("werk backup")
     try:
-        path, manifest = backup(config.data_dir, output)
+        path, manifest = backup(config.data_dir, output, progress.step)
     except BackupError as exc:
+        progress.clear()
         print(f"werk backup: {exc}", file=sys.stderr)
         return 1
+    progress.clear()
     if args.json:
         print(json.dumps({"path": str(path), **asdict(manifest)}))
     else:
         counts = ", ".join(f"{k} {v}" for k, v in manifest.counts.items())
-        print(f"backup written to {path} ({manifest.size} bytes, sha256 {manifest.sha256})")
-        print(f"contents: {counts}")
+        print(
+            f"backup written to {path}: {size_text(manifest.size)} in"
+            f" {duration_text(progress.elapsed)} ({counts}; sha256 {manifest.sha256})"
+        )
     return 0

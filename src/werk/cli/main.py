@@ -19,9 +19,17 @@ SUBCOMMANDS = ("server", "worker", "backup", "restore", "bench")
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser with every available subcommand registered."""
-    parser = argparse.ArgumentParser(prog="werk", description="Werk, a background job server.")
-    parser.add_argument("--version", action="version", version=f"werk {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser = argparse.ArgumentParser(
+        prog="werk",
+        description="Werk, a background job server that speaks the Faktory work protocol.",
+        epilog="`werk COMMAND --help` describes each command and its flags.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"werk {__version__}", help="print the version"
+    )
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="COMMAND", title="commands", help="one of the commands below"
+    )
     for name in SUBCOMMANDS:
         try:
             module = importlib.import_module(f"werk.cli.{name}")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from werk.cli.backup import add_store_options, refuse_redis, store_config
+from werk.cli.progress import Progress, duration_text
 from werk.errors import StorageError
 from werk.server.settings import ConfigError
 from werk.storage.sqlite import schema
@@ -23,11 +24,25 @@ from werk.storage.sqlite.backup import BackupError, is_empty, restore, store_cou
 
 def register(subparsers: Any) -> None:
     """Add the ``restore`` subcommand."""
-    parser = subparsers.add_parser("restore", help="restore the embedded store from a backup")
+    parser = subparsers.add_parser(
+        "restore",
+        help="restore the embedded store from a backup (the server must be stopped)",
+        description="Check a backup made by `werk backup` (manifest, SHA-256, SQLite"
+        " integrity, schema version) and put it in place of the embedded store. Refuses"
+        " while a server holds the data directory, and refuses to replace a store that"
+        " holds jobs unless --force is given (the replaced file is kept beside it)."
+        " Progress shows on a terminal; the last line sums up.",
+    )
     parser.add_argument("backup", help="the backup file (its .json manifest must be beside it)")
-    add_store_options(parser)
-    parser.add_argument("--force", action="store_true", help="replace a store that has data")
-    parser.add_argument("--dry-run", action="store_true", help="check and report; change nothing")
+    add_store_options(parser, "restore")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a store that holds data (default: refuse; the old file is kept)",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="check the backup and report; change nothing"
+    )
     parser.set_defaults(func=run)
 
 
@@ -46,9 +61,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     source = Path(args.backup).expanduser()
     data_dir = config.data_dir
+    progress = Progress("werk restore")
     try:
-        manifest = verify(source)
+        manifest = verify(source, progress.step)
     except BackupError as exc:
+        progress.clear()
         return _fail(f"refusing: {exc}")
     lock = schema.DirectoryLock(data_dir / schema.LOCK_NAME)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -57,17 +74,23 @@ def run(args: argparse.Namespace) -> int:
     except StorageError as exc:
         return _fail(f"refusing: {exc}; stop the server first")
     try:
-        return _restore_locked(args, source, data_dir, manifest.counts)
+        return _restore_locked(args, source, data_dir, manifest.counts, progress)
     except BackupError as exc:
+        progress.clear()
         return _fail(str(exc))
     finally:
         lock.release()
 
 
 def _restore_locked(
-    args: argparse.Namespace, source: Path, data_dir: Path, counts: dict[str, int]
+    args: argparse.Namespace,
+    source: Path,
+    data_dir: Path,
+    counts: dict[str, int],
+    progress: Progress,
 ) -> int:
     current = store_counts(data_dir)
+    progress.clear()
     report = {
         "backup": str(source),
         "data_dir": str(data_dir),
@@ -85,7 +108,9 @@ def _restore_locked(
         _print(args, {**report, "restored": False})
         print("dry run: the backup is intact; nothing was changed", file=sys.stderr)
         return 0
-    kept = restore(source, data_dir)
+    kept = restore(source, data_dir, progress.step)
+    progress.clear()
+    report["seconds"] = round(progress.elapsed, 3)
     _print(
         args, {**report, "restored": True, "replaced_store_kept_at": str(kept) if kept else None}
     )
@@ -100,9 +125,16 @@ def _print(args: argparse.Namespace, report: dict[str, Any]) -> None:
     if args.json:
         print(json.dumps(report))
         return
-    print(f"backup {report['backup']}: intact ({_summary(report['backup_counts'])})")
-    print(f"store {report['data_dir']}: {_summary(report['current_counts']) or 'empty'}")
-    if report["restored"]:
-        print("restored.")
-        if report.get("replaced_store_kept_at"):
-            print(f"the replaced store is kept at {report['replaced_store_kept_at']}")
+    backup, store = report["backup"], report["data_dir"]
+    if not report["restored"]:
+        current = _summary(report["current_counts"]) or "empty"
+        print(
+            f"backup {backup} is intact ({_summary(report['backup_counts'])}); store {store}:"
+            f" {current}; nothing was changed"
+        )
+        return
+    line = f"restored {backup} into {store} in {duration_text(report['seconds'])}"
+    line += f" ({_summary(report['backup_counts'])})"
+    if report.get("replaced_store_kept_at"):
+        line += f"; the replaced store is kept at {report['replaced_store_kept_at']}"
+    print(line)

@@ -42,24 +42,54 @@ class StartError(Exception):
 
 def register(subparsers: Any) -> None:
     """Add the ``server`` subcommand."""
-    parser = subparsers.add_parser("server", help="run the Werk server")
+    parser = subparsers.add_parser(
+        "server",
+        help="run the Werk server (work protocol, web UI, embedded store)",
+        description="Run the server: Faktory's work protocol on --binding, the web UI on"
+        " --web-binding, jobs in the embedded SQLite store in --data-dir (or in Redis with"
+        " --storage). Flags override the environment (WERK_*), which overrides"
+        " <config dir>/conf.d/*.toml. The first log lines say what it runs with. SIGTERM or"
+        " Ctrl-C stops it gracefully, SIGHUP reloads the configuration files.",
+    )
     add = parser.add_argument
     add("-b", "--binding", help="host:port for the work protocol (default localhost:7419)")
-    add("-w", "--web-binding", help="host:port for the web UI; :0 disables it (localhost:7420)")
-    add("-d", "--data-dir", help="data directory of the embedded store (default ~/.werk/db)")
+    add(
+        "-w",
+        "--web-binding",
+        help="host:port for the web UI; :0 disables it (default localhost:7420)",
+    )
+    add(
+        "-d",
+        "--data-dir",
+        help="data directory of the embedded store (default ~/.werk/db, or /var/lib/werk/db"
+        " in staging and production)",
+    )
     add("-c", "--config-dir", help="configuration directory (default ~/.werk, or /etc/werk)")
-    add("-e", "--environment", choices=ENVIRONMENTS, help="default $WERK_ENV, else development")
-    add("-l", "--log-level", choices=LOG_LEVELS, help="default info")
-    add("--log-format", choices=LOG_FORMATS, help="text (Faktory's lines) or json; default text")
+    add(
+        "-e",
+        "--environment",
+        choices=ENVIRONMENTS,
+        help="staging and production require a password (default $WERK_ENV, else development)",
+    )
+    add("-l", "--log-level", choices=LOG_LEVELS, help="log level (default info)")
+    add("--log-format", choices=LOG_FORMATS, help="text (Faktory's lines) or json (default text)")
     add("--storage", help="storage URL, e.g. redis://host:6379/0 (default: embedded SQLite)")
     add(
         "--durability",
         choices=("fsync", "os"),
         help="+OK to a PUSH after the fsync (default) or once the OS has the write",
     )
-    add("--max-line", type=int, help="longest command line accepted, in bytes")
+    add(
+        "--max-line",
+        type=int,
+        help="longest command line accepted, in bytes (default 16 MiB: 16777216)",
+    )
     add("--max-connections", type=int, help="most identified connections (default 2000)")
-    add("--idle-timeout", type=float, help="close producers silent this long (s; 0 = off)")
+    add(
+        "--idle-timeout",
+        type=float,
+        help="close producer connections silent this many seconds (default 0: never)",
+    )
     parser.set_defaults(func=run)
 
 

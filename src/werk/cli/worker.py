@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import logging
 import os
 import sys
@@ -25,27 +26,51 @@ WORKER_LEVELS = ("debug", "info", "warn", "warning", "error")
 
 def register(subparsers: Any) -> None:
     """Add the ``worker`` subcommand."""
+    defaults = {name: param.default for name, param in inspect.signature(Worker).parameters.items()}
     parser = subparsers.add_parser(
         "worker",
         help="run a Python worker",
-        description="Fetch and run jobs with the functions registered on a Worker.",
+        description="Fetch and run jobs with the functions registered on a Worker. TARGET is"
+        " module:attr, where attr is a Worker (its settings are the defaults, the flags"
+        " override them), a mapping of jobtype to function, or a list of functions (each"
+        " registered under its own name). SIGTERM or Ctrl-C stops it gracefully.",
     )
-    parser.add_argument("target", help="import path of a Worker or a registry: module:attr")
+    parser.add_argument(
+        "target",
+        metavar="TARGET",
+        help="module:attr of a Worker, a {jobtype: function} mapping or a list of functions",
+    )
     parser.add_argument(
         "-q",
         "--queue",
         action="append",
         default=[],
         metavar="NAME[,WEIGHT]",
-        help="queue to fetch from, repeatable; weights make the order weighted",
-    )
-    parser.add_argument("-c", "--concurrency", type=int, help="jobs running at once")
-    parser.add_argument("--url", help="server URL (default WERK_URL / FAKTORY_URL)")
-    parser.add_argument(
-        "--label", action="append", default=[], help="label shown on the Busy page, repeatable"
+        help="queue to fetch from, repeatable; weights make the order weighted (default:"
+        f" {', '.join(defaults['queues'])})",
     )
     parser.add_argument(
-        "--shutdown-timeout", type=float, help="seconds running jobs get to finish on stop"
+        "-c",
+        "--concurrency",
+        type=int,
+        help=f"jobs running at once, one connection each (default {defaults['concurrency']})",
+    )
+    parser.add_argument(
+        "--url",
+        help="server URL, tcp://:password@host:port (default $WERK_URL, $FAKTORY_URL, else"
+        " tcp://localhost:7419)",
+    )
+    parser.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        help=f"label shown on the Busy page, repeatable (default {', '.join(defaults['labels'])})",
+    )
+    parser.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        help="seconds running jobs get to finish on stop (default"
+        f" {defaults['shutdown_timeout']:g})",
     )
     parser.add_argument(
         "-l",
@@ -58,7 +83,8 @@ def register(subparsers: Any) -> None:
         "--log-format",
         default="text",
         choices=LOG_FORMATS,
-        help="text (one line per event) or json (one object per line, with jid and jobtype)",
+        help="text (one line per event) or json (one object per line, with jid and jobtype;"
+        " default text)",
     )
     parser.set_defaults(func=run)
 

@@ -18,6 +18,7 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,15 @@ from werk.storage.sqlite import schema
 
 MANIFEST_FORMAT = 1
 SUFFIX = ".sqlite3"
+CHUNK = 1 << 20
+
+StepCallback = Callable[[str, int, int], None]
+"""Told ``(phase, bytes done, bytes in all)`` as a long step goes (``werk backup``'s
+progress line); ``done == 0`` starts a phase."""
+
+
+def _no_progress(phase: str, done: int, total: int) -> None:
+    pass
 
 
 class BackupError(StorageError):
@@ -73,12 +83,15 @@ def counts(conn: sqlite3.Connection) -> dict[str, int]:
     return result
 
 
-def backup(data_dir: Path, target: Path) -> tuple[Path, Manifest]:
+def backup(
+    data_dir: Path, target: Path, progress: StepCallback = _no_progress
+) -> tuple[Path, Manifest]:
     """Take a consistent backup of the store in ``data_dir``.
 
     Args:
         data_dir: the store's data directory (the server may be running).
         target: a directory (a timestamped file is created in it) or a file path.
+        progress: told how the copy and the checksum go.
 
     Returns:
         The backup's path and its manifest.
@@ -94,7 +107,10 @@ def backup(data_dir: Path, target: Path) -> tuple[Path, Manifest]:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     try:
+        expected = source.stat().st_size
+        progress("copying the database", 0, expected)
         snapshot_counts, version = _copy(source, partial)
+        progress("copying the database", expected, expected)
         _fsync(partial)
         partial.replace(path)
         _fsync_dir(path.parent)
@@ -104,7 +120,7 @@ def backup(data_dir: Path, target: Path) -> tuple[Path, Manifest]:
             now,
             version,
             path.stat().st_size,
-            sha256(path),
+            sha256(path, progress),
             snapshot_counts,
         )
         _write_atomic(manifest_path(path), json.dumps(asdict(manifest), indent=2) + "\n")
@@ -134,12 +150,16 @@ def _copy(source: Path, dest: Path) -> tuple[dict[str, int], int]:
         src.close()
 
 
-def sha256(path: Path) -> str:
-    """Return the hex SHA-256 of a file."""
+def sha256(path: Path, progress: StepCallback = _no_progress) -> str:
+    """Return the hex SHA-256 of a file (``progress``: phase ``checksum``)."""
     digest = hashlib.sha256()
+    total, done = path.stat().st_size, 0
+    progress("checksum", 0, total)
     with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
+        while chunk := f.read(CHUNK):
             digest.update(chunk)
+            done += len(chunk)
+            progress("checksum", done, total)
     return digest.hexdigest()
 
 
@@ -159,8 +179,9 @@ def read_manifest(path: Path) -> Manifest:
         raise BackupError(f"{where} is not a valid backup manifest: {exc}") from exc
 
 
-def verify(path: Path) -> Manifest:
-    """Check that the backup at ``path`` is complete, intact and restorable by this Werk.
+def verify(path: Path, progress: StepCallback = _no_progress) -> Manifest:
+    """Check that the backup at ``path`` is complete, intact and restorable by this Werk
+    (``progress``: the checksum, then the integrity check).
 
     Raises:
         BackupError: naming what is wrong (checksum, integrity, identity, version).
@@ -173,8 +194,9 @@ def verify(path: Path) -> Manifest:
         raise BackupError(
             f"backup {path} is {size} bytes, its manifest says {manifest.size}: truncated?"
         )
-    if sha256(path) != manifest.sha256:
+    if sha256(path, progress) != manifest.sha256:
         raise BackupError(f"backup {path} does not match its manifest's SHA-256: corrupt")
+    progress("integrity check", 0, size)
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
@@ -227,10 +249,11 @@ def is_empty(found: dict[str, int] | None) -> bool:
     return found is None or not any(found.values())
 
 
-def restore(path: Path, data_dir: Path) -> Path | None:
+def restore(path: Path, data_dir: Path, progress: StepCallback = _no_progress) -> Path | None:
     """Replace the store in ``data_dir`` with the backup at ``path`` (call :func:`verify`
     first; the caller holds the directory lock). The store that was there is kept beside
-    it as ``werk.sqlite3.replaced-<time>``, whose path is returned.
+    it as ``werk.sqlite3.replaced-<time>``, whose path is returned. The file is copied in
+    chunks of :data:`CHUNK` bytes (``progress``: phase ``copying``).
 
     Raises:
         BackupError: the copy failed (the old store is then left in place).
@@ -240,7 +263,7 @@ def restore(path: Path, data_dir: Path) -> Path | None:
     staged = data_dir / (schema.DB_NAME + ".restoring")
     kept: Path | None = None
     try:
-        staged.write_bytes(path.read_bytes())
+        _copy_file(path, staged, progress)
         _fsync(staged)
         if live.exists():
             _checkpoint(live)
@@ -254,6 +277,16 @@ def restore(path: Path, data_dir: Path) -> Path | None:
         staged.unlink(missing_ok=True)
         raise BackupError(f"restore into {data_dir} failed: {exc}") from exc
     return kept
+
+
+def _copy_file(source: Path, dest: Path, progress: StepCallback) -> None:
+    total, done = source.stat().st_size, 0
+    progress("copying", 0, total)
+    with source.open("rb") as reader, dest.open("wb") as writer:
+        while chunk := reader.read(CHUNK):
+            writer.write(chunk)
+            done += len(chunk)
+            progress("copying", done, total)
 
 
 def _checkpoint(live: Path) -> None:
