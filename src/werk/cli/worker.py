@@ -1,7 +1,8 @@
 """``werk worker module:attr``: run a :class:`~werk.client.Worker` from an import path.
 
 The attribute may be a ``Worker`` (its settings are the defaults, the flags override them)
-or a registry: a mapping of jobtype to function, or a module-level list of such functions.
+or a registry: a mapping of jobtype to function, or a module-level list of functions or
+declared tasks (:func:`werk.client.task`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from werk.cli.server import setup_logging
-from werk.client import Worker
+from werk.client import Task, Worker
 from werk.client.queues import parse_queue
 from werk.errors import WerkError
 from werk.server.settings import LOG_FORMATS
@@ -116,7 +117,9 @@ def build_worker(target: Any, args: argparse.Namespace) -> Worker:
         if isinstance(target, Mapping):
             functions = target
         else:
-            functions = {func.__name__: func for func in target}
+            items = [target] if isinstance(target, Task) else list(target)
+            worker.include(*(item for item in items if isinstance(item, Task)))
+            functions = {f.__name__: f for f in items if not isinstance(f, Task)}
         for name, func in functions.items():
             worker.add(name, func)
     if args.url:

@@ -20,11 +20,18 @@ from werk.client.runner import (
     UnknownJobTypeError,
     current_job,
 )
+from werk.client.tasks import BulkPushed, Pushed, Task, set_default_client, task
 from werk.client.url import ConfigurationError, ServerAddress, parse_url
 from werk.client.worker import Worker
 from werk.errors import AuthenticationError, CommandError, NotUniqueError, ProtocolError, WerkError
 
 __all__ = [
+    # tasks
+    "BulkPushed",
+    "Pushed",
+    "Task",
+    "set_default_client",
+    "task",
     # producing
     "AsyncClient",
     "Client",

@@ -37,6 +37,7 @@ from werk.client.reconnect import Connector
 from werk.client.reservations import ReservationKeeper
 from werk.client.runner import Registration, Runner
 from werk.client.state import QUIET, RUNNING, STOPPING
+from werk.client.tasks import Task
 from werk.client.threads import JobThreads
 from werk.client.url import ServerAddress, resolve
 
@@ -141,6 +142,12 @@ class Worker:
         """
         self.registry[jobtype] = Registration.of(jobtype, func, timeout)
         return func
+
+    def include(self, *tasks: Task[..., Any]) -> None:
+        """Register declared tasks (:func:`werk.client.task`) under their jobtypes, with
+        their timeouts."""
+        for declared in tasks:
+            self.add(declared.jobtype, declared.func, timeout=declared.options.timeout)
 
     # -- state, readable by processors and the heartbeat ---------------------------------
 

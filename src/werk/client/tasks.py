@@ -1,0 +1,286 @@
+"""The task API: declare a job type once, with its defaults, and push it by calling methods.
+
+::
+
+    @task(queue="mail", retry=5, timeout=30)
+    def send_email(address: str, subject: str = "Hello") -> None: ...
+
+    send_email.push("ann@example.com", subject="Welcome")     # -> Pushed(jid=...)
+    send_email.push_in(timedelta(hours=1), "bob@example.com")  # scheduled
+    send_email.push_bulk([send_email.job(a) for a in addresses])
+
+The decorator returns a :class:`Task`: calling it runs the function as before; ``push`` and
+friends take the function's own parameters, which mypy checks (``ParamSpec``). A producer
+needs only the module that declares the task (the function is never run there); a worker
+registers it with :meth:`Worker.include <werk.client.worker.Worker.include>`.
+
+**Arguments on the wire.** Faktory jobs carry a JSON array of positional ``args``, and
+workers in every language read them by position. So keyword arguments are bound to the
+function's signature and sent as positions in parameter order (a skipped optional parameter
+before a given one is sent as its default; trailing ones are left out). Functions with
+keyword-only parameters or ``**kwargs`` cannot be declared as tasks. ``send_email.push("ann",
+subject="Hi")`` and ``send_email.push("ann", "Hi")`` both send ``args ["ann", "Hi"]``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from werk.client.client import Client
+from werk.client.job import Job
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_default: Client | None = None
+_default_lock = threading.Lock()
+
+
+def default_client() -> Client:
+    """The client tasks push with unless given one: set by :func:`set_default_client`, else
+    a :class:`Client` made on first use from ``WERK_URL``/``FAKTORY_URL``."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Client()
+        return _default
+
+
+def set_default_client(client: Client | None) -> None:
+    """Make ``client`` the one tasks push with (``None``: make one from the environment)."""
+    global _default
+    with _default_lock:
+        _default = client
+
+
+@dataclass(frozen=True, slots=True)
+class Pushed:
+    """A job the server accepted: its ``jid``, ``jobtype`` and ``queue``."""
+
+    jid: str
+    jobtype: str
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class BulkPushed:
+    """What :meth:`Task.push_bulk` did: the jobs accepted, and ``{jid: error}`` refused."""
+
+    pushed: list[Pushed]
+    refused: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOptions:
+    """A task's job defaults; ``None`` leaves a field to the server (or, for ``timeout``,
+    to no limit)."""
+
+    queue: str | None = None
+    retry: int | None = None
+    priority: int | None = None
+    reserve_for: int | None = None
+    timeout: float | None = None
+    backtrace: int | None = None
+    custom: Mapping[str, Any] | None = field(default=None, hash=False)
+
+
+def _signature(func: Callable[..., Any]) -> inspect.Signature:
+    signature = inspect.signature(func)
+    for param in signature.parameters.values():
+        if param.kind in (param.KEYWORD_ONLY, param.VAR_KEYWORD):
+            raise TypeError(
+                f"task {func.__qualname__}: parameter {param.name!r} cannot travel as a "
+                "positional job argument (keyword-only parameters and **kwargs are not allowed)"
+            )
+    return signature
+
+
+def positional_args(
+    signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> list[Any]:
+    """Bind ``args``/``kwargs`` to ``signature`` and return them as positions in parameter
+    order (see the module docstring).
+
+    Raises:
+        TypeError: the arguments do not fit the signature.
+    """
+    bound = signature.bind(*args, **kwargs).arguments
+    out: list[Any] = []
+    waiting: list[Any] = []  # defaults of skipped parameters, sent only if a later one is given
+    for name, param in signature.parameters.items():
+        if param.kind is param.VAR_POSITIONAL:
+            if bound.get(name):
+                out += waiting
+                out.extend(bound[name])
+            break
+        if name in bound:
+            out += waiting
+            waiting = []
+            out.append(bound[name])
+        else:
+            waiting.append(param.default)
+    return out
+
+
+class Task(Generic[P, R]):
+    """A declared job type: its function, jobtype and job defaults (see :func:`task`).
+
+    Calling the task calls the function. The ``push`` methods take the function's own
+    arguments and return a :class:`Pushed` with the new job's jid.
+    """
+
+    def __init__(
+        self,
+        func: Callable[P, R],
+        jobtype: str | None = None,
+        options: TaskOptions | None = None,
+        client: Client | None = None,
+    ) -> None:
+        self.func = func
+        self.jobtype = jobtype or func.__name__
+        self.options = options or TaskOptions()
+        if self.options.timeout is not None and self.options.timeout <= 0:
+            raise ValueError("timeout must be positive seconds")
+        self.client = client
+        self.signature = _signature(func)
+        self.__doc__ = func.__doc__
+        self.__name__ = getattr(func, "__name__", self.jobtype)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.jobtype} queue={self.options.queue or 'default'}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the function here and now (no job is pushed)."""
+        return self.func(*args, **kwargs)
+
+    def with_options(self, **options: Any) -> Task[P, R]:
+        """Return a copy of the task with some job defaults changed for its pushes, e.g.
+        ``send_email.with_options(queue="urgent", priority=9).push(...)``.
+
+        Raises:
+            TypeError: an option is not a :class:`TaskOptions` field.
+        """
+        return Task(self.func, self.jobtype, replace(self.options, **options), self.client)
+
+    def using(self, client: Client) -> Task[P, R]:
+        """Return a copy of the task that pushes with ``client``."""
+        return Task(self.func, self.jobtype, self.options, client)
+
+    def job(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        """Build the :class:`Job` a push would send (for ``push_bulk``, batches, or
+        :class:`AsyncClient <werk.client.async_client.AsyncClient>`)."""
+        return self._job(None, args, kwargs)
+
+    def push(self, *args: P.args, **kwargs: P.kwargs) -> Pushed:
+        """Push one job with these arguments.
+
+        Raises:
+            TypeError: the arguments do not fit the function's signature.
+            CommandError: the server refused the job.
+        """
+        return self._push(self._job(None, args, kwargs))
+
+    def push_at(self, at: datetime | float | str, /, *args: P.args, **kwargs: P.kwargs) -> Pushed:
+        """Push a job that runs no earlier than ``at`` (aware datetime, Unix seconds or
+        RFC 3339 text)."""
+        return self._push(self._job(at, args, kwargs))
+
+    def push_in(self, delay: timedelta | float, /, *args: P.args, **kwargs: P.kwargs) -> Pushed:
+        """Push a job that runs no earlier than ``delay`` (seconds or a timedelta) from now."""
+        seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+        return self._push(self._job(time.time() + seconds, args, kwargs))
+
+    def push_bulk(self, jobs: Iterable[Job]) -> BulkPushed:
+        """Push jobs built with :meth:`job` in one PUSHB (one round trip)."""
+        batch = list(jobs)
+        refused = self._client().push_bulk(batch)
+        pushed = [self._pushed(job) for job in batch if job.jid not in refused]
+        return BulkPushed(pushed, refused)
+
+    def _job(self, at: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Job:
+        opts = self.options
+        return Job(
+            self.jobtype,
+            positional_args(self.signature, args, kwargs),
+            queue=opts.queue,
+            at=at,
+            retry=opts.retry,
+            reserve_for=opts.reserve_for,
+            priority=opts.priority,
+            backtrace=opts.backtrace,
+            custom=opts.custom,
+            timeout=opts.timeout,
+        )
+
+    def _client(self) -> Client:
+        return self.client if self.client is not None else default_client()
+
+    def _push(self, job: Job) -> Pushed:
+        self._client().push(job)
+        return self._pushed(job)
+
+    @staticmethod
+    def _pushed(job: Job) -> Pushed:
+        return Pushed(job.jid, job.jobtype, job.queue or "default")
+
+
+@overload
+def task(jobtype: Callable[P, R], /) -> Task[P, R]: ...
+
+
+@overload
+def task(
+    jobtype: str | None = None,
+    /,
+    *,
+    queue: str | None = None,
+    retry: int | None = None,
+    priority: int | None = None,
+    reserve_for: int | None = None,
+    timeout: float | None = None,
+    backtrace: int | None = None,
+    custom: Mapping[str, Any] | None = None,
+    client: Client | None = None,
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+
+def task(
+    jobtype: str | Callable[P, R] | None = None,
+    /,
+    *,
+    queue: str | None = None,
+    retry: int | None = None,
+    priority: int | None = None,
+    reserve_for: int | None = None,
+    timeout: float | None = None,
+    backtrace: int | None = None,
+    custom: Mapping[str, Any] | None = None,
+    client: Client | None = None,
+) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+    """Declare a job type: ``@task`` or ``@task("JobType", queue=..., retry=..., ...)``.
+
+    Without a name the function's ``__name__`` is the jobtype. The options are the job
+    defaults of every push: ``queue``, ``retry``, ``priority`` (1..9, Werk), ``reserve_for``
+    (seconds), ``backtrace``, ``custom``, and ``timeout`` (seconds the worker lets it run;
+    sent as ``custom.timeout``). ``client``: push with this client instead of
+    :func:`default_client`.
+
+    Raises:
+        TypeError: the function has keyword-only parameters or ``**kwargs``.
+        ValueError: ``timeout`` is not positive.
+    """
+    options = TaskOptions(queue, retry, priority, reserve_for, timeout, backtrace, custom)
+    if callable(jobtype):
+        return Task(jobtype, None, options, client)
+    name = jobtype
+
+    def declare(func: Callable[P, R]) -> Task[P, R]:
+        return Task(func, name, options, client)
+
+    return declare

@@ -1,0 +1,128 @@
+"""The task API against a real server: declared defaults, positional args, scheduling, bulk,
+and a worker that runs declared tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.client.conftest import async_wait_until
+from tests.client.test_worker import Start
+from tests.helpers import ServerProcess
+from werk.cli.main import build_parser
+from werk.cli.worker import build_worker
+from werk.client import Client, Pushed, Worker, task
+from werk.client.tasks import positional_args
+
+
+@task(queue="images", retry=3, priority=7, reserve_for=120, timeout=9.5)
+def resize(image_id: int, width: int = 100, height: int = 0) -> int:
+    return image_id * width + height
+
+
+@task("Report")
+async def report(name: str, *pages: int) -> None:
+    await asyncio.sleep(0)
+
+
+def fetch_one(client: Client, queue: str) -> dict[str, Any]:
+    job = client.fetch(queue)
+    assert job is not None
+    return job
+
+
+def test_push_sends_the_declared_defaults_and_positional_args(client: Client) -> None:
+    pushed = resize.using(client).push(7, height=5)
+    assert isinstance(pushed, Pushed) and (pushed.jobtype, pushed.queue) == ("resize", "images")
+    job = fetch_one(client, "images")
+    assert job["jid"] == pushed.jid and job["jobtype"] == "resize"
+    assert job["args"] == [7, 100, 5]  # keyword bound to its position, the skipped default sent
+    assert (job["retry"], job["priority"], job["reserve_for"]) == (3, 7, 120)
+    assert job["custom"] == {"timeout": 9.5}
+    assert resize(2, 3) == 6  # calling the task still calls the function
+
+
+def test_positional_args_convention() -> None:
+    signature = resize.signature
+    assert positional_args(signature, (1,), {}) == [1]
+    assert positional_args(signature, (), {"image_id": 1, "width": 2}) == [1, 2]
+    assert positional_args(report.signature, ("q3", 1, 2), {}) == ["q3", 1, 2]
+    with pytest.raises(TypeError):
+        positional_args(signature, (), {"width": 2})
+
+
+def test_keyword_only_parameters_are_refused() -> None:
+    def send(address: str, *, subject: str) -> None: ...
+
+    def anything(**fields: Any) -> None: ...
+
+    for func in (send, anything):
+        with pytest.raises(TypeError, match="positional job argument"):
+            task(func)
+
+
+def test_scheduled_and_bulk_pushes(client: Client) -> None:
+    images = resize.using(client)
+    images.push_in(timedelta(hours=1), 1)
+    images.push_at(datetime.now(UTC) + timedelta(days=1), 2, width=3)
+    assert client.info()["faktory"]["sets"]["scheduled"] == 2
+    done = images.push_bulk([images.job(n) for n in range(5)])
+    assert [p.queue for p in done.pushed] == ["images"] * 5 and done.refused == {}
+    assert client.info()["faktory"]["queues"]["images"] == 5
+    urgent = images.with_options(queue="urgent", priority=9).push(1)
+    assert urgent.queue == "urgent" and fetch_one(client, "urgent")["priority"] == 9
+
+
+async def test_worker_runs_declared_tasks(
+    werk_server: ServerProcess, client: Client, start_worker: Start
+) -> None:
+    seen: list[tuple[Any, ...]] = []
+
+    @task(queue="work")
+    def record(*values: int) -> None:
+        seen.append(values)
+
+    worker = Worker(werk_server.url, queues=["work"], concurrency=2)
+    worker.include(record)
+    record.using(client).push(1, 2, 3)
+    start_worker(worker)
+    await async_wait_until(lambda: seen == [(1, 2, 3)])
+
+
+def test_a_producer_that_never_runs_a_worker(
+    tmp_path: Path, werk_server: ServerProcess, client: Client
+) -> None:
+    (tmp_path / "app_tasks.py").write_text(
+        textwrap.dedent(
+            """
+            from werk.client import task
+
+            @task(queue="mail")
+            def send_email(address: str, subject: str = "Hello") -> None:
+                raise AssertionError("never runs in the producer")
+            """
+        )
+    )
+    script = "from app_tasks import send_email; print(send_email.push('ann@x.org').jid)"
+    env = {**os.environ, "WERK_URL": werk_server.url}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    job = fetch_one(client, "mail")
+    assert job["jid"] == done.stdout.strip() and job["args"] == ["ann@x.org"]
+
+
+def test_werk_worker_loads_a_list_of_tasks() -> None:
+    args = build_parser().parse_args(["worker", "app:tasks", "-c", "3"])
+    worker = build_worker([resize, report], args)
+    assert set(worker.registry) == {"resize", "Report"}
+    assert worker.registry["resize"].timeout == 9.5 and worker.registry["Report"].is_async

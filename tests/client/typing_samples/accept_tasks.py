@@ -1,0 +1,36 @@
+"""The task API as mypy must accept it (checked by tests/client/test_task_typing.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from werk.client import Client, Job, Pushed, Task, Worker, task
+
+
+@task(queue="mail", retry=5, timeout=30)
+def send_email(address: str, subject: str = "Hello") -> None: ...
+
+
+@task
+def resize(image_id: int, width: int, height: int = 0) -> bool:
+    return width > 0
+
+
+@task("Crawl", reserve_for=600)
+async def crawl(url: str) -> None: ...
+
+
+send_email.push("ann@example.com", subject="Welcome")
+pushed: Pushed = resize.push(42, 800)
+jid: str = resize.push(42, width=800, height=600).jid
+resize.push_in(timedelta(minutes=5), 42, 800)
+resize.push_at(datetime(2030, 1, 1, tzinfo=UTC), image_id=42, width=800)
+resize.with_options(queue="urgent", priority=9).push(1, 2)
+resize.using(Client("tcp://localhost:7419")).push(1, 2)
+result = resize.push_bulk([resize.job(n, 100) for n in range(10)])
+refused: dict[str, str] = result.refused
+job: Job = crawl.job("https://example.com")
+ok: bool = resize(1, 2)  # calling the task calls the function
+typed: Task[[int, int, int], bool] = resize
+worker = Worker()
+worker.include(resize, crawl)
