@@ -10,6 +10,7 @@ from uuid import uuid4
 
 import pytest
 
+from tests import pg
 from tests.helpers import Peer, ServerProcess
 from werk.protocol.resp import Simple
 
@@ -38,6 +39,13 @@ def require(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"{reason} (required in CI)")
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pg_session_database() -> Iterator[None]:
+    """Drop the session's PostgreSQL scratch database (``tests/pg.py``) at the end."""
+    yield
+    pg.drop_session_database()
 
 
 @pytest.fixture(autouse=True)

@@ -1,10 +1,11 @@
 """Fixtures that run the storage contract against every backend (the huey StorageTests idea).
 
-``store`` is an open store on a fresh SQLite directory (in each durability mode) or a
-fresh Redis key prefix;
+``store`` is an open store on a fresh SQLite directory (in each durability mode), a fresh
+Redis key prefix or a fresh PostgreSQL schema (in the session's scratch database, see
+``tests/pg.py``);
 ``reopen`` closes it and opens a new store on the *same* data, to check what survives a
-restart. Redis must be at 127.0.0.1:6379 (DB 1): the tests skip when it is missing,
-except in CI (``CI`` set), where they fail.
+restart. Redis must be at 127.0.0.1:6379 (DB 1) and PostgreSQL at 127.0.0.1:5432: the tests
+skip when one is missing, except in CI (``CI`` set), where they fail.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from uuid import uuid4
 
 import pytest
 
+from tests import pg
 from werk.storage.base import Store
 from werk.storage.sqlite import SqliteStore
 
-BACKENDS = ["sqlite", "sqlite-os", "redis"]
+BACKENDS = ["sqlite", "sqlite-os", "redis", "postgres"]
 """``sqlite-os`` is the embedded store in ``--durability os`` mode, where the event loop
 commits small batches itself: the whole contract must hold there too."""
 REDIS_URL = "redis://127.0.0.1:6379/1"
@@ -30,7 +32,7 @@ Reopen = Callable[[], Awaitable[Store]]
 
 def _unavailable(reason: str) -> None:
     if os.environ.get("CI"):
-        pytest.fail(f"{reason} (Redis is required in CI)")
+        pytest.fail(f"{reason} (required in CI)")
     pytest.skip(reason)
 
 
@@ -41,7 +43,15 @@ class Backend:
         self.name = name
         self.directory = tmp_path / "data"
         self.prefix = f"werktest:{uuid4().hex}:"
+        self.schema = pg.new_schema()
         self.opened: list[Store] = []
+
+    @property
+    def url(self) -> str:
+        """The ``--storage`` URL of this backend's data (Redis and PostgreSQL)."""
+        if self.name == "postgres":
+            return pg.schema_url(self.schema)
+        return f"{REDIS_URL}?prefix={self.prefix}"
 
     def build(self) -> Store:
         """Return an unopened store on this backend's data."""
@@ -49,9 +59,13 @@ class Backend:
             return SqliteStore(
                 self.directory, durability="os" if self.name == "sqlite-os" else "fsync"
             )
+        if self.name == "postgres":
+            from werk.storage.postgres import PostgresStore
+
+            return PostgresStore.from_url(self.url)
         from werk.storage.redis import RedisStore
 
-        return RedisStore.from_url(f"{REDIS_URL}?prefix={self.prefix}")
+        return RedisStore.from_url(self.url)
 
     async def open(self) -> Store:
         """Return an opened store on this backend's data (closed at teardown)."""
@@ -61,11 +75,13 @@ class Backend:
         return store
 
     async def cleanup(self) -> None:
-        """Close every store and, on Redis, delete every key under the prefix."""
+        """Close every store and delete its data (Redis keys, PostgreSQL schema)."""
         for store in self.opened:
             await store.close()
         if self.name == "redis":
             await _delete_prefix(self.prefix)
+        if self.name == "postgres":
+            pg.drop_schema(self.schema)
 
 
 async def _redis_ready() -> str | None:
@@ -106,6 +122,8 @@ async def backend_data(name: str, tmp_path: Path) -> AsyncIterator[Backend]:
         reason = await _redis_ready()
         if reason is not None:
             _unavailable(reason)
+    if name == "postgres" and not pg.pg_available():
+        _unavailable(f"PostgreSQL at {pg.PG_ADMIN} is unreachable")
     data = Backend(name, tmp_path)
     try:
         yield data

@@ -1,8 +1,9 @@
 """The coordination part of the storage contract: locks, records, counters and limiters.
 
 Run unchanged against every backend (the ``store`` fixture). Times are explicit ``now``
-values, never sleeps. Tests that need two servers on one backend run on Redis only: the
-SQLite store is single-server by design (its directory lock refuses a second one).
+values, never sleeps. Tests that need two servers on one backend run on Redis and
+PostgreSQL: the SQLite store is single-server by design (its directory lock refuses a
+second one).
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ T0 = 1_700_000_040.0  # a multiple of 60 (and of 10): bucket intervals start her
 KINDS: tuple[LimitKind, ...] = ("concurrent", "bucket", "window", "leaky")
 
 
-REDIS_ONLY = pytest.mark.parametrize("backend", ["redis"], indirect=True)
+SHARED = pytest.mark.parametrize("backend", ["redis", "postgres"], indirect=True)
 """For tests of several servers on one store: the SQLite store is single-server by design."""
+
+REDIS_ONLY = pytest.mark.parametrize("backend", ["redis"], indirect=True)
 
 
 async def two_servers(backend: Backend) -> tuple[Store, Store]:
-    """Two stores on one backend's data (Redis only; SQLite refuses a second server)."""
-    assert backend.name == "redis"
+    """Two stores on one backend's data (not SQLite, which refuses a second server)."""
+    assert backend.name in ("redis", "postgres")
     return await backend.open(), await backend.open()
 
 
@@ -73,7 +76,7 @@ async def test_concurrent_claims_have_exactly_one_winner(store: Store) -> None:
     assert sum(won) == 1
 
 
-@REDIS_ONLY
+@SHARED
 async def test_claims_from_two_servers_have_exactly_one_winner(backend: Backend) -> None:
     a, b = await two_servers(backend)
     for round_ in range(5):
@@ -296,7 +299,7 @@ async def test_waiting_retry_after_succeeds(store: Store, kind: LimitKind) -> No
     assert (await acquire(store, kind, 3, 20, later, "late")).acquired
 
 
-@REDIS_ONLY
+@SHARED
 @pytest.mark.parametrize("kind", KINDS)
 async def test_limiters_from_two_servers_never_exceed_the_limit(
     backend: Backend, kind: LimitKind

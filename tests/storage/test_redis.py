@@ -26,7 +26,7 @@ import redis.asyncio as aioredis
 from werk.errors import StorageError
 from werk.storage import open_store
 from werk.storage.base import Entry, Process, Scored
-from werk.storage.redis.codec import glob
+from werk.storage.matching import glob
 from werk.storage.redis.store import RedisStore, split_url
 
 pytestmark = pytest.mark.redis

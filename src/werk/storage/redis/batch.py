@@ -23,12 +23,12 @@ from typing import Any, cast
 
 from werk.errors import StorageError
 from werk.storage.base import Entry, Placement, Reservation
+from werk.storage.matching import utc_day
 from werk.storage.redis.codec import (
     fmt_float,
     pack_entry,
     unpack_entry,
     unpack_reservation,
-    utc_day,
 )
 from werk.storage.redis.keys import Keys
 

@@ -15,15 +15,13 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from werk.storage.base import AvailableCallback, Placement, Scored, SetFilter, SetName
+from werk.storage.matching import glob, is_empty, utc_day
 from werk.storage.redis import scripts as lua
 from werk.storage.redis.batch import Batcher
 from werk.storage.redis.codec import (
     fmt_float,
-    glob,
-    is_empty,
     pack_entry,
     unpack_entry,
-    utc_day,
     wrap_errors,
 )
 from werk.storage.redis.keys import Keys

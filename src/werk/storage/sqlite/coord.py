@@ -24,26 +24,9 @@ from typing import Any
 
 from werk.storage.base import LimitKind, LimitResult
 from werk.storage.limits import LEAK_EPSILON, PURGE, bucket_start, check_limits, leaky_level, units
+from werk.storage.matching import prefix_bound
 from werk.storage.sqlite.queues import QueueMixin
 from werk.storage.sqlite.writer import Batch
-
-
-def prefix_bound(prefix: str) -> str | None:
-    """Return the smallest string above every string starting with ``prefix``.
-
-    SQLite compares TEXT by its UTF-8 bytes, which orders like code points, so bumping the
-    last code point (skipping surrogates, dropping a maximal one) gives an exact bound.
-    ``None``: no bound (an empty prefix, or only maximal code points).
-    """
-    chars = list(prefix)
-    while chars:
-        last = ord(chars.pop()) + 1
-        if last == 0xD800:
-            last = 0xE000
-        if last <= 0x10FFFF:
-            return "".join(chars) + chr(last)
-    return None
-
 
 # -- locks, records, counters (writer) ---------------------------------------------------
 
