@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +34,12 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+ARTIFACTS = Path(
+    os.environ.get("WERK_ARTIFACTS") or Path(tempfile.gettempdir()) / "werk-test-artifacts"
+)
+SCREENSHOTS = ARTIFACTS / "screenshots"
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+"""Where ``WERK_DOCS_SCREENSHOTS=1`` also puts the pictures that docs/webui.md shows."""
 OK = Simple("OK")
 
 
@@ -58,10 +64,19 @@ def launch() -> Iterator[Any]:
             browser.close()
 
 
-def screenshot(page: Any, name: str) -> None:
-    """Save a full-page screenshot to ``test-artifacts/screenshots/<name>.png``."""
+def screenshot(page: Any, name: str, docs: bool = False) -> None:
+    """Save a full-page screenshot as a test artifact, ``<artifacts>/screenshots/<name>.png``
+    (``$WERK_ARTIFACTS``, else ``werk-test-artifacts`` in the temporary directory).
+
+    With ``docs`` and ``WERK_DOCS_SCREENSHOTS=1`` in the environment, also save what the
+    window shows as ``docs/screenshots/<name>.jpg``, the picture docs/webui.md shows.
+    """
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    if docs and os.environ.get("WERK_DOCS_SCREENSHOTS") == "1":
+        DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = DOCS_SCREENSHOTS / f"{name}.jpg"
+        page.screenshot(path=str(path), type="jpeg", quality=70, animations="disabled")
 
 
 class Filler:

@@ -2,7 +2,9 @@
 
 Each test starts ``werk server`` with its web UI, fills it through the work protocol,
 clicks through the pages as a user would (confirm dialogs accepted), and checks the effect
-on the page and in ``/stats``. Screenshots land in ``test-artifacts/screenshots/``.
+on the page and in ``/stats``. Screenshots are saved as test artifacts (see
+:func:`tests.webui.browser.screenshot`). Live refreshes are paused here, so a page never
+changes under a click; ``test_browser_pages.py`` tests them.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def ui(werk_server_factory: Callable[..., ServerProcess], browser: Any) -> Itera
     context = browser.new_context(
         base_url=f"http://127.0.0.1:{server.web_port}", viewport={"width": 1280, "height": 900}
     )
-    context.add_init_script("localStorage.timeInterval = '2000'")
+    context.add_init_script("localStorage.timeInterval = '2000'; localStorage.livePaused = '1'")
     page = context.new_page()
     page.on("dialog", lambda dialog: dialog.accept())
     errors: list[str] = []
@@ -83,7 +85,17 @@ def test_dashboard_live_chart_history_and_tiles(ui: Session) -> None:
     ui.go("/")
     page = ui.page
     page.wait_for_function("Number(document.getElementById('live-chart').dataset.polls) >= 2")
-    assert page.locator("#live-chart .line.processed").get_attribute("points")
+    # Both charts are drawn by uPlot, with axes and a legend naming both series
+    for chart in ("#live-chart", "#history-chart"):
+        assert page.locator(f"{chart} canvas").count() >= 1
+        legend = page.locator(f"{chart} .u-legend").inner_text()
+        assert "processed" in legend and "failed" in legend
+    # Hovering the history chart shows the values of that day in its legend
+    box = page.locator("#history-chart .u-over").bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2)
+    values = page.locator("#history-chart .u-legend .u-value").all_inner_texts()
+    assert values[1:] == ["1", "1"], values
     assert page.locator("[data-stat=retries]").inner_text() == "1"
     # And the summary bar follows new jobs without a reload
     for i in range(3):
@@ -93,7 +105,7 @@ def test_dashboard_live_chart_history_and_tiles(ui: Session) -> None:
     page.locator("#interval").fill("10")
     assert page.evaluate("localStorage.timeInterval") == "10000"
     assert page.locator("#interval-value").inner_text() == "10"
-    for tile in ("Werk version", "Uptime (days)", "Connections", "Memory (MB)"):
+    for tile in ("Werk version", "Uptime", "Connections", "Memory (MB)"):
         assert page.get_by_text(tile).count() == 1
     assert "processed 1" in page.locator("#history .legend").inner_text()
     screenshot(page, "dashboard")

@@ -119,11 +119,13 @@ async def test_job_detail_pages(web: Web) -> None:
         "line 1",
         "acme",
         "Next retry",
-        "25 remaining",
+        "Failed 1 time(s), retried 0 of 25 time(s).",
     ):
         assert needle in retry
     dead = (await web.client.get("/morgue/dead-000001")).text
     assert "Died" in dead and "boom dead-000001" in dead
+    assert "Failed 1 time(s); retries are off (retry: -1)." in dead
+    assert "-1 remaining" not in dead and "Not yet enqueued" not in dead
     sched = (await web.client.get("/scheduled/sched-00001")).text
     assert "2999-01-01 00:00:00 UTC" in sched
     assert "<b>x</b>" not in sched and "&lt;b&gt;x&lt;/b&gt;" in sched

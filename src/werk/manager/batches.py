@@ -174,6 +174,24 @@ class Batches(Middleware):
         doc["success_st"] = _st(counts, "success_st")
         return doc
 
+    async def listing(self, now: float) -> list[dict[str, Any]]:
+        """Return every batch still kept, newest first, as :func:`overview` dicts (web UI)."""
+        rows = []
+        for key, data in await self.store.records(KEY, now):
+            if ":" in key[len(KEY) :]:
+                continue
+            counts = await self.store.add_counts(key, {})
+            rows.append(overview(Batch.decode(data), counts))
+        rows.sort(key=lambda row: (-row["created_ts"], row["bid"]))
+        return rows
+
+    async def overview(self, bid: str, now: float) -> dict[str, Any] | None:
+        """Return one batch as an :func:`overview` dict, or ``None`` if it is not kept."""
+        data = await self.store.get_record(KEY + bid, now) if bid else None
+        if data is None:
+            return None
+        return overview(Batch.decode(data), await self.store.add_counts(KEY + bid, {}))
+
     # -- middleware ------------------------------------------------------------------
 
     async def push(self, job: dict[str, Any], now: float) -> None:
@@ -274,6 +292,46 @@ class Batches(Middleware):
         await self.store.add_counts(KEY + bid, {f"{which}_st": 1})
         if which == "complete":
             await self._settle(bid, now)
+
+
+def overview(batch: Batch, counts: dict[str, int]) -> dict[str, Any]:
+    """Describe a batch for the web UI.
+
+    Keys: ``bid``, ``description``, ``parent_bid``, ``created_ts`` (Unix seconds),
+    ``committed``, ``total``, ``pending``, ``failed``, ``children`` (child batches not yet
+    complete), ``callbacks`` (``{name: {"jobtype", "state"}}``, state ``""`` not yet,
+    ``"enqueued"``, ``"done"``) and ``state``: ``open`` (not committed), ``running``,
+    ``complete`` (every job ran; some failed) or ``success``.
+    """
+    states = {0: "", 1: "enqueued", 2: "done"}
+    callbacks = {
+        name: {
+            "jobtype": str(job.get("jobtype", "")),
+            "state": states.get(max(0, min(2, counts.get(f"{name}_st", 0))), ""),
+        }
+        for name, job in batch.callbacks.items()
+    }
+    if not batch.committed:
+        state = "open"
+    elif counts.get("success_st", 0) > 0:
+        state = "success"
+    elif counts.get("complete_st", 0) > 0:
+        state = "complete"
+    else:
+        state = "running"
+    return {
+        "bid": batch.bid,
+        "description": batch.description,
+        "parent_bid": batch.parent_bid,
+        "created_ts": batch.created_at,
+        "committed": batch.committed,
+        "total": counts.get("total", 0),
+        "pending": counts.get("pending", 0),
+        "failed": counts.get("failed", 0),
+        "children": max(0, counts.get("children_complete", 0)),
+        "callbacks": callbacks,
+        "state": state,
+    }
 
 
 def batches_of(manager: Manager) -> Batches:

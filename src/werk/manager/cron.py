@@ -10,6 +10,7 @@ runs), all through the store's coordination primitives.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -28,6 +29,8 @@ log = logging.getLogger("werk.cron")
 HISTORY: Final = 25
 """How many recent runs each entry's record keeps."""
 LOCK_TTL: Final = 30.0
+LOCK_TRIES: Final = 50
+LOCK_WAIT: Final = 0.02
 MAX_CATCH_UP: Final = 31 * 24 * 3600.0
 """``catch_up`` looks back at most this far (seconds) for a missed tick."""
 RECORD_PREFIX: Final = "cron:entry:"
@@ -221,20 +224,86 @@ class Cron:
             record = await self._record(entry.id, now)
             if record.get("last") is not None and float(record["last"]) >= due:
                 return ""
-            jid = new_jid()
-            run: dict[str, Any] = {"at": format_time(due), "jid": jid, "enqueued_at": ""}
-            try:
-                await self.manager.push({**entry.job, "jid": jid})
-                run["enqueued_at"] = format_time(now)
-            except CommandError as exc:
-                log.warning("cron %s: job refused: %s", entry.label, exc.wire())
-                run["error"], jid = exc.wire(), ""
-            record = {"last": due, "runs": [run, *record.get("runs", [])][:HISTORY]}
-            value = json.dumps(record, separators=(",", ":")).encode()
-            await store.put_record(RECORD_PREFIX + entry.id, value, None, now)
+            if record.get("disabled"):
+                # A disabled entry lets its ticks pass: enabling it does not catch them up.
+                await self._save(entry.id, {**record, "last": due}, now)
+                return ""
+            jid = await self._push(entry, due, record, now)
+            await self._save(entry.id, {**record, "last": due}, now)
             return jid
         finally:
             await store.release(lock, self.owner)
+
+    async def _push(self, entry: CronEntry, tick: float, record: dict[str, Any], now: float) -> str:
+        """Push the entry's job and add the run to ``record["runs"]``; return its jid."""
+        jid = new_jid()
+        run: dict[str, Any] = {"at": format_time(tick), "jid": jid, "enqueued_at": ""}
+        try:
+            await self.manager.push({**entry.job, "jid": jid})
+            run["enqueued_at"] = format_time(now)
+        except CommandError as exc:
+            log.warning("cron %s: job refused: %s", entry.label, exc.wire())
+            run["error"], jid = exc.wire(), ""
+        record["runs"] = [run, *record.get("runs", [])][:HISTORY]
+        return jid
+
+    async def _save(self, entry_id: str, record: dict[str, Any], now: float) -> None:
+        value = json.dumps(record, separators=(",", ":")).encode()
+        await self.manager.store.put_record(RECORD_PREFIX + entry_id, value, None, now)
+
+    def entry(self, entry_id: str) -> CronEntry | None:
+        """Return the entry with this id, if configured."""
+        return next((e for e in self.entries if e.id == entry_id), None)
+
+    async def _locked(self, entry_id: str, now: float) -> dict[str, Any]:
+        lock = LOCK_PREFIX + entry_id
+        for _ in range(LOCK_TRIES):
+            if await self.manager.store.claim(lock, self.owner, LOCK_TTL, now):
+                return await self._record(entry_id, now)
+            await asyncio.sleep(LOCK_WAIT)
+        raise CommandError(f"cron entry {entry_id} is busy, try again")
+
+    async def set_enabled(self, entry_id: str, enabled: bool) -> None:
+        """Enable or disable an entry on every server sharing the store.
+
+        The choice is kept in the entry's record, so it survives restarts and reloads
+        (Werk's extension; Faktory's cron has no such switch). A disabled entry skips its
+        ticks; the ``[[cron]]`` entry in the configuration stays as written.
+
+        Raises:
+            CommandError: no entry has this id, or its lock stayed busy.
+        """
+        if self.entry(entry_id) is None:
+            raise CommandError(f"no cron entry {entry_id}")
+        now = self.manager.clock()
+        record = await self._locked(entry_id, now)
+        try:
+            record["disabled"] = not enabled
+            await self._save(entry_id, record, now)
+        finally:
+            await self.manager.store.release(LOCK_PREFIX + entry_id, self.owner)
+
+    async def enqueue_now(self, entry_id: str) -> str:
+        """Push the entry's job now, outside its schedule (also when disabled).
+
+        The run is listed in the entry's history with ``manual`` set; the next scheduled
+        tick is unchanged. Returns the new jid (``""`` when the push was refused).
+
+        Raises:
+            CommandError: no entry has this id, or its lock stayed busy.
+        """
+        entry = self.entry(entry_id)
+        if entry is None:
+            raise CommandError(f"no cron entry {entry_id}")
+        now = self.manager.clock()
+        record = await self._locked(entry_id, now)
+        try:
+            jid = await self._push(entry, now, record, now)
+            record["runs"][0]["manual"] = True
+            await self._save(entry_id, record, now)
+            return jid
+        finally:
+            await self.manager.store.release(LOCK_PREFIX + entry_id, self.owner)
 
     def next_due(self, now: float) -> float | None:
         """Return the earliest upcoming tick of any entry after ``now``."""
@@ -246,8 +315,9 @@ class Cron:
 
         Each item has ``id``, ``name``, ``schedule``, ``description``, ``timezone``,
         ``catch_up``, ``job`` (the template), ``next_run`` (RFC 3339 UTC, ``""`` if
-        never), ``last_run`` and ``runs`` (newest first: ``at``, ``jid``, ``enqueued_at``
-        and ``error`` when the push was refused).
+        never), ``last_run``, ``enabled`` and ``runs`` (newest first: ``at``, ``jid``,
+        ``enqueued_at``, ``error`` when the push was refused, ``manual`` for an
+        enqueue-now).
         """
         now = self.manager.clock()
         records = dict(await self.manager.store.records(RECORD_PREFIX, now))
@@ -268,6 +338,7 @@ class Cron:
                     "next_run": format_time(upcoming) if upcoming is not None else "",
                     "last_run": format_time(record["last"]) if record["last"] else "",
                     "runs": record["runs"],
+                    "enabled": not record.get("disabled", False),
                 }
             )
         return rows

@@ -1,6 +1,6 @@
 """The middleware every server runs, in order: the features built on the core.
 
-Each feature (unique jobs, expiring jobs, batches, tracking, throttles) adds its
+Each feature (unique jobs, expiring jobs, batches, tracking, throttles, job metrics) adds its
 middleware here, one line each.
 """
 
@@ -10,6 +10,7 @@ from typing import Any
 
 from werk.manager.batches import Batches
 from werk.manager.expiry import ExpiringJobs
+from werk.manager.jobmetrics import JobMetrics
 from werk.manager.middleware import Middleware
 from werk.manager.throttles import ThrottleMiddleware
 from werk.manager.tracking import Tracking
@@ -33,4 +34,5 @@ def default_middleware(store: Store, settings: dict[str, Any]) -> list[Middlewar
     chain.append(UniqueJobs(store))  # before Batches: a refused push is never counted
     chain.append(batches)
     chain.append(tracking)
+    chain.append(JobMetrics(store))  # last: counts what the others let through
     return chain

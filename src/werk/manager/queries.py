@@ -40,6 +40,8 @@ MAX_HISTORY_DAYS = 180
 MAX_ARG_CHARS = 1024
 CHUNK = 1000
 BUSY_SCAN = 1000
+FIND_SCAN = 100_000
+"""Finding a jid reads at most this many entries of each queue (queues have no jid index)."""
 """At most this many reservations are read to count each process's busy jobs."""
 
 SetAction = Literal["retry", "add", "delete", "kill"]
@@ -356,3 +358,36 @@ class Queries:
             jids.extend(item.entry.jid for item in rows)
             if len(rows) < CHUNK:
                 return jids
+
+    # -- find by jid -------------------------------------------------------------------
+
+    async def locate(self, jid: str) -> dict[str, Any] | None:
+        """Find a job by jid: running, in a set, or waiting in a queue.
+
+        Returns a view dict with ``where`` (``"working"``, a set name or ``"queue"``) and
+        the times that place knows, or ``None``. Queues have no index by jid, so each is
+        read page by page, up to its first :data:`FIND_SCAN` entries.
+        """
+        held = await self._store.reservation(jid)
+        if held is not None:
+            return job_view(
+                held.entry.body,
+                where="working",
+                wid=held.wid,
+                reserved_ts=held.reserved_at,
+                expires_ts=held.expires_at,
+                enqueued_ts=held.enqueued_at,
+            )
+        for name in SET_NAMES:
+            scored = await self._store.set_get(name, jid)
+            if scored is not None:
+                return {**_scored_view(name, scored.score, scored.entry.body), "where": name}
+        for queue in sorted(await self._store.queue_sizes()):
+            for start in range(0, FIND_SCAN, CHUNK):
+                rows = await self._store.queue_page(queue, start, CHUNK)
+                for row in rows:
+                    if row.entry.jid == jid:
+                        return job_view(row.entry.body, where="queue", enqueued_ts=row.enqueued_at)
+                if len(rows) < CHUNK:
+                    break
+        return None

@@ -37,7 +37,7 @@ def routes(ui: Ui) -> list[BaseRoute]:
         return await ui.renderer.page(
             request,
             "busy.html",
-            {"page_name": "busy", "processes": processes, "jobs": jobs},
+            {"page_name": "busy", "processes": processes, "jobs": jobs, "live": True},
         )
 
     async def signal(request: Request) -> Response:

@@ -1,12 +1,14 @@
 """The dashboard: live processed/failed chart, history for 7 to 180 days, server tiles.
 
-The live chart is drawn in the browser from ``/stats`` polls (``static/werk.js``); the
-history chart is an inline SVG drawn here, so it needs no script at all.
+Both charts are drawn in the browser by uPlot (vendored in ``static/vendor/uplot``): the
+live one from ``/stats`` polls (``static/werk.js``), the history one from the counts per
+day embedded in the page, which also lists them in a table for readers without script.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -21,38 +23,17 @@ if TYPE_CHECKING:
 
 HISTORY_CHOICES = (7, 30, 90, 180)
 DEFAULT_DAYS = 30
-WIDTH = 800
-HEIGHT = 180
-PAD = 4
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryChart:
-    """SVG geometry of the history chart: polylines and their scale."""
-
-    processed: str
-    failed: str
-    top: int
-    width: int = WIDTH
-    height: int = HEIGHT
-
-
-def history_chart(days: list[DayCount]) -> HistoryChart:
-    """Lay out processed and failed counts per day as two SVG polylines."""
-    top = max([1, *(d.processed for d in days), *(d.failures for d in days)])
-    step = (WIDTH - 2 * PAD) / max(1, len(days) - 1)
-
-    def points(values: list[int]) -> str:
-        return " ".join(
-            f"{PAD + i * step:.1f},{HEIGHT - PAD - v / top * (HEIGHT - 2 * PAD):.1f}"
-            for i, v in enumerate(values)
-        )
-
-    return HistoryChart(
-        processed=points([d.processed for d in days]),
-        failed=points([d.failures for d in days]),
-        top=top,
-    )
+def history_json(days: list[DayCount]) -> str:
+    """Return the history chart's data: day starts (Unix seconds, UTC) and both counts."""
+    x = [datetime.fromisoformat(d.day).replace(tzinfo=UTC).timestamp() for d in days]
+    data = {
+        "x": x,
+        "processed": [d.processed for d in days],
+        "failed": [d.failures for d in days],
+    }
+    return json.dumps(data, separators=(",", ":"))
 
 
 def routes(ui: Ui) -> list[BaseRoute]:
@@ -70,7 +51,7 @@ def routes(ui: Ui) -> list[BaseRoute]:
                 "days": days,
                 "choices": HISTORY_CHOICES,
                 "history": history,
-                "chart": history_chart(history),
+                "chart": history_json(history),
                 "totals": {
                     "processed": sum(d.processed for d in history),
                     "failed": sum(d.failures for d in history),

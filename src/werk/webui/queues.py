@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from werk.webui.audit import audit, jobs
+from werk.webui.i18n import N_, translate
 from werk.webui.render import int_param, redirect
 from werk.webui.security import check_token
 
@@ -29,17 +30,16 @@ def routes(ui: Ui) -> list[BaseRoute]:
     async def queue_list(request: Request) -> Response:
         rows = await queries.queues()
         return await ui.renderer.page(
-            request, "queues.html", {"page_name": "queues", "queues": rows}
+            request, "queues.html", {"page_name": "queues", "queues": rows, "live": True}
         )
 
     async def queue_page(request: Request) -> Response:
         name = request.path_params["name"]
         page = await queries.queue_page(name, int_param(request, "page", 1))
         if not page.extra["known"]:
-            raise HTTPException(404, f"No queue named {name!r}.")
-        return await ui.renderer.page(
-            request, "queue.html", {"page_name": "queues", "queue": name, "jobs": page}
-        )
+            raise HTTPException(404, translate(N_("No queue named %(name)s."), name=name))
+        context = {"page_name": "queues", "queue": name, "jobs": page, "live": True}
+        return await ui.renderer.page(request, "queue.html", context)
 
     async def queue_action(request: Request) -> Response:
         form = await check_token(request)

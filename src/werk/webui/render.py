@@ -6,6 +6,7 @@ CSRF token for its forms, and the server line of the footer.
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,8 @@ from starlette.templating import Jinja2Templates
 from werk import __version__
 from werk.job import parse_time
 from werk.manager.queries import Queries
+from werk.webui import i18n
+from werk.webui.i18n import N_
 from werk.webui.security import CSRF_FIELD
 
 
@@ -66,12 +69,27 @@ def relative(value: Any) -> str:
     if ts is None:
         return ""
     delta = ts - time.time()
-    return f"in {span(delta)}" if delta > 0 else f"{span(delta)} ago"
+    if delta > 0:
+        return i18n.translate(N_("in %(span)s"), span=span(delta))
+    return i18n.translate(N_("%(span)s ago"), span=span(delta))
 
 
 def number(value: int | float) -> str:
     """Format a count with thousands separators."""
     return f"{value:,}"
+
+
+LONG_TEXT = 400
+"""Values longer than this (characters) are shown collapsed on the job page."""
+
+
+def pretty(value: Any) -> str:
+    """Show a value as text: a string as itself, anything else as indented JSON with its
+    characters unescaped (``O'Brien & Zürich <x>``, never ``O\\u0027Brien``); the page's
+    HTML escaping still applies."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, ensure_ascii=False)
 
 
 def _environment() -> jinja2.Environment:
@@ -80,8 +98,13 @@ def _environment() -> jinja2.Environment:
         autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
-    env.filters.update(utc=utc, relative=relative, number=number, span=span, q=quote)
+    env.install_gettext_callables(  # type: ignore[attr-defined]  # added by the extension
+        i18n.gettext, i18n.ngettext, newstyle=True
+    )
+    env.filters.update(utc=utc, relative=relative, number=number, span=span, q=quote, pretty=pretty)
+    env.globals["LONG_TEXT"] = LONG_TEXT
     return env
 
 
@@ -103,6 +126,8 @@ class Renderer:
     ) -> Response:
         """Render template ``name`` with ``context`` plus the shared page context."""
         prefix = prefix_of(request)
+        lang = i18n.choose(request.headers.get("accept-language", ""))
+        i18n.use(lang)
 
         def url(path: str, **params: Any) -> str:
             query = urlencode({k: v for k, v in params.items() if v not in (None, "")})
@@ -119,6 +144,7 @@ class Renderer:
             "now": time.time(),
             "path": request.url.path,
             "notice": notice(request),
+            "lang": lang,
         }
         return self.templates.TemplateResponse(request, name, {**shared, **context}, status)
 
@@ -127,15 +153,18 @@ MAX_INT_PARAM = 10_000_000
 """The largest page number (or day count) accepted from a query string."""
 
 NOTICES = {
-    "retry": "Moved {n} job(s) to their queues.",
-    "add": "Added {n} job(s) to their queues.",
-    "delete": "Deleted {n} job(s).",
-    "kill": "Moved {n} job(s) to the dead set.",
-    "pause": "Paused the queue.",
-    "resume": "Resumed the queue.",
-    "clear": "Cleared the queue.",
-    "quiet": "Told {n} process(es) to go quiet.",
-    "terminate": "Told {n} process(es) to stop.",
+    "retry": N_("Moved %(n)s job(s) to their queues."),
+    "add": N_("Added %(n)s job(s) to their queues."),
+    "delete": N_("Deleted %(n)s job(s)."),
+    "kill": N_("Moved %(n)s job(s) to the dead set."),
+    "pause": N_("Paused the queue."),
+    "resume": N_("Resumed the queue."),
+    "clear": N_("Cleared the queue."),
+    "quiet": N_("Told %(n)s process(es) to go quiet."),
+    "terminate": N_("Told %(n)s process(es) to stop."),
+    "enqueue": N_("Enqueued the cron entry's job now."),
+    "disable": N_("Disabled the cron entry."),
+    "enable": N_("Enabled the cron entry."),
 }
 
 
@@ -145,7 +174,8 @@ def notice(request: Request) -> str:
     if template is None:
         return ""
     count = request.query_params.get("n", "0")
-    return template.format(n=int(count) if count.isdigit() else 0)
+    text = i18n.gettext(template)
+    return text % {"n": int(count) if count.isdigit() else 0} if "%(n)s" in text else text
 
 
 def redirect(request: Request, path: str, **params: Any) -> RedirectResponse:

@@ -19,6 +19,8 @@ from starlette.routing import BaseRoute, Route
 
 from werk.manager.queries import SET_ACTIONS, SetFilter, SetName
 from werk.webui.audit import audit, jobs
+from werk.webui.i18n import N_, translate
+from werk.webui.jobs import retry_history
 from werk.webui.render import int_param, redirect
 from werk.webui.security import check_token
 
@@ -31,8 +33,17 @@ PATHS: dict[str, SetName] = {
     "dead": "dead",
     "morgue": "dead",
 }
-TITLES: dict[SetName, str] = {"retries": "Retries", "scheduled": "Scheduled", "dead": "Dead"}
-LABELS = {"retry": "Retry now", "add": "Add to queue", "delete": "Delete", "kill": "Kill"}
+TITLES: dict[SetName, str] = {
+    "retries": N_("Retries"),
+    "scheduled": N_("Scheduled"),
+    "dead": N_("Dead"),
+}
+LABELS = {
+    "retry": N_("Retry now"),
+    "add": N_("Add to queue"),
+    "delete": N_("Delete"),
+    "kill": N_("Kill"),
+}
 MAX_FILTER = 200
 
 
@@ -75,6 +86,7 @@ def routes(ui: Ui) -> list[BaseRoute]:
             "filtered": any(filter_params(where).values()),
             "filter_params": filter_params(where),
             "actions": [(a, LABELS[a]) for a in SET_ACTIONS[name]],
+            "live": True,
         }
         return await ui.renderer.page(request, "set.html", context)
 
@@ -99,14 +111,18 @@ def routes(ui: Ui) -> list[BaseRoute]:
         jid = request.path_params["jid"]
         job = await queries.set_job(name, jid)
         if job is None:
-            raise HTTPException(404, f"No job {jid!r} in {TITLES[name]}: it may have moved on.")
+            message = N_("No job %(jid)s in %(set)s: it may have moved on.")
+            raise HTTPException(404, translate(message, jid=jid, set=translate(TITLES[name])))
         context = {
             "page_name": base,
             "base": base,
-            "set_name": name,
+            "back": f"/{base}",
+            "where": name,
             "title": TITLES[name],
             "job": job,
             "actions": [(a, LABELS[a]) for a in SET_ACTIONS[name]],
+            "history": retry_history(job, name),
+            "find_jid": jid,
         }
         return await ui.renderer.page(request, "job.html", context)
 
