@@ -15,6 +15,9 @@ tests/test_doc_blocks.py enforces it; CONTRIBUTING.md tells contributors.
 from __future__ import annotations
 
 import re
+import subprocess
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,3 +90,42 @@ def parse(path: Path, root: Path = ROOT) -> list[DocBlock]:
 def blocks_run_by(test_file: str, doc: str) -> list[DocBlock]:
     """The blocks of ``doc`` (e.g. ``"README.md"``) marked ``<!-- run: test_file -->``."""
     return [b for b in parse(ROOT / doc) if b.kind == "run" and b.target == test_file]
+
+
+def write_files(blocks: Iterable[DocBlock], directory: Path) -> set[str]:
+    """Write each block whose first line is a comment naming a file (``# tasks.py``,
+    ``// push.js``) into ``directory``; return the names written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    names = set()
+    for block in blocks:
+        first = block.code.splitlines()[0] if block.code.strip() else ""
+        if first.startswith(("# ", "// ")) and first.split()[-1].endswith((".py", ".js")):
+            name = first.split()[-1]
+            (directory / name).write_text(block.code)
+            names.add(name)
+    return names
+
+
+class Output:
+    """A process whose stdout and stderr are collected as they come."""
+
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self.text = ""
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.text += line
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()

@@ -4,7 +4,8 @@ Every ``<config dir>/conf.d/*.toml`` is read in alphabetical order and merged as
 does: arrays of tables (``[[cron]]``) concatenate across files, while a table (or key)
 defined in two files is an error naming both. The whole merged document is kept in
 :attr:`ServerConfig.settings` so features (cron, throttles, statsd) read their own tables.
-docs/operations.md lists every key, variable and flag, and which ones SIGHUP reloads.
+docs/reference/configuration.md lists every key, variable and flag, and which ones SIGHUP
+reloads.
 """
 
 from __future__ import annotations

@@ -1,0 +1,63 @@
+"""The examples of the user docs work: the batch example of docs/enterprise.md runs against a
+real server, the configuration examples of docs/cron-and-limits.md (and the sample file's)
+are accepted by the server's own checks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from tests.client.conftest import wait_until
+from tests.docblocks import ROOT, Output, blocks_run_by, write_files
+from tests.helpers import ServerProcess
+from werk.server.cron import check_settings
+
+
+def test_batch_example_runs_the_success_callback(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        work = tmp_path / "example"
+        blocks = blocks_run_by("tests/test_doc_examples.py", "docs/enterprise.md")
+        assert write_files(blocks, work) == {"import_batch.py", "import_worker.py"}
+        bin_dir = str(Path(sys.executable).parent)
+        env = {**os.environ, "WERK_URL": server.url, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+        worker = Output(["werk", "worker", "import_worker:worker"], work, env)
+        try:
+            done = subprocess.run(
+                [sys.executable, "import_batch.py"],
+                cwd=work,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert done.returncode == 0, done.stderr
+            assert done.stdout.startswith("3 jobs in b-")
+            wait_until(lambda: "all of users.csv imported" in worker.text, timeout=20)
+            before = worker.text.split("all of users.csv imported")[0]
+            assert all(f"imported {name}" in before for name in ("ada", "grace", "edsger"))
+        finally:
+            worker.stop()
+    finally:
+        server.kill()
+
+
+def test_cron_and_throttle_examples_are_valid_configuration() -> None:
+    blocks = blocks_run_by("tests/test_doc_examples.py", "docs/cron-and-limits.md")
+    sample = ROOT / "packaging" / "conf.d" / "werk.toml"
+    # The sample file's commented cron and throttles examples, uncommented
+    commented = [
+        line[2:]
+        for line in sample.read_text().splitlines()
+        if line.startswith("# [[cron]]")
+        or line.startswith(("#   ", "# [throttles]", "# pdf", "# mail"))
+    ]
+    texts = [block.code for block in blocks if block.language == "toml"] + ["\n".join(commented)]
+    assert len(texts) >= 3
+    for text in texts:
+        settings = tomllib.loads(text)
+        assert settings.get("cron") or settings.get("throttles"), text
+        check_settings(settings)  # raises ConfigError naming the entry when it is invalid
