@@ -41,9 +41,12 @@ LINGER: Final = 0.005
 INLINE_ROWS: Final = 64
 """Most rows the loop commits itself in ``os`` mode; larger batches go to the thread."""
 
-SLOW_COMMIT: Final = 0.001
-"""An inline commit slower than this (seconds) sends the next second's writes to the thread,
-so a stalling disk never holds the loop more than once in a while."""
+SLOW_COMMIT: Final = 0.005
+"""An inline commit slower than this (seconds) sends the writes of the next ``SLOW_BACKOFF``
+seconds to the thread, so a stalling disk holds the loop only once in a while. (An inline
+``os`` commit takes about 15 us; a busy machine's preemptions alone rarely reach 5 ms.)"""
+
+SLOW_BACKOFF: Final = 0.1
 
 CHECKPOINT_EVERY: Final = 0.2
 """Seconds between WAL checkpoints while commits happen on the loop (``os`` mode)."""
@@ -284,7 +287,7 @@ class Writer:
         started = time.perf_counter()
         outcomes = self._execute(ops)
         if time.perf_counter() - started > SLOW_COMMIT:
-            self._slow_until = time.monotonic() + 1.0
+            self._slow_until = time.monotonic() + SLOW_BACKOFF
         self._settled(ops, outcomes, queued=False)
 
     def _settled(self, ops: list[Op[Any]], outcomes: list[Outcome], queued: bool = True) -> None:
