@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-RERUN = """```sh
+RERUN = """<!-- not-run: a benchmark run (minutes; bench/run_all.py) -->
+```sh
 make install
 python3 -m venv bench/.venv-peers
 bench/.venv-peers/bin/pip install -r bench/requirements-peers.txt

@@ -52,16 +52,25 @@ def words(text: str) -> str:
     return " ".join(text.split())
 
 
+REGENERATE = "; run .venv/bin/python -m tests.test_reference_docs to regenerate cli.md"
+
+
 def test_cli_reference_names_every_command_flag_and_help() -> None:
     doc = words(CLI_DOC.read_text())
     for name, parser in parsers().items():
-        assert f"## `{name}`" in CLI_DOC.read_text(), f"cli.md has no section for {name}"
-        assert words(parser.description or "") in doc, f"{name}: description out of date"
+        assert f"## `{name}`" in CLI_DOC.read_text(), (
+            f"cli.md has no section for {name}" + REGENERATE
+        )
+        assert words(parser.description or "") in doc, (
+            f"{name}: description out of date" + REGENERATE
+        )
         for action in parser._actions:
             for option in action.option_strings:
-                assert option in doc, f"{name} {option} is missing from cli.md"
+                assert option in doc, f"{name} {option} is missing from cli.md" + REGENERATE
             if action.help and action.help != argparse.SUPPRESS and "%" not in action.help:
-                assert words(action.help) in doc, f"{name} {action.dest}: help out of date"
+                assert words(action.help) in doc, (
+                    f"{name} {action.dest}: help out of date" + REGENERATE
+                )
 
 
 async def test_metrics_reference_names_every_family(tmp_path: Path) -> None:
