@@ -8,6 +8,7 @@ nanosecond precision, as Go's RFC3339Nano writes them.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -49,10 +50,16 @@ def format_time(ts: float) -> str:
     nanos = round((ts - whole) * 1e9)
     if nanos >= 1_000_000_000:
         whole, nanos = whole + 1, nanos - 1_000_000_000
-    base = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    base = _second(whole)
     if nanos == 0:
         return base + "Z"
     return f"{base}.{nanos:09d}".rstrip("0") + "Z"
+
+
+@functools.lru_cache(maxsize=64)
+def _second(whole: int) -> str:
+    # Every PUSH stamps created_at with "now": format each second once, not every job.
+    return datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 _FRACTION = re.compile(r"\.(\d+)")
