@@ -55,6 +55,14 @@ def machine() -> str:
     )
 
 
+def kept_section(old: str, name: str = "push-path") -> str:
+    """The section ``bench/push_path.py`` writes (between its markers), kept across runs."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    if start not in old or end not in old:
+        return ""
+    return "\n" + start + old.split(start, 1)[1].split(end, 1)[0] + end + "\n"
+
+
 def main() -> None:
     quick = "--quick" in sys.argv
     rounds = 1 if quick else 3
@@ -90,7 +98,8 @@ def main() -> None:
     out.write_text(json.dumps(results, indent=2))
     from report import render
 
-    (ROOT / "docs" / "benchmarks.md").write_text(render(results))
+    doc = ROOT / "docs" / "benchmarks.md"
+    doc.write_text(render(results) + kept_section(doc.read_text() if doc.exists() else ""))
     print("wrote docs/benchmarks.md", flush=True)
 
 

@@ -24,10 +24,11 @@ PRODUCERS = 16
 LATENCY_SAMPLES = 1000
 
 
-def push_path(storage: str, n: int) -> dict[str, Any]:
-    """Every push-path figure, per durability mode, plus the disk's raw fsync rate."""
+def push_path(storage: str, n: int, modes: tuple[str, ...] = ("fsync", "os")) -> dict[str, Any]:
+    """Every push-path figure, per durability mode (``modes``, on SQLite), plus the disk's
+    raw fsync rate."""
     result: dict[str, Any] = {"fsync_per_s": raw.fsync_rate(tempfile.gettempdir())}
-    modes = ("fsync", "os") if storage == "sqlite" else ("backend",)
+    modes = modes if storage == "sqlite" else ("backend",)
     for mode in modes:
         durability = "fsync" if mode == "backend" else mode
         with BenchServer(storage, durability=durability) as server:
@@ -62,14 +63,16 @@ def _measure(server: BenchServer, n: int) -> dict[str, float]:
     return figures
 
 
-def push_clients(storage: str, n: int, blocks: int = 10) -> dict[str, Any]:
+def push_clients(
+    storage: str, n: int, blocks: int = 10, durability: str = "fsync"
+) -> dict[str, Any]:
     """Sequential PUSH from one thread with each Python client, on one server.
 
     The clients take turns, ``n / blocks`` jobs at a time, so that all of them see the same
     moments of a noisy machine; each one's rate is its jobs over its own time.
     """
     per_block = max(1, n // blocks)
-    with BenchServer(storage) as server, ExitStack() as stack:
+    with BenchServer(storage, durability=durability) as server, ExitStack() as stack:
         pushers: dict[str, Pusher] = {}
         for name, opener in OPENERS.items():
             try:
