@@ -86,7 +86,12 @@ def test_redis_store_line_hides_the_password(
         " durability: backend (as durable as the storage backend is configured)"
     )
     assert public_url("redis://:pw@h:6379/0") == "redis://h:6379/0"
-    assert public_url("redis://user:pw@h/1?x=1") == "redis://h/1?x=1"
+    assert public_url("redis://user:pw@h/1?x=1") == "redis://user@h/1?x=1"
+    assert public_url("postgresql://werk:pw@db:5432/jobs") == "postgresql://werk@db:5432/jobs"
+    assert public_url("postgresql://db/jobs?password=pw&sslmode=require") == (
+        "postgresql://db/jobs?sslmode=require"
+    )
+    assert public_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
 
 
 def run_server(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -33,6 +33,7 @@ class Server(Protocol):
 
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+POSTGRES_SCHEMES = ("postgresql", "postgres")
 BIND_HINTS = {
     errno.EADDRINUSE: "the address is already in use (another Werk or Faktory server?):"
     " stop that process or choose another {flag} host:port",
@@ -42,13 +43,20 @@ BIND_HINTS = {
 
 
 def public_url(url: str) -> str:
-    """Return a storage URL without its password (``redis://:secret@h`` -> ``redis://h``)."""
+    """Return a storage URL without its password, in the address or in the query
+    (``redis://:secret@h`` -> ``redis://h``, ``postgresql://u:secret@h/db`` ->
+    ``postgresql://u@h/db``, ``...?password=secret&x=1`` -> ``...?x=1``)."""
     parts = urlsplit(url)
-    if parts.password is None and parts.username is None:
+    query = "&".join(
+        pair for pair in parts.query.split("&") if pair and not pair.startswith("password=")
+    )
+    if parts.password is None and not parts.username and query == parts.query:
         return url
     host = parts.hostname or ""
     netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    if parts.username:
+        netloc = f"{parts.username}@{netloc}"
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def store_line(server: Server) -> str:
@@ -58,8 +66,11 @@ def store_line(server: Server) -> str:
     url = config.storage_url or ""
     meaning = DURABILITY_MEANING.get(server.durability, "")
     mode = f"; durability: {server.durability} ({meaning})"
-    if urlsplit(url).scheme in REDIS_SCHEMES:
+    scheme = urlsplit(url).scheme
+    if scheme in REDIS_SCHEMES:
         return f"store: Redis at {public_url(url)}{mode}"
+    if scheme in POSTGRES_SCHEMES:
+        return f"store: PostgreSQL at {public_url(url)}{mode}"
     if url and "://" in url:
         return f"store: {public_url(url)}{mode}"
     return f"store: embedded SQLite, data directory {config.store_url}{mode}"
