@@ -5,7 +5,7 @@ and performs each step atomically, so that several servers sharing one backend n
 out the same job or lose one. Every method is a coroutine; nothing backend-specific (SQL,
 a Redis client) leaks out of a store.
 
-The data model (docs/storage.md says more):
+The data model (docs/internals/storage.md says more):
 
 - a *queue* holds :class:`Entry` values in fetch order: higher ``priority`` first, FIFO
   within a priority. Each queued entry carries the time it entered the queue.

@@ -4,7 +4,7 @@ Opening refuses, with :class:`~werk.errors.StoreCorruptError` naming the file, a
 is not an intact Werk database; it never resets data. Each migration runs in one transaction
 together with the row that records it and the new ``PRAGMA user_version``.
 
-Table layout (docs/storage.md explains why):
+Table layout (docs/internals/storage.md explains why):
 
 - ``jobs(id, queue, priority, jid, jobtype, reserve_for, enqueued_at, body)``: every queued
   *and* every reserved job; ``id`` is assigned in commit order and is the FIFO order.

@@ -6,7 +6,7 @@ memory and SQLite is asked only for bodies and set listings. Writes go to one wr
 (:mod:`werk.storage.sqlite.writer`); ENQUEUE and ADD return after their fsynced commit,
 FETCH and ACK do not wait for theirs. Three connections, each used by one thread only: the
 writer's, the loop's (short indexed reads, e.g. a fetched body) and a reader thread's
-(listings that may scan). Tables: :mod:`werk.storage.sqlite.schema`; docs/storage.md.
+(listings that may scan). Tables: :mod:`werk.storage.sqlite.schema`; docs/internals/storage.md.
 """
 
 from __future__ import annotations
