@@ -66,6 +66,10 @@ def render(r: dict[str, Any]) -> str:
     analysis = Path(__file__).with_name("analysis.md")
     if analysis.exists():
         lines += ["", analysis.read_text().rstrip()]
+    redis = Path(__file__).with_name("redis-scaleout.md")  # bench/redis_scaleout.py
+    if redis.exists():
+        start, end = "<!-- redis-scaleout:start -->", "<!-- redis-scaleout:end -->"
+        lines += ["", start, redis.read_text().rstrip(), end]
     return "\n".join(lines) + "\n"
 
 

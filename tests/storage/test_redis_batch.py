@@ -80,3 +80,17 @@ async def test_pushes_in_one_turn_keep_fifo_and_priority(stores: StoreFactory) -
     )
     order = [await store.fetch(["default"], 2.0, "w") for _ in range(4)]
     assert [r.entry.jid for r in order if r] == ["c", "a", "b", "d"]
+
+
+async def test_the_working_zset_stays_a_skiplist_and_counts_only_jobs(
+    stores: StoreFactory,
+) -> None:
+    store = await stores()
+    await store.enqueue([entry("a"), entry("b")], 1.0)
+    assert await store.fetch(["default"], 2.0, "w") is not None
+    encoding = await store._redis.object("encoding", store.keys.working)
+    assert encoding == b"skiplist"
+    assert await store.working_size() == 1
+    assert [r.entry.jid for r in await store.working(0, 10)] == ["a"]
+    assert await store.ack("a", 3.0) is not None
+    assert await store.working_size() == 0 and await store.working(0, 10) == []

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from werk.benchmarks import costs
 from werk.benchmarks.harness import (
     BenchServer,
     jobs,
@@ -250,6 +251,9 @@ DEFAULT_N: dict[str, int] = {
     "memory": 1_000_000,
     "push_path": 5_000,
     "push_clients": 5_000,
+    "costs": 50_000,
+    "drain_raw": 50_000,
+    "push_producers": 20_000,
 }
 
 SCENARIOS: dict[str, Scenario] = {
@@ -264,6 +268,9 @@ SCENARIOS: dict[str, Scenario] = {
     "memory": memory,
     "push_path": push_path,
     "push_clients": push_clients,
+    "costs": costs.costs,
+    "drain_raw": costs.drain_raw,
+    "push_producers": costs.push_producers,
 }
 
 

@@ -30,7 +30,7 @@ from werk.storage.redis.codec import (
     unpack_entry,
     unpack_reservation,
 )
-from werk.storage.redis.keys import Keys
+from werk.storage.redis.keys import WORKING_SENTINEL, Keys
 
 MAX_OPS = 500
 """Operations (or enqueued entries) per batch: bounds how long one script holds Redis."""
@@ -75,6 +75,7 @@ class _Batch:
         total = sum(len(rows) for rows in self.enqueues.values())
         args: list[str | bytes] = [keys.queue_prefix, keys.queue_entries_prefix]
         args += [keys.available, origin, fmt_float(self.now), fmt_float(self.idle_until)]
+        args.append(WORKING_SENTINEL)
         args += [str(len(self.enqueues)), str(total)]
         for queue, rows in self.enqueues.items():
             args += [queue, str(len(rows))]

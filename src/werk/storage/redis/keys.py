@@ -68,6 +68,12 @@ PRIORITY_BAND = 2**49
 
 SET_KEY_NAMES = ("scheduled", "retries", "dead")
 
+WORKING_SENTINEL = "\x00werk: keeps the working zset a skiplist (never a jid)".ljust(65, "-")
+"""A member of ``P working`` with score ``+inf``, longer than Redis' default
+``zset-max-listpack-value`` (64): it keeps the zset in its skiplist encoding, where an insert
+costs O(log n) instead of a scan that parses every score. Readers skip it: it has no entry
+in ``P working:e`` and no reservation expires at ``+inf``."""
+
 
 @dataclass(frozen=True, slots=True)
 class Keys:

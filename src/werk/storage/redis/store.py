@@ -281,7 +281,8 @@ class RedisStore(RedisCoord, RedisSets):
     @wrap_errors
     async def working_size(self) -> int:
         """Return the number of reservations."""
-        return int(await self._redis.zcard(self.keys.working))
+        # Every score but the sentinel's +inf (see keys.WORKING_SENTINEL).
+        return int(await self._redis.zcount(self.keys.working, "-inf", "(+inf"))
 
     # -- counters ------------------------------------------------------------------
 
