@@ -81,6 +81,13 @@ class LimitedError(CommandError):
         return cls(f"retry after {max(0.0, -(-seconds * 1000 // 1) / 1000):.3f}")
 
 
+class ResultTooLargeError(CommandError):
+    """An ACK's result is over the server's size limit (``-TOOLARGE ...``, a Werk
+    extension); the ACK did nothing and the job is still reserved."""
+
+    code = "TOOLARGE"
+
+
 class AuthenticationError(CommandError):
     """The password hash in HELLO was wrong, or a password was needed and missing."""
 
@@ -93,6 +100,7 @@ CODES: dict[str, type[CommandError]] = {
     "ERR": CommandError,
     "NOTUNIQUE": NotUniqueError,
     "LIMITED": LimitedError,
+    "TOOLARGE": ResultTooLargeError,
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -12,7 +13,7 @@ from uuid import uuid4
 import pytest
 
 from tests.conftest import REDIS_URL, delete_prefix, redis_available, require
-from tests.enterprise.support import client_of, job, peer_of
+from tests.enterprise.support import bulk_json, client_of, job, peer_of, take
 from tests.helpers import ServerProcess
 from werk.protocol.resp import Error, Reply, Simple
 
@@ -118,3 +119,32 @@ def test_tracking_is_shared(servers: list[ServerProcess]) -> None:
         assert (doc["state"], doc["percent"]) == ("working", 50)
         second.ack(tracked["jid"])
         assert first.track_get(tracked["jid"])["state"] == "success"
+
+
+def test_a_wait_on_one_server_sees_the_ack_on_another(
+    werk_server_factory: Callable[..., ServerProcess],
+) -> None:
+    # Given two servers on one Redis and a job that asks for its result
+    first, second = werk_server_factory(), werk_server_factory()
+    asking = job(result_ttl=60)
+    waiter = peer_of(second)
+    replies: list[bytes] = []
+    with client_of(first) as producer:
+        producer.push(asking)
+        # When a client waits on the second server while a worker acks on the first
+        thread = threading.Thread(
+            target=lambda: replies.append(
+                waiter.call("RESULT " + json.dumps({"jid": asking["jid"], "timeout": 30}))
+            )
+        )
+        thread.start()
+        time.sleep(0.5)
+        fetched = take(producer, "work")
+        acked = time.monotonic()
+        producer.ack(fetched["jid"], result={"answer": 42})
+        thread.join(30)
+    # Then the wait returns the result soon after, not at its timeout
+    returned = time.monotonic() - acked
+    doc = bulk_json(replies[0])
+    assert doc["state"] == "succeeded" and doc["result"] == {"answer": 42}
+    assert returned < 5

@@ -13,6 +13,7 @@ from werk.client.connection import AsyncConnection, Connection, ConnectionClosed
 from werk.client.job import Job
 from werk.client.middleware import Middleware
 from werk.client.proto import ClientProtocol, Identity
+from werk.client.results import JobFailedError, JobState, ResultTimeoutError, UnknownJobError
 from werk.client.runner import (
     SHUTDOWN_ERRTYPE,
     TIMEOUT_ERRTYPE,
@@ -36,6 +37,11 @@ __all__ = [
     "AsyncClient",
     "Client",
     "Job",
+    # results
+    "JobFailedError",
+    "JobState",
+    "ResultTimeoutError",
+    "UnknownJobError",
     # consuming
     "Middleware",
     "SHUTDOWN_ERRTYPE",

@@ -16,6 +16,7 @@ from werk.client.client import CALLS
 from werk.client.connection import CONNECTION_ERRORS, DEFAULT_TIMEOUT, AsyncConnection
 from werk.client.job import Job, batch_dict, job_dict
 from werk.client.proto import Call, Identity
+from werk.client.results import Deadline, JobState
 from werk.client.url import ServerAddress, resolve
 
 T = TypeVar("T")
@@ -121,15 +122,32 @@ class AsyncClient:
         """Push many jobs in one PUSHB; return ``{jid: error}`` for those refused."""
         return await self._run(CALLS.push_bulk([job_dict(job) for job in jobs]))
 
+    # -- results (a Werk extension) ----------------------------------------------------------
+
+    async def job_state(self, jid: str, timeout: float | None = 0.0) -> JobState:
+        """Return what the server knows of a job, waiting up to ``timeout`` seconds
+        (``None``: no limit) for it to end (see :meth:`werk.client.Client.job_state`)."""
+        deadline = Deadline(timeout)
+        while True:
+            state = JobState.from_doc(await self._run(CALLS.result(jid, deadline.next_wait())))
+            if state.finished or deadline.over():
+                return state
+
+    async def result(self, jid: str, timeout: float | None = None) -> Any:
+        """Wait for a job and return its function's value (see
+        :meth:`werk.client.Client.result` for the errors raised)."""
+        return (await self.job_state(jid, timeout)).value()
+
     # -- consuming --------------------------------------------------------------------------
 
     async def fetch(self, *queues: str) -> dict[str, Any] | None:
         """Reserve the next job from the queues (in order), or ``None`` after ~2 s."""
         return await self._run(CALLS.fetch(queues or ("default",)))
 
-    async def ack(self, jid: str) -> None:
-        """Report a job as done."""
-        await self._run(CALLS.ack(jid))
+    async def ack(self, jid: str, result: Any = None) -> None:
+        """Report a job as done, with the ``result`` its function returned (see
+        :meth:`werk.client.Client.ack`)."""
+        await self._run(CALLS.ack(jid, result))
 
     async def fail(
         self, jid: str, errtype: str, message: str, backtrace: Sequence[str] = ()

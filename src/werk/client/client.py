@@ -17,6 +17,7 @@ from werk.client.backoff import backoff_delays
 from werk.client.connection import CONNECTION_ERRORS, DEFAULT_TIMEOUT, Connection
 from werk.client.job import Job, batch_dict, job_dict
 from werk.client.proto import Call, ClientProtocol, Identity
+from werk.client.results import Deadline, JobState
 from werk.client.url import ServerAddress, resolve
 
 T = TypeVar("T")
@@ -135,15 +136,43 @@ class Client:
         """Push many jobs in one PUSHB; return ``{jid: error}`` for those refused."""
         return self._run(CALLS.push_bulk([job_dict(job) for job in jobs]))
 
+    # -- results (a Werk extension) ----------------------------------------------------------
+
+    def job_state(self, jid: str, timeout: float | None = 0.0) -> JobState:
+        """Return what the server knows of a job, waiting up to ``timeout`` seconds
+        (``None``: no limit) for it to end; the wait happens on the server.
+
+        Jobs that asked for a result (``Job(result_ttl=...)``) are known through their
+        whole life; others only while working, scheduled, retrying or dead.
+        """
+        deadline = Deadline(timeout)
+        while True:
+            state = JobState.from_doc(self._run(CALLS.result(jid, deadline.next_wait())))
+            if state.finished or deadline.over():
+                return state
+
+    def result(self, jid: str, timeout: float | None = None) -> Any:
+        """Wait up to ``timeout`` seconds (``None``: no limit) for a job and return the
+        value its function returned.
+
+        Raises:
+            JobFailedError: the job failed for good (discarded after a failure, or dead).
+            UnknownJobError: the server knows nothing of the job (no ``result_ttl``, or
+                its result expired).
+            ResultTimeoutError: the job had not ended in time.
+        """
+        return self.job_state(jid, timeout).value()
+
     # -- consuming --------------------------------------------------------------------------
 
     def fetch(self, *queues: str) -> dict[str, Any] | None:
         """Reserve the next job from the queues (in order), or ``None`` after ~2 s."""
         return self._run(CALLS.fetch(queues or ("default",)))
 
-    def ack(self, jid: str) -> None:
-        """Report a job as done."""
-        self._run(CALLS.ack(jid))
+    def ack(self, jid: str, result: Any = None) -> None:
+        """Report a job as done, with the ``result`` its function returned (kept by a Werk
+        server when the job asked for it; a JSON value, ``None`` sends none)."""
+        self._run(CALLS.ack(jid, result))
 
     def fail(self, jid: str, errtype: str, message: str, backtrace: Sequence[str] = ()) -> None:
         """Report a job as failed; the server retries it or moves it to the dead set."""

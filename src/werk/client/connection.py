@@ -93,9 +93,14 @@ class Connection:
 
     def call(self, call: Call[T]) -> T:
         """Send one command and return its parsed reply (or raise its mapped error)."""
+        timeout = self._sock.gettimeout()
         try:
             self._sock.sendall(call.data)
+            if call.wait and timeout is not None:
+                self._sock.settimeout(timeout + call.wait)
             reply = self._read_reply()
+            if call.wait:
+                self._sock.settimeout(timeout)
         except BaseException:
             self.close(polite=False)
             raise
@@ -175,10 +180,10 @@ class AsyncConnection:
             raise
         return conn
 
-    async def _read_reply(self) -> Reply:
+    async def _read_reply(self, wait: float = 0.0) -> Reply:
         proto = self.proto
         while (reply := proto.next_reply()) is NEED_DATA:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(self.timeout + wait):
                 data = await self._reader.read(READ_SIZE)
             if not data:
                 raise ConnectionClosedError("the server closed the connection")
@@ -190,7 +195,7 @@ class AsyncConnection:
         try:
             self._writer.write(call.data)
             await self._writer.drain()
-            reply = await self._read_reply()
+            reply = await self._read_reply(call.wait)
         except BaseException:
             self.close(polite=False)
             raise

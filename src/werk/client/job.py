@@ -43,6 +43,9 @@ class Job:
         custom: free-form data (batches, tracking, unique jobs read keys here).
         timeout: seconds the worker lets the job run before it FAILs it with errtype
             ``JobTimeout`` (a Werk client extension, sent as ``custom.timeout``).
+        result_ttl: keep the job's outcome and its function's return value this many
+            seconds after it ends (Werk's results extension, sent as
+            ``custom.result_ttl``); read it with :meth:`werk.client.Client.result`.
 
     Raises:
         TypeError: ``args`` is not a list or a tuple (a string would become one argument
@@ -60,6 +63,7 @@ class Job:
     backtrace: int | None = None
     custom: Mapping[str, Any] | None = None
     timeout: float | None = None
+    result_ttl: float | None = None
 
     def __post_init__(self) -> None:
         check_args(self.args)
@@ -85,9 +89,11 @@ class Job:
         return payload
 
     def _custom(self) -> dict[str, Any] | None:
-        if self.timeout is None:
+        extra = {"timeout": self.timeout, "result_ttl": self.result_ttl}
+        extra = {key: value for key, value in extra.items() if value is not None}
+        if not extra:
             return dict(self.custom) if self.custom is not None else None
-        return {**(self.custom or {}), "timeout": self.timeout}
+        return {**(self.custom or {}), **extra}
 
 
 def check_args(args: object) -> None:

@@ -10,6 +10,7 @@ restart loses nothing. The heartbeat uses a connection of its own.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from typing import Any
@@ -21,9 +22,12 @@ from werk.client.reconnect import Connector, GiveUpError
 from werk.client.reservations import ReservationKeeper
 from werk.client.runner import Runner, shutdown_call
 from werk.client.state import WorkerHost
-from werk.errors import CommandError
+from werk.errors import CommandError, ResultTooLargeError
 
 log = logging.getLogger("werk.worker")
+
+RESULT_TOO_LARGE_ERRTYPE = "ResultTooLarge"
+"""``errtype`` of a job whose return value the server refused as too large."""
 
 
 class Processor:
@@ -73,11 +77,20 @@ class Processor:
                     log.error("could not report %r; the server will expire it", report.data[:80])
                 break
             if report is not None:
-                self._check_report(report, results[0])
+                followup = self._check_report(report, results[0])
                 report = None
+                if followup is not None:
+                    await self._send_followup(conn, followup)
             if fetching:
                 report = await self._handle_fetched(results[-1])
         self.close()
+
+    async def _send_followup(self, conn: AsyncConnection, fail: Call[None]) -> None:
+        # If this FAIL is lost too, the job stays reserved until it expires, then retries.
+        try:
+            self._check_report(fail, (await conn.pipeline([fail]))[0])
+        except CONNECTION_ERRORS as exc:
+            self.connector.lost(f"processor {self.index}", exc)
 
     async def _connection(self) -> AsyncConnection:
         if self._conn is None or self._conn.closed:
@@ -85,7 +98,13 @@ class Processor:
         return self._conn
 
     @staticmethod
-    def _check_report(report: Call[None], outcome: Any) -> None:
+    def _check_report(report: Call[None], outcome: Any) -> Call[None] | None:
+        """Log a refused ACK or FAIL; return the FAIL to send for an ACK whose result
+        the server refused as too large (the job is still reserved then)."""
+        if isinstance(outcome, ResultTooLargeError):
+            jid = str(json.loads(report.data.partition(b" ")[2])["jid"])
+            log.error("job %s: %s; failing it", jid, outcome.message, extra={"jid": jid})
+            return CALLS.fail(jid, RESULT_TOO_LARGE_ERRTYPE, outcome.message)
         if isinstance(outcome, CommandError):
             # ACK/FAIL after a reservation expired answers "Job not found": nothing to redo.
             verb, _, rest = report.data.partition(b" ")
@@ -95,6 +114,7 @@ class Processor:
                 rest[:80].decode("utf-8", "replace").strip(),
                 outcome,
             )
+        return None
 
     async def _handle_fetched(self, outcome: Any) -> Call[None] | None:
         if outcome is None:

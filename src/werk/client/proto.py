@@ -37,6 +37,9 @@ class Call(Generic[T]):
 
     data: bytes
     parse: Callable[[Reply], T]
+    wait: float = 0.0
+    """Seconds the server may take on purpose before it replies (a blocking RESULT):
+    connections add them to their reply timeout."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,9 +237,18 @@ class ClientProtocol:
             raise ValueError("fetch needs at least one queue")
         return Call(encode_command(verbs.FETCH, " ".join(queues)), parse_job)
 
-    def ack(self, jid: str) -> Call[None]:
-        """``ACK {"jid":...}`` → ``+OK``."""
-        return Call(b'ACK {"jid":' + json.dumps(jid).encode() + b"}\r\n", expect_ok)
+    def ack(self, jid: str, result: Any = None) -> Call[None]:
+        """``ACK {"jid":...}`` → ``+OK``; with a ``result`` (any JSON value but null),
+        ``ACK {"jid":...,"result":...}``, Werk's results extension.
+
+        Raises:
+            TypeError: ``result`` cannot be encoded as JSON.
+        """
+        if result is None:
+            return Call(b'ACK {"jid":' + json.dumps(jid).encode() + b"}\r\n", expect_ok)
+        return Call(
+            encode_command(verbs.ACK, compact_json({"jid": jid, "result": result})), expect_ok
+        )
 
     def fail(
         self, jid: str, errtype: str, message: str, backtrace: Sequence[str] = ()
@@ -311,6 +323,14 @@ class ClientProtocol:
     def track_get(self, jid: str) -> Call[dict[str, Any]]:
         """``TRACK GET jid`` → the job's tracking document."""
         return Call(encode_command(verbs.TRACK, "GET " + jid), _json_object)
+
+    def result(self, jid: str, timeout: float = 0.0) -> Call[dict[str, Any]]:
+        """``RESULT {"jid":...,"timeout":...}`` → the job's state document (Werk's results
+        extension); the server waits up to ``timeout`` seconds for the job to end."""
+        payload: dict[str, Any] = {"jid": jid}
+        if timeout > 0:
+            payload["timeout"] = timeout
+        return Call(encode_command(verbs.RESULT, compact_json(payload)), _json_object, timeout)
 
     def end(self) -> bytes:
         """``END``: the bytes that close the connection politely (no reply comes)."""

@@ -118,6 +118,31 @@ def fail_call(job: dict[str, Any], exc: BaseException, errtype: str | None = Non
     )
 
 
+Outcome = tuple[BaseException | None, Any]
+"""What running a job's function gave: its exception (or ``None``) and its return value."""
+
+
+def wants_result(job: dict[str, Any]) -> bool:
+    """Whether a job asked the server to keep its result (``custom.result_ttl``)."""
+    custom = job.get("custom")
+    return isinstance(custom, dict) and custom.get("result_ttl") is not None
+
+
+def ack_call(job: dict[str, Any], value: Any) -> Call[None]:
+    """Build the ACK of a job that returned ``value``; the value goes along (Werk's results
+    extension) only when the job asked for its result.
+
+    Raises:
+        TypeError: the value cannot be encoded as JSON (the job then fails with it).
+    """
+    if value is None or not wants_result(job):
+        return CALLS.ack(job["jid"])
+    try:
+        return CALLS.ack(job["jid"], value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"the job's return value cannot be stored as JSON: {exc}") from exc
+
+
 def shutdown_call(job: dict[str, Any], reason: str) -> Call[None]:
     """Build the FAIL that hands ``job`` back to the server so that it is retried."""
     return CALLS.fail(str(job.get("jid", "")), SHUTDOWN_ERRTYPE, reason)
@@ -157,8 +182,9 @@ class Runner:
         started = time.perf_counter()
         timeout = job_timeout(job, entry)
         lingering: asyncio.Future[Any] | None = None
+        value: Any = None
         if entry.is_async:
-            error = await self._run_async(entry, job, timeout)
+            error, value = await self._run_async(entry, job, timeout)
         else:
             if self.threads is not None:
                 future = self.threads.run(self._run_sync, entry, job)
@@ -166,11 +192,11 @@ class Runner:
                 loop = asyncio.get_running_loop()
                 future = loop.run_in_executor(None, self._run_sync, entry, job)
             if timeout is None:
-                error = await future
+                error, value = await future
             else:
                 done, _ = await asyncio.wait((future,), timeout=timeout)
                 if done:
-                    error = future.result()
+                    error, value = future.result()
                 else:
                     lingering = future
                     error = JobTimeoutError(
@@ -181,7 +207,10 @@ class Runner:
         if error is None:
             if log.isEnabledFor(logging.INFO):
                 log.info("job %s %s: done in %.3fs", jid, jobtype, elapsed, extra=extra)
-            return CALLS.ack(job["jid"]), None
+            try:
+                return ack_call(job, value), None
+            except (TypeError, ValueError) as exc:
+                error = exc
         level = logging.ERROR if isinstance(error, JobTimeoutError) else logging.WARNING
         log.log(
             level,
@@ -208,31 +237,33 @@ class Runner:
                 exc = hook_exc
         return exc
 
-    def _run_sync(self, entry: Registration, job: dict[str, Any]) -> BaseException | None:
+    def _run_sync(self, entry: Registration, job: dict[str, Any]) -> Outcome:
         token = _current.set(job)
         error: BaseException | None = None
+        value: Any = None
         try:
             self._before(job)
-            entry.func(*job.get("args", ()))
+            value = entry.func(*job.get("args", ()))
         except Exception as exc:
             error = exc
         finally:
             _current.reset(token)
-        return self._after(job, error) if self.middleware else error
+        return (self._after(job, error) if self.middleware else error), value
 
     async def _run_async(
         self, entry: Registration, job: dict[str, Any], timeout: float | None = None
-    ) -> BaseException | None:
+    ) -> Outcome:
         token = _current.set(job)
         error: BaseException | None = None
+        value: Any = None
         scope: asyncio.Timeout | None = None
         try:
             self._before(job)
             if timeout is None:
-                await entry.func(*job.get("args", ()))
+                value = await entry.func(*job.get("args", ()))
             else:
                 async with asyncio.timeout(timeout) as scope:
-                    await entry.func(*job.get("args", ()))
+                    value = await entry.func(*job.get("args", ()))
         except TimeoutError as exc:
             if scope is not None and scope.expired():
                 error = JobTimeoutError(f"cancelled after its timeout of {timeout:g}s")
@@ -242,4 +273,4 @@ class Runner:
             error = exc
         finally:
             _current.reset(token)
-        return self._after(job, error) if self.middleware else error
+        return (self._after(job, error) if self.middleware else error), value

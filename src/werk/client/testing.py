@@ -56,9 +56,9 @@ class InlineClient:
             raise UnknownJobTypeError(f"no function registered for {payload.get('jobtype')!r}")
         runner = Runner(self.worker.registry, self.worker.middleware)
         if entry.is_async:
-            error = asyncio.run(runner._run_async(entry, payload))
+            error, _ = asyncio.run(runner._run_async(entry, payload))
         else:
-            error = runner._run_sync(entry, payload)
+            error, _ = runner._run_sync(entry, payload)
         if error is None:
             self.done.append(payload)
         else:

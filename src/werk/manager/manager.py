@@ -18,6 +18,7 @@ from typing import Any
 from werk.errors import CommandError
 from werk.job import check_queue_name, clamp_reserve_for, format_time, scheduled_at, validate
 from werk.manager.middleware import Middleware
+from werk.manager.results import Results
 from werk.manager.retry import DEAD_TTL, FailureReport, record_failure
 from werk.manager.waiters import Waiters
 from werk.storage.base import Entry, Placement, Reservation, Scored, SetName, Store
@@ -81,6 +82,8 @@ class Manager:
             ]
             for hook in ("push", "pushed", "fetch", "fetched", "acked", "failed")
         }
+        self.results = next((m for m in self.middleware if isinstance(m, Results)), None)
+        """The job results subsystem, when its middleware is registered."""
         self.waiters = Waiters()
         self._due_listeners: list[Callable[[float], None]] = []
         store.on_available(self.waiters.wake)
@@ -216,11 +219,22 @@ class Manager:
                 return False
         return True
 
-    async def ack(self, jid: str) -> None:
-        """Acknowledge a job: release its reservation. Unknown jids are fine."""
+    async def ack(self, jid: str, result: bytes | None = None) -> None:
+        """Acknowledge a job: release its reservation. Unknown jids are fine.
+
+        ``result`` is the JSON value the worker returned (Werk's ACK extension); it is
+        kept when the job asked for it (see :mod:`werk.manager.results`).
+
+        Raises:
+            ResultTooLargeError: ``result`` is over the size limit; nothing was done.
+        """
+        if result is not None and self.results is not None:
+            self.results.check(result)
         now = self.clock()
         reservation = await self.store.ack(jid, now)
         if reservation is not None:
+            if self.results is not None:
+                await self.results.succeeded(reservation, result, now)
             for middleware in self._hooks["acked"]:
                 await middleware.acked(reservation, now)
 
@@ -235,6 +249,8 @@ class Manager:
         placement = None if reservation is None else self._placement(reservation, report, now)
         if reservation is None or not await self.store.fail(jid, now, placement):
             raise CommandError(f"Job not found {jid}")
+        if self.results is not None:
+            await self.results.failed_with(reservation, placement, report, now)
         for middleware in self._hooks["failed"]:
             await middleware.failed(reservation, placement, now)
 
@@ -260,6 +276,8 @@ class Manager:
             placement = self._placement(reservation, report, now)
             if await self.store.expire(reservation.entry.jid, now, placement):
                 reaped += 1
+                if self.results is not None:
+                    await self.results.failed_with(reservation, placement, report, now)
                 for middleware in self._hooks["failed"]:
                     await middleware.failed(reservation, placement, now)
         return reaped

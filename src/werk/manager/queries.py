@@ -312,6 +312,14 @@ class Queries:
         scored = await self._store.set_get(name, jid)
         return None if scored is None else _scored_view(name, scored.score, scored.entry.body)
 
+    async def job_outcome(self, jid: str) -> dict[str, Any]:
+        """Return what the server knows of a job by jid: the RESULT document (state, and
+        for finished jobs that asked for it, the result or the last error)."""
+        results = self._manager.results
+        if results is None:
+            return {"jid": jid, "state": "unknown"}
+        return await results.state(jid, self._clock())
+
     async def act(
         self,
         name: SetName,

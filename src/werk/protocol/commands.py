@@ -24,9 +24,26 @@ QUEUE: Final = "QUEUE"
 BATCH: Final = "BATCH"
 TRACK: Final = "TRACK"
 LIMIT: Final = "LIMIT"
+RESULT: Final = "RESULT"
 
 VERBS: Final = frozenset(
-    {END, PUSH, PUSHB, FETCH, ACK, FAIL, BEAT, INFO, FLUSH, MUTATE, QUEUE, BATCH, TRACK, LIMIT}
+    {
+        END,
+        PUSH,
+        PUSHB,
+        FETCH,
+        ACK,
+        FAIL,
+        BEAT,
+        INFO,
+        FLUSH,
+        MUTATE,
+        QUEUE,
+        BATCH,
+        TRACK,
+        LIMIT,
+        RESULT,
+    }
 )
 
 PROTOCOL_VERSION: Final = 2

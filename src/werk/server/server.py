@@ -221,6 +221,7 @@ class Server:
                     "Dead": tasks.set_stats("dead", sets["dead"]),
                     "Expired": {"size": await expired_count(store)},
                 },
+                "results": await self._result_counts(),
                 "total_failures": counters.failures,
                 "total_processed": counters.processed,
                 "total_enqueued": sum(queues.values()),
@@ -238,6 +239,11 @@ class Server:
                 "durability": self.durability,
             },
         }
+
+    async def _result_counts(self) -> dict[str, int]:
+        # Werk's extension: outcomes stored since the last FLUSH (docs/protocol.md).
+        results = self.manager.results
+        return await results.counts() if results is not None else {"succeeded": 0, "failed": 0}
 
     async def stop(self) -> None:
         """Stop gracefully: refuse new work, finish in-flight commands, close the store."""

@@ -3,12 +3,14 @@
 ``GET /find?jid=<jid>`` (the search box in every page's header) redirects to
 ``/jobs/<jid>``, which shows the job wherever it is: running, waiting in a queue, or in
 the retry, scheduled or dead set (then it redirects to that set's job page, where its
-actions are). Queues have no index by jid, so each is searched up to its first
+actions are), or, once it ended, its kept result or last error if it asked for them
+(``custom.result_ttl``, Werk's job results). Queues have no index by jid, so each is searched up to its first
 :data:`~werk.manager.queries.FIND_SCAN` entries.
 """
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -26,6 +28,9 @@ if TYPE_CHECKING:
 
 MAX_JID = 200
 SET_PATHS = {"retries": "retries", "scheduled": "scheduled", "dead": "dead"}
+FINISHED = ("succeeded", "failed", "dead")
+"""Outcomes of jobs that asked for their result (Werk's job results), shown once the job
+is in no queue or set any more."""
 WHERE_TITLES = {"queue": N_("Queues"), "working": N_("Busy")}
 
 
@@ -88,6 +93,9 @@ def routes(ui: Ui) -> list[BaseRoute]:
         jid = request.path_params["jid"]
         job = await ui.queries.locate(jid)
         if job is None:
+            outcome = await ui.queries.job_outcome(jid)
+            if outcome["state"] in FINISHED:  # gone from every list: its kept result
+                return await _outcome_page(request, outcome)
             raise HTTPException(
                 404, translate(N_("No job %(jid)s: it may have finished."), jid=jid)
             )
@@ -105,6 +113,15 @@ def routes(ui: Ui) -> list[BaseRoute]:
             "find_jid": jid,
         }
         return await ui.renderer.page(request, "job.html", context)
+
+    async def _outcome_page(request: Request, outcome: dict[str, Any]) -> Response:
+        context = {
+            "page_name": "jobs",
+            "outcome": outcome,
+            "result_json": json.dumps(outcome.get("result"), indent=2, ensure_ascii=False),
+            "find_jid": outcome["jid"],
+        }
+        return await ui.renderer.page(request, "job_outcome.html", context)
 
     return [Route("/find", find), Route("/jobs/{jid:path}", job_page)]
 

@@ -108,6 +108,14 @@ class Snapshot(Collector):
         for name in ("scheduled", "retries", "dead"):
             sets.add_metric([name], faktory["sets"][name])
         yield sets
+        stored = CounterMetricFamily(
+            "werk_results_stored",
+            "Job outcomes stored for jobs that asked for their result, by state.",
+            labels=["state"],
+        )
+        for state, count in sorted(faktory.get("results", {}).items()):
+            stored.add_metric([state], count)
+        yield stored
 
     def _queue_families(self) -> Iterator[Metric]:
         size = GaugeMetricFamily("werk_queue_size", "Jobs waiting in a queue.", labels=["queue"])

@@ -3,7 +3,7 @@
 Handlers hold no job rules (Faktory's rule: commands have no business logic). Each one's
 docstring starts with its wire syntax; docs/protocol.md is the full reference. One module
 per verb family: :mod:`.jobs`, :mod:`.workers`, :mod:`.admin`, :mod:`.batch`,
-:mod:`.track`, :mod:`.limit`.
+:mod:`.track`, :mod:`.limit`, :mod:`.results`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from werk.server.handlers.admin import flush, info, mutate, queue
 from werk.server.handlers.batch import batch
 from werk.server.handlers.jobs import ack, fail, fetch, push, pushb
 from werk.server.handlers.limit import limit
+from werk.server.handlers.results import result
 from werk.server.handlers.track import track
 from werk.server.handlers.workers import beat, end
 
@@ -39,6 +40,7 @@ HANDLERS: dict[str, Handler] = {
     verbs.BATCH: batch,
     verbs.TRACK: track,
     verbs.LIMIT: limit,
+    verbs.RESULT: result,
 }
 
 NEEDS_ARGUMENT = frozenset(
@@ -52,5 +54,6 @@ NEEDS_ARGUMENT = frozenset(
         verbs.MUTATE,
         verbs.QUEUE,
         verbs.LIMIT,
+        verbs.RESULT,
     }
 )

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from werk.errors import CommandError
 from werk.manager.retry import FailureReport
 from werk.protocol.resp import OK, encode_bulk
-from werk.server.handlers.parse import json_arg, object_arg, text_arg
+from werk.server.handlers.parse import encode_result, json_arg, object_arg, text_arg
 
 if TYPE_CHECKING:
     from werk.server.state import ConnectionState, ServerState
@@ -39,12 +39,13 @@ async def fetch(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes
 
 
 async def ack(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
-    """ACK {"jid": "..."}"""
+    """ACK {"jid": "..."} | ACK {"jid": "...", "result": <JSON>} (Werk's results extension)"""
     payload = object_arg(arg, "ACK")
+    result = encode_result(payload.pop("result")) if "result" in payload else None
     jid = payload.get("jid")
     if not isinstance(jid, str) or not jid or not all(isinstance(v, str) for v in payload.values()):
         raise CommandError(f"invalid ACK {text_arg(arg)}")
-    await server.manager.ack(jid)
+    await server.manager.ack(jid, result)
     return OK
 
 

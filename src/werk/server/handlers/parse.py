@@ -27,3 +27,8 @@ def object_arg(arg: bytes, verb: str) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise CommandError(f"invalid {verb} {text_arg(arg)}")
     return payload
+
+
+def encode_result(value: Any) -> bytes:
+    """Return a job's result value as compact JSON (as the results extension keeps it)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()

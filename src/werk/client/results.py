@@ -1,0 +1,136 @@
+"""Reading job results (Werk's extension): the state document, waits, and errors.
+
+A job pushed with ``Job(..., result_ttl=seconds)`` (sent as ``custom.result_ttl``) has its
+outcome kept by a Werk server; :meth:`werk.client.Client.job_state` and
+:meth:`~werk.client.Client.result` read it with the ``RESULT`` command, waiting on the
+server (never polling from here). A server wait is capped (:data:`MAX_WAIT`), so longer
+waits are made of several RESULT calls. docs/protocol.md ("Job results") has the wire form.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from werk.errors import WerkError
+
+MAX_WAIT = 300.0
+"""The longest one RESULT blocks on the server, in seconds (the server's cap)."""
+FINAL = frozenset({"succeeded", "failed", "dead", "unknown"})
+"""States a wait ends on."""
+
+
+class JobFailedError(WerkError):
+    """The job failed for good (``failed``: discarded after a failure, or ``dead``).
+
+    Attributes:
+        jid: the job.
+        state: ``"failed"`` or ``"dead"``.
+        errtype: the error type its worker reported (``Expired`` for an expired job).
+        error_message: the error's message.
+        backtrace: the reported backtrace lines.
+    """
+
+    def __init__(self, jid: str, state: str, error: dict[str, Any]) -> None:
+        self.jid = jid
+        self.state = state
+        self.errtype = str(error.get("errtype", ""))
+        self.error_message = str(error.get("message", ""))
+        self.backtrace = [str(line) for line in error.get("backtrace") or []]
+        super().__init__(f"job {jid} {state}: {self.errtype}: {self.error_message}")
+
+
+class ResultTimeoutError(WerkError, TimeoutError):
+    """The job had not ended when the wait ran out."""
+
+
+class UnknownJobError(WerkError, LookupError):
+    """The server knows nothing of the job: it never asked for a result, its result
+    expired, or the jid is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    """What a Werk server knows of a job (the RESULT document).
+
+    Attributes:
+        jid: the job id.
+        state: ``queued``, ``scheduled``, ``working``, ``retrying``, ``dead``,
+            ``succeeded``, ``failed`` or ``unknown``.
+        result: the value the job's function returned (``succeeded`` only).
+        error: the last error (``errtype``, ``message``, ``backtrace``) of a failed,
+            dead or retrying job.
+        queue: the job's queue, when known.
+        jobtype: the job's type, when known.
+        enqueued_at: RFC 3339 time the job was last enqueued (finished jobs).
+        started_at: RFC 3339 time its last run started (working and finished jobs).
+        finished_at: RFC 3339 time it ended (finished jobs).
+        doc: the whole document as the server sent it.
+    """
+
+    jid: str
+    state: str
+    result: Any = None
+    error: dict[str, Any] | None = None
+    queue: str | None = None
+    jobtype: str | None = None
+    enqueued_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    doc: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> JobState:
+        """Build the state from a RESULT reply."""
+        error = doc.get("error")
+        return cls(
+            jid=str(doc.get("jid", "")),
+            state=str(doc.get("state", "unknown")),
+            result=doc.get("result"),
+            error=error if isinstance(error, dict) else None,
+            queue=doc.get("queue"),
+            jobtype=doc.get("jobtype"),
+            enqueued_at=doc.get("enqueued_at"),
+            started_at=doc.get("started_at"),
+            finished_at=doc.get("finished_at"),
+            doc=doc,
+        )
+
+    @property
+    def finished(self) -> bool:
+        """Whether the job ended (succeeded, failed, dead) or is unknown."""
+        return self.state in FINAL
+
+    def value(self) -> Any:
+        """Return the job's result.
+
+        Raises:
+            JobFailedError: the job failed or is dead.
+            UnknownJobError: the server does not know the job.
+            ResultTimeoutError: the job has not ended yet.
+        """
+        if self.state == "succeeded":
+            return self.result
+        if self.state in ("failed", "dead"):
+            raise JobFailedError(self.jid, self.state, self.error or {})
+        if self.state == "unknown":
+            raise UnknownJobError(f"no result known for job {self.jid}")
+        raise ResultTimeoutError(f"job {self.jid} is still {self.state}")
+
+
+class Deadline:
+    """Splits a wait of ``timeout`` seconds (``None``: no limit) into server waits."""
+
+    def __init__(self, timeout: float | None) -> None:
+        limit = math.inf if timeout is None else max(0.0, timeout)
+        self._end = time.monotonic() + limit
+
+    def next_wait(self) -> float:
+        """Return how long the next RESULT may block (0: just read the state)."""
+        return max(0.0, min(MAX_WAIT, self._end - time.monotonic()))
+
+    def over(self) -> bool:
+        """Whether the wait has run out."""
+        return time.monotonic() >= self._end

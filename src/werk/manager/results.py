@@ -1,0 +1,298 @@
+"""Job results (a Werk extension): a job's outcome and return value, kept for a while.
+
+A job asks for its result with ``custom.result_ttl`` (seconds, at most
+:data:`MAX_RESULT_TTL`). Its state record ``result:<jid>`` is written at push (``pending``)
+and again when the job ends: ``succeeded`` with the JSON value its worker sent in
+``ACK {"jid": ..., "result": value}``, ``failed`` (discarded after a failure) or ``dead``,
+with the last error; a finished record lives ``result_ttl`` seconds. While the job lives,
+its state is read from the store itself (a reservation: ``working``; the scheduled, retry
+and dead sets). Jobs that did not ask are still found in those places, but a queued one is
+``unknown`` (queues cannot be searched by jid) and nothing is kept when it ends.
+
+Everything is built on the store's records and counters, so every backend has it. Waiting
+for an outcome is server-side: a waiter is woken by an ACK or FAIL on this server, and
+re-reads the record now and then (:data:`RECHECK`) for jobs finished on another server
+sharing the store. docs/protocol.md ("Job results") is the wire reference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from werk.errors import CommandError, ResultTooLargeError
+from werk.job import format_time
+from werk.manager.middleware import Middleware
+from werk.storage.base import Placement, Reservation, SetName, Store
+
+if TYPE_CHECKING:
+    from werk.manager.manager import Manager
+    from werk.manager.retry import FailureReport
+
+RECORD = "result:"
+STATS_KEY = "stats:results"
+MARKER = b'"result_ttl"'
+"""Jobs whose body lacks this byte string did not ask for a result (the cheap check)."""
+MAX_RESULT_TTL = 30 * 86400.0
+"""The longest ``result_ttl`` a job may ask for, in seconds."""
+PENDING_TTL = 30 * 86400.0
+"""A safety net for the ``pending`` record of a job that vanishes without ending."""
+DEFAULT_MAX_BYTES = 1024 * 1024
+"""The default size limit of one result, in bytes of its JSON text."""
+MAX_WAIT = 300.0
+"""The longest a RESULT may block, in seconds."""
+RECHECK = (0.05, 0.1, 0.2, 0.5, 1.0)
+"""Seconds between re-reads of the record while waiting; the last one repeats."""
+FINAL = frozenset({"succeeded", "failed", "dead", "unknown"})
+"""States a wait returns on: the job ended (or is not known at all)."""
+LIVE_SETS: tuple[tuple[SetName, str], ...] = (
+    ("retries", "retrying"),
+    ("scheduled", "scheduled"),
+    ("dead", "dead"),
+)
+"""The sets a live job is looked for in, with the state each means, in lookup order."""
+STATES = ("queued", "scheduled", "working", "retrying", "dead", "succeeded", "failed", "unknown")
+
+
+def result_ttl(job: dict[str, Any]) -> float | None:
+    """Return the ``custom.result_ttl`` a job asks for, or ``None`` when it asks for none.
+
+    Raises:
+        CommandError: ``result_ttl`` is not a number of seconds in (0, 30 days].
+    """
+    custom = job.get("custom")
+    if not isinstance(custom, dict) or custom.get("result_ttl") is None:
+        return None
+    ttl = custom["result_ttl"]
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not math.isfinite(ttl):
+        raise CommandError("result_ttl must be a number of seconds")
+    if not 0 < ttl <= MAX_RESULT_TTL:
+        raise CommandError(f"result_ttl must be between 0 and {int(MAX_RESULT_TTL)} seconds")
+    return float(ttl)
+
+
+def _ttl_of(body: bytes) -> float | None:
+    if MARKER not in body:
+        return None
+    try:
+        return result_ttl(json.loads(body))
+    except CommandError:
+        return None
+
+
+def _error(body: bytes) -> dict[str, Any] | None:
+    failure = json.loads(body).get("failure")
+    if not isinstance(failure, dict):
+        return None
+    keys = ("errtype", "message", "backtrace", "retry_count", "failed_at", "next_at")
+    return {key: failure[key] for key in keys if key in failure}
+
+
+def _encode(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+class Results(Middleware):
+    """The results subsystem: pending records at push, outcomes, lookups and waits.
+
+    Args:
+        store: the server's store; the records live there.
+        max_bytes: the size limit of one result (bytes of JSON).
+    """
+
+    def __init__(self, store: Store, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.store = store
+        self.max_bytes = max_bytes
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+
+    # -- writing -------------------------------------------------------------------------
+
+    async def push(self, job: dict[str, Any], now: float) -> None:
+        """Check ``result_ttl`` and write the ``pending`` record of a job that asks for one.
+
+        The record is written before the job is stored, so a fast worker's outcome is
+        never overwritten by it."""
+        if result_ttl(job) is not None:
+            doc = {"state": "pending", "queue": job.get("queue"), "jobtype": job.get("jobtype")}
+            await self.store.put_record(RECORD + job["jid"], _encode(doc), PENDING_TTL, now)
+
+    def check(self, value: bytes) -> None:
+        """Refuse a result over the size limit, before anything is done.
+
+        Raises:
+            ResultTooLargeError: ``value`` is longer than :attr:`max_bytes`.
+        """
+        if len(value) > self.max_bytes:
+            raise ResultTooLargeError(
+                f"result is {len(value)} bytes, over the limit of {self.max_bytes} bytes"
+            )
+
+    async def succeeded(self, reservation: Reservation, value: bytes | None, now: float) -> None:
+        """Record a job's success with the JSON ``value`` its worker returned (if it asked)."""
+        entry = reservation.entry
+        ttl = _ttl_of(entry.body)
+        if ttl is not None:
+            doc = self._finished("succeeded", reservation, now)
+            doc["result"] = None if value is None else json.loads(value)
+            await self.store.put_record(RECORD + entry.jid, _encode(doc), ttl, now)
+            await self.store.add_counts(STATS_KEY, {"stored": 1})
+        self._wake(entry.jid)
+
+    async def failed_with(
+        self,
+        reservation: Reservation,
+        placement: Placement | None,
+        report: FailureReport,
+        now: float,
+    ) -> None:
+        """Record a failure: a discarded or dead job's outcome is kept (if it asked)."""
+        entry = reservation.entry
+        ttl = _ttl_of(entry.body)
+        if ttl is not None and (placement is None or placement.set == "dead"):
+            state = "failed" if placement is None else "dead"
+            doc = self._finished(state, reservation, now)
+            doc["error"] = {
+                "errtype": report.errtype,
+                "message": report.message,
+                "backtrace": list(report.backtrace),
+            }
+            await self.store.put_record(RECORD + entry.jid, _encode(doc), ttl, now)
+            await self.store.add_counts(STATS_KEY, {"failed": 1})
+        self._wake(entry.jid)
+
+    @staticmethod
+    def _finished(state: str, reservation: Reservation, now: float) -> dict[str, Any]:
+        entry = reservation.entry
+        return {
+            "state": state,
+            "queue": entry.queue,
+            "jobtype": entry.jobtype,
+            "enqueued_at": format_time(reservation.enqueued_at),
+            "started_at": format_time(reservation.reserved_at),
+            "finished_at": format_time(now),
+        }
+
+    async def counts(self) -> dict[str, int]:
+        """Return how many outcomes were stored since the last FLUSH: ``succeeded``
+        (with their result) and ``failed`` (discarded or dead, with their error)."""
+        counts = await self.store.add_counts(STATS_KEY, {})
+        return {"succeeded": counts.get("stored", 0), "failed": counts.get("failed", 0)}
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def state(self, jid: str, now: float) -> dict[str, Any]:
+        """Return RESULT's document for ``jid`` (see docs/protocol.md, "Job results")."""
+        record = await self._record(jid, now)
+        if record.get("state") in ("succeeded", "failed"):
+            return {"jid": jid, **record}
+        found = await self._live(jid)
+        if found is not None:
+            return found
+        record = await self._record(jid, now)  # it may have ended while we looked
+        state = record.pop("state", None)
+        if state is None:
+            return {"jid": jid, "state": "unknown"}
+        return {"jid": jid, "state": "queued" if state == "pending" else state, **record}
+
+    async def _record(self, jid: str, now: float) -> dict[str, Any]:
+        data = await self.store.get_record(RECORD + jid, now)
+        doc = json.loads(data) if data is not None else {}
+        return doc if isinstance(doc, dict) else {}
+
+    async def _live(self, jid: str) -> dict[str, Any] | None:
+        store = self.store
+        reservation = await store.reservation(jid)
+        if reservation is not None:
+            return {
+                "jid": jid,
+                "state": "working",
+                "queue": reservation.entry.queue,
+                "jobtype": reservation.entry.jobtype,
+                "started_at": format_time(reservation.reserved_at),
+            }
+        for name, state in LIVE_SETS:
+            item = await store.set_get(name, jid)
+            if item is not None:
+                doc: dict[str, Any] = {"jid": jid, "state": state, "queue": item.entry.queue}
+                doc.update(jobtype=item.entry.jobtype, at=format_time(item.score))
+                error = _error(item.entry.body)
+                if error is not None:
+                    doc["error"] = error
+                return doc
+        return None
+
+    async def wait(
+        self,
+        jid: str,
+        timeout: float,
+        clock: Callable[[], float],
+        alive: Callable[[], bool] | None = None,
+    ) -> dict[str, Any]:
+        """Return the state of ``jid`` once it is final (:data:`FINAL`), or its state when
+        ``timeout`` seconds passed first, or when ``alive`` says the asker went away."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(max(timeout, 0.0), MAX_WAIT)
+        pauses = iter(RECHECK)
+        pause = RECHECK[0]
+        while True:
+            with self._listen(jid) as woken:
+                doc = await self.state(jid, clock())
+                remaining = deadline - loop.time()
+                if doc["state"] in FINAL or remaining <= 0 or (alive and not alive()):
+                    return doc
+                pause = next(pauses, pause)
+                try:
+                    async with asyncio.timeout(min(remaining, pause)):
+                        await woken
+                except TimeoutError:
+                    pass  # look again: the job may have ended on another server
+
+    @contextmanager
+    def _listen(self, jid: str) -> Iterator[asyncio.Future[None]]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(jid, set()).add(future)
+        try:
+            yield future
+        finally:
+            waiting = self._waiters.get(jid)
+            if waiting is not None:
+                waiting.discard(future)
+                if not waiting:
+                    del self._waiters[jid]
+
+    def _wake(self, jid: str) -> None:
+        for future in self._waiters.get(jid, ()):
+            if not future.done():
+                future.set_result(None)
+
+
+def results_of(manager: Manager) -> Results:
+    """Return the results subsystem registered on ``manager``.
+
+    Raises:
+        CommandError: results are not enabled on this server.
+    """
+    if manager.results is None:
+        raise CommandError("job results are not enabled on this server")
+    return manager.results
+
+
+class ExpiredJobs(Middleware):
+    """Hears, through its ``failed`` hook, of jobs dropped unrun because they expired
+    (:class:`~werk.manager.expiry.ExpiringJobs` notifies it); records them as failed."""
+
+    def __init__(self, results: Results) -> None:
+        self.results = results
+
+    async def failed(
+        self, reservation: Reservation, placement: Placement | None, now: float
+    ) -> None:
+        """Record the expired job's outcome: ``failed`` with errtype ``Expired``."""
+        from werk.manager.retry import FailureReport
+
+        report = FailureReport("Expired", "the job expired before it ran", [])
+        await self.results.failed_with(reservation, placement, report, now)

@@ -1,0 +1,43 @@
+"""The RESULT command (Werk's job results extension): parse, call results, encode.
+
+No result rules here; they live in :mod:`werk.manager.results`. ACK with a result is
+handled with the other job verbs (:mod:`.jobs`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import TYPE_CHECKING
+
+from werk.errors import CommandError
+from werk.manager.results import results_of
+from werk.protocol.resp import encode_bulk
+from werk.server.handlers.parse import object_arg
+
+if TYPE_CHECKING:
+    from werk.server.state import ConnectionState, ServerState
+
+
+async def result(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
+    """RESULT {"jid": "...", "timeout": seconds}"""
+    payload = object_arg(arg, "RESULT")
+    jid = payload.get("jid")
+    if not isinstance(jid, str) or not jid:
+        raise CommandError("RESULT needs a JSON object with a jid")
+    timeout = payload.get("timeout", 0)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
+        raise CommandError("RESULT timeout must be a number of seconds, 0 or more")
+    if not math.isfinite(timeout):
+        raise CommandError("RESULT timeout must be finite")
+    results = results_of(server.manager)
+    if timeout:
+        doc = await results.wait(
+            jid,
+            float(timeout),
+            server.manager.clock,
+            alive=lambda: conn.alive() and not server.stopping,
+        )
+    else:
+        doc = await results.state(jid, server.manager.clock())
+    return encode_bulk(json.dumps(doc, separators=(",", ":")).encode())

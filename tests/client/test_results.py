@@ -1,0 +1,97 @@
+"""Job results from the Python client: Client.result and job_state, AsyncClient.result, and
+a Worker that sends its functions' return values (SQLite and Redis servers)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from tests.helpers import ServerProcess
+from werk.client import (
+    AsyncClient,
+    Client,
+    Job,
+    JobFailedError,
+    ResultTimeoutError,
+    UnknownJobError,
+    Worker,
+)
+from werk.client.processor import RESULT_TOO_LARGE_ERRTYPE
+
+Start = Callable[[Worker], asyncio.Task[None]]
+
+
+def make_worker(server: ServerProcess) -> Worker:
+    worker = Worker(server.url, concurrency=2, shutdown_timeout=5)
+
+    @worker.register("Add")
+    def add(a: int, b: int) -> dict[str, int]:
+        return {"sum": a + b}
+
+    @worker.register("AsyncUpper")
+    async def upper(text: str) -> str:
+        await asyncio.sleep(0)
+        return text.upper()
+
+    @worker.register("Broken")
+    def broken() -> None:
+        raise ValueError("no good")
+
+    @worker.register("Opaque")
+    def opaque() -> object:
+        return object()
+
+    @worker.register("Huge")
+    def huge() -> str:
+        return "x" * (2 * 1024 * 1024)
+
+    return worker
+
+
+async def test_worker_return_values_reach_the_client(
+    werk_server: ServerProcess, client: Client, start_worker: Start
+) -> None:
+    start_worker(make_worker(werk_server))
+    add = client.push(Job("Add", [2, 3], result_ttl=60))
+    upper = client.push(Job("AsyncUpper", ["werk"], result_ttl=60))
+    plain = client.push(Job("Add", [1, 1]))  # no result_ttl: nothing kept
+    assert await asyncio.to_thread(client.result, add, 20) == {"sum": 5}
+    async with AsyncClient(werk_server.url) as aclient:
+        assert await aclient.result(upper, timeout=20) == "WERK"
+        state = await aclient.job_state(add)
+    assert state.state == "succeeded" and state.result == {"sum": 5}
+    assert state.jobtype == "Add" and state.finished_at is not None
+    with pytest.raises(UnknownJobError):
+        await asyncio.to_thread(client.result, plain, 20)
+
+
+async def test_failures_raise_with_the_last_error(
+    werk_server: ServerProcess, client: Client, start_worker: Start
+) -> None:
+    start_worker(make_worker(werk_server))
+    broken = client.push(Job("Broken", retry=0, result_ttl=60))
+    opaque = client.push(Job("Opaque", retry=0, result_ttl=60))
+    huge = client.push(Job("Huge", retry=0, result_ttl=60))
+    with pytest.raises(JobFailedError) as failed:
+        await asyncio.to_thread(client.result, broken, 20)
+    assert (failed.value.state, failed.value.errtype) == ("failed", "ValueError")
+    assert failed.value.error_message == "no good" and failed.value.backtrace
+    with pytest.raises(JobFailedError, match="cannot be stored as JSON"):
+        await asyncio.to_thread(client.result, opaque, 20)
+    with pytest.raises(JobFailedError) as too_large:
+        await asyncio.to_thread(client.result, huge, 20)
+    assert too_large.value.errtype == RESULT_TOO_LARGE_ERRTYPE
+    assert "over the limit of 1048576 bytes" in too_large.value.error_message
+
+
+def test_a_wait_that_runs_out(client: Client) -> None:
+    jid = client.push(Job("Nobody", queue="idle", result_ttl=60))
+    assert client.job_state(jid).state == "queued"
+    with pytest.raises(ResultTimeoutError, match="is still queued"):
+        client.result(jid, timeout=0.3)
+    fetched = client.fetch("idle")
+    assert fetched is not None
+    client.ack(jid, result=[1, "two"])
+    assert client.result(jid, timeout=1) == [1, "two"]

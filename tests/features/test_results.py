@@ -1,0 +1,206 @@
+"""Job results (Werk's extension) through a real server on SQLite and Redis: ACK with a
+result, RESULT reads and waits, states along the job's life, expiry after ``result_ttl``
+(controlled clock), the size limit, and what INFO and /metrics count."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from tests.enterprise.support import bulk_json, client_of, job, peer_of, take
+from tests.features.conftest import Clock
+from tests.helpers import Peer, ServerProcess, error_text
+from werk.errors import ResultTooLargeError
+from werk.manager import Manager
+from werk.manager.features import default_middleware, max_result_bytes
+from werk.manager.results import results_of
+from werk.manager.retry import FailureReport
+from werk.protocol.resp import Simple
+from werk.storage.base import Store
+
+
+def result(peer: Peer, jid: str, timeout: float | None = None) -> dict[str, Any]:
+    payload: dict[str, Any] = {"jid": jid}
+    if timeout is not None:
+        payload["timeout"] = timeout
+    return dict(bulk_json(peer.call("RESULT " + json.dumps(payload))))
+
+
+def ack(peer: Peer, jid: str, value: Any) -> Any:
+    return peer.call("ACK " + json.dumps({"jid": jid, "result": value}))
+
+
+def test_a_result_is_stored_and_read(werk_server: ServerProcess) -> None:
+    peer = peer_of(werk_server)
+    asking = job(result_ttl=60)
+    with client_of(werk_server) as client:
+        client.push(asking)
+        assert result(peer, asking["jid"])["state"] == "queued"
+        take(client, "work")
+        assert result(peer, asking["jid"])["state"] == "working"
+    value = {"sum": 3, "items": ["a", "é"], "nested": [1.5, None, True]}
+    assert ack(peer, asking["jid"], value) == Simple("OK")
+    doc = result(peer, asking["jid"])
+    assert doc["state"] == "succeeded" and doc["result"] == value
+    assert (doc["jid"], doc["queue"], doc["jobtype"]) == (asking["jid"], "work", "Work")
+    assert doc["finished_at"].endswith("Z") and doc["started_at"] <= doc["finished_at"]
+    info = bulk_json(peer.call("INFO"))
+    assert info["faktory"]["results"] == {"succeeded": 1, "failed": 0}
+
+
+def test_states_of_a_failing_job(werk_server: ServerProcess) -> None:
+    peer = peer_of(werk_server)
+    retried = {**job(result_ttl=60), "retry": 1}
+    dying = {**job(result_ttl=60), "retry": -1}
+    discarded = {**job(result_ttl=60), "retry": 0}
+    later = {**job(result_ttl=60), "at": "2099-01-01T00:00:00Z"}
+    with client_of(werk_server) as client:
+        client.push(later)
+        for payload in (retried, dying, discarded):
+            client.push(payload)
+            client.fail(take(client, "work")["jid"], "ValueError", "bad input", ["line 1"])
+    assert result(peer, later["jid"])["state"] == "scheduled"
+    doc = result(peer, retried["jid"])
+    assert doc["state"] == "retrying"
+    assert doc["error"]["errtype"] == "ValueError" and doc["error"]["retry_count"] == 0
+    doc = result(peer, dying["jid"])
+    assert doc["state"] == "dead" and doc["error"]["message"] == "bad input"
+    doc = result(peer, discarded["jid"])
+    assert doc["state"] == "failed" and "result" not in doc
+    assert doc["error"] == {
+        "errtype": "ValueError",
+        "message": "bad input",
+        "backtrace": ["line 1"],
+    }
+    counted = bulk_json(peer.call("INFO"))["faktory"]["results"]
+    assert counted == {"succeeded": 0, "failed": 2}
+
+
+def test_jobs_that_did_not_ask(werk_server: ServerProcess) -> None:
+    peer = peer_of(werk_server)
+    plain = job()
+    with client_of(werk_server) as client:
+        client.push(plain)
+        # A queued job that asked for nothing cannot be found by jid.
+        assert result(peer, plain["jid"]) == {"jid": plain["jid"], "state": "unknown"}
+        take(client, "work")
+        assert result(peer, plain["jid"])["state"] == "working"
+    # A result sent for a job that did not ask is dropped.
+    assert ack(peer, plain["jid"], 42) == Simple("OK")
+    assert result(peer, plain["jid"])["state"] == "unknown"
+    assert result(peer, "nosuchjob1", timeout=5)["state"] == "unknown"
+
+
+def test_wait_returns_when_the_job_ends(werk_server: ServerProcess) -> None:
+    peer = peer_of(werk_server)
+    asking = job(result_ttl=60)
+    with client_of(werk_server) as client:
+        client.push(asking)
+
+        def work() -> None:
+            time.sleep(0.3)
+            with client_of(werk_server) as worker:
+                fetched = take(worker, "work")
+                time.sleep(0.2)
+                worker.ack(fetched["jid"], result=["done"])
+
+        thread = threading.Thread(target=work)
+        started = time.monotonic()
+        thread.start()
+        doc = result(peer, asking["jid"], timeout=20)
+        waited = time.monotonic() - started
+        thread.join()
+    assert doc["state"] == "succeeded" and doc["result"] == ["done"]
+    assert 0.4 < waited < 10
+
+
+def test_wait_times_out_with_the_current_state(werk_server: ServerProcess) -> None:
+    peer = peer_of(werk_server)
+    asking = job(result_ttl=60)
+    with client_of(werk_server) as client:
+        client.push(asking)
+    started = time.monotonic()
+    assert result(peer, asking["jid"], timeout=0.5)["state"] == "queued"
+    assert time.monotonic() - started >= 0.5
+
+
+def test_size_limit(werk_server: ServerProcess) -> None:
+    peer = peer_of(werk_server)
+    asking = job(result_ttl=60)
+    with client_of(werk_server) as client:
+        client.push(asking)
+        take(client, "work")
+    reply = ack(peer, asking["jid"], "x" * (1024 * 1024))
+    assert error_text(reply) == (
+        "TOOLARGE result is 1048578 bytes, over the limit of 1048576 bytes"
+    )
+    # Nothing was done: the job is still reserved, and a smaller result goes through.
+    assert result(peer, asking["jid"])["state"] == "working"
+    assert ack(peer, asking["jid"], "x" * 1000) == Simple("OK")
+    assert result(peer, asking["jid"])["result"] == "x" * 1000
+
+
+def test_bad_commands(werk_server: ServerProcess) -> None:
+    peer = peer_of(werk_server)
+    assert error_text(peer.call("RESULT")) == "ERR RESULT needs an argument"
+    assert error_text(peer.call("RESULT nope")) == "ERR invalid RESULT nope"
+    assert error_text(peer.call('RESULT {"timeout": 1}')).startswith("ERR RESULT needs")
+    reply = peer.call('RESULT {"jid": "abc12345", "timeout": -1}')
+    assert error_text(reply).startswith("ERR RESULT timeout must be")
+    reply = peer.call("PUSH " + json.dumps(job(result_ttl="soon")))
+    assert error_text(reply) == "ERR result_ttl must be a number of seconds"
+    reply = peer.call("PUSH " + json.dumps(job(result_ttl=40 * 86400)))
+    assert error_text(reply).startswith("ERR result_ttl must be between 0 and")
+
+
+# -- expiry and the limit setting with a controlled clock, on the test's backend -------------
+
+
+async def test_results_expire_after_their_ttl(store: Store) -> None:
+    clock = Clock(1_800_000_000.0)
+    manager = Manager(store, clock=clock, middleware=default_middleware(store, {}))
+    results = results_of(manager)
+    for jid, ttl in (("short-jid-1", 10), ("long-jid-1", 3600)):
+        await manager.push({**job(result_ttl=ttl), "jid": jid})
+        assert await manager.fetch(["work"], timeout=0) is not None
+        await manager.ack(jid, b'{"v":1}')
+    clock.now += 9
+    assert (await results.state("short-jid-1", clock.now))["result"] == {"v": 1}
+    clock.now += 2
+    assert (await results.state("short-jid-1", clock.now))["state"] == "unknown"
+    assert (await results.state("long-jid-1", clock.now))["state"] == "succeeded"
+
+
+async def test_failure_outcomes_expire_and_expired_jobs_fail(store: Store) -> None:
+    clock = Clock(1_800_000_000.0)
+    manager = Manager(store, clock=clock, middleware=default_middleware(store, {}))
+    results = results_of(manager)
+    await manager.push({**job(result_ttl=5, expires_in=1), "jid": "expiring-1"})
+    await manager.push({**job(result_ttl=5), "jid": "failing-1", "retry": 0})
+    clock.now += 2
+    assert (await manager.fetch(["work"], timeout=0) or b"").find(b"failing-1") > 0
+    await manager.fail("failing-1", FailureReport("Boom", "no", []))
+    doc = await results.state("expiring-1", clock.now)
+    assert (doc["state"], doc["error"]["errtype"]) == ("failed", "Expired")
+    assert (await results.state("failing-1", clock.now))["error"]["errtype"] == "Boom"
+    clock.now += 6
+    assert (await results.state("failing-1", clock.now))["state"] == "unknown"
+
+
+async def test_the_size_limit_setting(store: Store) -> None:
+    settings = {"results": {"max_bytes": 10}}
+    assert max_result_bytes(settings) == 10 and max_result_bytes({}) == 1024 * 1024
+    with pytest.raises(ValueError, match="max_bytes must be a positive integer"):
+        max_result_bytes({"results": {"max_bytes": "big"}})
+    manager = Manager(
+        store, clock=Clock(1_800_000_000.0), middleware=default_middleware(store, settings)
+    )
+    await manager.push({**job(result_ttl=5), "jid": "limited-1"})
+    await manager.fetch(["work"], timeout=0)
+    with pytest.raises(ResultTooLargeError, match="result is 12 bytes, over the limit of 10"):
+        await manager.ack("limited-1", b'"0123456789"')
+    assert (await results_of(manager).state("limited-1", 0))["state"] == "working"
