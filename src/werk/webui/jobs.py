@@ -4,8 +4,8 @@
 ``/jobs/<jid>``, which shows the job wherever it is: running, waiting in a queue, or in
 the retry, scheduled or dead set (then it redirects to that set's job page, where its
 actions are), or, once it ended, its kept result or last error if it asked for them
-(``custom.result_ttl``, Werk's job results). Queues have no index by jid, so each is searched up to its first
-:data:`~werk.manager.queries.FIND_SCAN` entries.
+(``custom.result_ttl``, Werk's job results). Queues have no index by jid, so each is
+searched up to its first :data:`~werk.manager.queries.FIND_SCAN` entries.
 """
 
 from __future__ import annotations
