@@ -240,3 +240,36 @@ async def test_hundred_thousand_jobs(store: SqliteStore, tmp_path: Path) -> None
     assert await again.queue_sizes() == {"default": 0}
     assert await again.working_size() == 0
     await again.close()
+
+
+async def test_os_mode_commits_in_call_order_on_the_loop_and_the_thread(tmp_path: Path) -> None:
+    # Given an os-mode store, where small batches commit on the loop and big ones (and
+    # everything while the thread is busy) on the writer thread
+    store = SqliteStore(tmp_path, durability="os")
+    await store.open()
+    try:
+        # When single pushes, a big batch and FETCH/ACK background writes interleave
+        await asyncio.gather(*(store.enqueue([entry(f"one-{i:04d}")], NOW) for i in range(50)))
+        await store.enqueue([entry(f"big-{i:04d}") for i in range(500)], NOW)
+        fetched = [await store.fetch(["default"], NOW, "w1") for _ in range(300)]
+        jids = [res.entry.jid for res in fetched if res is not None]
+        # (an ACK burst between two pushes of one loop iteration: its background write
+        # joins the batch the loop gathers, and its 200 rows send that batch to the thread)
+        await asyncio.gather(
+            store.enqueue([entry("two-0000")], NOW),
+            *(store.ack(jid, NOW) for jid in jids[:200]),
+            *(store.enqueue([entry(f"two-{i:04d}")], NOW) for i in range(1, 50)),
+        )
+    finally:
+        await store.close()
+    # Then, after a restart, every write is there, in order
+    again = SqliteStore(tmp_path, durability="os")
+    await again.open()
+    try:
+        assert (await again.queue_sizes())["default"] == 50 + 500 + 50 - 300
+        assert await again.working_size() == 100
+        assert (await again.counters()).processed == 200
+        first = await again.fetch(["default"], NOW, "w2")
+        assert first is not None and first.entry.jid == "big-0250"
+    finally:
+        await again.close()

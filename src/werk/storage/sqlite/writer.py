@@ -234,7 +234,7 @@ class Writer:
             # Not awaited: it may as well be batched on the thread, unless an inline batch
             # is already gathering (writes commit in call order).
             if self._inline:
-                self._inline.append(op)
+                self._gather_inline(op)  # its rows count: a big one sends all to the thread
             else:
                 self._put(op)
 
