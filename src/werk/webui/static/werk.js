@@ -214,13 +214,12 @@
         const stats = await response.json();
         const f = stats.faktory;
         const now = { processed: f.total_processed, failed: f.total_failures };
-        if (last !== null) {
-          data[0].push(Date.now() / 1000);
-          data[1].push(Math.max(0, now.processed - last.processed));
-          data[2].push(Math.max(0, now.failed - last.failed));
-          if (data[0].length > MAX_POINTS) { data.forEach(function (s) { s.shift(); }); }
-          if (plot) { plot.setData(data); }
-        }
+        // The first poll draws a zero point, so the axes show from the start.
+        data[0].push(Date.now() / 1000);
+        data[1].push(last === null ? 0 : Math.max(0, now.processed - last.processed));
+        data[2].push(last === null ? 0 : Math.max(0, now.failed - last.failed));
+        if (data[0].length > MAX_POINTS) { data.forEach(function (s) { s.shift(); }); }
+        if (plot) { plot.setData(data); }
         last = now;
         const counts = {
           processed: f.total_processed, failed: f.total_failures, busy: f.sets.working,
