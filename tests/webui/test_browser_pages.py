@@ -154,14 +154,28 @@ def _pages(jids: dict[str, str]) -> list[tuple[str, str]]:
 FITS = "document.documentElement.scrollWidth <= window.innerWidth"
 
 
-@pytest.mark.parametrize(("label", "viewport"), [("desktop", DESKTOP), ("phone", PHONE)])
+@pytest.mark.parametrize(
+    ("label", "viewport", "locale"),
+    [
+        ("desktop", DESKTOP, "en-US"),
+        ("phone", PHONE, "en-US"),
+        ("phone-de", PHONE, "de-DE"),  # the longest words
+        ("desktop-ja", DESKTOP, "ja-JP"),
+    ],
+)
 def test_every_page_fits_the_window(
-    filled: Filled, workers: list[Peer], browser: Any, label: str, viewport: dict[str, int]
+    filled: Filled,
+    workers: list[Peer],
+    browser: Any,
+    label: str,
+    viewport: dict[str, int],
+    locale: str,
 ) -> None:
     context = browser.new_context(
         base_url=f"http://127.0.0.1:{filled.server.web_port}",
         viewport=viewport,
         device_scale_factor=1,
+        locale=locale,
     )
     context.add_init_script("localStorage.livePaused = '1'")
     page = context.new_page()
@@ -176,7 +190,8 @@ def test_every_page_fits_the_window(
                 assert page.locator("tr[data-wid]").count() == 2
             sizes = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
             assert page.evaluate(FITS), f"{path} at {label}: scrollWidth, innerWidth = {sizes}"
-            screenshot(page, f"{name}-{label}", docs=True)
+            docs = label in ("desktop", "phone") or name in ("dashboard", "busy")
+            screenshot(page, f"{name}-{label}", docs=docs)
         missing = page.goto("/jobs/no-such-job")
         assert missing is not None and missing.status == 404 and page.evaluate(FITS)
     finally:
