@@ -63,6 +63,7 @@ async def test_worker_return_values_reach_the_client(
         state = await aclient.job_state(add)
     assert state.state == "succeeded" and state.result == {"sum": 5}
     assert state.jobtype == "Add" and state.finished_at is not None
+    assert state.args == [2, 3] and state.custom == {"result_ttl": 60} and state.wid
     with pytest.raises(UnknownJobError):
         await asyncio.to_thread(client.result, plain, 20)
 

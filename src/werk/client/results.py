@@ -67,6 +67,9 @@ class JobState:
         enqueued_at: RFC 3339 time the job was last enqueued (finished jobs).
         started_at: RFC 3339 time its last run started (working and finished jobs).
         finished_at: RFC 3339 time it ended (finished jobs).
+        args: the job's arguments as pushed (``[]`` when unknown).
+        custom: the job's ``custom`` object as pushed (``{}`` when unknown).
+        wid: the worker process that ran it (working and finished jobs).
         doc: the whole document as the server sent it.
     """
 
@@ -79,6 +82,9 @@ class JobState:
     enqueued_at: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    args: list[Any] = field(default_factory=list)
+    custom: dict[str, Any] = field(default_factory=dict)
+    wid: str | None = None
     doc: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -95,6 +101,9 @@ class JobState:
             enqueued_at=doc.get("enqueued_at"),
             started_at=doc.get("started_at"),
             finished_at=doc.get("finished_at"),
+            args=list(doc.get("args") or []),
+            custom=dict(doc.get("custom") or {}),
+            wid=doc.get("wid"),
             doc=doc,
         )
 

@@ -84,6 +84,11 @@ def _ttl_of(body: bytes) -> float | None:
         return None
 
 
+def _job_fields(job: dict[str, Any]) -> dict[str, Any]:
+    """The job's own fields a RESULT document repeats: ``args`` and ``custom``."""
+    return {key: job[key] for key in ("args", "custom") if key in job}
+
+
 def _error(body: bytes) -> dict[str, Any] | None:
     failure = json.loads(body).get("failure")
     if not isinstance(failure, dict):
@@ -118,6 +123,7 @@ class Results(Middleware):
         never overwritten by it."""
         if result_ttl(job) is not None:
             doc = {"state": "pending", "queue": job.get("queue"), "jobtype": job.get("jobtype")}
+            doc.update(_job_fields(job), enqueued_at=format_time(now))
             await self.store.put_record(RECORD + job["jid"], _encode(doc), PENDING_TTL, now)
 
     def check(self, value: bytes) -> None:
@@ -171,6 +177,8 @@ class Results(Middleware):
             "state": state,
             "queue": entry.queue,
             "jobtype": entry.jobtype,
+            **_job_fields(json.loads(entry.body)),
+            "wid": reservation.wid,
             "enqueued_at": format_time(reservation.enqueued_at),
             "started_at": format_time(reservation.reserved_at),
             "finished_at": format_time(now),
@@ -212,6 +220,9 @@ class Results(Middleware):
                 "state": "working",
                 "queue": reservation.entry.queue,
                 "jobtype": reservation.entry.jobtype,
+                **_job_fields(json.loads(reservation.entry.body)),
+                "wid": reservation.wid,
+                "enqueued_at": format_time(reservation.enqueued_at),
                 "started_at": format_time(reservation.reserved_at),
             }
         for name, state in LIVE_SETS:
@@ -219,6 +230,7 @@ class Results(Middleware):
             if item is not None:
                 doc: dict[str, Any] = {"jid": jid, "state": state, "queue": item.entry.queue}
                 doc.update(jobtype=item.entry.jobtype, at=format_time(item.score))
+                doc.update(_job_fields(json.loads(item.entry.body)))
                 error = _error(item.entry.body)
                 if error is not None:
                     doc["error"] = error
