@@ -17,6 +17,7 @@ from werk.client import (
     ResultTimeoutError,
     UnknownJobError,
     Worker,
+    task,
 )
 from werk.client.processor import RESULT_TOO_LARGE_ERRTYPE
 
@@ -96,3 +97,18 @@ def test_a_wait_that_runs_out(client: Client) -> None:
     assert fetched is not None
     client.ack(jid, result=[1, "two"])
     assert client.result(jid, timeout=1) == [1, "two"]
+
+
+async def test_a_task_handle_waits_for_its_result(
+    werk_server: ServerProcess, client: Client, start_worker: Start
+) -> None:
+    @task(result_ttl=60, client=client)
+    def multiply(a: int, b: int) -> int:
+        return a * b
+
+    worker = Worker(werk_server.url, concurrency=1, shutdown_timeout=5)
+    worker.include(multiply)
+    start_worker(worker)
+    pushed = multiply.push(6, b=7)
+    assert await asyncio.to_thread(pushed.result, 20) == 42
+    assert pushed.state().state == "succeeded"

@@ -6,6 +6,7 @@
     def send_email(address: str, subject: str = "Hello") -> None: ...
 
     send_email.push("ann@example.com", subject="Welcome")     # -> Pushed(jid=...)
+    add.push(2, 3).result(timeout=10)                          # 5, for @task(result_ttl=...)
     send_email.push_in(timedelta(hours=1), "bob@example.com")  # scheduled
     send_email.push_bulk([send_email.job(a) for a in addresses])
 
@@ -34,6 +35,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from werk.client.client import Client
 from werk.client.job import Job
+from werk.client.results import JobState
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -60,19 +62,42 @@ def set_default_client(client: Client | None) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class Pushed:
-    """A job the server accepted: its ``jid``, ``jobtype`` and ``queue``."""
+class Pushed(Generic[R]):
+    """A job the server accepted: its ``jid``, ``jobtype`` and ``queue``, and a handle on
+    its outcome (for a task declared with ``result_ttl``, Werk's job results)."""
 
     jid: str
     jobtype: str
     queue: str
+    client: Client | None = field(default=None, repr=False, compare=False)
+
+    def result(self, timeout: float | None = None) -> R:
+        """Wait up to ``timeout`` seconds (``None``: no limit) for the job to end, on the
+        server, and return its function's return value.
+
+        Raises:
+            JobFailedError: the job failed for good (discarded or dead).
+            UnknownJobError: nothing is known of the job (declared without
+                ``result_ttl``, or its result expired).
+            ResultTimeoutError: the job had not ended in time.
+        """
+        value: R = self._client().result(self.jid, timeout)
+        return value
+
+    def state(self, timeout: float | None = 0.0) -> JobState:
+        """Return what the server knows of the job now (or once it ended, waiting up to
+        ``timeout`` seconds): see :meth:`werk.client.Client.job_state`."""
+        return self._client().job_state(self.jid, timeout)
+
+    def _client(self) -> Client:
+        return self.client if self.client is not None else default_client()
 
 
 @dataclass(frozen=True, slots=True)
 class BulkPushed:
     """What :meth:`Task.push_bulk` did: the jobs accepted, and ``{jid: error}`` refused."""
 
-    pushed: list[Pushed]
+    pushed: list[Pushed[Any]]
     refused: dict[str, str]
 
 
@@ -88,6 +113,7 @@ class TaskOptions:
     timeout: float | None = None
     backtrace: int | None = None
     custom: Mapping[str, Any] | None = field(default=None, hash=False)
+    result_ttl: float | None = None
 
 
 def _signature(func: Callable[..., Any]) -> inspect.Signature:
@@ -177,7 +203,7 @@ class Task(Generic[P, R]):
         :class:`AsyncClient <werk.client.async_client.AsyncClient>`)."""
         return self._job(None, args, kwargs)
 
-    def push(self, *args: P.args, **kwargs: P.kwargs) -> Pushed:
+    def push(self, *args: P.args, **kwargs: P.kwargs) -> Pushed[R]:
         """Push one job with these arguments.
 
         Raises:
@@ -186,12 +212,14 @@ class Task(Generic[P, R]):
         """
         return self._push(self._job(None, args, kwargs))
 
-    def push_at(self, at: datetime | float | str, /, *args: P.args, **kwargs: P.kwargs) -> Pushed:
+    def push_at(
+        self, at: datetime | float | str, /, *args: P.args, **kwargs: P.kwargs
+    ) -> Pushed[R]:
         """Push a job that runs no earlier than ``at`` (aware datetime, Unix seconds or
         RFC 3339 text)."""
         return self._push(self._job(at, args, kwargs))
 
-    def push_in(self, delay: timedelta | float, /, *args: P.args, **kwargs: P.kwargs) -> Pushed:
+    def push_in(self, delay: timedelta | float, /, *args: P.args, **kwargs: P.kwargs) -> Pushed[R]:
         """Push a job that runs no earlier than ``delay`` (seconds or a timedelta) from now."""
         seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
         return self._push(self._job(time.time() + seconds, args, kwargs))
@@ -216,18 +244,18 @@ class Task(Generic[P, R]):
             backtrace=opts.backtrace,
             custom=opts.custom,
             timeout=opts.timeout,
+            result_ttl=opts.result_ttl,
         )
 
     def _client(self) -> Client:
         return self.client if self.client is not None else default_client()
 
-    def _push(self, job: Job) -> Pushed:
+    def _push(self, job: Job) -> Pushed[R]:
         self._client().push(job)
         return self._pushed(job)
 
-    @staticmethod
-    def _pushed(job: Job) -> Pushed:
-        return Pushed(job.jid, job.jobtype, job.queue or "default")
+    def _pushed(self, job: Job) -> Pushed[R]:
+        return Pushed(job.jid, job.jobtype, job.queue or "default", self.client)
 
 
 @overload
@@ -246,6 +274,7 @@ def task(
     timeout: float | None = None,
     backtrace: int | None = None,
     custom: Mapping[str, Any] | None = None,
+    result_ttl: float | None = None,
     client: Client | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
@@ -261,6 +290,7 @@ def task(
     timeout: float | None = None,
     backtrace: int | None = None,
     custom: Mapping[str, Any] | None = None,
+    result_ttl: float | None = None,
     client: Client | None = None,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Declare a job type: ``@task`` or ``@task("JobType", queue=..., retry=..., ...)``.
@@ -268,14 +298,17 @@ def task(
     Without a name the function's ``__name__`` is the jobtype. The options are the job
     defaults of every push: ``queue``, ``retry``, ``priority`` (1..9, Werk), ``reserve_for``
     (seconds), ``backtrace``, ``custom``, and ``timeout`` (seconds the worker lets it run;
-    sent as ``custom.timeout``). ``client``: push with this client instead of
-    :func:`default_client`.
+    sent as ``custom.timeout``), ``result_ttl`` (seconds a Werk server keeps the outcome
+    and return value, which :meth:`Pushed.result` waits for; sent as ``custom.result_ttl``).
+    ``client``: push with this client instead of :func:`default_client`.
 
     Raises:
         TypeError: the function has keyword-only parameters or ``**kwargs``.
         ValueError: ``timeout`` is not positive.
     """
-    options = TaskOptions(queue, retry, priority, reserve_for, timeout, backtrace, custom)
+    options = TaskOptions(
+        queue, retry, priority, reserve_for, timeout, backtrace, custom, result_ttl
+    )
     if callable(jobtype):
         return Task(jobtype, None, options, client)
     name = jobtype

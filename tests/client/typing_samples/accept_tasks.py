@@ -21,7 +21,8 @@ async def crawl(url: str) -> None: ...
 
 
 send_email.push("ann@example.com", subject="Welcome")
-pushed: Pushed = resize.push(42, 800)
+pushed: Pushed[bool] = resize.push(42, 800)
+done: bool = pushed.result(timeout=10)
 jid: str = resize.push(42, width=800, height=600).jid
 resize.push_in(timedelta(minutes=5), 42, 800)
 resize.push_at(datetime(2030, 1, 1, tzinfo=UTC), image_id=42, width=800)
