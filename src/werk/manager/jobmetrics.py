@@ -70,7 +70,7 @@ class TypeMetrics:
     jobtype: str
     executions: int = 0
     failures: int = 0
-    total_ms: int = 0
+    total_us: int = 0
     histogram: dict[int, int] = field(default_factory=dict)
     series: list[tuple[int, int, int]] = field(default_factory=list)
     """``(bucket start, executions, failures)`` for every bucket where the type ran."""
@@ -78,7 +78,7 @@ class TypeMetrics:
     @property
     def mean_ms(self) -> float:
         """The mean run time in milliseconds (0 without executions)."""
-        return self.total_ms / self.executions if self.executions else 0.0
+        return self.total_us / 1000 / self.executions if self.executions else 0.0
 
     def percentile(self, fraction: float) -> float:
         """Return the run time (ms) below which ``fraction`` of executions fell.
@@ -144,7 +144,7 @@ class JobMetrics(Middleware):
         for name, delta in (
             ("n", 1),
             ("f", int(failed)),
-            ("ms", round(ms)),
+            ("us", round(ms * 1000)),
             (f"h{_histogram_index(ms)}", 1),
         ):
             if delta:
@@ -220,7 +220,7 @@ def _split(counts: dict[str, int]) -> dict[str, dict[str, int]]:
 def _merge(metrics: TypeMetrics, values: dict[str, int]) -> None:
     metrics.executions += values.get("n", 0)
     metrics.failures += values.get("f", 0)
-    metrics.total_ms += values.get("ms", 0)
+    metrics.total_us += values.get("us", 0)
     for counter, value in values.items():
         if counter.startswith("h") and counter[1:].isdigit():
             index = int(counter[1:])
