@@ -38,7 +38,6 @@ MOVE_CHUNK = 1000
 """Entries moved per script call when a whole set is requeued."""
 
 _SCRIPTS = {
-    "batch": lua.BATCH,
     "fail": lua.FAIL,
     "extend": lua.EXTEND,
     "move": lua.MOVE,

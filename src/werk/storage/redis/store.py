@@ -43,7 +43,9 @@ from werk.storage.redis.codec import (
 )
 from werk.storage.redis.coord import RedisCoord
 from werk.storage.redis.keys import DEFAULT_PREFIX, Keys
+from werk.storage.redis.link import ScriptLink
 from werk.storage.redis.listener import AvailableListener
+from werk.storage.redis.scripts import BATCH
 from werk.storage.redis.sets import RedisSets
 
 
@@ -111,6 +113,7 @@ class RedisStore(RedisCoord, RedisSets):
         """Connect, check that Redis answers, and start following the pub/sub channel."""
         self._redis = self._connect(self.retries)
         self._load_scripts()
+        self._link = ScriptLink(self._redis, BATCH, self.retries)
         await self._redis.ping()
         listener = AvailableListener(
             lambda: self._connect(retries=0), self.keys, self.origin, self._notify
@@ -124,6 +127,7 @@ class RedisStore(RedisCoord, RedisSets):
             await self._listener.stop()
             self._listener = None
         if hasattr(self, "_redis"):
+            await self._link.close()
             await self._redis.aclose()
 
     def on_available(self, callback: AvailableCallback) -> None:
@@ -133,7 +137,7 @@ class RedisStore(RedisCoord, RedisSets):
     # -- queues ------------------------------------------------------------------
 
     async def _run_batch(self, keys: Sequence[str], args: Sequence[str | bytes]) -> Any:
-        return await self._run("batch", keys, args)
+        return await self._link(keys, args)
 
     @wrap_errors
     async def enqueue(self, entries: Sequence[Entry], now: float) -> None:
