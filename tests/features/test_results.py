@@ -17,7 +17,6 @@ from tests.helpers import Peer, ServerProcess, error_text
 from werk.errors import ResultTooLargeError
 from werk.manager import Manager
 from werk.manager.features import default_middleware, max_result_bytes
-from werk.manager.results import results_of
 from werk.manager.retry import FailureReport
 from werk.protocol.resp import Simple
 from werk.storage.base import Store
@@ -163,7 +162,7 @@ def test_bad_commands(werk_server: ServerProcess) -> None:
 async def test_results_expire_after_their_ttl(store: Store) -> None:
     clock = Clock(1_800_000_000.0)
     manager = Manager(store, clock=clock, middleware=default_middleware(store, {}))
-    results = results_of(manager)
+    results = manager.results_or_fail()
     for jid, ttl in (("short-jid-1", 10), ("long-jid-1", 3600)):
         await manager.push({**job(result_ttl=ttl), "jid": jid})
         assert await manager.fetch(["work"], timeout=0) is not None
@@ -178,7 +177,7 @@ async def test_results_expire_after_their_ttl(store: Store) -> None:
 async def test_failure_outcomes_expire_and_expired_jobs_fail(store: Store) -> None:
     clock = Clock(1_800_000_000.0)
     manager = Manager(store, clock=clock, middleware=default_middleware(store, {}))
-    results = results_of(manager)
+    results = manager.results_or_fail()
     await manager.push({**job(result_ttl=5, expires_in=1), "jid": "expiring-1"})
     await manager.push({**job(result_ttl=5), "jid": "failing-1", "retry": 0})
     clock.now += 2
@@ -203,4 +202,4 @@ async def test_the_size_limit_setting(store: Store) -> None:
     await manager.fetch(["work"], timeout=0)
     with pytest.raises(ResultTooLargeError, match="result is 12 bytes, over the limit of 10"):
         await manager.ack("limited-1", b'"0123456789"')
-    assert (await results_of(manager).state("limited-1", 0))["state"] == "working"
+    assert (await manager.results_or_fail().state("limited-1", 0))["state"] == "working"

@@ -88,6 +88,16 @@ class Manager:
         self._due_listeners: list[Callable[[float], None]] = []
         store.on_available(self.waiters.wake)
 
+    def results_or_fail(self) -> Results:
+        """Return the job results subsystem.
+
+        Raises:
+            CommandError: results are not enabled on this server (no Results middleware).
+        """
+        if self.results is None:
+            raise CommandError("job results are not enabled on this server")
+        return self.results
+
     def on_scheduled(self, listener: Callable[[float], None]) -> None:
         """Call ``listener(due)`` whenever a job is added to the scheduled or retry set."""
         self._due_listeners.append(listener)

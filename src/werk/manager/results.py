@@ -30,7 +30,6 @@ from werk.manager.middleware import Middleware
 from werk.storage.base import Placement, Reservation, SetName, Store
 
 if TYPE_CHECKING:
-    from werk.manager.manager import Manager
     from werk.manager.retry import FailureReport
 
 RECORD = "result:"
@@ -280,17 +279,6 @@ class Results(Middleware):
         for future in self._waiters.get(jid, ()):
             if not future.done():
                 future.set_result(None)
-
-
-def results_of(manager: Manager) -> Results:
-    """Return the results subsystem registered on ``manager``.
-
-    Raises:
-        CommandError: results are not enabled on this server.
-    """
-    if manager.results is None:
-        raise CommandError("job results are not enabled on this server")
-    return manager.results
 
 
 class ExpiredJobs(Middleware):

@@ -11,7 +11,6 @@ import math
 from typing import TYPE_CHECKING
 
 from werk.errors import CommandError
-from werk.manager.results import results_of
 from werk.protocol.resp import encode_bulk
 from werk.server.handlers.parse import object_arg
 
@@ -30,7 +29,7 @@ async def result(server: ServerState, conn: ConnectionState, arg: bytes) -> byte
         raise CommandError("RESULT timeout must be a number of seconds, 0 or more")
     if not math.isfinite(timeout):
         raise CommandError("RESULT timeout must be finite")
-    results = results_of(server.manager)
+    results = server.manager.results_or_fail()
     if timeout:
         doc = await results.wait(
             jid,
