@@ -68,7 +68,10 @@ def _fill(filler: Filler, peer: Peer) -> dict[str, str]:
     assert peer.call("PUSHB " + json.dumps(jobs)) == b"{}"
     for i in range(30):
         jid, queue = f"retry-{i:05d}", f"failing{i % 3}"
-        filler.push(jid, queue=queue, args=[LONG_ARG if i == 0 else i, "x"])
+        # As if it failed 10 times already: the next retry is hours away, not 15-44 s, so
+        # the retries stay in their set while the tests look at them.
+        failure = {"retry_count": 9, "remaining": 16, "failed_at": "2026-01-01T00:00:00Z"}
+        filler.push(jid, queue=queue, args=[LONG_ARG if i == 0 else i, "x"], failure=failure)
         assert isinstance(peer.call(f"FETCH {queue}"), bytes)
         report = {
             "jid": jid,
