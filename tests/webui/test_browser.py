@@ -304,6 +304,20 @@ def test_cron_and_throttles_tabs(ui_with_features: Session) -> None:
         ui.page.locator('a[href*="/cron/"]').first.click()
     assert "reports" in ui.page.content()
     screenshot(ui.page, "cron-entry")
+    # Enqueue now pushes the job at once; Disable (confirmed) and Enable switch the entry
+    page = ui.page
+    page.on("dialog", lambda dialog: dialog.accept())
+    ui.click("button[value=enqueue]")
+    assert page.locator(".notice").inner_text() == "Enqueued the cron entry's job now."
+    assert ui.stats()["queues"]["crq"] == 1
+    assert "Enqueued now from the web UI" in page.locator("main").inner_text()
+    ui.click("button[value=disable]")
+    assert page.locator(".notice[role=status]").inner_text() == "Disabled the cron entry."
+    assert page.locator("h1 .badge").inner_text() == "disabled"
+    ui.go("/cron")
+    assert "disabled" in page.locator("tr[data-cron=reports]").inner_text()
+    ui.click("tr[data-cron=reports] button[value=enable]")
+    assert page.locator("tr[data-cron=reports] button[value=disable]").count() == 1
     ui.filler.peer.call(
         json.dumps({"jid": "tq-job-0001", "jobtype": "T", "args": [], "queue": "tq"}).join(
             ["PUSH ", ""]
