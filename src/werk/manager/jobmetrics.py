@@ -48,15 +48,12 @@ MAX_SWEEP: Final = 600
 BOUNDS_MS: Final = tuple(round(1.5**i, 3) for i in range(40))
 """Upper bounds (exclusive, milliseconds) of the run-time histogram: 1 ms to ~2 h, x1.5."""
 HOURS: Final = (1, 2, 4, 8)
+NAME_CACHE: Final = 1000
 
 
 def bucket_key(bucket: int) -> str:
     """Return the store key of the bucket starting at ``bucket * BUCKET`` seconds."""
     return f"{KEY}{bucket}"
-
-
-def _histogram_index(ms: float) -> int:
-    return bisect.bisect_right(BOUNDS_MS, ms)
 
 
 def _types_of(counts: dict[str, int]) -> set[str]:
@@ -119,6 +116,7 @@ class JobMetrics(Middleware):
         self._known: dict[int, set[str]] = {}
         self._flushed_at = clock()
         self._swept: int | None = None
+        self._names: dict[str, list[str]] = {}
         """The newest bucket known to be deleted (another server may be further on)."""
 
     async def acked(self, reservation: Reservation, now: float) -> None:
@@ -133,24 +131,37 @@ class JobMetrics(Middleware):
 
     async def _count(self, reservation: Reservation, now: float, *, failed: bool) -> None:
         bucket = int(now // BUCKET)
-        counts = self._pending.setdefault(bucket, {})
+        counts = self._pending.get(bucket)
+        if counts is None:
+            counts = self._pending[bucket] = {}
         known = self._known.setdefault(bucket, set())
-        jobtype = reservation.entry.jobtype.replace("|", "/")
+        jobtype = reservation.entry.jobtype
         if jobtype not in known:
             if len(known) >= MAX_TYPES:
                 jobtype = OTHER
             known.add(jobtype)
-        ms = max(0.0, (now - reservation.reserved_at) * 1000)
+        names = self._names.get(jobtype) or self._name(jobtype)
+        us = max(0, round((now - reservation.reserved_at) * 1_000_000))
         for name, delta in (
-            ("n", 1),
-            ("f", int(failed)),
-            ("us", round(ms * 1000)),
-            (f"h{_histogram_index(ms)}", 1),
+            (names[0], 1),
+            (names[1], int(failed)),
+            (names[2], us),
+            (names[3 + bisect.bisect_right(BOUNDS_MS, us / 1000)], 1),
         ):
             if delta:
-                counts[f"{jobtype}|{name}"] = counts.get(f"{jobtype}|{name}", 0) + delta
+                counts[name] = counts.get(name, 0) + delta
         if now - self._flushed_at >= FLUSH_EVERY:
             await self.flush(now)
+
+    def _name(self, jobtype: str) -> list[str]:
+        # Counter names per job type, made once: "<type>|n", "|f", "|us", "|h0".."|h40".
+        if len(self._names) > NAME_CACHE:
+            self._names.clear()
+        base = jobtype.replace("|", "/") + "|"
+        names = [base + "n", base + "f", base + "us"]
+        names += [f"{base}h{i}" for i in range(len(BOUNDS_MS) + 1)]
+        self._names[jobtype] = names
+        return names
 
     async def flush(self, now: float | None = None) -> None:
         """Add the gathered counts to the store and delete buckets past the 8 hours.
