@@ -2,11 +2,13 @@
 
 Only this process writes the database (``werk.lock`` ensures it), so the fetch order of
 every queue (row ids, no bodies), the reservations, the counters and the set sizes live in
-memory and SQLite is asked only for bodies and set listings. Writes go to one writer thread
-(:mod:`werk.storage.sqlite.writer`); ENQUEUE and ADD return after their fsynced commit,
-FETCH and ACK do not wait for theirs. Three connections, each used by one thread only: the
-writer's, the loop's (short indexed reads, e.g. a fetched body) and a reader thread's
-(listings that may scan). Tables: :mod:`werk.storage.sqlite.schema`; docs/internals/storage.md.
+memory and SQLite is asked only for bodies and set listings. Writes go through the group
+commit of :mod:`werk.storage.sqlite.writer` (its thread, or the loop for a small batch while
+commits are fast); ENQUEUE and ADD return after their commit (fsynced in ``fsync`` mode),
+FETCH and ACK do not wait for theirs. Four connections: the writer's (the writer thread, or
+the loop while the thread is idle, never both at once), the loop's (short indexed reads,
+e.g. a fetched body), a reader thread's (listings that may scan) and the checkpoints' (the
+writer thread). Tables: :mod:`werk.storage.sqlite.schema`; docs/internals/storage.md.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from werk.storage.base import (
 from werk.storage.sqlite import ops, schema
 from werk.storage.sqlite.coord import CoordMixin
 from werk.storage.sqlite.memory import QueueIndex, Reservations, Tally
-from werk.storage.sqlite.writer import Batch, Writer
+from werk.storage.sqlite.writer import INLINE, Batch, Writer
 
 T = TypeVar("T")
 log = logging.getLogger("werk.storage.sqlite.store")
@@ -108,7 +110,8 @@ class SqliteStore(CoordMixin):
         self._reserved, self._tally = loaded.reserved, loaded.tally
         self._set_sizes, self._processes = loaded.set_sizes, loaded.processes
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="werk-sqlite-reader")
-        self._writer = Writer(write_conn, loop, loaded.first_id, loaded.checkpoints)
+        inline = INLINE[self.durability]
+        self._writer = Writer(write_conn, loop, loaded.first_id, loaded.checkpoints, inline)
         self._writer.start()
 
     def _open_sync(self) -> _Loaded:
@@ -124,10 +127,10 @@ class SqliteStore(CoordMixin):
                 conns[-1].execute("PRAGMA query_only = 1")
                 conns[-1].create_function("werk_match", 2, ops.glob_match, deterministic=True)
             loaded = _load(conns[0], (conns[0], conns[1], conns[2]))
-            if self.durability == "os":
-                # The loop commits in this mode; checkpoints (which fsync) stay off it.
-                conns[0].execute("PRAGMA wal_autocheckpoint = 0")
-                loaded.checkpoints = schema.connect(self.path, self._synchronous)
+            # The loop may commit (see writer.INLINE); checkpoints (which fsync and copy
+            # pages) stay off it, on the writer thread with a connection of their own.
+            conns[0].execute("PRAGMA wal_autocheckpoint = 0")
+            loaded.checkpoints = schema.connect(self.path, self._synchronous)
             return loaded
         except BaseException as exc:
             for conn in conns:

@@ -2,10 +2,10 @@
 
 Callers on the event loop submit operations (a function of a :class:`Batch`); the writer
 takes every pending one, runs them in ONE transaction, commits (one fsync), then settles
-them all on the loop with a single ``call_soon_threadsafe``. In the ``os`` durability mode
-a commit is a ``write`` to the page cache, not an fsync, so while the thread is idle the
-loop commits small batches itself at the end of its iteration (no thread hop each way) and
-checkpoints, which do fsync, run on the thread with a connection of their own.
+them all on the loop with a single ``call_soon_threadsafe``. While the thread is idle and
+recent commits are fast, the loop commits a small batch itself at the end of its iteration
+(no thread hop each way; :data:`INLINE` says which, per durability mode); WAL checkpoints
+run on the thread with a connection of their own, never inside a commit.
 
 An operation's ``done`` callback updates the store's in-memory state on the loop before its
 awaiting caller resumes; ``undo`` puts claimed state back when the write failed. A failed
@@ -22,7 +22,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, NamedTuple, TypeVar
 
 from werk.errors import StorageError
 
@@ -38,18 +38,33 @@ GATHER: Final = 0.002
 LINGER: Final = 0.005
 """How long background writes (which nobody awaits) wait to be batched with later ones."""
 
-INLINE_ROWS: Final = 64
-"""Most rows the loop commits itself in ``os`` mode; larger batches go to the thread."""
 
-SLOW_COMMIT: Final = 0.005
-"""An inline commit slower than this (seconds) sends the writes of the next ``SLOW_BACKOFF``
-seconds to the thread, so a stalling disk holds the loop only once in a while. (An inline
-``os`` commit takes about 15 us; a busy machine's preemptions alone rarely reach 5 ms.)"""
+class InlinePolicy(NamedTuple):
+    """When the loop may commit a gathered batch itself instead of handing it over."""
 
-SLOW_BACKOFF: Final = 0.1
+    max_rows: int
+    """Most rows in the batch; bigger batches go to the thread."""
+    max_seconds: float
+    """Only while the moving average of recent commits (on the loop or the thread) stays
+    below this: a slow or stalling disk sends every commit to the thread, and the loop
+    goes back to committing once the thread's commits are fast again."""
+
+
+INLINE: Final = {
+    # One producer's PUSH: the commit with its fsync (~150 us on a healthy disk) on the
+    # loop saves two thread hops; batches of concurrent pushes stay on the thread, where
+    # the loop reads the next requests while the fsync runs.
+    "fsync": InlinePolicy(max_rows=1, max_seconds=0.001),
+    # A write into the page cache (~15 us): small batches are cheaper on the loop.
+    "os": InlinePolicy(max_rows=64, max_seconds=0.005),
+}
+"""The inline policy of each durability mode."""
+
+AVERAGE_WEIGHT: Final = 0.2
+"""Weight of the newest commit in the moving average of commit durations."""
 
 CHECKPOINT_EVERY: Final = 0.2
-"""Seconds between WAL checkpoints while commits happen on the loop (``os`` mode)."""
+"""Seconds between WAL checkpoints while there are new commits."""
 
 CHECKPOINT: Final = "checkpoint"
 """The item that asks the writer thread for a passive WAL checkpoint."""
@@ -176,10 +191,11 @@ class Writer:
         loop: asyncio.AbstractEventLoop,
         first_id: int,
         checkpoints: sqlite3.Connection | None = None,
+        inline: InlinePolicy | None = None,
     ):
-        """``checkpoints``: a connection for WAL checkpoints; given, the loop commits small
-        batches itself while the thread is idle (``os`` mode), and ``conn`` must have
-        ``wal_autocheckpoint`` off. Without it every commit runs on the thread."""
+        """With ``inline`` (and then ``checkpoints``, a connection for WAL checkpoints, and
+        ``conn`` with ``wal_autocheckpoint`` off), the loop commits the batches that policy
+        allows itself while the thread is idle; without, every commit runs on the thread."""
         self.commits = 0
         self.commit_seconds = 0.0
         self._conn = conn
@@ -191,10 +207,11 @@ class Writer:
         self._background = Background()
         self._flush_scheduled = False
         self._checkpoints = checkpoints
+        self._policy = inline
         self._queued = 0  # ops handed to the thread and not yet settled (loop side)
         self._inline: list[Op[Any]] = []
         self._inline_rows = 0
-        self._slow_until = 0.0
+        self._average = 0.0  # moving average of commit durations, seconds
         self._dirty = False  # committed since the last checkpoint request
         self._checkpoint_at = 0.0
 
@@ -252,7 +269,7 @@ class Writer:
         self.flush_background()
         future: asyncio.Future[T] = self._loop.create_future()
         op = Op(fn, future, done, undo, rows)
-        if self._inline or (self._checkpoints is not None and not self._queued):
+        if self._inline or (self._policy is not None and not self._queued):
             self._gather_inline(op)
         else:
             self._put(op)
@@ -276,19 +293,17 @@ class Writer:
 
     def _commit_inline(self) -> None:
         """Commit the gathered batch on the loop, or hand it to the thread if it is big,
-        the disk was slow lately, or the thread is busy (order is kept either way)."""
+        recent commits were slow, or the thread is busy (order is kept either way)."""
         ops, rows, self._inline, self._inline_rows = self._inline, self._inline_rows, [], 0
         if not ops:
             return
-        if rows > INLINE_ROWS or self._queued or time.monotonic() < self._slow_until:
+        policy = self._policy
+        assert policy is not None
+        if rows > policy.max_rows or self._queued or self._average > policy.max_seconds:
             for op in ops:
                 self._put(op)
             return
-        started = time.perf_counter()
-        outcomes = self._execute(ops)
-        if time.perf_counter() - started > SLOW_COMMIT:
-            self._slow_until = time.monotonic() + SLOW_BACKOFF
-        self._settled(ops, outcomes, queued=False)
+        self._settled(ops, self._execute(ops), queued=False)
 
     def _settled(self, ops: list[Op[Any]], outcomes: list[Outcome], queued: bool = True) -> None:
         if queued:
@@ -405,7 +420,9 @@ class Writer:
                 return [(False, exc)]
             raise
         self.commits += 1
-        self.commit_seconds += time.perf_counter() - started
+        took = time.perf_counter() - started
+        self.commit_seconds += took
+        self._average += (took - self._average) * AVERAGE_WEIGHT
         return results
 
     def _settle_later(self, ops: list[Op[Any]], outcomes: list[Outcome]) -> None:
