@@ -1,0 +1,190 @@
+"""Django's test client end to end against a real Werk server and a real worker process
+(``manage.py werk_worker``), and the backend's documented behaviours (InvalidTask,
+priorities, queues, run_after, takes_context, results and errors in TaskResult terms)."""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.core.checks import run_checks
+from django.db import connection
+from django.tasks import TaskResultStatus, default_task_backend, task, task_backends
+from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
+from django.test import SimpleTestCase, TransactionTestCase, override_settings
+from django.utils import timezone
+
+from shop import tasks
+from shop.models import Order
+
+REPO = Path(__file__).resolve().parents[4]
+sys.path.insert(0, str(REPO))  # the suite's ServerProcess helper
+
+from tests.helpers import ServerProcess  # noqa: E402
+
+from werk.client import Client  # noqa: E402
+from werk.contrib.django.jobs import werk_priority  # noqa: E402
+
+WAIT = 30
+
+
+def module_level(n: int) -> int:
+    return n
+
+
+class EndToEnd(TransactionTestCase):
+    """A view enqueues, a Werk worker runs the task, a view reads the result."""
+
+    server: ServerProcess
+    worker: subprocess.Popen[bytes]
+    data: tempfile.TemporaryDirectory[str]
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        cls.data = tempfile.TemporaryDirectory()
+        cls.server = ServerProcess(Path(cls.data.name) / "werk").start()
+        os.environ["WERK_URL"] = cls.server.url
+        env = {**os.environ, "SHOP_DB": str(connection.settings_dict["NAME"])}
+        manage = Path(__file__).resolve().parents[1] / "manage.py"
+        cls.worker = subprocess.Popen(
+            [
+                sys.executable,
+                str(manage),
+                "werk_worker",
+                "-q",
+                "default",
+                "-q",
+                "orders",
+                "-c",
+                "1",
+            ],
+            env=env,
+        )
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.worker.send_signal(signal.SIGTERM)
+        cls.worker.wait(30)
+        cls.server.kill()
+        cls.data.cleanup()
+        super().tearDownClass()
+
+    def test_a_view_enqueues_and_a_view_reads_the_result(self) -> None:
+        placed = self.client.post("/orders", {"item": "tea", "quantity": "3"})
+        self.assertEqual(placed.status_code, 202)
+        self.assertEqual(placed.json()["status"], "READY")
+        found = self.client.get(f"/results/{placed.json()['id']}", {"wait": WAIT}).json()
+        self.assertEqual(found["status"], "SUCCESSFUL")
+        self.assertEqual(found["task"], "shop.tasks.place_order")
+        self.assertEqual((found["args"], found["kwargs"]), (["tea"], {"quantity": 3}))
+        self.assertEqual(len(found["worker_ids"]), 1)
+        order = Order.objects.get(pk=found["return_value"]["order"])  # written by the worker
+        self.assertEqual((order.item, order.quantity), ("tea", 3))
+        self.assertEqual(self.client.get("/results/nosuchtask1").status_code, 404)
+
+    def test_results_and_errors_in_django_terms(self) -> None:
+        backend = default_task_backend
+        added = tasks.add.enqueue(2, 3)
+        failed = tasks.out_of_stock.enqueue("milk")
+        done = backend.get_result(added.id, timeout=WAIT)
+        self.assertEqual((done.status, done.return_value), (TaskResultStatus.SUCCESSFUL, 5))
+        self.assertTrue(done.is_finished and done.finished_at >= done.started_at)
+        self.assertEqual(tasks.add.get_result(added.id).return_value, 5)
+        broken = backend.get_result(failed.id, timeout=WAIT)
+        self.assertEqual(broken.status, TaskResultStatus.FAILED)
+        [error] = broken.errors
+        self.assertEqual(error.exception_class_path, "builtins.LookupError")
+        self.assertIs(error.exception_class, LookupError)
+        self.assertIn("milk is out of stock", error.traceback)
+        with self.assertRaisesMessage(ValueError, "Task failed"):
+            _ = broken.return_value
+        added.refresh()
+        self.assertEqual(added.status, TaskResultStatus.SUCCESSFUL)
+        with self.assertRaises(TaskResultDoesNotExist):
+            backend.get_result("nosuchtask1")
+
+    def test_context_async_tasks_and_connections(self) -> None:
+        backend = default_task_backend
+        info = tasks.attempt_info.enqueue("hello")
+        doubled = tasks.double.enqueue(21)
+        first = tasks.place_order.enqueue("cake")
+        closed = tasks.connection_was_closed.enqueue()
+        value = backend.get_result(info.id, timeout=WAIT).return_value
+        self.assertEqual(value, {"attempt": 1, "id": info.id, "label": "hello"})
+        self.assertEqual(backend.get_result(doubled.id, timeout=WAIT).return_value, 42)
+        backend.get_result(first.id, timeout=WAIT)
+        self.assertIs(backend.get_result(closed.id, timeout=WAIT).return_value, True)
+
+    async def test_aenqueue_and_aget_result(self) -> None:
+        result = await tasks.add.aenqueue(20, 22)
+        found = await default_task_backend.aget_result(result.id, timeout=WAIT)
+        self.assertEqual(found.return_value, 42)
+        self.assertEqual((await tasks.add.aget_result(result.id)).return_value, 42)
+
+    def test_the_job_on_the_wire(self) -> None:
+        # A queue no worker here listens to: the job stays for us to look at.
+        later = timezone.now() + timedelta(minutes=5)
+        scheduled = tasks.report.using(run_after=later).enqueue("2024-05-01", detailed=True)
+        queued = tasks.report.using(priority=100).enqueue("2024-05-02")
+        self.assertEqual(default_task_backend.get_result(scheduled.id).status, "READY")
+        with Client(self.server.url) as client:
+            self.assertEqual(client.job_state(scheduled.id).state, "scheduled")
+            job = client.fetch("reports")
+        assert job is not None
+        self.assertEqual(job["jid"], queued.id)
+        self.assertEqual((job["jobtype"], job["args"]), ("shop.tasks.report", ["2024-05-02"]))
+        self.assertEqual((job["queue"], job["priority"], job["retry"]), ("reports", 9, 0))
+        self.assertEqual(job["custom"]["django"], {"kwargs": {}, "backend": "default"})
+        self.assertEqual(job["custom"]["result_ttl"], 3600)
+        running = default_task_backend.get_result(queued.id)
+        self.assertEqual(running.status, TaskResultStatus.RUNNING)
+
+
+class Validation(SimpleTestCase):
+    """Django's documented backend behaviours: what a task may not be."""
+
+    def test_invalid_tasks(self) -> None:
+        with self.assertRaisesMessage(InvalidTask, "Queue 'mail' is not valid"):
+            tasks.add.using(queue_name="mail")
+        with self.assertRaisesMessage(InvalidTask, "module level"):
+            task(lambda: None)
+        with self.assertRaisesMessage(InvalidTask, "first argument of 'context'"):
+            task(takes_context=True)(module_level)
+        with self.assertRaisesMessage(InvalidTask, "priority must be a whole number"):
+            tasks.add.using(priority=101)
+        with self.assertRaisesMessage(InvalidTask, "run_after must be an aware datetime"):
+            tasks.add.using(run_after=timezone.now().replace(tzinfo=None))
+
+    @override_settings(
+        TASKS={"default": {"BACKEND": "werk.contrib.django.WerkBackend", "QUEUES": []}}
+    )
+    def test_werk_queue_names(self) -> None:
+        self.assertEqual(tasks.add.using(queue_name="any.queue-1").queue_name, "any.queue-1")
+        with self.assertRaisesMessage(InvalidTask, "not valid for Werk"):
+            tasks.add.using(queue_name="two words")
+
+    @override_settings(
+        TASKS={
+            "default": {
+                "BACKEND": "werk.contrib.django.WerkBackend",
+                "QUEUES": ["ok", "not ok"],
+                "OPTIONS": {"RESULT_TTL": 0},
+            }
+        }
+    )
+    def test_system_checks(self) -> None:
+        ids = sorted(message.id for message in run_checks() if message.id.startswith("werk."))
+        self.assertEqual(ids, ["werk.E001", "werk.E002"])
+
+    def test_features_and_priorities(self) -> None:
+        backend = task_backends["default"]
+        self.assertTrue(backend.supports_defer and backend.supports_async_task)
+        self.assertTrue(backend.supports_get_result and backend.supports_priority)
+        table = {-100: 1, -88: 1, -87: 2, -13: 4, -12: 5, 0: 5, 12: 5, 13: 6, 50: 7, 88: 9}
+        self.assertEqual({p: werk_priority(p) for p in table}, table)
+        self.assertEqual(settings.TASKS["default"]["OPTIONS"]["RESULT_TTL"], 3600)
