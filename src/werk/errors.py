@@ -49,6 +49,18 @@ class CommandError(WerkError):
         return f"{self.code} {self.message}"
 
 
+class InvalidJSONError(CommandError):
+    """A command argument (or a stored document) is not JSON Werk accepts."""
+
+
+class JSONDepthError(InvalidJSONError):
+    """JSON nested deeper than the documented limit (``werk.protocol.jsonwire.MAX_DEPTH``)."""
+
+
+class JobTypeError(CommandError):
+    """A job field has a type Faktory's decoder refuses: PUSHB then refuses every job."""
+
+
 class NotUniqueError(CommandError):
     """A unique job was pushed while an equal one holds the lock."""
 

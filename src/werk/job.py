@@ -4,19 +4,23 @@ A job travels as a JSON object. The server keeps every field it was given (unkno
 too) and fills the defaults of PROTOCOL.md §2: ``queue`` "default", ``retry`` 25,
 ``priority`` 5, ``created_at`` now. Times are RFC 3339 strings in UTC with up to
 nanosecond precision, as Go's RFC3339Nano writes them.
+
+Field types are Faktory's ``client.Job`` as Go decodes it (docs/protocol.md, "Job field
+types"): a wrong type refuses the job, ``null`` means the field is not given. Werk's own
+``priority`` is an integer 1..9.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 import os
 import re
 import secrets
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from werk.errors import CommandError
+from werk.errors import CommandError, JobTypeError
+from werk.protocol.fields import Kind, is_int64, typed_payload
 
 DEFAULT_QUEUE: Final = "default"
 DEFAULT_RETRY: Final = 25
@@ -63,15 +67,24 @@ def _second(whole: int) -> str:
 
 
 _FRACTION = re.compile(r"\.(\d+)")
+RFC3339: Final = re.compile(
+    r"\A\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})?\Z"
+)
+"""The shape of Go's RFC3339Nano (Faktory's ``at``); Werk also takes a time without an
+offset as UTC (some clients send one), but never a bare date."""
 
 
 def parse_time(text: str) -> float:
     """Parse an RFC 3339 timestamp (any offset, any fraction) into Unix seconds.
 
+    A time without an offset is UTC. A bare date is refused, as Faktory refuses it.
+
     Raises:
         ValueError: the text is not an RFC 3339 timestamp.
     """
     value = text.strip()
+    if not RFC3339.match(value):
+        raise ValueError("not an RFC 3339 timestamp (like 2006-01-02T15:04:05Z)")
     if value.endswith(("Z", "z")):
         value = value[:-1] + "+00:00"
     fraction = 0.0
@@ -97,22 +110,41 @@ def _int_field(job: dict[str, Any], name: str, default: int) -> int:
     value = job.get(name)
     if value is None:
         return default
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or (isinstance(value, float) and not math.isfinite(value))
+    if not is_int64(value):
+        raise JobTypeError(f"jobs must have an integer {name} parameter")
+    result: int = value
+    return result
+
+
+_STRING_FIELDS: Final = ("created_at", "enqueued_at", "at")
+FAILURE_FIELDS: dict[str, Kind] = {
+    "retry_count": "int",
+    "remaining": "int",
+    "failed_at": "str",
+    "next_at": "str",
+    "message": "str",
+    "errtype": "str",
+    "backtrace": "str_list",
+}
+"""Faktory's ``client.Failure``: a client-made ``failure`` must have these types."""
+
+
+def _check_optional(job: dict[str, Any]) -> None:
+    for name in _STRING_FIELDS:
+        value = job.get(name)
+        if value is not None and not isinstance(value, str):
+            raise JobTypeError(f"jobs must have a string {name} parameter")
+    backtrace = job.get("backtrace")
+    if backtrace is not None and not is_int64(backtrace):
+        raise JobTypeError("jobs must have an integer backtrace parameter")
+    failure = job.get("failure")
+    if failure is not None and (
+        not isinstance(failure, dict) or typed_payload(failure, FAILURE_FIELDS) is None
     ):
-        raise CommandError(f"jobs must have an integer {name} parameter")
-    return int(value)
-
-
-def _encodable(text: str) -> bool:
-    """JSON may carry lone surrogates (``"\\ud800"``), which no store can encode."""
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
+        raise JobTypeError("jobs must have a failure object of Faktory's shape")
+    custom = job.get("custom")
+    if custom is not None and not isinstance(custom, dict):
+        raise JobTypeError("jobs must have an object as custom parameter")
 
 
 def validate(job: Any, now: float) -> dict[str, Any]:
@@ -122,20 +154,28 @@ def validate(job: Any, now: float) -> dict[str, Any]:
         CommandError: with Faktory's message for the first rule the job breaks.
     """
     if not isinstance(job, dict):
-        raise CommandError("jobs must be JSON objects")
+        raise JobTypeError("jobs must be JSON objects")
     jid = job.get("jid")
-    if not isinstance(jid, str) or len(jid) < 8 or not _encodable(jid):
-        raise CommandError("jobs must have a reasonable jid parameter")
     jobtype = job.get("jobtype")
-    if not isinstance(jobtype, str) or not jobtype or not _encodable(jobtype):
+    args = job.get("args")
+    if (
+        not isinstance(jid, str | None)
+        or not isinstance(jobtype, str | None)
+        or not isinstance(args, list | None)
+    ):
+        raise JobTypeError("jobs must have a string jid, a string jobtype and a list args")
+    # Faktory counts bytes: three CJK characters make a valid jid.
+    if jid is None or (len(jid) < 8 and len(jid.encode()) < 8):
+        raise CommandError("jobs must have a reasonable jid parameter")
+    if not jobtype:
         raise CommandError("jobs must have a jobtype parameter")
-    if not isinstance(job.get("args"), list):
+    if args is None:
         raise CommandError("jobs must have an args parameter")
     queue = job.get("queue")
     if queue is None or queue == "":
         job["queue"] = DEFAULT_QUEUE
     elif not isinstance(queue, str):
-        raise CommandError("jobs must have a string queue parameter")
+        raise JobTypeError("jobs must have a string queue parameter")
     job["retry"] = _int_field(job, "retry", DEFAULT_RETRY)
     reserve_for = _int_field(job, "reserve_for", 0)
     if reserve_for > MAX_RESERVE_FOR:
@@ -144,9 +184,7 @@ def validate(job: Any, now: float) -> dict[str, Any]:
     if not 1 <= priority <= 9:
         raise CommandError("jobs must have a priority between 1 and 9")
     job["priority"] = priority
-    custom = job.get("custom")
-    if custom is not None and not isinstance(custom, dict):
-        raise CommandError("jobs must have an object as custom parameter")
+    _check_optional(job)
     if not job.get("created_at"):
         job["created_at"] = format_time(now)
     return job
@@ -162,7 +200,7 @@ def scheduled_at(job: dict[str, Any], now: float) -> float | None:
     if at is None or at == "":
         return None
     if not isinstance(at, str):
-        raise CommandError(f"invalid timestamp for 'at': {at!r}: not a string")
+        raise JobTypeError("jobs must have a string at parameter")
     try:
         due = parse_time(at)
     except ValueError as exc:

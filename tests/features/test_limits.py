@@ -113,7 +113,7 @@ def test_concurrent_status_release_and_reacquire(peer: Peer) -> None:
     refused = error_text(acquire(peer, holder="c", **spec))
     assert refused.startswith("LIMITED retry after ")
     assert 29 <= float(refused.rsplit(" ", 1)[1]) <= 30  # the earliest hold expiry
-    assert peer.call("LIMIT STATUS db") == b'{"name": "db", "held": 2}'
+    assert peer.call("LIMIT STATUS db") == b'{"name":"db","held":2}'
     assert peer.call('LIMIT RELEASE {"name":"db","holder":"a"}') == OK
     assert peer.call('LIMIT RELEASE {"name":"db","holder":"a"}') == OK  # twice is fine
     assert acquire(peer, holder="c", **spec) == OK
@@ -188,7 +188,7 @@ def test_wait_follows_the_hint_and_never_overruns(peer: Peer, kind: str) -> None
 
 
 def test_status_of_rate_limiters(peer: Peer) -> None:
-    assert peer.call("LIMIT STATUS nothing") == b'{"name": "nothing", "held": 0}'
+    assert peer.call("LIMIT STATUS nothing") == b'{"name":"nothing","held":0}'
     for _ in range(3):
         assert acquire(peer, name="win", kind="window", limit=5, period=60) == OK
     assert json.loads(peer.call("LIMIT STATUS win"))["held"] == 3  # type: ignore[arg-type]

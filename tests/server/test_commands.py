@@ -57,8 +57,8 @@ def test_pushb_reports_only_rejected_jobs(peer: Peer) -> None:
     jobs.append({"jobtype": "T", "args": []})
     reply = peer.call("PUSHB " + json.dumps(jobs))
     assert json.loads(reply) == {  # type: ignore[arg-type]
-        "bad-00001": "ERR jobs must have a jobtype parameter",
-        "": "ERR jobs must have a reasonable jid parameter",
+        "bad-00001": "jobs must have a jobtype parameter",
+        "": "jobs must have a reasonable jid parameter",
     }
     assert peer.call("PUSHB []") == b"{}"
     assert info(peer)["faktory"]["queues"]["default"] == 3

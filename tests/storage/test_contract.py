@@ -521,3 +521,29 @@ async def test_everything_survives_reopen(store: Store, reopen: Reopen) -> None:
     assert await store.fail("r2", NOW, Placement("retries", NOW, entry("r2", "work")))
     assert await store.counters() == Counters(3, 1)
     assert await drain(store, ["default", "paused"]) == ["q3", "q2", "q1"]
+
+
+# -- the same jid pushed twice ---------------------------------------------------------
+
+
+async def test_same_jid_enqueued_twice_is_delivered_twice(store: Store) -> None:
+    # Faktory's rule (a queue is a list): each PUSH that got +OK is one delivery, even of
+    # the same jid. The reservation belongs to the jid, so the second fetch takes it over.
+    await store.enqueue([entry("twice", args=[1])], NOW)
+    await store.enqueue([entry("twice", args=[2])], NOW + 1)
+    assert (await store.queue_sizes()).get("default") == 2
+    first = await store.fetch(["default"], NOW + 2, "w1")
+    second = await store.fetch(["default"], NOW + 3, "w1")
+    assert first is not None and second is not None
+    assert [json.loads(r.entry.body)["args"] for r in (first, second)] == [[1], [2]]
+    assert first.entry.jid == second.entry.jid == "twice"
+    assert await store.fetch(["default"], NOW + 4, "w1") is None
+    assert await store.ack("twice", NOW + 5) is not None
+    assert await store.working_size() == 0
+    assert (await store.queue_sizes()).get("default", 0) == 0
+
+
+async def test_same_jid_enqueued_twice_in_one_batch(store: Store) -> None:
+    await store.enqueue([entry("twin", args=[1]), entry("twin", args=[2])], NOW)
+    assert (await store.queue_sizes()).get("default") == 2
+    assert await drain(store, ["default"]) == ["twin", "twin"]

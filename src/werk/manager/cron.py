@@ -23,6 +23,7 @@ from werk.cronexpr import CronExpr, CronSyntaxError, describe, parse
 from werk.errors import CommandError, WerkError
 from werk.job import check_queue_name, format_time, new_jid, validate
 from werk.manager.manager import Manager
+from werk.protocol import jsonwire
 
 log = logging.getLogger("werk.cron")
 
@@ -91,8 +92,11 @@ def _job_template(raw: dict[str, Any]) -> dict[str, Any]:
     template = {"jobtype": job.get("type"), "args": job.get("args", [])}
     template.update({k: job[k] for k in JOB_KEYS[1:] if k in job and k != "args"})
     try:
-        validate({**template, "jid": "cron-check"}, 0.0)
+        checked = validate({**template, "jid": "cron-check"}, 0.0)
         check_queue_name(str(template.get("queue") or "default"))
+        # TOML allows nan and inf, and any nesting: the job must be strict JSON that fits.
+        jsonwire.check_depth(checked)
+        jsonwire.dumps(checked)
     except CommandError as exc:
         raise ValueError(exc.message) from exc
     return template

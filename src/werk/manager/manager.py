@@ -9,28 +9,38 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
+import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from werk.errors import CommandError
+from werk.errors import CommandError, InvalidJSONError, JobTypeError
 from werk.job import check_queue_name, clamp_reserve_for, format_time, scheduled_at, validate
 from werk.manager.middleware import Middleware
 from werk.manager.results import Results
 from werk.manager.retry import DEAD_TTL, FailureReport, record_failure
+from werk.manager.selectors import JobFilter
 from werk.manager.waiters import Waiters
+from werk.protocol import jsonwire
 from werk.storage.base import Entry, Placement, Reservation, Scored, SetName, Store
+
+log = logging.getLogger("werk.manager")
 
 FETCH_TIMEOUT = 2.0
 """How long a FETCH blocks for a job before answering nil, in seconds."""
 
 
 def encode_job(job: dict[str, Any]) -> bytes:
-    """Encode a job as compact JSON, without ``enqueued_at`` (the store keeps that aside)."""
+    """Encode a job as compact strict JSON, without ``enqueued_at`` (the store keeps that
+    aside).
+
+    Raises:
+        InvalidJSONError: the job holds NaN or an infinity (``1e400``), which no strict
+            JSON parser of another language could read back.
+    """
     job.pop("enqueued_at", None)
-    return json.dumps(job, separators=(",", ":")).encode()
+    return jsonwire.dumps(job)
 
 
 def make_entry(job: dict[str, Any]) -> Entry:
@@ -118,8 +128,8 @@ class Manager:
         """
         job = validate(job, now)
         due = scheduled_at(job, now)
-        if due is None:
-            check_queue_name(job["queue"])
+        # Also for a scheduled job: it must not create an invalid queue when it falls due.
+        check_queue_name(job["queue"])
         for middleware in self._hooks["push"]:
             await middleware.push(job, now)
         return make_entry(job), due
@@ -128,7 +138,7 @@ class Manager:
         hooks = self._hooks["pushed"]
         if hooks:
             for entry in entries:
-                job = json.loads(entry.body)
+                job = jsonwire.loads(entry.body)
                 for middleware in hooks:
                     await middleware.pushed(job, now)
 
@@ -144,19 +154,29 @@ class Manager:
         await self._pushed([entry], now)
 
     async def push_bulk(self, jobs: Any) -> dict[str, str]:
-        """Store many jobs in one write; return ``{jid: error}`` for the rejected ones."""
+        """Store many jobs in one write; return ``{jid: error}`` for the rejected ones.
+
+        Raises:
+            CommandError: not a list, or a job with a field of the wrong type (Faktory
+                refuses the whole PUSHB then; nothing is stored).
+        """
         if not isinstance(jobs, list):
             raise CommandError("PUSHB expects a JSON array of jobs")
         now = self.clock()
         errors: dict[str, str] = {}
         ready: list[Entry] = []
         later: list[Scored] = []
-        for job in jobs:
+        for index, job in enumerate(jobs):
             try:
                 entry, due = await self.prepare(job, now)
+            except (JobTypeError, InvalidJSONError) as exc:
+                # Faktory decodes the whole array first: one wrong type refuses them all.
+                raise CommandError(f"invalid JSON: job {index}: {exc.message}") from exc
             except CommandError as exc:
                 jid = job.get("jid") if isinstance(job, dict) else None
-                errors[jid if isinstance(jid, str) else ""] = exc.wire()
+                # Faktory's text: the bare message, the code only for coded errors.
+                text = exc.message if exc.code == "ERR" else exc.wire()
+                errors[jid if isinstance(jid, str) else ""] = text
                 continue
             if due is None:
                 ready.append(entry)
@@ -267,29 +287,44 @@ class Manager:
     def _placement(
         self, reservation: Reservation, report: FailureReport, now: float
     ) -> Placement | None:
-        job = json.loads(reservation.entry.body)
-        decision = record_failure(job, report, now)
+        try:
+            job = jsonwire.loads(reservation.entry.body)
+            decision = record_failure(job, report, now)
+            body = encode_job(job) if decision.target is not None else b""
+        except Exception:
+            # A stored job this server cannot read or rewrite (written before today's
+            # checks, or by hand) goes to the dead set as it is, where a person can see it;
+            # it must never stop the failure of the next job.
+            log.exception("job %s cannot be updated for its failure", reservation.entry.jid)
+            return Placement("dead", now + DEAD_TTL, reservation.entry)
         if decision.target is None:
             return None
-        entry = replace(reservation.entry, body=encode_job(job))
+        entry = replace(reservation.entry, body=body)
         target: SetName = "retries" if decision.target == "retries" else "dead"
         if target == "retries":
             self._scheduled(decision.score)
         return Placement(target, decision.score, entry)
 
     async def reap_reservations(self, limit: int = 100) -> int:
-        """Turn expired reservations into failures (``ReservationExpired``); return count."""
+        """Turn expired reservations into failures (``ReservationExpired``); return count.
+
+        One job that fails to be reaped is logged and skipped: the others still are.
+        """
         now = self.clock()
         report = FailureReport("ReservationExpired", "Faktory job reservation expired", [])
         reaped = 0
         for reservation in await self.store.expired(now, limit):
-            placement = self._placement(reservation, report, now)
-            if await self.store.expire(reservation.entry.jid, now, placement):
+            try:
+                placement = self._placement(reservation, report, now)
+                if not await self.store.expire(reservation.entry.jid, now, placement):
+                    continue
                 reaped += 1
                 if self.results is not None:
                     await self.results.failed_with(reservation, placement, report, now)
                 for middleware in self._hooks["failed"]:
                     await middleware.failed(reservation, placement, now)
+            except Exception:
+                log.exception("could not reap the reservation of %s", reservation.entry.jid)
         return reaped
 
     async def extend(self, jid: str, until: float) -> bool:
@@ -339,9 +374,19 @@ class Manager:
 
     # -- mutate -----------------------------------------------------------------------
 
-    async def mutate(self, cmd: str, target: SetName, flt: dict[str, Any] | None) -> int:
-        """Apply a MUTATE command to a set; return how many jobs it touched."""
-        jids = None if cmd == "clear" else await self._select(target, flt or {})
+    async def mutate(self, cmd: str, target: SetName, flt: JobFilter | None) -> int:
+        """Apply a MUTATE command to a set; return how many jobs it touched.
+
+        ``flt`` comes from :func:`~werk.manager.selectors.parse_filter`; ``None`` (or a
+        filter with no criterion) means the whole set. ``clear`` always means the whole
+        set, so it refuses a filter with criteria rather than ignoring it.
+
+        Raises:
+            CommandError: ``clear`` with a filter that names jobs.
+        """
+        if cmd == "clear" and flt is not None and not flt.selects_all:
+            raise CommandError("clear empties the whole set and takes no filter: use discard")
+        jids = None if cmd == "clear" else await self._select(target, flt)
         if cmd in ("clear", "discard"):
             return await self.store.set_remove(target, jids)
         if cmd == "requeue":
@@ -350,24 +395,19 @@ class Manager:
             jids = [item.entry.jid for item in await self.store.set_match(target, None)]
         return await self.store.set_move(target, jids, "dead", self.clock() + DEAD_TTL)
 
-    async def _select(self, target: SetName, flt: dict[str, Any]) -> list[str] | None:
-        jids = flt.get("jids")
-        if jids:
-            if not isinstance(jids, list):
-                raise CommandError("filter jids must be a list")
-            return [str(jid) for jid in jids]
-        pattern = flt.get("regexp") or None
-        jobtype = flt.get("jobtype") or None
-        if pattern is None and jobtype is None:
+    async def _select(self, target: SetName, flt: JobFilter | None) -> list[str] | None:
+        if flt is None or flt.selects_all:
             return None
-        items = await self.store.set_match(target, str(pattern) if pattern else None)
-        return [i.entry.jid for i in items if jobtype is None or i.entry.jobtype == jobtype]
+        if flt.regexp is None and flt.jobtype is None:
+            return sorted(flt.jids or ())
+        items = await self.store.set_match(target, flt.regexp)
+        return [
+            item.entry.jid
+            for item in items
+            if (flt.jobtype is None or item.entry.jobtype == flt.jobtype)
+            and (flt.jids is None or item.entry.jid in flt.jids)
+        ]
 
     async def flush(self) -> None:
         """Delete every job, queue and counter (worker processes stay)."""
         await self.store.flush()
-
-    def queues_of(self, names: Iterable[str]) -> list[str] | None:
-        """Turn QUEUE arguments into names, ``None`` standing for ``*`` (all)."""
-        listed = [name for name in names if name]
-        return None if "*" in listed else listed

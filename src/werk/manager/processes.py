@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from werk.protocol.fields import is_int64
 from werk.storage.base import Process, Store
 
 HEARTBEAT_TTL = 60.0
@@ -38,14 +39,16 @@ class Processes:
         now = self._clock()
         process = await self._store.get_process(wid)
         if process is None:
-            labels = hello.get("labels")
+            # ``hello`` has Faktory's field types (server.connection.parse_hello); rss_kb is
+            # Werk's own and ignored unless it is an integer.
+            rss_kb = hello.get("rss_kb")
             process = Process(
                 wid=wid,
-                hostname=str(hello.get("hostname") or ""),
-                pid=int(hello.get("pid") or 0),
-                labels=[str(label) for label in labels] if isinstance(labels, list) else [],
+                hostname=hello.get("hostname", ""),
+                pid=hello.get("pid", 0),
+                labels=list(hello.get("labels", [])),
                 started_at=now,
-                rss_kb=int(hello.get("rss_kb") or 0),
+                rss_kb=rss_kb if isinstance(rss_kb, int) and is_int64(rss_kb) else 0,
                 server=self._server,
             )
         process.last_beat = now

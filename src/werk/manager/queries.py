@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -19,6 +20,7 @@ from typing import Any, Generic, Literal, TypeVar
 from werk.manager.manager import Manager
 from werk.manager.processes import Processes
 from werk.manager.retry import DEAD_TTL
+from werk.protocol import jsonwire
 from werk.storage.base import SET_NAMES, DayCount, SetFilter, SetName
 
 __all__ = [
@@ -126,30 +128,79 @@ def display_type(job: dict[str, Any]) -> str:
 
 
 def job_view(body: bytes, **extra: Any) -> dict[str, Any]:
-    """Decode a stored job body into a plain dict for templates.
+    """Decode a stored job body into a plain dict for templates; never raises.
 
     Adds ``display_type``, ``args_text`` (each arg as JSON, cut at 1024 characters),
     ``pretty`` (the whole job, indented) and whatever ``extra`` holds (``score``, ...).
-    A body that is not a JSON object becomes ``{"jid": "?", "broken": <text>}``.
+    ``failure`` is ``None`` or a dict whose ``errtype``, ``message`` and ``failed_at`` are
+    strings and ``backtrace`` a list of strings. A job that cannot be shown (not a JSON
+    object, nested too deeply, anything else) becomes a placeholder with the same keys and
+    ``broken`` saying why, so one bad job never takes a whole page down.
     """
     try:
-        job = json.loads(body)
-    except ValueError:
-        job = None
-    if not isinstance(job, dict):
-        job = {"jid": "?", "jobtype": "?", "args": [], "broken": body.decode(errors="replace")}
-    args = job.get("args")
-    failure = job.get("failure")
-    view: dict[str, Any] = {
-        **job,
-        "display_type": display_type(job),
-        "args_text": ", ".join(_arg_text(a) for a in args) if isinstance(args, list) else "",
-        "failure": failure if isinstance(failure, dict) else None,
-        "custom": job.get("custom") if isinstance(job.get("custom"), dict) else {},
-        "pretty": json.dumps(job, indent=2, ensure_ascii=False),
-    }
+        view = _job_view(body)
+    except Exception as exc:
+        view = _broken_view(body, f"{type(exc).__name__}: {exc}")
     view.update(extra)
     return view
+
+
+_JID_IN_BODY = re.compile(rb'"jid":"([^"\\]{1,200})"')
+
+
+def _broken_view(body: bytes, reason: str) -> dict[str, Any]:
+    found = _JID_IN_BODY.search(body)
+    jid = found.group(1).decode(errors="replace") if found else "?"
+    text = body[:MAX_ARG_CHARS].decode(errors="replace")
+    return {
+        "jid": jid,
+        "jobtype": "?",
+        "queue": "",
+        "args": [],
+        "custom": {},
+        "failure": None,
+        "display_type": "?",
+        "args_text": "(this job cannot be shown)",
+        "pretty": text + ("…" if len(body) > MAX_ARG_CHARS else ""),
+        "broken": reason[:200],
+    }
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else "" if value is None else json.dumps(value)
+
+
+def _failure_view(failure: Any) -> dict[str, Any] | None:
+    if not isinstance(failure, dict):
+        return None
+    backtrace = failure.get("backtrace")
+    return {
+        **failure,
+        "errtype": str(failure.get("errtype") or ""),
+        "message": str(failure.get("message") or ""),
+        "failed_at": str(failure.get("failed_at") or ""),
+        "backtrace": [str(line) for line in backtrace] if isinstance(backtrace, list) else [],
+    }
+
+
+def _job_view(body: bytes) -> dict[str, Any]:
+    job = jsonwire.loads(body)
+    if not isinstance(job, dict):
+        return _broken_view(body, "not a JSON object")
+    args = job.get("args")
+    custom = job.get("custom")
+    return {
+        **job,
+        # The fields every page links or sorts by are always strings, whatever was stored.
+        "jid": _text(job.get("jid")),
+        "jobtype": _text(job.get("jobtype")),
+        "queue": _text(job.get("queue")),
+        "display_type": display_type(job),
+        "args_text": ", ".join(_arg_text(a) for a in args) if isinstance(args, list) else "",
+        "failure": _failure_view(job.get("failure")),
+        "custom": custom if isinstance(custom, dict) else {},
+        "pretty": json.dumps(job, indent=2, ensure_ascii=False),
+    }
 
 
 def _scored_view(name: SetName, score: float, body: bytes) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from werk.job import DEFAULT_RETRY, format_time
+from werk.protocol.fields import Kind, is_int64, typed_payload
 
 DEAD_TTL: Final = 180 * 24 * 3600.0
 MAX_ERRTYPE: Final = 100
@@ -33,19 +34,41 @@ class FailureReport:
     errtype: str
     message: str
     backtrace: list[str]
+    jid: str = ""
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> FailureReport:
-        """Build a report from a FAIL payload, trimming and defaulting as Faktory does."""
-        errtype = str(payload.get("errtype") or "").strip() or "unknown"
-        message = str(payload.get("message") or "").strip() or "unknown"
-        raw = payload.get("backtrace") or []
-        backtrace = [str(line) for line in raw] if isinstance(raw, list) else [str(raw)]
+    def from_payload(cls, payload: dict[str, Any]) -> FailureReport | None:
+        """Build a report from a FAIL payload, trimming and defaulting as Faktory does.
+
+        Returns ``None`` when a field has a type Faktory's ``FailPayload`` refuses
+        (``errtype`` and ``message`` strings, ``backtrace`` a list of strings).
+        """
+        typed = typed_payload(payload, FAIL_FIELDS)
+        if typed is None:
+            return None
+        errtype = typed.get("errtype", "").strip() or "unknown"
+        message = typed.get("message", "").strip() or "unknown"
+        backtrace: list[str] = typed.get("backtrace", [])
         return cls(
             errtype=_truncate(errtype, MAX_ERRTYPE),
             message=_truncate(message, MAX_MESSAGE),
             backtrace=backtrace[:MAX_BACKTRACE],
+            jid=typed.get("jid", ""),
         )
+
+
+FAIL_FIELDS: dict[str, Kind] = {
+    "jid": "str",
+    "errtype": "str",
+    "message": "str",
+    "backtrace": "str_list",
+}
+"""Faktory's ``FailPayload``: the field types a FAIL must have."""
+
+
+def _int(value: Any, default: int) -> int:
+    """A server-owned counter read back from a stored job: anything but an int is unset."""
+    return value if is_int64(value) else default
 
 
 def _truncate(text: str, limit: int) -> str:
@@ -77,13 +100,14 @@ def record_failure(
         limited = rate_limited(job, report, now, rng)
         if limited is not None:
             return limited
-    retry = job.get("retry")
-    limit = DEFAULT_RETRY if retry is None else int(retry)
+    limit = _int(job.get("retry"), DEFAULT_RETRY)
     previous = job.get("failure")
     if isinstance(previous, dict):
-        count = int(previous.get("retry_count", 0)) + 1
-        remaining = max(0, int(previous.get("remaining", limit)) - 1)
-        failed_at = previous.get("failed_at") or format_time(now)
+        count = _int(previous.get("retry_count"), 0) + 1
+        remaining = max(0, _int(previous.get("remaining"), limit) - 1)
+        failed_at = previous.get("failed_at")
+        if not isinstance(failed_at, str) or not failed_at:
+            failed_at = format_time(now)
     else:
         count, remaining, failed_at = 0, limit, format_time(now)
     failure: dict[str, Any] = {
@@ -115,7 +139,7 @@ def rate_limited(
     past :data:`MAX_RATE_LIMITED`: then the FAIL is an ordinary failure.
     """
     previous = job.get("rate_limited")
-    count = int(previous.get("count", 0)) if isinstance(previous, dict) else 0
+    count = _int(previous.get("count"), 0) if isinstance(previous, dict) else 0
     if count >= MAX_RATE_LIMITED:
         return None
     found = _RETRY_AFTER.search(report.message)

@@ -22,13 +22,16 @@ def encode_simple(text: str) -> bytes:
     """Encode a simple string reply (``+text``); the text must not contain CR or LF."""
     if "\r" in text or "\n" in text:
         raise ValueError("a simple string cannot hold CR or LF")
-    return b"+" + text.encode() + CRLF
+    return b"+" + text.encode("utf-8", "replace") + CRLF
 
 
 def encode_error(text: str) -> bytes:
-    """Encode an error reply (``-CODE message``); line breaks in the text become spaces."""
+    """Encode an error reply (``-CODE message``); line breaks in the text become spaces.
+
+    Never fails: a lone surrogate quoted from the input is sent as ``?``.
+    """
     flat = text.replace("\r", " ").replace("\n", " ")
-    return b"-" + flat.encode() + CRLF
+    return b"-" + flat.encode("utf-8", "replace") + CRLF
 
 
 def encode_bulk(data: bytes | None) -> bytes:

@@ -9,16 +9,17 @@ line, never a dead server or a dead neighbour.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from werk.errors import CommandError, LineTooLongError, StorageError
+from werk.errors import CommandError, InvalidJSONError, LineTooLongError, StorageError
+from werk.protocol import jsonwire
 from werk.protocol.auth import check_password, new_challenge
 from werk.protocol.commands import HELLO, hi_payload, split_command
+from werk.protocol.fields import Kind, typed_payload
 from werk.protocol.resp import OK, LineReader, encode_error, encode_simple
-from werk.server.handlers import HANDLERS, NEEDS_ARGUMENT
+from werk.server.handlers import BARE_REPLIES, HANDLERS
 
 if TYPE_CHECKING:
     from werk.server.state import ServerState
@@ -31,6 +32,34 @@ WRITE_TIMEOUT = 30.0
 
 class HandshakeError(Exception):
     """The client did not say a valid HELLO in time: close without a reply."""
+
+
+HELLO_FIELDS: dict[str, Kind] = {
+    "hostname": "str",
+    "wid": "str",
+    "pid": "int",
+    "labels": "str_list",
+    "pwdhash": "str",
+    "v": "int",
+}
+"""Faktory's ``ClientData``: the field types a HELLO must have."""
+
+
+def parse_hello(data: bytes) -> dict[str, Any]:
+    """Decode a HELLO payload with Faktory's field types (keys matched regardless of case).
+
+    Raises:
+        HandshakeError: not a JSON object, or a field of the wrong type (Faktory closes the
+            connection without a reply, and so does Werk).
+    """
+    try:
+        hello = jsonwire.loads(data)
+    except InvalidJSONError as exc:
+        raise HandshakeError("HELLO is not JSON") from exc
+    typed = typed_payload(hello, HELLO_FIELDS) if isinstance(hello, dict) else None
+    if typed is None:
+        raise HandshakeError("HELLO is not a JSON object of Faktory's field types")
+    return typed
 
 
 class Connection:
@@ -83,30 +112,31 @@ class Connection:
         line = await self._read_line()
         if line is None or not line.startswith(HELLO.encode() + b" {"):
             raise HandshakeError("first line was not HELLO")
-        try:
-            hello = json.loads(line[len(HELLO) + 1 :])
-        except ValueError as exc:
-            raise HandshakeError("HELLO is not JSON") from exc
-        if not isinstance(hello, dict):
-            raise HandshakeError("HELLO is not a JSON object")
+        hello = parse_hello(line[len(HELLO) + 1 :])
         if password and iterations and salt:
-            version = hello.get("v")
-            rounds = iterations if isinstance(version, int) and version >= 2 else 1
+            rounds = iterations if hello.get("v", 0) >= 2 else 1
             given = hello.get("pwdhash")
             if not isinstance(given, str) or not check_password(password, salt, rounds, given):
                 await self.server.auth_failed()
                 await self._send(encode_error("ERR Invalid password"))
                 return False
         if not self.server.admit(self):
+            # As Faktory: the handshake completes, then the error (the client sees it as
+            # the reply to its first command) and the close.
+            await self._send(OK)
             await self._send(
                 encode_error(f"ERR too many connections: {self.server.connection_count}")
             )
             return False
-        wid = hello.get("wid")
-        if isinstance(wid, str) and wid:
+        wid = hello.get("wid", "")
+        if wid:
             self.wid = wid
             self.hello = hello
-            await self.server.processes.hello(wid, hello)
+            process = await self.server.processes.hello(wid, hello)
+            if process.connections == 1:
+                # A process coming back after all its connections closed starts running
+                # again, as in Faktory (its state belonged to its old connections).
+                self.server.process_states.pop(wid, None)
         await self._send(OK)
         return True
 
@@ -138,8 +168,8 @@ class Connection:
         handler = HANDLERS.get(verb)
         if handler is None:
             return encode_error(f"ERR unknown command {verb}")
-        if not arg and verb in NEEDS_ARGUMENT:
-            return encode_error(f"ERR {verb} needs an argument")
+        if verb in BARE_REPLIES and b" " not in line:
+            return encode_error("ERR " + BARE_REPLIES[verb])
         self.busy = True
         started = time.perf_counter()
         try:

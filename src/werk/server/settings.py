@@ -11,13 +11,15 @@ reloads.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from werk.errors import WerkError
+from werk.errors import JSONDepthError, WerkError
+from werk.protocol import jsonwire
 from werk.server.config import (
     DURABILITY_MODES,
     ENVIRONMENTS,
@@ -26,8 +28,10 @@ from werk.server.config import (
     default_data_dir,
     parse_binding,
 )
+from werk.storage import UnsupportedStorageError, check_url
 
 LOG_LEVELS = ("debug", "info", "warn", "error")
+INT_FIELDS = ("max_connections", "max_line", "backup_keep")
 LOG_FORMATS = ("text", "json")
 TLS_CERT_FILE = "public.cert.pem"
 TLS_KEY_FILE = "private.key.pem"
@@ -66,6 +70,20 @@ FILE_KEYS: dict[tuple[str, str], tuple[str, type | tuple[type, ...]]] = {
     ("backup", "dir"): ("backup_dir", str),
 }
 
+FEATURE_TABLES: dict[str, tuple[str, ...] | None] = {
+    "cron": None,  # checked by werk.manager.cron.parse_cron
+    "throttles": None,  # checked by werk.manager.throttles.parse_throttles
+    "statsd": ("location", "namespace", "tags", "interval"),
+}
+"""Tables read by features, with their keys (``None``: the feature checks them itself)."""
+KNOWN_KEYS: dict[str, tuple[str, ...] | None] = {
+    **{table: tuple(k for t, k in FILE_KEYS if t == table) for table, _ in FILE_KEYS},
+    "faktory": tuple(k for t, k in FILE_KEYS if t == "werk"),
+    **FEATURE_TABLES,
+}
+"""Every table a conf.d file may hold, with the keys it may hold: anything else is an
+error naming the file, so a misspelt ``[storge] url`` never silently means SQLite."""
+
 # Environment variable -> ServerConfig field (the first one set wins for a field).
 ENV_KEYS: tuple[tuple[str, str], ...] = (
     ("WERK_BINDING", "binding"),
@@ -103,6 +121,9 @@ def read_conf_dir(config_dir: Path) -> dict[str, Any]:
             document = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+        except RecursionError as exc:
+            raise ConfigError(f"{path}: nested too deeply") from exc
+        _check_document(path, document)
         for key, value in document.items():
             if key not in merged:
                 merged[key], origin[key] = value, path
@@ -111,6 +132,43 @@ def read_conf_dir(config_dir: Path) -> dict[str, Any]:
             else:
                 raise ConfigError(f"[{key}] is defined in both {origin[key]} and {path}")
     return merged
+
+
+def _check_document(path: Path, document: dict[str, Any]) -> None:
+    """Refuse unknown tables and keys, and nesting past the JSON limit, naming the file."""
+    try:
+        jsonwire.check_depth(document)
+    except JSONDepthError as exc:
+        raise ConfigError(f"{path}: {exc.message}") from exc
+    for table, value in document.items():
+        if table not in KNOWN_KEYS:
+            known = ", ".join(f"[{name}]" for name in KNOWN_KEYS)
+            raise ConfigError(f"{path}: unknown table or key {table!r} (known tables: {known})")
+        keys = KNOWN_KEYS[table]
+        if keys is None:
+            continue
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: {table} must be a table ([{table}])")
+        for key in value:
+            if key not in keys:
+                raise ConfigError(
+                    f"{path}: unknown key {key!r} in [{table}] (known: {', '.join(keys)})"
+                )
+    _check_statsd(path, document.get("statsd"))
+
+
+def _check_statsd(path: Path, table: Any) -> None:
+    if not isinstance(table, dict):
+        return
+    for key in ("location", "namespace"):
+        if key in table and not isinstance(table[key], str):
+            raise ConfigError(f"{path}: [statsd] {key} must be a string")
+    tags = table.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise ConfigError(f"{path}: [statsd] tags must be a list of strings")
+    interval = table.get("interval", 1)
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
+        raise ConfigError(f"{path}: [statsd] interval must be a positive number of seconds")
 
 
 def password_value(value: str) -> str:
@@ -134,6 +192,8 @@ def _from_file(settings: dict[str, Any]) -> dict[str, Any]:
         value = section[key]
         if not isinstance(value, kind) or isinstance(value, bool):
             raise ConfigError(f"[{table}] {key} has the wrong type: {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"[{table}] {key} must be a finite number: {value!r}")
         values[name] = value
     return values
 
@@ -196,7 +256,15 @@ def load_config(
         statsd = settings.setdefault("statsd", {})
         if isinstance(statsd, dict):
             statsd.setdefault("location", env["DD_DOGSTATSD_URL"])
+    for var, name in ENV_KEYS:
+        if name in INT_FIELDS and env.get(var) and not env[var].strip().isdigit():
+            raise ConfigError(f"{var}={env[var]!r}: {name} must be a whole number")
     config = _build(values, environment, config_dir, settings)
+    if config.storage_url:
+        try:
+            check_url(config.storage_url)
+        except UnsupportedStorageError as exc:
+            raise ConfigError(str(exc)) from exc
     if require_password:
         _check_password(config, env)
     return config
@@ -220,7 +288,7 @@ def _build(
         for name in ("password", "web_password"):
             if values.get(name):
                 fields[name] = password_value(values.pop(name))
-        for name in ("max_connections", "max_line", "backup_keep"):
+        for name in INT_FIELDS:
             if name in values:
                 fields[name] = int(values.pop(name))
         for name in ("handshake_timeout", "idle_timeout", "backup_every"):

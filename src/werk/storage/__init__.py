@@ -1,13 +1,80 @@
 """Storage: the :class:`~werk.storage.base.Store` contract and its backends.
 
-:func:`open_store` picks the backend from a URL: ``redis://`` / ``rediss://`` / ``unix://``
-for Redis, ``postgresql://`` / ``postgres://`` for PostgreSQL, anything else (a path, or
-``sqlite:///path``) for the embedded SQLite store.
+:func:`open_store` picks the backend from the URL's scheme through :data:`BACKENDS`
+(``redis://`` / ``rediss://`` / ``unix://`` for Redis, ``postgresql://`` / ``postgres://``
+for PostgreSQL, ``sqlite:///path`` for SQLite); a
+plain path with no scheme is the embedded SQLite store. Any other scheme is refused,
+naming it and the supported ones, never taken for a directory name.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from werk.errors import StorageError
 from werk.storage.base import Store
+
+
+class UnsupportedStorageError(StorageError):
+    """A storage URL names a scheme Werk has no backend for."""
+
+
+def _redis(url: str, durability: str) -> Store:
+    from werk.storage.redis import RedisStore
+
+    return RedisStore.from_url(url)  # Redis keeps its own durability (appendfsync)
+
+
+def _postgres(url: str, durability: str) -> Store:
+    from werk.storage.postgres import PostgresStore
+
+    return PostgresStore.from_url(url)  # PostgreSQL keeps its own (synchronous_commit)
+
+
+def _sqlite(url: str, durability: str) -> Store:
+    from werk.storage.sqlite import SqliteStore
+
+    return SqliteStore(Path(url.removeprefix("sqlite://")).expanduser(), durability=durability)
+
+
+BACKENDS: dict[str, Callable[[str, str], Store]] = {
+    "redis": _redis,
+    "rediss": _redis,
+    "unix": _redis,
+    "postgresql": _postgres,
+    "postgres": _postgres,
+    "sqlite": _sqlite,
+}
+"""URL scheme -> the function that builds its (unopened) store from the URL and the
+durability mode (``fsync`` or ``os``). One line per scheme."""
+
+_SCHEME = re.compile(r"\A([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+def scheme_of(url: str) -> str | None:
+    """Return the URL's scheme in lower case, or ``None`` for a plain path."""
+    found = _SCHEME.match(url)
+    if found is None or not url[found.end() :].startswith("//"):
+        return None  # a path such as ``data:dir`` or ``./x`` has no ``scheme://``
+    return found.group(1).lower()
+
+
+def check_url(url: str) -> None:
+    """Refuse a storage URL whose scheme has no backend.
+
+    Raises:
+        UnsupportedStorageError: naming the scheme and the supported ones.
+    """
+    scheme = scheme_of(url)
+    if scheme is not None and scheme not in BACKENDS:
+        supported = ", ".join(f"{name}://" for name in BACKENDS)
+        # The URL itself is not quoted: it may hold a password.
+        raise UnsupportedStorageError(
+            f"unsupported storage URL scheme {scheme}://: use one of {supported}"
+            " or a directory path"
+        )
 
 
 def open_store(url: str, durability: str = "fsync") -> Store:
@@ -17,20 +84,14 @@ def open_store(url: str, durability: str = "fsync") -> Store:
     URLs ``?schema=...`` (default ``werk``) and ``?pool=...`` (connections, default 10).
     ``durability`` (``fsync`` or ``os``) is the embedded store's commit mode; Redis keeps
     its own (``appendfsync``), PostgreSQL its ``synchronous_commit``.
+
+    Raises:
+        UnsupportedStorageError: the URL's scheme has no backend.
     """
-    if url.startswith(("postgresql://", "postgres://")):
-        from werk.storage.postgres import PostgresStore
-
-        return PostgresStore.from_url(url)
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        from werk.storage.redis import RedisStore
-
-        return RedisStore.from_url(url)
-    from pathlib import Path
-
-    from werk.storage.sqlite import SqliteStore
-
-    return SqliteStore(Path(url.removeprefix("sqlite://")).expanduser(), durability=durability)
+    check_url(url)
+    scheme = scheme_of(url)
+    build = _sqlite if scheme is None else BACKENDS[scheme]
+    return build(url, durability)
 
 
-__all__ = ["Store", "open_store"]
+__all__ = ["BACKENDS", "Store", "UnsupportedStorageError", "check_url", "open_store"]

@@ -92,6 +92,14 @@ def pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
+def quote_any(value: Any) -> str:
+    """URL-quote a value for a link, whatever its type (a missing one is ``""``): a job
+    with an odd field must not fail its whole page."""
+    if value is None or isinstance(value, jinja2.Undefined):
+        return ""
+    return quote(value if isinstance(value, str) else str(value))
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("werk.webui", "templates"),
@@ -103,7 +111,9 @@ def _environment() -> jinja2.Environment:
     env.install_gettext_callables(  # type: ignore[attr-defined]  # added by the extension
         i18n.gettext, i18n.ngettext, newstyle=True
     )
-    env.filters.update(utc=utc, relative=relative, number=number, span=span, q=quote, pretty=pretty)
+    env.filters.update(
+        utc=utc, relative=relative, number=number, span=span, q=quote_any, pretty=pretty
+    )
     env.globals["LONG_TEXT"] = LONG_TEXT
     return env
 

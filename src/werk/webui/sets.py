@@ -52,7 +52,10 @@ def set_filter(params: QueryParams | FormData) -> SetFilter:
 
     def field(name: str) -> str | None:
         value = params.get(name)
-        text = value.strip()[:MAX_FILTER] if isinstance(value, str) else ""
+        text = value.strip() if isinstance(value, str) else ""
+        if len(text) > MAX_FILTER:
+            # Cutting it short would match more jobs than asked for ("all matching").
+            raise HTTPException(400, f"The {name} filter is longer than {MAX_FILTER} characters.")
         return text or None
 
     return SetFilter(queue=field("queue"), jobtype=field("jobtype"), text=field("q"))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from werk.protocol import commands as verbs
 from werk.server.handlers.admin import flush, info, mutate, queue
 from werk.server.handlers.batch import batch
-from werk.server.handlers.jobs import ack, fail, fetch, push, pushb
+from werk.server.handlers.jobs import NO_JSON, ack, fail, fetch, push, pushb
 from werk.server.handlers.limit import limit
 from werk.server.handlers.results import result
 from werk.server.handlers.track import track
@@ -43,17 +43,17 @@ HANDLERS: dict[str, Handler] = {
     verbs.RESULT: result,
 }
 
-NEEDS_ARGUMENT = frozenset(
-    {
-        verbs.PUSH,
-        verbs.PUSHB,
-        verbs.FETCH,
-        verbs.ACK,
-        verbs.FAIL,
-        verbs.BEAT,
-        verbs.MUTATE,
-        verbs.QUEUE,
-        verbs.LIMIT,
-        verbs.RESULT,
-    }
-)
+BARE_REPLIES: dict[str, str] = {
+    verbs.PUSH: NO_JSON,
+    verbs.PUSHB: NO_JSON,
+    verbs.FETCH: "must call fetch with at least one queue",
+    verbs.ACK: "invalid ACK ",
+    verbs.FAIL: "invalid FAIL ",
+    verbs.BEAT: "invalid BEAT ",
+    verbs.MUTATE: "invalid format",
+    verbs.QUEUE: "QUEUE needs an argument",
+    verbs.LIMIT: "LIMIT needs an argument",
+    verbs.RESULT: "RESULT needs an argument",
+}
+"""The ``-ERR`` text for a verb sent bare (no space, no argument): Faktory's where it has
+one (``FETCH``: its manager's message; ``PUSH``: Go's decoder on empty input)."""

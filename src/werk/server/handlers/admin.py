@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from werk.errors import CommandError
+from werk.manager.selectors import parse_filter, queue_selection
 from werk.protocol.resp import OK, encode_bulk
-from werk.server.handlers.parse import text_arg
+from werk.server.handlers.parse import object_arg, reply_json, text_arg
 from werk.storage.base import SET_NAMES, SetName
 
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ MUTATE_COMMANDS = ("clear", "kill", "discard", "requeue")
 
 async def info(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
     """INFO"""
-    return encode_bulk(json.dumps(await server.info(), separators=(",", ":")).encode())
+    return encode_bulk(reply_json(await server.info()))
 
 
 async def flush(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
@@ -30,21 +30,17 @@ async def flush(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes
 async def mutate(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
     """MUTATE {"cmd": "clear|kill|discard|requeue", "target": "retries|scheduled|dead",
     "filter": {"jids": [...], "regexp": "glob", "jobtype": "..."}}"""
-    try:
-        payload = json.loads(arg)
-    except ValueError:
-        payload = None
-    if not isinstance(payload, dict):
-        raise CommandError("invalid format")
-    target = payload.get("target")
-    if target not in SET_NAMES:
-        raise CommandError("invalid target for mutation command")
+    payload = object_arg(arg, "MUTATE", "invalid format")
+    # Faktory's order: the command first, then the target, then the filter.
     cmd = payload.get("cmd")
     if cmd not in MUTATE_COMMANDS:
         raise CommandError("unknown mutate operation")
-    flt = payload.get("filter")
+    target = payload.get("target")
+    if target not in SET_NAMES:
+        raise CommandError("invalid target for mutation command")
+    flt = parse_filter(payload.get("filter"))
     name: SetName = target
-    await server.manager.mutate(str(cmd), name, flt if isinstance(flt, dict) else None)
+    await server.manager.mutate(cmd, name, flt)
     return OK
 
 
@@ -61,8 +57,11 @@ async def queue(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes
         if "*" in names:
             raise CommandError("QUEUE LATENCY does not support wildcards")
         latency = await server.manager.latency(names)
-        return encode_bulk(json.dumps(latency, separators=(",", ":")).encode())
-    selected = server.manager.queues_of(names)
+        return encode_bulk(reply_json(latency))
+    try:
+        selected = queue_selection(names)
+    except CommandError as exc:
+        raise CommandError(f"QUEUE {sub} {exc.message}") from exc
     actions = {
         "PAUSE": server.manager.pause,
         "RESUME": server.manager.resume,

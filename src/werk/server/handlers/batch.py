@@ -5,12 +5,12 @@ No batch rules here; they live in :mod:`werk.manager.batches`.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from werk.errors import CommandError
 from werk.manager.batches import batches_of
 from werk.protocol.resp import OK, encode_bulk
+from werk.server.handlers.parse import json_arg, reply_json
 
 if TYPE_CHECKING:
     from werk.server.state import ConnectionState, ServerState
@@ -30,10 +30,7 @@ async def batch(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes
     batches = batches_of(server.manager)
     now = server.manager.clock()
     if sub == "NEW":
-        try:
-            spec = json.loads(rest)
-        except ValueError as exc:
-            raise CommandError(f"invalid JSON: {exc}") from exc
+        spec = json_arg(rest)
         return encode_bulk((await batches.new(spec, now)).encode())
     if sub == "OPEN":
         return encode_bulk((await batches.open(rest, now)).encode())
@@ -41,4 +38,4 @@ async def batch(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes
         await batches.commit(rest, now)
         return OK
     status = await batches.status(rest, now)
-    return encode_bulk(json.dumps(status, separators=(",", ":")).encode())
+    return encode_bulk(reply_json(status))

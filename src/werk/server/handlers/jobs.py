@@ -1,38 +1,52 @@
-"""The job verbs: PUSH, PUSHB, FETCH, ACK and FAIL (Faktory's work protocol)."""
+"""The job verbs: PUSH, PUSHB, FETCH, ACK and FAIL (Faktory's work protocol).
+
+Replies to malformed arguments match Faktory 1.10's texts; docs/protocol.md lists them.
+"""
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
-from werk.errors import CommandError
+from werk.errors import CommandError, JSONDepthError
 from werk.manager.retry import FailureReport
+from werk.protocol import jsonwire
 from werk.protocol.resp import OK, encode_bulk
-from werk.server.handlers.parse import encode_result, json_arg, object_arg, text_arg
+from werk.server.handlers.parse import encode_result, json_arg, object_arg, reply_json, text_arg
 
 if TYPE_CHECKING:
     from werk.server.state import ConnectionState, ServerState
 
+NO_JSON = "invalid JSON: unexpected end of JSON input"
+"""Faktory's reply (Go's decoder text) to a PUSH or PUSHB without an argument."""
+
 
 async def push(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
     """PUSH {job}"""
+    if not arg.strip():
+        raise CommandError(NO_JSON)
     await server.manager.push(json_arg(arg))
     return OK
 
 
 async def pushb(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
     """PUSHB [{job}, ...]"""
-    errors = await server.manager.push_bulk(json_arg(arg))
-    return encode_bulk(json.dumps(errors, separators=(",", ":")).encode())
+    if not arg.strip():
+        raise CommandError(NO_JSON)
+    # The array itself is one level: each job may nest as deeply as one PUSHed alone.
+    try:
+        jobs = json_arg(arg, max_depth=jsonwire.MAX_DEPTH + 1)
+    except JSONDepthError as exc:
+        raise jsonwire.depth_error() from exc
+    errors = await server.manager.push_bulk(jobs)
+    return encode_bulk(reply_json(errors))
 
 
 async def fetch(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
     """FETCH queue [queue ...]"""
     queues = [name for name in text_arg(arg).split(" ") if name]
-    if not queues:
-        raise CommandError("must call fetch with at least one queue")
     # The state a process learnt at its last BEAT: no store lookup on every FETCH.
-    if conn.wid and server.process_states.get(conn.wid) in ("quiet", "terminate"):
+    if not queues or (conn.wid and server.process_states.get(conn.wid) in ("quiet", "terminate")):
+        # ``FETCH `` names only the empty queue, which never has a job (as in Faktory).
         await server.idle_fetch()
         return encode_bulk(None)
     return encode_bulk(await server.manager.fetch(queues, conn.wid, alive=conn.alive))
@@ -43,7 +57,8 @@ async def ack(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
     payload = object_arg(arg, "ACK")
     result = encode_result(payload.pop("result")) if "result" in payload else None
     jid = payload.get("jid")
-    if not isinstance(jid, str) or not jid or not all(isinstance(v, str) for v in payload.values()):
+    # Faktory decodes ACK into map[string]string: any value that is not a string is refused.
+    if not isinstance(jid, str) or not all(isinstance(v, str) for v in payload.values()):
         raise CommandError(f"invalid ACK {text_arg(arg)}")
     await server.manager.ack(jid, result)
     return OK
@@ -51,9 +66,10 @@ async def ack(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
 
 async def fail(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
     """FAIL {"jid": "...", "errtype": "...", "message": "...", "backtrace": [...]}"""
-    payload = object_arg(arg, "FAIL")
-    jid = payload.get("jid")
-    if not isinstance(jid, str) or not jid:
+    report = FailureReport.from_payload(object_arg(arg, "FAIL"))
+    if report is None:
+        raise CommandError(f"invalid FAIL {text_arg(arg)}")
+    if not report.jid:
         raise CommandError("missing JID")
-    await server.manager.fail(jid, FailureReport.from_payload(payload))
+    await server.manager.fail(report.jid, report)
     return OK

@@ -7,13 +7,13 @@ encodes the reply. docs/protocol.md (``### LIMIT ...``) is the reference.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import TYPE_CHECKING, Any
 
-from werk.errors import CommandError, LimitedError
+from werk.errors import CommandError, InvalidJSONError, JSONDepthError, LimitedError
 from werk.manager.throttles import LIMIT_KINDS, RateLimiters
 from werk.protocol.resp import OK, encode_bulk
+from werk.server.handlers.parse import json_arg, reply_json
 from werk.storage.base import LimitKind
 
 if TYPE_CHECKING:
@@ -24,9 +24,11 @@ MAX_NAME = 200
 
 def _object(text: str, sub: str) -> dict[str, Any]:
     try:
-        payload = json.loads(text)
-    except ValueError as exc:
-        raise CommandError(f"LIMIT {sub}: invalid JSON: {exc}") from exc
+        payload = json_arg(text)
+    except JSONDepthError:
+        raise
+    except InvalidJSONError as exc:
+        raise CommandError(f"LIMIT {sub}: {exc.message}") from exc
     if not isinstance(payload, dict):
         raise CommandError(f"LIMIT {sub} expects a JSON object")
     return payload
@@ -89,5 +91,5 @@ async def limit(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes
     if sub == "STATUS":
         name = _name(rest.strip())
         held = await limiters.status(name)
-        return encode_bulk(json.dumps({"name": name, "held": held}).encode())
+        return encode_bulk(reply_json({"name": name, "held": held}))
     raise CommandError(f"no such LIMIT subcommand: {sub or '(none)'}")

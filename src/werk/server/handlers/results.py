@@ -6,13 +6,12 @@ handled with the other job verbs (:mod:`.jobs`).
 
 from __future__ import annotations
 
-import json
 import math
 from typing import TYPE_CHECKING
 
 from werk.errors import CommandError
 from werk.protocol.resp import encode_bulk
-from werk.server.handlers.parse import object_arg
+from werk.server.handlers.parse import object_arg, reply_json
 
 if TYPE_CHECKING:
     from werk.server.state import ConnectionState, ServerState
@@ -39,4 +38,4 @@ async def result(server: ServerState, conn: ConnectionState, arg: bytes) -> byte
         )
     else:
         doc = await results.state(jid, server.manager.clock())
-    return encode_bulk(json.dumps(doc, separators=(",", ":")).encode())
+    return encode_bulk(reply_json(doc))

@@ -5,12 +5,12 @@ No tracking rules here; they live in :mod:`werk.manager.tracking`.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from werk.errors import CommandError
 from werk.manager.tracking import tracking_of
 from werk.protocol.resp import OK, encode_bulk
+from werk.server.handlers.parse import json_arg, reply_json
 
 if TYPE_CHECKING:
     from werk.server.state import ConnectionState, ServerState
@@ -30,10 +30,7 @@ async def track(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes
     now = server.manager.clock()
     if sub == "GET":
         doc = await tracking.get(rest, now)
-        return encode_bulk(json.dumps(doc, separators=(",", ":")).encode())
-    try:
-        update = json.loads(rest)
-    except ValueError as exc:
-        raise CommandError(f"invalid JSON: {exc}") from exc
+        return encode_bulk(reply_json(doc))
+    update = json_arg(rest)
     await tracking.set(update, now, server.manager.extend)
     return OK

@@ -2,34 +2,38 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from werk.errors import CommandError
+from werk.protocol.fields import Kind, typed_payload
 from werk.protocol.resp import OK, encode_bulk
-from werk.server.handlers.parse import object_arg, text_arg
+from werk.server.handlers.parse import object_arg, reply_json, text_arg
 
 if TYPE_CHECKING:
     from werk.server.state import ConnectionState, ServerState
 
 
+BEAT_FIELDS: dict[str, Kind] = {"wid": "str", "current_state": "str", "rss_kb": "int"}
+"""Faktory's ``ClientBeat`` struct: the field types a BEAT must have."""
+
+
 async def beat(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
     """BEAT {"wid": "...", "current_state": "quiet|terminate", "rss_kb": n}"""
-    payload = object_arg(arg, "BEAT")
-    wid = payload.get("wid")
-    if not isinstance(wid, str) or not wid:
+    payload = typed_payload(object_arg(arg, "BEAT"), BEAT_FIELDS)
+    if payload is None:
         raise CommandError(f"invalid BEAT {text_arg(arg)}")
-    rss = payload.get("rss_kb")
-    wanted = payload.get("current_state")
-    state = await server.processes.beat(
-        wid, wanted if isinstance(wanted, str) else "", rss if isinstance(rss, int) else None
-    )
+    wid = payload.get("wid", "")
+    state = None
+    if wid:
+        state = await server.processes.beat(
+            wid, payload.get("current_state", ""), payload.get("rss_kb")
+        )
     if state is None:
         raise CommandError(f"unknown worker {wid}")
     server.process_states[wid] = state
     if not state:
         return OK
-    return encode_bulk(json.dumps({"state": state}, separators=(",", ":")).encode())
+    return encode_bulk(reply_json({"state": state}))
 
 
 async def end(server: ServerState, conn: ConnectionState, arg: bytes) -> None:

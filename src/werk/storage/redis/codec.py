@@ -47,7 +47,11 @@ def pack_entry(entry: Entry, enqueued_at: float | None = None) -> bytes:
 
 
 def unpack_entry(jid: str, data: bytes) -> tuple[Entry, float | None]:
-    """Unpack a packed entry; return it with its ``enqueued_at`` (``None`` if absent)."""
+    """Unpack a packed entry; return it with its ``enqueued_at`` (``None`` if absent).
+
+    ``jid`` may be a queue member ``jid\0seq`` (a second copy of a jid in one queue).
+    """
+    jid = jid.partition("\0")[0]
     try:
         pri, rf, enq, qlen, tlen, rest = data.split(b"|", 5)
         qend = int(qlen)

@@ -24,8 +24,11 @@ local function enqueue_packed(qp, qep, seqkey, jid, v, now, names, seen)
   pri = math.max(0, math.min(9, pri))
   local head, tail = string.match(v, '^(%-?%d+|%d+|)[^|]*(|.*)$')
   local seq = redis.call('INCR', seqkey)
-  redis.call('ZADD', qp .. q, fmt((9 - pri) * BAND + seq), jid)
-  redis.call('HSET', qep .. q, jid, head .. now .. tail)
+  -- A jid already waiting in q is a second delivery (Faktory's rule): its own member.
+  local member = jid
+  if redis.call('HEXISTS', qep .. q, jid) == 1 then member = jid .. '\0' .. seq end
+  redis.call('ZADD', qp .. q, fmt((9 - pri) * BAND + seq), member)
+  redis.call('HSET', qep .. q, member, head .. now .. tail)
   if not seen[q] then seen[q] = true; names[#names + 1] = q end
 end
 local function announce(known, channel, origin, names)
@@ -283,11 +286,19 @@ if total > 0 then
   for _ = 1, ngroups do
     local q, n = ARGV[i], tonumber(ARGV[i + 1])
     i = i + 2
-    local z, h = {}, {}
-    for _ = 1, n do
+    local z, h, jids = {}, {}, {}
+    for j = 1, n do jids[j] = ARGV[i + 3 * j - 2] end
+    -- A jid already waiting in q (or twice in this batch) is one more delivery, as in
+    -- Faktory: it gets a member of its own, jid NUL seq (FETCH hands out the jid).
+    local present = redis.call('HMGET', qep .. q, unpack(jids))
+    local here = {}
+    for j = 1, n do
       seq = seq + 1
-      z[#z + 1] = fmt(tonumber(ARGV[i]) * BAND + seq); z[#z + 1] = ARGV[i + 1]
-      h[#h + 1] = ARGV[i + 1]; h[#h + 1] = ARGV[i + 2]
+      local member = jids[j]
+      if present[j] or here[member] then member = member .. '\0' .. seq end
+      here[jids[j]] = true
+      z[#z + 1] = fmt(tonumber(ARGV[i]) * BAND + seq); z[#z + 1] = member
+      h[#h + 1] = member; h[#h + 1] = ARGV[i + 2]
       i = i + 3
     end
     redis.call('ZADD', qp .. q, unpack(z))
@@ -384,10 +395,11 @@ for _ = 1, nfetch do
             local r = base + 2 * got
             local wid, rnow = ARGV[r], ARGV[r + 1]
             local exp = fmt(tonumber(rnow) + tonumber(string.match(v, '^%-?%d+|(%d+)|')))
-            wz[#wz + 1] = exp; wz[#wz + 1] = jids[j]
-            wh[#wh + 1] = jids[j]; wh[#wh + 1] = rnow .. '|' .. #wid .. '|' .. wid .. v
+            local jid = string.match(jids[j], '^[^%z]*')  -- a second copy's member
+            wz[#wz + 1] = exp; wz[#wz + 1] = jid
+            wh[#wh + 1] = jid; wh[#wh + 1] = rnow .. '|' .. #wid .. '|' .. wid .. v
             taken[#taken + 1] = jids[j]
-            fetches[#fetches + 1] = jids[j]; fetches[#fetches + 1] = v
+            fetches[#fetches + 1] = jid; fetches[#fetches + 1] = v
             fetches[#fetches + 1] = exp
             got = got + 1
           end
