@@ -8,14 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
-from typing import Any
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
 
+import httpx
 import pytest
 
 from tests.helpers import Peer, ServerProcess, push_line
 from tests.webui.conftest import Web, web  # noqa: F401  (the in-process server fixture)
 from werk.protocol.resp import NEED_DATA, Reply, ReplyReader, Simple
+from werk.server.config import ServerConfig
+from werk.server.server import Server
+
+T = TypeVar("T")
 
 OK = Simple("OK")
 FAR = "2099-01-01T00:00:00Z"
@@ -108,3 +117,63 @@ class AsyncPeer:
         """Close the connection."""
         self.writer.close()
         await self.writer.wait_closed()
+
+
+@dataclass
+class Live:
+    """An in-process server (command and web port) running on its own thread's loop, so
+    tests can use blocking peers and HTTP, and move the manager's clock."""
+
+    server: Server
+    loop: asyncio.AbstractEventLoop
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on the server's loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(60)
+
+    def peer(self, **hello: Any) -> Peer:
+        """A connected peer that has said HELLO with ``hello``'s fields."""
+        peer = Peer("127.0.0.1", self.server.port)
+        assert peer.hello(**hello) == OK
+        return peer
+
+    def get(self, path: str) -> httpx.Response:
+        """GET a web UI path."""
+        return httpx.get(f"http://127.0.0.1:{self.server.web_port}{path}", timeout=30)
+
+    def reap(self, ahead: float) -> int:
+        """Run the reservation reaper as if ``ahead`` seconds had passed."""
+        manager = self.server.manager
+        manager.clock = lambda: time.time() + ahead
+        try:
+            return self.run(manager.reap_reservations())
+        finally:
+            manager.clock = time.time
+
+
+@pytest.fixture
+def live(tmp_path: Path, backend: str | None) -> Iterator[Live]:
+    """A server on the test's backend, run in-process on a thread of its own."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    config = ServerConfig(
+        binding=("127.0.0.1", 0),
+        web_binding=("127.0.0.1", 0),
+        data_dir=tmp_path / "data",
+        storage_url=backend,
+    )
+    server = asyncio.run_coroutine_threadsafe(_started(config), loop).result(60)
+    try:
+        yield Live(server, loop)
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(60)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+async def _started(config: ServerConfig) -> Server:
+    server = Server(config)
+    await server.start()
+    return server
