@@ -20,6 +20,7 @@ import pytest
 
 from tests.helpers import Peer, ServerProcess, push_line
 from tests.webui.conftest import Web, web  # noqa: F401  (the in-process server fixture)
+from werk.cli.server import build_server
 from werk.protocol.resp import NEED_DATA, Reply, ReplyReader, Simple
 from werk.server.config import ServerConfig
 from werk.server.server import Server
@@ -174,6 +175,6 @@ def live(tmp_path: Path, backend: str | None) -> Iterator[Live]:
 
 
 async def _started(config: ServerConfig) -> Server:
-    server = Server(config)
+    server = build_server(config)  # with its web UI, as ``werk server`` builds it
     await server.start()
     return server

@@ -8,11 +8,10 @@ stored job that cannot be shown never takes its page down.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from tests.badinput.conftest import OK, AsyncPeer, Web, seed, snapshot
-from tests.helpers import Peer, ServerProcess, error_text
+from tests.helpers import Peer, error_text
 from werk.protocol.jsonwire import MAX_DEPTH
 from werk.storage.base import Entry, Scored
 
@@ -45,12 +44,7 @@ def deep_lines(levels: int) -> list[str]:
     ]
 
 
-def test_every_verb_refuses_a_deep_document_naming_the_limit(
-    werk_server_factory: Callable[..., ServerProcess],
-) -> None:
-    server = werk_server_factory()
-    peer = Peer(server.host, server.port)
-    assert peer.hello() == OK
+def test_every_verb_refuses_a_deep_document_naming_the_limit(peer: Peer) -> None:
     before = seed(peer)
     for levels in (MAX_DEPTH + 1, 1000, 100_000):
         for line in deep_lines(levels):
@@ -58,12 +52,7 @@ def test_every_verb_refuses_a_deep_document_naming_the_limit(
             assert snapshot(peer) == before, line[:40]
 
 
-def test_a_job_one_past_the_limit_is_refused_at_the_limit_accepted(
-    werk_server_factory: Callable[..., ServerProcess],
-) -> None:
-    server = werk_server_factory()
-    peer = Peer(server.host, server.port)
-    assert peer.hello() == OK
+def test_a_job_one_past_the_limit_is_refused_at_the_limit_accepted(peer: Peer) -> None:
     assert error_text(peer.call("PUSH " + job_text("too-deep-1", MAX_DEPTH + 1))) == (
         f"ERR {LIMIT_TEXT}"
     )

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 
 from tests.badinput.conftest import OK, fetch, snapshot
 from tests.helpers import Peer, ServerProcess, error_text, push_line
@@ -103,12 +102,7 @@ def test_a_quieted_process_that_reconnects_gets_jobs(
     assert got is not None and got["jid"] == "after-quiet1"
 
 
-def test_same_jid_pushed_twice_is_delivered_twice(
-    werk_server_factory: Callable[..., ServerProcess],
-) -> None:
-    server = werk_server_factory()
-    peer = Peer(server.host, server.port)
-    assert peer.hello() == OK
+def test_same_jid_pushed_twice_is_delivered_twice(peer: Peer) -> None:
     assert peer.call(push_line("twice-jid-1", args=[1])) == OK
     assert peer.call(push_line("twice-jid-1", args=[2])) == OK
     assert snapshot(peer)["queues"] == {"default": 2}

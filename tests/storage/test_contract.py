@@ -547,3 +547,15 @@ async def test_same_jid_enqueued_twice_in_one_batch(store: Store) -> None:
     await store.enqueue([entry("twin", args=[1]), entry("twin", args=[2])], NOW)
     assert (await store.queue_sizes()).get("default") == 2
     assert await drain(store, ["default"]) == ["twin", "twin"]
+
+
+async def test_same_jid_twice_leaves_nothing_behind_after_a_restart(
+    store: Store, reopen: Reopen
+) -> None:
+    await store.enqueue([entry("again", args=[1]), entry("again", args=[2])], NOW)
+    assert len(await drain(store, ["default"])) == 2
+    assert await store.ack("again", NOW + 1) is not None
+    store = await reopen()
+    assert await store.fetch(["default"], NOW + 2, "w1") is None
+    assert await store.working_size() == 0
+    assert (await store.queue_sizes()).get("default", 0) == 0

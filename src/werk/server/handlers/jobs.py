@@ -22,7 +22,7 @@ NO_JSON = "invalid JSON: unexpected end of JSON input"
 
 async def push(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
     """PUSH {job}"""
-    if not arg.strip():
+    if not arg or arg.isspace():
         raise CommandError(NO_JSON)
     await server.manager.push(json_arg(arg))
     return OK
@@ -30,7 +30,7 @@ async def push(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
 
 async def pushb(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
     """PUSHB [{job}, ...]"""
-    if not arg.strip():
+    if not arg or arg.isspace():
         raise CommandError(NO_JSON)
     # The array itself is one level: each job may nest as deeply as one PUSHed alone.
     try:
