@@ -31,7 +31,7 @@ def load_with(config_dir: Path, text: str, **env: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["postgresql://postgres@127.0.0.1:5432/test", "reddis://127.0.0.1:6379", "mysql://x"]
+    "url", ["postgressql://postgres@127.0.0.1:5432/test", "reddis://127.0.0.1:6379", "mysql://x"]
 )
 def test_an_unsupported_storage_scheme_is_refused_naming_it(url: str, config_dir: Path) -> None:
     scheme = url.split("://")[0]
@@ -44,7 +44,7 @@ def test_an_unsupported_storage_scheme_is_refused_naming_it(url: str, config_dir
 
 
 def test_supported_schemes_and_plain_paths_still_open(tmp_path: Path) -> None:
-    assert set(BACKENDS) >= {"redis", "rediss", "unix", "sqlite"}
+    assert set(BACKENDS) >= {"redis", "rediss", "unix", "sqlite", "postgresql"}
     for url in (str(tmp_path / "a"), f"sqlite://{tmp_path / 'b'}", "relative:dir"):
         assert open_store(url) is not None
 
@@ -52,7 +52,7 @@ def test_supported_schemes_and_plain_paths_still_open(tmp_path: Path) -> None:
 def test_werk_server_does_not_start_on_an_unsupported_url(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "werk", "server", "-b", "127.0.0.1:0", "-w", ":0"]
-        + ["--storage", "postgresql://postgres@127.0.0.1:5432/test", "-d", str(tmp_path / "d")],
+        + ["--storage", "reddis://127.0.0.1:6379/0", "-d", str(tmp_path / "d")],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -60,8 +60,8 @@ def test_werk_server_does_not_start_on_an_unsupported_url(tmp_path: Path) -> Non
         timeout=30,
     )
     assert result.returncode == 1
-    assert "unsupported storage URL scheme postgresql://" in result.stderr
-    assert not (tmp_path / "postgresql:").exists()
+    assert "unsupported storage URL scheme reddis://" in result.stderr
+    assert not (tmp_path / "reddis:").exists()
 
 
 @pytest.mark.parametrize(
