@@ -3,11 +3,13 @@ jid from every page, and the Batches tab; on SQLite and on Redis."""
 
 from __future__ import annotations
 
+import json
 import re
 
 from tests.webui.conftest import Web
 from werk.manager.batches import batches_of
 from werk.manager.retry import FailureReport
+from werk.storage.base import Entry, Scored
 
 NAME = "O'Brien & Zürich <x>"
 
@@ -102,3 +104,39 @@ async def test_batches_list_and_detail(web: Web) -> None:
 async def test_batches_page_without_batches(web: Web) -> None:
     text = (await web.client.get("/batches")).text
     assert "No batches" in text
+
+
+async def test_odd_jobs_do_not_break_the_job_pages(web: Web) -> None:
+    # Given entries written by other tools: a body that is not JSON, odd field types
+    store = web.server.manager.store
+    odd = {
+        "jid": "odd-000001",
+        "jobtype": "Odd",
+        "queue": "q",
+        "args": {"not": "a list"},
+        "retry": "many",
+        "custom": "text",
+        "failure": {"retry_count": "x", "backtrace": "one line", "message": None},
+    }
+    entries = [
+        Scored(2e9, Entry("odd-000001", "q", "Odd", 5, 1800, json.dumps(odd).encode())),
+        Scored(2e9, Entry("odd-000002", "q", "Odd", 5, 1800, b"{not json")),
+    ]
+    await store.add("retries", entries)
+    # Then the list, each job's page and the search still answer
+    assert (await web.client.get("/retries")).status_code == 200
+    for jid in ("odd-000001", "odd-000002"):
+        assert (await web.client.get(f"/retries/{jid}")).status_code in (200, 404)
+        found = await web.client.get(f"/jobs/{jid}")
+        assert found.status_code in (303, 404)
+    page = await web.client.get("/retries/odd-000001")
+    assert page.status_code == 200 and "Failed 1 time(s)" in page.text
+
+
+async def test_a_damaged_batch_record_does_not_break_the_batches_page(web: Web) -> None:
+    now = web.server.manager.clock()
+    await web.server.manager.store.put_record("batch:b-broken", b"{oops", None, now)
+    batches = batches_of(web.server.manager)
+    good = await batches.new({"success": {"jobtype": "Done", "args": []}}, now)
+    text = (await web.client.get("/batches")).text
+    assert good in text and "b-broken" not in text

@@ -180,17 +180,24 @@ class Batches(Middleware):
         for key, data in await self.store.records(KEY, now):
             if ":" in key[len(KEY) :]:
                 continue
-            counts = await self.store.add_counts(key, {})
-            rows.append(overview(Batch.decode(data), counts))
+            try:
+                batch = Batch.decode(data)
+            except (ValueError, TypeError):
+                continue  # a damaged record hides itself, never the page
+            rows.append(overview(batch, await self.store.add_counts(key, {})))
         rows.sort(key=lambda row: (-row["created_ts"], row["bid"]))
         return rows
 
     async def overview(self, bid: str, now: float) -> dict[str, Any] | None:
         """Return one batch as an :func:`overview` dict, or ``None`` if it is not kept."""
         data = await self.store.get_record(KEY + bid, now) if bid else None
-        if data is None:
+        try:
+            batch = None if data is None else Batch.decode(data)
+        except (ValueError, TypeError):
+            batch = None
+        if batch is None:
             return None
-        return overview(Batch.decode(data), await self.store.add_counts(KEY + bid, {}))
+        return overview(batch, await self.store.add_counts(KEY + bid, {}))
 
     # -- middleware ------------------------------------------------------------------
 
