@@ -146,6 +146,7 @@ def _pages(jids: dict[str, str]) -> list[tuple[str, str]]:
         ("batches", "/batches"),
         ("batch", f"/batches/{jids['bid']}"),
         ("metrics", "/jobmetrics"),
+        ("metrics-type", "/jobmetrics/Mailer::Welcome"),
         ("cron", "/cron"),
         ("cron-entry", "/cron/reports"),
         ("throttles", "/throttles"),

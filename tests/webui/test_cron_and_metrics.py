@@ -135,3 +135,31 @@ async def test_metrics_page_empty(web: Web) -> None:
 
 def test_failure_report_is_importable() -> None:
     assert FailureReport("E", "m", []).errtype == "E"
+
+
+async def test_metrics_page_of_one_job_type(web: Web) -> None:
+    # Given four Report jobs acknowledged and one failed
+    manager = web.server.manager
+    for i in range(5):
+        await web.push(f"report-{i:04d}", queue="m")
+        assert await manager.fetch(["m"], "w", timeout=0) is not None
+        if i == 4:
+            await manager.fail(f"report-{i:04d}", FailureReport("E", "m", []))
+        else:
+            await manager.ack(f"report-{i:04d}")
+    # Then the list links to the type's page, which shows its totals, chart and histogram
+    listing = (await web.client.get("/jobmetrics")).text
+    assert 'href="/jobmetrics/Report?hours=1"' in listing
+    page = (await web.client.get("/jobmetrics/Report", params={"hours": "2"})).text
+    tiles = re.findall(r'<span class="value">([^<]*)</span><span class="label">(\w[^<]*)<', page)
+    assert ("5", "Executions") in tiles and ("1", "Failures") in tiles
+    assert ("20.0 %", "Failure rate") in tiles
+    chart = re.search(r'id="type-chart" data-series="([^"]*)"', page)
+    assert chart is not None
+    data = json.loads(html.unescape(chart.group(1)))
+    assert len(data["x"]) == 120 and sum(data["processed"]) == 5 and sum(data["failed"]) == 1
+    bars = re.findall(r'<td class="num">(\d+)</td><td class="bar-cell">', page)
+    assert sum(int(n) for n in bars) == 5
+    # A type that did not run says so
+    other = (await web.client.get("/jobmetrics/Nothing")).text
+    assert "No execution of this job type in this window." in other

@@ -190,6 +190,11 @@
       makeChart(metrics, series, [d.x].concat(names.map(function (n) { return d.types[n]; })),
         "{HH}:{mm}");
     }
+    const type = document.getElementById("type-chart");
+    if (type) {
+      const d = JSON.parse(type.dataset.series);
+      makeChart(type, lines(type), [d.x, d.processed, d.failed], "{HH}:{mm}");
+    }
     const live = document.getElementById("live-chart");
     if (live) { startLiveChart(live); }
   });
