@@ -120,3 +120,18 @@ async def test_a_job_no_page_can_show_does_not_take_the_page_down(web: Web) -> N
     for jid in bad:
         await pages_ok(web, ["/dead", f"/dead/{jid}"], jid)
     await pages_ok(web, ["/dead/normal-job-1"], "boom normal-job-1")
+
+
+async def test_a_deep_stored_job_in_a_queue_and_running(web: Web) -> None:
+    # Given a queue holding, beside a normal job, one stored 975 deep before today's checks
+    await web.push("normal-job-2")
+    body = job_text("deep-queued1", 975).encode()
+    await web.server.store.enqueue([Entry("deep-queued1", "default", "T", 5, 1800, body)], 0.0)
+    # Then the queue page shows both
+    await pages_ok(web, ["/queues/default"], "normal-job-2")
+    await pages_ok(web, ["/queues/default"], "deep-queued1")
+    # And while both run, the Busy page shows both
+    for _ in range(2):
+        assert await web.server.manager.fetch(["default"], "w1", timeout=0) is not None
+    await pages_ok(web, ["/busy"], "normal-job-2")
+    await pages_ok(web, ["/busy"], "deep-queued1")

@@ -32,6 +32,10 @@ BARE_AND_MISTYPED = [
     ("QUEUE", "ERR QUEUE needs an argument"),
     ("QUEUE ", "ERR no such QUEUE subcommand: "),
     ("QUEUE LATENCY", "ERR QUEUE LATENCY needs at least one queue name"),
+    ("LIMIT", "ERR LIMIT needs an argument"),
+    ("RESULT", "ERR RESULT needs an argument"),
+    ("BATCH", "ERR no such BATCH subcommand: "),
+    ("TRACK", "ERR no such TRACK subcommand: "),
     (
         'FAIL {"jid":"abcdefghij","errtype":5}',
         'ERR invalid FAIL {"jid":"abcdefghij","errtype":5}',

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.badinput.conftest import OK, fetch, snapshot
+from tests.badinput.conftest import OK, Web, fetch, snapshot
 from tests.helpers import Peer, error_text, push_line
 
 CMDS = ("kill", "discard", "requeue")
@@ -176,3 +176,17 @@ def test_any_malformed_selector_changes_nothing(
     reply = mutate(peer, cmd, target, flt)
     assert error_text(reply).startswith("ERR "), reply
     assert snapshot(peer) == before
+
+
+async def test_web_bulk_action_with_a_filter_too_long_acts_on_nothing(web: Web) -> None:
+    # "All matching" with a filter the page would have cut short (so matching more) is
+    # refused whole.
+    for index in range(3):
+        await web.fail(f"bulk-dead-{index}", retry=-1)
+    long_text = "x" * 201
+    response = await web.post("/dead", {"action": "delete_all", "q": long_text})
+    assert response.status_code == 400
+    assert (await web.stats())["sets"]["dead"] == 3
+    response = await web.post("/dead", {"action": "delete_all", "q": "bulk-dead-1"})
+    assert response.status_code == 303
+    assert (await web.stats())["sets"]["dead"] == 2
