@@ -37,8 +37,9 @@ def render(r: dict[str, Any]) -> str:
         "",
         f"Measured {r['when']} on {r['machine']}, with a redis-server {r['redis']} of the",
         "benchmark's own (no persistence) on 127.0.0.1. The machine was shared with other",
-        f"work (load average {r['load']:.1f} at the start), so compare the ratios within this",
-        f"run, not absolute numbers across runs. Medians of {r['redis.drain']['rounds']} rounds.",
+        f"work (load average {r['load']:.1f} at the start, {r.get('load_end', 0):.1f} at the end),",
+        "so compare the ratios within this run, not absolute numbers across runs. Medians of",
+        f"{r['redis.drain']['rounds']} rounds, run round by round (every system once per round).",
         "",
         RERUN,
         "",
@@ -65,6 +66,19 @@ def render(r: dict[str, Any]) -> str:
     row("worker CPU per 1,000 jobs, ms", sq["worker_us_per_job"], rd["worker_us_per_job"])
     row("one producer, one PUSH at a time, jobs/s", *_pair(r, "push_single"))
     row("16 producers, one PUSH at a time each, jobs/s", *_pair(r, "push_producers"))
+    if "redis.push_path" in r:  # raw protocol producers, no client library
+        sp, rp = r["sqlite.push_path"], r["redis.push_path"]
+        for label, key in (("one raw producer", "push_1"), ("16 raw producers", "push_16")):
+            row(
+                f"{label} (`werk bench push_path`), one PUSH at a time, jobs/s",
+                sp[f"fsync.{key}_per_s"],
+                rp[f"backend.{key}_per_s"],
+            )
+            row(
+                f"server CPU per PUSH, {label}, us",
+                sp[f"fsync.{key}_cpu_us"],
+                rp[f"backend.{key}_cpu_us"],
+            )
     lines += [
         f"| Redis commands per job (push + fetch + ack, scripts' inner commands counted) | – |"
         f" {rd['redis_commands_per_job']:.2f} | |",
@@ -83,6 +97,9 @@ def render(r: dict[str, Any]) -> str:
         ratio = f"{rate('redis.drain') / value:.2f}x / {rate('redis.drain_async') / value:.2f}x"
         lines.append(f"| {name} | {_f(value)} | {ratio} |")
     lines += ["", *_goals(r, huey), "", *_model(rd, sq)]
+    analysis = Path(__file__).with_name("redis-analysis.md")
+    if analysis.exists():
+        lines += ["", analysis.read_text().rstrip()]
     return "\n".join(lines) + "\n"
 
 
@@ -162,8 +179,8 @@ def _model(rd: dict[str, Any], sq: dict[str, Any]) -> list[str]:
         "work), which inflates it through cache and scheduler contention, so on dedicated",
         "cores each part should do at least this well. The model leaves out the network",
         "between machines (each server's batches already amortise the round trips) and",
-        "Redis' own replication. For comparison, one server on SQLite used"
-        f" {sq['server_us_per_job']:.0f} us per job in the same run; it cannot be shared by a"
+        "Redis' own replication. For comparison, one server on SQLite used",
+        f"{sq['server_us_per_job']:.0f} us per job in the same run; it cannot be shared by a"
         " second server.",
     ]
     return lines

@@ -4,7 +4,7 @@ of docs/benchmarks.md.
 Usage (from the repository root, after ``make install`` and the peers' venv, see
 bench/run_all.py)::
 
-    .venv/bin/python bench/redis_scaleout.py [--quick]
+    .venv/bin/python bench/redis_scaleout.py [--quick | --render]
 
 It starts a redis-server of its own on a free port (no persistence: ``--save ""
 --appendonly no``), so that Redis' own command and CPU counters hold Werk's traffic alone,
@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,7 +33,15 @@ from run_all import PEERS, machine, peer_bench, werk_bench  # noqa: E402
 SECTION = ROOT / "bench" / "redis-scaleout.md"
 RESULTS = ROOT / "bench" / "results-redis.json"
 START, END = "<!-- redis-scaleout:start -->", "<!-- redis-scaleout:end -->"
-SCENARIOS = ("drain_raw", "drain", "drain_async", "costs", "push_single", "push_producers")
+SCENARIOS = (
+    "drain_raw",
+    "drain",
+    "drain_async",
+    "costs",
+    "push_single",
+    "push_producers",
+    "push_path",
+)
 
 
 def start_redis() -> tuple[subprocess.Popen[bytes], int]:
@@ -54,10 +63,22 @@ def start_redis() -> tuple[subprocess.Popen[bytes], int]:
     raise RuntimeError("redis-server did not start")
 
 
+def write(r: dict[str, Any]) -> None:
+    """Render the results into bench/redis-scaleout.md and docs/benchmarks.md."""
+    from redis_report import render
+
+    SECTION.write_text(render(r))
+    splice(ROOT / "docs" / "benchmarks.md", SECTION.read_text())
+    print(f"wrote {SECTION.relative_to(ROOT)} and docs/benchmarks.md", flush=True)
+
+
 def main() -> None:
+    if "--render" in sys.argv:  # again from bench/results-redis.json, without running
+        write(json.loads(RESULTS.read_text()))
+        return
     quick = "--quick" in sys.argv
     rounds = 1 if quick else 3
-    n = {"drain_raw": 20_000, "push_single": 10_000, "push_producers": 20_000}
+    n = {"drain_raw": 20_000, "push_single": 10_000, "push_producers": 20_000, "push_path": 5_000}
     big = 5_000 if quick else 50_000
     redis_proc, port = start_redis()
     url = f"redis://127.0.0.1:{port}/3"
@@ -70,26 +91,42 @@ def main() -> None:
         .stdout.split()[2]
         .removeprefix("v="),
     }
+    runs: dict[str, list[dict[str, Any]]] = {}
+
+    def record(key: str, result: dict[str, Any]) -> None:
+        runs.setdefault(key, []).append(result)
+        print(key, result, flush=True)
+
     try:
-        for scenario in SCENARIOS:
-            size = n.get(scenario, big) // (5 if quick else 1)
-            for key, storage in (("sqlite", "sqlite"), ("redis", url)):
-                r[f"{key}.{scenario}"] = werk_bench(scenario, storage, size, rounds)
-                print(key, scenario, r[f"{key}.{scenario}"], flush=True)
-        r["redis.drain_two_servers"] = werk_bench("drain_two_servers", url, big, rounds)
-        print("redis drain_two_servers", r["redis.drain_two_servers"], flush=True)
-        for system in PEERS:
-            r[f"peer.{system}"] = peer_bench(system, big, rounds)
-            print(system, r[f"peer.{system}"], flush=True)
+        # Round by round, every system in turn: the machine's load drifts, and each
+        # round then puts every system under the same drift.
+        for _ in range(rounds):
+            for scenario in SCENARIOS:
+                size = n.get(scenario, big) // (5 if quick else 1)
+                for key, storage in (("sqlite", "sqlite"), ("redis", url)):
+                    record(f"{key}.{scenario}", werk_bench(scenario, storage, size, 1))
+            record("redis.drain_two_servers", werk_bench("drain_two_servers", url, big, 1))
+            for system in PEERS:
+                record(f"peer.{system}", peer_bench(system, big, 1))
     finally:
         redis_proc.terminate()
         redis_proc.wait(10)
+    r["load_end"] = os.getloadavg()[0]
+    for key, results in runs.items():
+        r[key] = medians(results)
     RESULTS.write_text(json.dumps(r, indent=2))
-    from redis_report import render
+    write(r)
 
-    SECTION.write_text(render(r))
-    splice(ROOT / "docs" / "benchmarks.md", SECTION.read_text())
-    print(f"wrote {SECTION.relative_to(ROOT)} and docs/benchmarks.md", flush=True)
+
+def medians(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return the median of every number over rounds (other fields from the first)."""
+    out = dict(results[0])
+    for field, value in results[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[field] = statistics.median(r[field] for r in results)
+    out["rounds"] = len(results)
+    out["n"] = results[0].get("n")
+    return out
 
 
 def splice(doc: Path, section: str) -> None:
