@@ -34,12 +34,14 @@ def register(subparsers: Any) -> None:
         description="Fetch and run jobs with the functions registered on a Worker. TARGET is"
         " module:attr, where attr is a Worker (its settings are the defaults, the flags"
         " override them), a mapping of jobtype to function, or a list of functions (each"
-        " registered under its own name). SIGTERM or Ctrl-C stops it gracefully.",
+        " registered under its own name) and declared tasks. SIGTERM or Ctrl-C stops it"
+        " gracefully; a second one stops at once, handing running jobs back.",
     )
     parser.add_argument(
         "target",
         metavar="TARGET",
-        help="module:attr of a Worker, a {jobtype: function} mapping or a list of functions",
+        help="module:attr of a Worker, a {jobtype: function} mapping or a list of functions"
+        " and tasks",
     )
     parser.add_argument(
         "-q",

@@ -32,6 +32,8 @@ log = logging.getLogger("werk.worker")
 
 DEFAULT_RESERVE_FOR = 1800
 """Faktory's reservation when a job gives no ``reserve_for``."""
+POLL = 0.5
+"""Seconds between the keeper's looks at the running jobs."""
 
 
 @dataclass(slots=True)
@@ -68,50 +70,50 @@ class ReservationKeeper:
 
     def __init__(self, connector: Connector) -> None:
         self.connector = connector
+        self.running: dict[str, tuple[float, dict[str, Any]]] = {}
+        """Running jobs by jid: ``(time.monotonic() at start, payload)``."""
         self.leases: dict[str, Lease] = {}
+        """The running jobs the keeper has looked at."""
         self.supported = True
         """Whether the server accepted TRACK SET (set to ``False`` on the first refusal)."""
         self.renewals = 0
-        self._wake_at = float("inf")
-        self._wake = asyncio.Event()
         self._conn: AsyncConnection | None = None
 
     def start(self, job: dict[str, Any]) -> None:
         """A job began running: watch its reservation."""
-        length = reserve_for(job)
-        now = time.monotonic()
-        lease = Lease(job["jid"], str(job.get("jobtype")), length, now + length, now + length / 2)
-        self.leases[lease.jid] = lease
-        if lease.renew_at < self._wake_at:
-            self._wake.set()
+        self.running[job["jid"]] = (time.monotonic(), job)
 
     def finish(self, jid: str) -> None:
         """The job's report is ready: stop renewing it."""
-        self.leases.pop(jid, None)
+        if self.running.pop(jid, None) is not None and self.leases:
+            self.leases.pop(jid, None)
 
     async def run(self) -> None:
-        """Renew due reservations until cancelled."""
+        """Renew due reservations every :data:`POLL` seconds until cancelled."""
         try:
             while True:
-                leases = self.leases.values()
-                self._wake_at = min((lease.renew_at for lease in leases), default=float("inf"))
-                delay = self._wake_at - time.monotonic()
-                if delay > 0:
-                    self._wake.clear()
-                    timeout = None if delay == float("inf") else delay
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), timeout)
-                    except TimeoutError:
-                        pass
-                    continue
-                await self._renew_due()
+                await asyncio.sleep(POLL)
+                if self.running:
+                    await self._renew_due()
         finally:
             if self._conn is not None:
                 self._conn.close()
 
+    def _lease(self, jid: str, started: float, job: dict[str, Any]) -> Lease:
+        lease = self.leases.get(jid)
+        if lease is None:
+            length = reserve_for(job)
+            jobtype = str(job.get("jobtype"))
+            lease = Lease(jid, jobtype, length, started + length, started + length / 2)
+            self.leases[jid] = lease
+        return lease
+
     async def _renew_due(self) -> None:
         now = time.monotonic()
-        due = [lease for lease in self.leases.values() if lease.renew_at <= now]
+        leases = [self._lease(jid, *entry) for jid, entry in list(self.running.items())]
+        due = [lease for lease in leases if lease.renew_at <= now]
+        if not due:
+            return
         if not self.supported:
             for lease in due:
                 self._watch_expiry(lease, now)

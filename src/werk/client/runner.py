@@ -83,6 +83,11 @@ class Registration:
         return cls(name, func, inspect.iscoroutinefunction(func), timeout)
 
 
+def _extra(job: dict[str, Any]) -> dict[str, Any]:
+    """The ``extra`` of a job's log records: its ``jid`` and ``jobtype``."""
+    return {"jid": job.get("jid"), "jobtype": job.get("jobtype")}
+
+
 def job_timeout(job: dict[str, Any], entry: Registration) -> float | None:
     """The job's ``custom.timeout`` when it is a positive number, else the registration's."""
     custom = job.get("custom")
@@ -172,13 +177,13 @@ class Runner:
         """Run ``job``; return the ACK or FAIL that reports it, and, when a plain function
         ran past its timeout, the future of its still running thread (else ``None``)."""
         jid, jobtype = job.get("jid"), job.get("jobtype", "")
-        extra = {"jid": jid, "jobtype": jobtype}
         entry = self.registry.get(jobtype)
         if entry is None:
             exc = UnknownJobTypeError(f"no function registered for jobtype {jobtype!r}")
-            log.error("job %s %s: %s", jid, jobtype, exc, extra=extra)
+            log.error("job %s %s: %s", jid, jobtype, exc, extra=_extra(job))
             return fail_call(job, exc), None
-        log.debug("job %s %s: start", jid, jobtype, extra=extra)
+        if log.isEnabledFor(logging.DEBUG):  # the common case skips building ``extra``
+            log.debug("job %s %s: start", jid, jobtype, extra=_extra(job))
         started = time.perf_counter()
         timeout = job_timeout(job, entry)
         lingering: asyncio.Future[Any] | None = None
@@ -206,7 +211,7 @@ class Runner:
         elapsed = time.perf_counter() - started
         if error is None:
             if log.isEnabledFor(logging.INFO):
-                log.info("job %s %s: done in %.3fs", jid, jobtype, elapsed, extra=extra)
+                log.info("job %s %s: done in %.3fs", jid, jobtype, elapsed, extra=_extra(job))
             try:
                 return ack_call(job, value), None
             except (TypeError, ValueError) as exc:
@@ -221,7 +226,7 @@ class Runner:
             type(error).__name__,
             error,
             exc_info=error if error.__traceback__ is not None else None,
-            extra=extra,
+            extra=_extra(job),
         )
         return fail_call(job, error), lingering
 
