@@ -1,7 +1,9 @@
 """Werk's Python client and worker library; works with Werk and any Faktory server.
 
-Producers use :class:`Client` (blocking) or :class:`AsyncClient` (asyncio) to push jobs
-built with :class:`Job`; consumers register functions on a :class:`Worker` and run it.
+Declare job types with :func:`task` and push them with ``.push(...)``; run them with
+:meth:`Worker.include`. Below that, producers use :class:`Client` (blocking) or
+:class:`AsyncClient` (asyncio) to push jobs built with :class:`Job`; consumers register
+functions on a :class:`Worker` and run it.
 This package never imports the server: workers install it alone.
 """
 
