@@ -164,10 +164,11 @@ def validate(job: Any, now: float) -> dict[str, Any]:
         or not isinstance(args, list | None)
     ):
         raise JobTypeError("jobs must have a string jid, a string jobtype and a list args")
-    # Faktory counts bytes: three CJK characters make a valid jid.
-    if jid is None or (len(jid) < 8 and len(jid.encode()) < 8):
+    # Faktory counts bytes: three CJK characters make a valid jid. A NUL character is
+    # refused (Werk's rule): no store's key or text column can carry it faithfully.
+    if jid is None or (len(jid) < 8 and len(jid.encode()) < 8) or "\x00" in jid:
         raise CommandError("jobs must have a reasonable jid parameter")
-    if not jobtype:
+    if not jobtype or "\x00" in jobtype:
         raise CommandError("jobs must have a jobtype parameter")
     if args is None:
         raise CommandError("jobs must have an args parameter")

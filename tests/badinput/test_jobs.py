@@ -43,6 +43,8 @@ REFUSED: list[dict[str, Any]] = [
     {"jobtype": []},
     {"jid": 12345678},
     {"args": {}},
+    {"jid": "nul\u0000in-jid"},
+    {"jobtype": "T\u0000"},
 ]
 
 ACCEPTED: list[dict[str, Any]] = [

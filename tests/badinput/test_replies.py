@@ -70,6 +70,7 @@ BAD_HELLOS: list[dict[str, object]] = [
     {"wid": 5},
     {"hostname": 5},
     {"pwdhash": 5},
+    {"wid": "w\u0000id"},
 ]
 
 
@@ -115,3 +116,20 @@ def test_same_jid_pushed_twice_is_delivered_twice(peer: Peer) -> None:
     assert (first["args"], second["args"]) == ([1], [2])
     assert peer.call('ACK {"jid":"twice-jid-1"}') == OK
     assert snapshot(peer)["sets"]["working"] == 0
+
+
+def test_a_nul_in_a_key_is_refused_or_unknown(peer: Peer) -> None:
+    # No store keeps U+0000 faithfully in a key or text column: PUSH refuses it, and the
+    # verbs that look a jid, wid or name up answer as for an unknown one.
+    assert peer.call('ACK {"jid":"nul\\u0000jid-1"}') == OK
+    assert error_text(peer.call('FAIL {"jid":"nul\\u0000jid-1"}')).startswith("ERR Job not found")
+    assert error_text(peer.call('BEAT {"wid":"w\\u0000"}')) == "ERR unknown worker w\x00"
+    assert error_text(peer.call('RESULT {"jid":"a\\u0000"}')).startswith("ERR RESULT needs")
+    lines = (
+        'LIMIT ACQUIRE {"name":"n\\u0000","limit":1,"holder":"h"}',
+        'LIMIT ACQUIRE {"name":"n","limit":1,"holder":"h\\u0000"}',
+        'TRACK SET {"jid":"nul\\u0000jid-1","percent":5}',
+    )
+    for line in lines:
+        assert error_text(peer.call(line)).startswith("ERR "), line
+    assert snapshot(peer)["queues"] == {}

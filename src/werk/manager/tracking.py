@@ -119,7 +119,11 @@ class Tracking(Middleware):
         Raises:
             CommandError: the update lacks a jid or has badly typed fields.
         """
-        if not isinstance(update, dict) or not isinstance(update.get("jid"), str):
+        if (
+            not isinstance(update, dict)
+            or not isinstance(update.get("jid"), str)
+            or "\x00" in update["jid"]  # no job has one (PUSH refuses it)
+        ):
             raise CommandError("TRACK SET needs a JSON object with a jid")
         jid: str = update["jid"]
         until = update.get("reserve_until")
@@ -143,6 +147,8 @@ class Tracking(Middleware):
     async def get(self, jid: str, now: float) -> dict[str, Any]:
         """Return TRACK GET's document: ``jid``, ``percent``/``desc`` if reported,
         ``state`` (``unknown`` for untracked or forgotten jobs) and ``updated_at``."""
+        if "\x00" in jid:  # no job has one (PUSH refuses it), and no store key holds it
+            return {"jid": jid, "state": "unknown"}
         state = _document(await self.store.get_record(STATE + jid, now))
         report = _document(await self.store.get_record(PROGRESS + jid, now))
         doc: dict[str, Any] = {"jid": jid}

@@ -57,7 +57,7 @@ def parse_hello(data: bytes) -> dict[str, Any]:
     except InvalidJSONError as exc:
         raise HandshakeError("HELLO is not JSON") from exc
     typed = typed_payload(hello, HELLO_FIELDS) if isinstance(hello, dict) else None
-    if typed is None:
+    if typed is None or "\x00" in typed.get("wid", ""):
         raise HandshakeError("HELLO is not a JSON object of Faktory's field types")
     return typed
 

@@ -16,6 +16,8 @@ from werk.server.handlers.parse import encode_result, json_arg, object_arg, repl
 if TYPE_CHECKING:
     from werk.server.state import ConnectionState, ServerState
 
+NUL = "\x00"
+"""Refused in jids, job types, wids and names: no store keeps it in a key or text column."""
 NO_JSON = "invalid JSON: unexpected end of JSON input"
 """Faktory's reply (Go's decoder text) to a PUSH or PUSHB without an argument."""
 
@@ -60,6 +62,8 @@ async def ack(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
     # Faktory decodes ACK into map[string]string: any value that is not a string is refused.
     if not isinstance(jid, str) or not all(isinstance(v, str) for v in payload.values()):
         raise CommandError(f"invalid ACK {text_arg(arg)}")
+    if NUL in jid:
+        return OK  # no job can have it (PUSH refuses it): an unknown jid, which is fine
     await server.manager.ack(jid, result)
     return OK
 
@@ -71,5 +75,7 @@ async def fail(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
         raise CommandError(f"invalid FAIL {text_arg(arg)}")
     if not report.jid:
         raise CommandError("missing JID")
+    if NUL in report.jid:
+        raise CommandError(f"Job not found {report.jid}")  # PUSH refuses such a jid
     await server.manager.fail(report.jid, report)
     return OK

@@ -35,7 +35,13 @@ def _object(text: str, sub: str) -> dict[str, Any]:
 
 
 def _name(value: Any) -> str:
-    if not isinstance(value, str) or not value or len(value) > MAX_NAME or " " in value:
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > MAX_NAME
+        or " " in value
+        or "\x00" in value
+    ):
         raise CommandError(f"a limiter needs a name: 1-{MAX_NAME} characters, no spaces")
     return value
 
@@ -59,7 +65,7 @@ def _acquire_args(payload: dict[str, Any]) -> tuple[str, LimitKind, int, float, 
     if period <= 0:
         raise CommandError("LIMIT ACQUIRE: period must be positive")
     holder = payload.get("holder")
-    if holder is not None and (not isinstance(holder, str) or not holder):
+    if holder is not None and (not isinstance(holder, str) or not holder or "\x00" in holder):
         raise CommandError("LIMIT ACQUIRE: holder must be a non-empty string")
     if kind == "concurrent" and holder is None:
         raise CommandError("LIMIT ACQUIRE: a concurrent limiter needs a holder")
@@ -84,7 +90,7 @@ async def limit(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes
     if sub == "RELEASE":
         payload = _object(rest, sub)
         holder = payload.get("holder")
-        if not isinstance(holder, str) or not holder:
+        if not isinstance(holder, str) or not holder or "\x00" in holder:
             raise CommandError("LIMIT RELEASE needs a holder")
         await limiters.release(_name(payload.get("name")), holder)
         return OK

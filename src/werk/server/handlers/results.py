@@ -21,7 +21,7 @@ async def result(server: ServerState, conn: ConnectionState, arg: bytes) -> byte
     """RESULT {"jid": "...", "timeout": seconds}"""
     payload = object_arg(arg, "RESULT")
     jid = payload.get("jid")
-    if not isinstance(jid, str) or not jid:
+    if not isinstance(jid, str) or not jid or "\x00" in jid:
         raise CommandError("RESULT needs a JSON object with a jid")
     timeout = payload.get("timeout", 0)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:

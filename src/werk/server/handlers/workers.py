@@ -24,7 +24,7 @@ async def beat(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
         raise CommandError(f"invalid BEAT {text_arg(arg)}")
     wid = payload.get("wid", "")
     state = None
-    if wid:
+    if wid and "\x00" not in wid:
         state = await server.processes.beat(
             wid, payload.get("current_state", ""), payload.get("rss_kb")
         )
