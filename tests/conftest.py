@@ -85,12 +85,26 @@ def delete_prefix(prefix: str) -> None:
         client.close()
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture
+def shared_postgres() -> Iterator[str]:
+    """A ``--storage`` URL naming a fresh schema of the session's PostgreSQL database
+    (``tests/pg.py``), dropped after the test."""
+    require(pg.pg_available(), f"PostgreSQL at {pg.PG_ADMIN} is not reachable")
+    schema = pg.new_schema()
+    yield pg.schema_url(schema)
+    pg.drop_schema(schema)
+
+
+@pytest.fixture(params=["sqlite", "redis", "postgres"])
 def backend(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """The storage of the servers a test starts: the embedded SQLite store, or a Redis
-    key prefix of its own (``--storage`` URL), deleted after the test."""
+    """The storage of the servers a test starts: the embedded SQLite store, a Redis key
+    prefix of its own, or a PostgreSQL schema of its own (a ``--storage`` URL), deleted
+    after the test."""
     if request.param == "sqlite":
         yield None
+        return
+    if request.param == "postgres":
+        yield request.getfixturevalue("shared_postgres")
         return
     require(redis_available(), "Redis at 127.0.0.1:6379 is not reachable")
     prefix = f"werktest:{uuid4().hex}:"

@@ -1,5 +1,6 @@
-"""Several ``werk server`` processes on one Redis: the rules hold across servers, and
-faults of Redis or of a server lose no acknowledged job."""
+"""Several ``werk server`` processes on one shared store (Redis, or one PostgreSQL schema):
+the rules hold across servers, and faults of Redis or of a server lose no acknowledged
+job."""
 
 from __future__ import annotations
 
@@ -21,9 +22,13 @@ from werk.protocol.resp import Simple
 OK = Simple("OK")
 
 
-@pytest.fixture
-def shared_redis() -> Iterator[str]:
-    """A storage URL with a key prefix of its own on the test Redis."""
+@pytest.fixture(params=["redis", "postgres"])
+def shared_redis(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A storage URL several servers share: a key prefix of its own on the test Redis, or
+    a schema of its own in the session's PostgreSQL database."""
+    if request.param == "postgres":
+        yield request.getfixturevalue("shared_postgres")
+        return
     require(redis_available(), "Redis at 127.0.0.1:6379 is not reachable")
     prefix = f"werktest:{uuid4().hex}:"
     yield f"{REDIS_URL}?prefix={prefix}"
@@ -147,6 +152,9 @@ def test_jobs_of_a_dead_server_come_back_through_another(tmp_path: Path, shared_
         requeue = {"cmd": "requeue", "target": "retries", "filter": {"jids": ["held-0001"]}}
         deadline = time.monotonic() + 75
         while True:
+            # It beats as a live worker does (a silent one is reaped after 60 s, as fast as
+            # the reservation expires: without beats the test would race the reaper).
+            assert moved.call('BEAT {"wid": "worker-on-a"}') == OK
             info = json.loads(moved.call("INFO"))  # type: ignore[arg-type]
             if info["faktory"]["sets"]["retries"] == 1:
                 break

@@ -1,4 +1,5 @@
-"""Two ``werk server`` processes sharing one Redis: every Enterprise rule holds across them."""
+"""Two ``werk server`` processes sharing one Redis or one PostgreSQL schema: every Enterprise
+rule holds across them."""
 
 from __future__ import annotations
 
@@ -22,9 +23,12 @@ JOBS_PER_BATCH = 6
 WORKERS_PER_SERVER = 4
 
 
-@pytest.fixture(params=["redis"])
+@pytest.fixture(params=["redis", "postgres"])
 def backend(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """Only Redis: the servers of a test share one key prefix."""
+    """Redis or PostgreSQL: the servers of a test share one key prefix or one schema."""
+    if request.param == "postgres":
+        yield request.getfixturevalue("shared_postgres")
+        return
     require(redis_available(), "Redis at 127.0.0.1:6379 is not reachable")
     prefix = f"werktest:{uuid4().hex}:"
     yield f"{REDIS_URL}?prefix={prefix}"

@@ -1,4 +1,5 @@
-"""Two in-process servers on one Redis prefix run the same cron: each tick fires once."""
+"""Two in-process servers on one shared store (Redis prefix or PostgreSQL schema) run the
+same cron: each tick fires once."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.features.conftest import Clock
-from tests.storage.conftest import REDIS_URL, Backend
+from tests.storage.conftest import Backend
 from werk.server.config import ServerConfig
 from werk.server.server import Server
 
@@ -27,7 +28,7 @@ def server_on(backend: Backend, tmp_path: Path, index: int, clock: Clock) -> Ser
         binding=("127.0.0.1", 0),
         web_binding=None,
         data_dir=tmp_path / f"data{index}",
-        storage_url=f"{REDIS_URL}?prefix={backend.prefix}",
+        storage_url=backend.url,
         name=f"server{index}",
         settings=SETTINGS,
     )
@@ -37,8 +38,8 @@ def server_on(backend: Backend, tmp_path: Path, index: int, clock: Clock) -> Ser
     return server
 
 
-@pytest.mark.parametrize("feature_backend", ["redis"], indirect=True)  # SQLite: one server
-async def test_two_servers_one_redis(feature_backend: Backend, tmp_path: Path) -> None:
+@pytest.mark.parametrize("feature_backend", ["redis", "postgres"], indirect=True)  # SQLite: one
+async def test_two_servers_one_shared_store(feature_backend: Backend, tmp_path: Path) -> None:
     # Given two running servers sharing a Redis prefix and one controlled clock
     clock = Clock(1_800_000_030.0)  # 30 s into a minute
     servers = [server_on(feature_backend, tmp_path, i, clock) for i in (0, 1)]

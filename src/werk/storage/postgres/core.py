@@ -4,7 +4,7 @@
 its own transaction; several run inside ``conn.transaction()``), turns driver errors into
 :class:`~werk.errors.StorageError`, and announces queues that may have become fetchable:
 ``NOTIFY <schema>_available`` in the writing transaction (delivered to every server at
-commit) and this process's own callbacks at once.
+commit) and this process's own callbacks once the transaction has committed.
 
 An *intake* transaction (:mod:`werk.storage.postgres.intake`) binds one connection in a
 context variable: while it is bound, every store call on that task runs on it, inside
@@ -134,13 +134,14 @@ class PgCore:
         text = json.dumps({"o": self.origin, "q": names})
         return text if len(text) <= NOTIFY_LIMIT else json.dumps({"o": self.origin, "q": None})
 
-    async def _announce(self, conn: Conn, queues: Iterable[str]) -> None:
-        """NOTIFY other servers (at commit of ``conn``'s transaction) and wake our own."""
-        names = list(queues)
-        if not names:
-            return
-        await conn.execute("SELECT pg_notify(%s, %s)", (self.channel, self.payload(names)))
-        self._notify(names)
+    async def _announce(self, conn: Conn, queues: list[str]) -> None:
+        """NOTIFY other servers of ``queues``, at the commit of ``conn``'s transaction.
+
+        The caller wakes this server's own waiters with :meth:`_notify` only after the
+        commit: woken earlier, a waiter would look, find nothing yet, and sleep through
+        the notification (its own, which the listener skips)."""
+        if queues:
+            await conn.execute("SELECT pg_notify(%s, %s)", (self.channel, self.payload(queues)))
 
     def _notify(self, queues: Iterable[str]) -> None:
         names = list(queues)

@@ -184,7 +184,9 @@ class PgSets(PgCore):
         async with self._txn() as conn:
             cur = await conn.execute(self._sql(text), params)
             rows = await cur.fetchall()
-            await self._announce(conn, [str(row[0]) for row in rows])
+            queues = [str(row[0]) for row in rows]
+            await self._announce(conn, queues)
+        self._notify(queues)
         return sum(int(row[1]) for row in rows)
 
     @wrap_errors

@@ -234,7 +234,9 @@ class PostgresStore(PgCoord, PgSets, PgIntake):
             cur = await conn.execute(
                 self._sql(f"UPDATE {{s}}.queues SET paused = false{where} RETURNING name"), params
             )
-            await self._announce(conn, [str(row[0]) for row in await cur.fetchall()])
+            resumed = [str(row[0]) for row in await cur.fetchall()]
+            await self._announce(conn, resumed)
+        self._notify(resumed)
 
     @wrap_errors
     async def paused(self) -> set[str]:
