@@ -9,12 +9,14 @@ is safe to run on every server at once: the store's steps are atomic.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from werk.storage.base import SetName
+from werk.errors import CommandError
+from werk.storage.base import SetName, TransactionalIntake
 
 if TYPE_CHECKING:
     from werk.server.state import ServerState
@@ -25,6 +27,8 @@ MAX_SLEEP = 0.5
 RESERVATION_PERIOD = 1.0
 HEARTBEAT_PERIOD = 15.0
 DEAD_PERIOD = 60.0
+INTAKE_PERIOD = 5.0
+"""Seconds between looks at a transactional intake when no notification came."""
 
 
 @dataclass
@@ -87,6 +91,9 @@ class Tasks:
             asyncio.create_task(self._every(HEARTBEAT_PERIOD, self._reap_processes)),
             asyncio.create_task(self._every(DEAD_PERIOD, self._purge_dead)),
         ]
+        store = self.server.manager.store
+        if isinstance(store, TransactionalIntake):
+            self._running.append(asyncio.create_task(self._intake(store), name="werk-intake"))
 
     async def stop(self) -> None:
         """Cancel the tasks and wait for them."""
@@ -119,6 +126,32 @@ class Tasks:
                     await self._wake.wait()
             except TimeoutError:
                 pass
+
+    async def _intake(self, store: TransactionalIntake) -> None:
+        # Jobs applications committed in their own transactions: PUSH each, exactly once.
+        wake = asyncio.Event()
+        store.on_intake(wake.set)
+        wake.set()  # rows committed while no server ran
+        while True:
+            try:
+                async with asyncio.timeout(INTAKE_PERIOD):
+                    await wake.wait()
+            except TimeoutError:
+                pass
+            wake.clear()
+            try:
+                while await store.take_intake(self._push_committed):
+                    pass
+            except Exception:
+                self.stats.errors += 1
+                log.exception("taking transactional pushes failed")
+
+    async def _push_committed(self, raw: bytes) -> None:
+        try:
+            job = json.loads(raw)
+        except ValueError as exc:
+            raise CommandError(f"invalid JSON: {exc}") from exc
+        await self.server.manager.push(job)
 
     async def _every(self, period: float, step: Any) -> None:
         while True:

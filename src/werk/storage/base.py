@@ -23,9 +23,9 @@ still queued or reserved, and is delivered again. Every other write is durable o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 SetName = Literal["scheduled", "retries", "dead"]
 SET_NAMES: tuple[SetName, ...] = ("scheduled", "retries", "dead")
@@ -426,4 +426,24 @@ class Store(Protocol):
     async def flush(self) -> None:
         """Delete every job, set, queue, pause and counter, and every lock, record and
         limiter. Worker processes stay."""
+        ...
+
+
+IntakePush = Callable[[bytes], Awaitable[None]]
+"""PUSHes one job given as JSON text; raises :class:`~werk.errors.CommandError` to refuse."""
+
+
+@runtime_checkable
+class TransactionalIntake(Protocol):
+    """A store that also takes jobs applications pushed inside their own database
+    transactions (PostgreSQL's ``<schema>.push(json)``, Werk's extension): the server
+    PUSHes each through the manager, exactly once, in the transaction that removes it."""
+
+    def on_intake(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` on the loop whenever transactional pushes may be waiting."""
+        ...
+
+    async def take_intake(self, push: IntakePush, limit: int = 100) -> int:
+        """PUSH up to ``limit`` waiting jobs with ``push`` in one transaction; a job that
+        ``push`` refuses stays recorded with its error. Return how many were taken."""
         ...

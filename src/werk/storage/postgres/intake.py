@@ -11,18 +11,14 @@ rows vanish together, or neither happens. A row ``push`` refuses with a
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from werk.errors import CommandError
+from werk.storage.base import IntakePush
 from werk.storage.postgres.core import BOUND, Bound, Conn, PgCore, wrap_errors
 
 log = logging.getLogger(__name__)
-
-IntakePush = Callable[[bytes], Awaitable[None]]
-"""PUSHes one job given as JSON text; raises CommandError to refuse it."""
 
 
 class PgIntake(PgCore):
@@ -80,17 +76,3 @@ class PgIntake(PgCore):
         """Return how many transactional pushes wait (refused ones not counted)."""
         row = await self._one("SELECT count(*) FROM {s}.intake WHERE error IS NULL")
         return 0 if row is None else int(row[0])
-
-
-async def drain_intake(take: Callable[[], Awaitable[int]], wake: asyncio.Event) -> None:
-    """Run forever: take intake rows whenever ``wake`` is set (and every few seconds)."""
-    while True:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(5.0):
-                await wake.wait()
-        wake.clear()
-        try:
-            while await take():
-                pass
-        except Exception:
-            log.exception("postgres: taking transactional pushes failed")
