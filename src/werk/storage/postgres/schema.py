@@ -20,7 +20,8 @@ Tables (docs/storage-postgres.md explains the choices):
   inside their own transactions (:mod:`werk.storage.postgres.pushsql`).
 
 Functions: ``fetch(queues, now, wid)`` takes the next job of the first non-empty unpaused
-queue with ``FOR UPDATE SKIP LOCKED`` and reserves it, in one statement;
+queue with ``FOR UPDATE SKIP LOCKED`` and reserves it, in one statement, committing with
+``synchronous_commit = off`` (as ACK and FAIL do: a lost FETCH or ACK delivers again);
 ``push(json)`` is the transactional enqueue (:mod:`werk.storage.postgres.pushsql`).
 """
 
@@ -56,6 +57,9 @@ DECLARE
   q text;
   picked bigint;
 BEGIN
+  -- A FETCH may be answered before its commit is on disk (docs/storage.md): lost in a
+  -- crash, the job is still queued and is handed out again.
+  PERFORM set_config('synchronous_commit', 'off', true);
   FOREACH q IN ARRAY qs LOOP
     CONTINUE WHEN EXISTS (SELECT 1 FROM {s}.queues p WHERE p.name = q AND p.paused);
     SELECT j.id INTO picked FROM {s}.jobs j WHERE j.queue = q
@@ -125,6 +129,7 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
             *PUSH_FUNCTIONS,
         ),
     ),
+    ("0002_fetch_commits_asynchronously", (FETCH_FUNCTION,)),
 )
 
 

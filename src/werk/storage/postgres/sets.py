@@ -79,6 +79,7 @@ counted AS (
     reserve_for = excluded.reserve_for, body = excluded.body
 )
 SELECT RESERVATION_COLUMNS FROM w
+  CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed
 """.replace("RESERVATION_COLUMNS", RESERVATION_COLUMNS)
 
 MOVE_CHUNK = 1000
