@@ -9,13 +9,12 @@ is safe to run on every server at once: the store's steps are atomic.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from werk.errors import CommandError
+from werk.protocol import jsonwire
 from werk.storage.base import SetName, TransactionalIntake
 
 if TYPE_CHECKING:
@@ -147,11 +146,8 @@ class Tasks:
                 log.exception("taking transactional pushes failed")
 
     async def _push_committed(self, raw: bytes) -> None:
-        try:
-            job = json.loads(raw)
-        except ValueError as exc:
-            raise CommandError(f"invalid JSON: {exc}") from exc
-        await self.server.manager.push(job)
+        # Decoded as PUSH decodes its argument (depth limit, no NaN): InvalidJSONError refuses.
+        await self.server.manager.push(jsonwire.loads(raw))
 
     async def _every(self, period: float, step: Any) -> None:
         while True:

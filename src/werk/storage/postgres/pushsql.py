@@ -23,40 +23,42 @@ from typing import Final
 INTAKE_CHANNEL_SUFFIX: Final = "_intake"
 
 _VALIDATE = r"""
+CREATE OR REPLACE FUNCTION {s}.push_int64(v json) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+  -- what Go decodes into an int: an integer literal within int64 (no fraction, no exponent)
+  SELECT json_typeof(v) = 'number' AND (v::text) ~ '^-?[0-9]+$'
+         AND (v::text)::numeric BETWEEN -9223372036854775808 AND 9223372036854775807
+$$;
 CREATE OR REPLACE FUNCTION {s}.push_error(job json) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
   v json;
   t text;
-  n numeric;
   q text;
   due timestamptz;
   fld text;
+  k text;
 BEGIN
   IF job IS NULL OR json_typeof(job) <> 'object' THEN
     RETURN 'jobs must be JSON objects';
   END IF;
-  v := job -> 'jid';
-  BEGIN
-    IF v IS NULL OR json_typeof(v) <> 'string' OR length(v #>> '{}') < 8 THEN
-      RETURN 'jobs must have a reasonable jid parameter';
-    END IF;
-  EXCEPTION WHEN untranslatable_character OR invalid_text_representation THEN
+  IF coalesce(json_typeof(job -> 'jid'), 'null') NOT IN ('string', 'null')
+     OR coalesce(json_typeof(job -> 'jobtype'), 'null') NOT IN ('string', 'null')
+     OR coalesce(json_typeof(job -> 'args'), 'null') NOT IN ('array', 'null') THEN
+    RETURN 'jobs must have a string jid, a string jobtype and a list args';
+  END IF;
+  t := job ->> 'jid';  -- Faktory counts bytes: three CJK characters make a valid jid
+  IF t IS NULL OR (length(t) < 8 AND octet_length(t) < 8) THEN
     RETURN 'jobs must have a reasonable jid parameter';
-  END;
-  v := job -> 'jobtype';
-  BEGIN
-    IF v IS NULL OR json_typeof(v) <> 'string' OR (v #>> '{}') = '' THEN
-      RETURN 'jobs must have a jobtype parameter';
-    END IF;
-  EXCEPTION WHEN untranslatable_character OR invalid_text_representation THEN
+  END IF;
+  IF coalesce(job ->> 'jobtype', '') = '' THEN
     RETURN 'jobs must have a jobtype parameter';
-  END;
-  IF json_typeof(job -> 'args') IS DISTINCT FROM 'array' THEN
+  END IF;
+  IF coalesce(json_typeof(job -> 'args'), 'null') = 'null' THEN
     RETURN 'jobs must have an args parameter';
   END IF;
   v := job -> 'queue';
-  IF v IS NULL OR json_typeof(v) = 'null' OR (json_typeof(v) = 'string' AND v #>> '{}' = '')
+  IF coalesce(json_typeof(v), 'null') = 'null' OR (json_typeof(v) = 'string' AND v #>> '{}' = '')
   THEN
     q := 'default';
   ELSIF json_typeof(v) <> 'string' THEN
@@ -66,42 +68,69 @@ BEGIN
   END IF;
   FOREACH fld IN ARRAY ARRAY['retry', 'reserve_for', 'priority'] LOOP
     v := job -> fld;
-    IF v IS NOT NULL AND json_typeof(v) <> 'null' THEN
-      IF json_typeof(v) <> 'number' THEN
+    IF coalesce(json_typeof(v), 'null') <> 'null' THEN
+      IF NOT {s}.push_int64(v) THEN
         RETURN format('jobs must have an integer %s parameter', fld);
       END IF;
-      n := trunc((v #>> '{}')::numeric);
-      IF fld = 'reserve_for' AND n > 86400 THEN
+      IF fld = 'reserve_for' AND (v::text)::numeric > 86400 THEN
         RETURN 'jobs cannot be reserved for more than one day';
       END IF;
-      IF fld = 'priority' AND (n < 1 OR n > 9) THEN
+      IF fld = 'priority' AND (v::text)::numeric NOT BETWEEN 1 AND 9 THEN
         RETURN 'jobs must have a priority between 1 and 9';
       END IF;
     END IF;
   END LOOP;
+  FOREACH fld IN ARRAY ARRAY['created_at', 'enqueued_at', 'at'] LOOP
+    IF coalesce(json_typeof(job -> fld), 'null') NOT IN ('string', 'null') THEN
+      RETURN format('jobs must have a string %s parameter', fld);
+    END IF;
+  END LOOP;
+  v := job -> 'backtrace';
+  IF coalesce(json_typeof(v), 'null') <> 'null' AND NOT {s}.push_int64(v) THEN
+    RETURN 'jobs must have an integer backtrace parameter';
+  END IF;
+  v := job -> 'failure';
+  IF coalesce(json_typeof(v), 'null') <> 'null' THEN
+    IF json_typeof(v) <> 'object' THEN
+      RETURN 'jobs must have a failure object of Faktory''s shape';
+    END IF;
+    FOR k, t IN SELECT key, CASE
+        WHEN json_typeof(value) = 'null' THEN 'ok'
+        WHEN lower(key) IN ('retry_count', 'remaining') THEN
+          CASE WHEN {s}.push_int64(value) THEN 'ok' ELSE 'bad' END
+        WHEN lower(key) IN ('failed_at', 'next_at', 'message', 'errtype') THEN
+          CASE WHEN json_typeof(value) = 'string' THEN 'ok' ELSE 'bad' END
+        WHEN lower(key) = 'backtrace' THEN
+          CASE WHEN json_typeof(value) = 'array' AND NOT EXISTS (
+            SELECT 1 FROM json_array_elements(value) e WHERE json_typeof(e) <> 'string')
+          THEN 'ok' ELSE 'bad' END
+        ELSE 'ok' END
+      FROM json_each(v) LOOP
+      IF t = 'bad' THEN
+        RETURN 'jobs must have a failure object of Faktory''s shape';
+      END IF;
+    END LOOP;
+  END IF;
   v := job -> 'custom';
-  IF v IS NOT NULL AND json_typeof(v) NOT IN ('null', 'object') THEN
+  IF coalesce(json_typeof(v), 'null') NOT IN ('null', 'object') THEN
     RETURN 'jobs must have an object as custom parameter';
   END IF;
-  v := job -> 'at';
-  IF v IS NOT NULL AND json_typeof(v) <> 'null'
-     AND NOT (json_typeof(v) = 'string' AND v #>> '{}' = '') THEN
-    IF json_typeof(v) <> 'string' THEN
-      t := CASE v::text WHEN 'true' THEN 'True' WHEN 'false' THEN 'False' ELSE v::text END;
-      RETURN format('invalid timestamp for ''at'': %s: not a string', t);
+  t := job ->> 'at';
+  IF coalesce(t, '') <> '' THEN
+    IF btrim(t, E' \t\n\r\f\v') !~
+       '^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$' THEN
+      RETURN format('invalid timestamp for ''at'': "%s": not an RFC 3339 timestamp'
+                    ' (like 2006-01-02T15:04:05Z)', t);
     END IF;
-    t := v #>> '{}';
     BEGIN
-      IF t !~ '^\s*\d{4}-\d{2}-\d{2}' THEN
-        RAISE invalid_datetime_format;
-      END IF;
-      due := t::timestamptz;
+      t := btrim(t, E' \t\n\r\f\v');
+      -- a time without an offset is UTC, as Werk reads it
+      due := (CASE WHEN t ~ '([Zz]|[+-]\d{2}:\d{2})$' THEN t ELSE t || 'Z' END)::timestamptz;
     EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow THEN
-      RETURN format('invalid timestamp for ''at'': "%s": Invalid isoformat string: %L', t,
-        regexp_replace(regexp_replace(btrim(t), '[Zz]$', '+00:00'), '\.\d+', ''));
+      RETURN format('invalid timestamp for ''at'': "%s": %s', job ->> 'at', SQLERRM);
     END;
     IF due > clock_timestamp() THEN
-      RETURN NULL;
+      RETURN NULL;  -- scheduled: the queue name is checked when it becomes due
     END IF;
   END IF;
   IF q !~ '^[a-zA-Z0-9._-]+$' THEN
