@@ -23,8 +23,9 @@ LISTENING = re.compile(rb"listening on [^\s:]+:(\d+)")
 class BenchServer:
     """A ``werk server`` subprocess on a free port, with a fresh store.
 
-    ``storage`` is ``"sqlite"`` (a temporary data directory, fsync on) or a Redis URL, in
-    which case a fresh key prefix is used and deleted afterwards. ``durability`` is the
+    ``storage`` is ``"sqlite"`` (a temporary data directory, fsync on), a Redis URL (a
+    fresh key prefix, deleted afterwards) or a PostgreSQL URL (a fresh schema, dropped
+    afterwards). ``durability`` is the
     embedded store's ``--durability`` (``fsync`` or ``os``).
     """
 
@@ -42,7 +43,10 @@ class BenchServer:
         args += ["-d", data, "-l", "info"]
         if self.durability != "fsync":  # the default; servers from before the flag run too
             args += ["--durability", self.durability]
-        if self.storage != "sqlite":
+        if self.postgres:  # ``prefix`` names the schema of its own
+            self.prefix = self.prefix or f"werkbench_{uuid4().hex[:12]}"
+            args += ["--storage", f"{self.storage}?schema={self.prefix}"]
+        elif self.storage != "sqlite":
             self.prefix = self.prefix or f"werkbench:{uuid4().hex}:"
             args += ["--storage", f"{self.storage}?prefix={self.prefix}"]
         self.proc = subprocess.Popen(args, stderr=subprocess.PIPE)
@@ -64,6 +68,11 @@ class BenchServer:
             self.log += line
 
     @property
+    def postgres(self) -> bool:
+        """Whether ``storage`` is a PostgreSQL URL (a fresh schema per server set)."""
+        return self.storage.startswith(("postgresql://", "postgres://"))
+
+    @property
     def url(self) -> str:
         """The server's ``tcp://`` URL."""
         return f"tcp://127.0.0.1:{self.port}"
@@ -78,7 +87,12 @@ class BenchServer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(30)
-        if self.prefix and not keep_data:
+        if self.prefix and not keep_data and self.postgres:
+            import psycopg
+
+            with psycopg.connect(self.storage, autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA IF EXISTS {self.prefix} CASCADE")
+        elif self.prefix and not keep_data:
             import redis
 
             client = redis.Redis.from_url(self.storage)

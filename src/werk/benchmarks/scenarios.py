@@ -90,9 +90,12 @@ def drain_async(storage: str, n: int) -> dict[str, Any]:
 
 
 def drain_two_servers(storage: str, n: int) -> dict[str, Any]:
-    """Two servers sharing one Redis, one worker process on each, draining N jobs."""
+    """Two servers sharing one Redis or PostgreSQL, one worker process on each, draining N
+    jobs."""
     if storage == "sqlite":
-        raise ValueError("two servers need a shared Redis: pass --storage redis://...")
+        raise ValueError(
+            "two servers need a shared store: pass --storage redis://... or postgresql://..."
+        )
     first = BenchServer(storage).start()
     second = BenchServer(storage, prefix=first.prefix).start()
     try:

@@ -85,8 +85,16 @@ def store_config(args: argparse.Namespace) -> ServerConfig:
 
 
 def refuse_redis(config: ServerConfig, action: str) -> bool:
-    """Explain, and return True, when the store is Redis."""
+    """Explain, and return True, when the store is Redis or PostgreSQL."""
     url = config.storage_url or ""
+    if url.startswith(("postgresql://", "postgres://")):
+        print(
+            f"werk {action}: the store is PostgreSQL; Werk only {action}s its embedded SQLite"
+            " store. Back up Werk's schema with PostgreSQL's own tools (pg_dump -n werk, base"
+            " backups with WAL archiving, or your provider's snapshots).",
+            file=sys.stderr,
+        )
+        return True
     if not url.startswith(REDIS_SCHEMES):
         return False
     print(

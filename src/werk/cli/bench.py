@@ -42,20 +42,21 @@ def register(subparsers: Any) -> None:
         " scenario goes to stdout (medians of the rounds); progress shows on a terminal.",
         epilog="scenarios (default jobs per round): "
         + ", ".join(f"{name} ({DEFAULT_N[name]:,})" for name in SCENARIOS)
-        + ". drain_two_servers needs a Redis --storage.",
+        + ". drain_two_servers needs a Redis or PostgreSQL --storage.",
     )
     parser.add_argument(
         "scenarios",
         nargs="*",
         metavar="SCENARIO",
         type=scenario_name,
-        help="scenarios to run (default: all; drain_two_servers only with Redis)",
+        help="scenarios to run (default: all; drain_two_servers only with Redis or PostgreSQL)",
     )
     parser.add_argument(
         "--storage",
         default="sqlite",
-        help="sqlite (default: the embedded store, fsync on) or a Redis URL such as"
-        " redis://127.0.0.1:6379/3 (use a database of its own)",
+        help="sqlite (default: the embedded store, fsync on), a Redis URL such as"
+        " redis://127.0.0.1:6379/3 (use a database of its own) or a PostgreSQL URL"
+        " (each server set gets a schema of its own, dropped after)",
     )
     parser.add_argument(
         "-n", type=int, default=None, help="jobs per round (default: per scenario, below)"
