@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.client.conftest import wait_until
@@ -139,3 +140,19 @@ def test_the_library_never_configures_logging(tmp_path: Path, werk_server: Serve
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["0", "WARNING"] and done.stderr == ""
+
+
+def test_the_start_line_masks_the_password(
+    tmp_path: Path, werk_server_factory: Callable[..., ServerProcess]
+) -> None:
+    server = werk_server_factory(password="s3cret")
+    url = f"tcp://:s3cret@{server.host}:{server.port}"
+    (tmp_path / "out_jobs.py").write_text(JOBS)
+    args = [sys.executable, "-m", "werk", "worker", "out_jobs:worker", "--url", url]
+    proc = subprocess.Popen(args, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    with Client(url) as client:
+        client.push(Job("ok", [1]))
+        wait_until(lambda: processed(client) >= 1)
+    out = stop(proc)
+    assert f"starting: server tcp://:***@{server.host}:{server.port}" in out
+    assert "s3cret" not in out
