@@ -29,7 +29,8 @@ MAX_DEPTH: Final = 100
 
 _SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
-_KEEP: Final = bytes(range(256)).translate(None, b'"[]{}')
+_DROP: Final = bytes(range(256)).translate(None, b'"[]{}')
+"""Every byte but quotes and brackets: what the depth check drops."""
 _ONE_KIND: Final = bytes.maketrans(b"{}", b"[]")
 
 
@@ -50,7 +51,7 @@ def _check_depth(data: bytes, max_depth: int) -> None:
     # Only brackets outside strings count. Escaped backslashes and quotes go first, then
     # everything but quotes and brackets; strings are then every other piece between
     # quotes. Each step is one pass in C, so a large PUSHB stays cheap.
-    marks = data.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _KEEP)
+    marks = data.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _DROP)
     brackets = b"".join(marks.split(b'"')[::2]).translate(_ONE_KIND)
     for _ in range(max_depth):
         shorter = brackets.replace(b"[]", b"")
