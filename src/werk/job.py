@@ -147,14 +147,44 @@ def _check_optional(job: dict[str, Any]) -> None:
         raise JobTypeError("jobs must have an object as custom parameter")
 
 
+FIELDS: Final = frozenset(
+    {
+        "jid",
+        "queue",
+        "jobtype",
+        "args",
+        "priority",
+        "created_at",
+        "enqueued_at",
+        "at",
+        "reserve_for",
+        "retry",
+        "backtrace",
+        "failure",
+        "custom",
+    }
+)
+"""The job's own fields; any other top-level key is kept as it is."""
+
+
+def _fold_keys(job: dict[str, Any]) -> None:
+    # Go's decoder (so Faktory) matches keys regardless of case: "Queue" fills queue.
+    for key in [k for k in job if k not in FIELDS and k.lower() in FIELDS]:
+        job[key.lower()] = job.pop(key)
+
+
 def validate(job: Any, now: float) -> dict[str, Any]:
     """Check a pushed job and fill its defaults, in place; return it.
+
+    Keys that name a job field in another case (``"Queue"``, ``"JID"``) fill that field,
+    as Faktory's decoder does.
 
     Raises:
         CommandError: with Faktory's message for the first rule the job breaks.
     """
     if not isinstance(job, dict):
         raise JobTypeError("jobs must be JSON objects")
+    _fold_keys(job)
     jid = job.get("jid")
     jobtype = job.get("jobtype")
     args = job.get("args")

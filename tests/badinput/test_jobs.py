@@ -133,3 +133,14 @@ def test_a_client_made_failure_of_the_right_shape_is_kept(peer: Peer) -> None:
     assert peer.call('FAIL {"jid":"own-failure1","message":"new"}') == OK
     state = snapshot(peer)["sets"]
     assert state["retries"] == 1 and state["working"] == 0
+
+
+def test_keys_in_another_case_fill_their_field(peer: Peer) -> None:
+    # Faktory's decoder matches keys regardless of case: "Queue" is the queue.
+    line = '{"JID":"case-keys-01","Jobtype":"T","ARGS":[7],"Queue":"q2","Retry":3}'
+    assert peer.call("PUSH " + line) == OK
+    assert snapshot(peer)["queues"] == {"q2": 1}
+    got = fetch(peer, "q2")
+    assert got is not None
+    assert (got["jid"], got["jobtype"], got["args"], got["retry"]) == ("case-keys-01", "T", [7], 3)
+    assert "Queue" not in got
