@@ -3,12 +3,13 @@
 Only this process writes the database (``werk.lock`` ensures it), so the fetch order of
 every queue (row ids, no bodies), the reservations, the counters and the set sizes live in
 memory and SQLite is asked only for bodies and set listings. Writes go through the group
-commit of :mod:`werk.storage.sqlite.writer` (its thread, or the loop for a small batch while
-commits are fast); ENQUEUE and ADD return after their commit (fsynced in ``fsync`` mode),
-FETCH and ACK do not wait for theirs. Four connections: the writer's (the writer thread, or
-the loop while the thread is idle, never both at once), the loop's (short indexed reads,
-e.g. a fetched body), a reader thread's (listings that may scan) and the checkpoints' (the
-writer thread). Tables: :mod:`werk.storage.sqlite.schema`; docs/internals/storage.md.
+commit of :mod:`werk.storage.sqlite.writer` (its thread; in ``os`` mode the loop for a small
+batch while commits are fast); ENQUEUE and ADD return after their commit (fsynced in
+``fsync`` mode), FETCH and ACK do not wait for theirs. Connections: the writer's (the writer
+thread, or the loop while the thread is idle, never both at once), the loop's (short
+indexed reads, e.g. a fetched body), a reader thread's (listings that may scan) and, in
+``os`` mode, the checkpoints' (the writer thread). Tables: :mod:`werk.storage.sqlite.schema`;
+docs/internals/storage.md.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ class SqliteStore(CoordMixin):
         self._reserved, self._tally = loaded.reserved, loaded.tally
         self._set_sizes, self._processes = loaded.set_sizes, loaded.processes
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="werk-sqlite-reader")
-        inline = INLINE[self.durability]
+        inline = INLINE.get(self.durability)
         self._writer = Writer(write_conn, loop, loaded.first_id, loaded.checkpoints, inline)
         self._writer.start()
 
@@ -127,10 +128,11 @@ class SqliteStore(CoordMixin):
                 conns[-1].execute("PRAGMA query_only = 1")
                 conns[-1].create_function("werk_match", 2, ops.glob_match, deterministic=True)
             loaded = _load(conns[0], (conns[0], conns[1], conns[2]))
-            # The loop may commit (see writer.INLINE); checkpoints (which fsync and copy
-            # pages) stay off it, on the writer thread with a connection of their own.
-            conns[0].execute("PRAGMA wal_autocheckpoint = 0")
-            loaded.checkpoints = schema.connect(self.path, self._synchronous)
+            if self.durability in INLINE:
+                # The loop may commit (see writer.INLINE); checkpoints (which fsync and copy
+                # pages) stay off it, on the writer thread with a connection of their own.
+                conns[0].execute("PRAGMA wal_autocheckpoint = 0")
+                loaded.checkpoints = schema.connect(self.path, self._synchronous)
             return loaded
         except BaseException as exc:
             for conn in conns:

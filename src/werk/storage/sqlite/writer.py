@@ -2,10 +2,10 @@
 
 Callers on the event loop submit operations (a function of a :class:`Batch`); the writer
 takes every pending one, runs them in ONE transaction, commits (one fsync), then settles
-them all on the loop with a single ``call_soon_threadsafe``. While the thread is idle and
-recent commits are fast, the loop commits a small batch itself at the end of its iteration
-(no thread hop each way; :data:`INLINE` says which, per durability mode); WAL checkpoints
-run on the thread with a connection of their own, never inside a commit.
+them all on the loop with a single ``call_soon_threadsafe``. In ``os`` mode, while the thread
+is idle and recent commits are fast, the loop commits a small batch itself at the end of its
+iteration (no thread hop each way; :data:`INLINE`), and WAL checkpoints run on the thread
+with a connection of their own, never inside a commit.
 
 An operation's ``done`` callback updates the store's in-memory state on the loop before its
 awaiting caller resumes; ``undo`` puts claimed state back when the write failed. A failed
@@ -51,14 +51,12 @@ class InlinePolicy(NamedTuple):
 
 
 INLINE: Final = {
-    # One producer's PUSH: the commit with its fsync (~150 us on a healthy disk) on the
-    # loop saves two thread hops; batches of concurrent pushes stay on the thread, where
-    # the loop reads the next requests while the fsync runs.
-    "fsync": InlinePolicy(max_rows=1, max_seconds=0.001),
     # A write into the page cache (~15 us): small batches are cheaper on the loop.
     "os": InlinePolicy(max_rows=64, max_seconds=0.005),
 }
-"""The inline policy of each durability mode."""
+"""The inline policy of each durability mode that has one. ``fsync`` has none: every
+fsynced commit runs on the thread (committing one producer's PUSH on the loop did not win
+reliably in same-run A/B tests on a shared disk, and the fsync stays off the loop)."""
 
 AVERAGE_WEIGHT: Final = 0.2
 """Weight of the newest commit in the moving average of commit durations."""
