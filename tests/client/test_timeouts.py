@@ -76,7 +76,7 @@ async def test_timed_out_thread_keeps_its_slot_busy(
         with lock:
             running += 1
             most = max(most, running)
-        time.sleep(1.2 if name == "big" else 0.01)
+        time.sleep(3.0 if name == "big" else 0.01)
         with lock:
             running -= 1
         finished.append(name)
