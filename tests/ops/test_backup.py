@@ -47,6 +47,15 @@ def jids_in(data_dir_or_file: Path) -> set[str]:
         conn.close()
 
 
+def holding_one_job(factory: Callable[..., ServerProcess], jid: str) -> ServerProcess:
+    """Start a server on a store of its own and push one job with ``jid`` to it."""
+    server = factory()
+    peer = Peer(server.host, server.port)
+    assert peer.hello() == Simple("OK")
+    assert peer.call(push_line(jid)) == Simple("OK")
+    return server
+
+
 class Producers:
     """Threads pushing ``JOBS`` jobs; ``acked`` holds every jid answered ``+OK``."""
 
@@ -144,10 +153,7 @@ def test_restore_refuses_a_store_with_data_without_force(
     backed_up: tuple[Path, ServerProcess], sqlite_server_factory: Callable[..., ServerProcess]
 ) -> None:
     path, _ = backed_up
-    other = sqlite_server_factory()
-    peer = Peer(other.host, other.port)
-    assert peer.hello() == Simple("OK")
-    assert peer.call(push_line("precious-job")) == Simple("OK")
+    other = holding_one_job(sqlite_server_factory, "precious-job")
     # While the server runs, restore refuses: the directory is locked
     result = werk("restore", str(path), "-d", str(other.data_dir), "--force")
     assert result.returncode == 1 and "in use by another Werk server" in result.stderr
@@ -169,6 +175,38 @@ def test_dry_run_changes_nothing(backed_up: tuple[Path, ServerProcess], tmp_path
     assert result.returncode == 0, result.stderr
     assert "nothing was changed" in result.stderr
     assert not (target / "werk.sqlite3").exists()
+
+
+def test_dry_run_reports_while_the_server_runs(
+    backed_up: tuple[Path, ServerProcess], sqlite_server_factory: Callable[..., ServerProcess]
+) -> None:
+    # docs/operations.md checks a backup with --dry-run before it stops the server
+    path, _ = backed_up
+    other = holding_one_job(sqlite_server_factory, "precious-job")
+    result = werk("restore", str(path), "-d", str(other.data_dir), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "is intact" in result.stdout and "nothing was changed" in result.stderr
+    assert "stop the server" in result.stderr and "--force" in result.stderr
+    assert other.stop() == 0
+    assert jids_in(other.data_dir) == {"precious-job"}
+    result = werk("restore", str(path), "-d", str(other.data_dir), "--dry-run", "--force")
+    assert result.returncode == 0, result.stderr
+    assert "to restore" not in result.stderr
+    assert jids_in(other.data_dir) == {"precious-job"}
+
+
+def test_backup_into_a_new_directory_named_with_a_slash(
+    sqlite_server_factory: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    # `-o /var/backups/werk/` (docs/operations.md) when the directory does not exist yet
+    server = holding_one_job(sqlite_server_factory, "kept-job")
+    target = tmp_path / "backups" / "werk"
+    result = werk("backup", "-d", str(server.data_dir), "-o", f"{target}/", "--json")
+    assert result.returncode == 0, result.stderr
+    path = Path(json.loads(result.stdout)["path"])
+    assert target.is_dir() and path.parent == target and path.name.startswith("werk-")
+    assert (target / (path.name + ".json")).is_file()
+    assert jids_in(path) == {"kept-job"}
 
 
 def test_corrupt_or_truncated_backups_are_rejected(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -63,8 +64,8 @@ def register(subparsers: Any) -> None:
         "-o",
         "--output",
         default=".",
-        help="a directory (a werk-<UTC time>.sqlite3 file is written there) or a file path"
-        " (default: the current directory)",
+        help="a directory (a werk-<UTC time>.sqlite3 file is written there; a path ending in /"
+        " is a directory, made if missing) or a file path (default: the current directory)",
     )
     parser.set_defaults(func=run)
 
@@ -116,6 +117,13 @@ def run(args: argparse.Namespace) -> int:
     if refuse_redis(config, "backup"):
         return 2
     output = Path(args.output).expanduser()
+    if args.output.endswith(("/", os.sep)):
+        # A directory, even one that does not exist yet (``Path`` drops the trailing slash).
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"werk backup: cannot create the directory {output}: {exc}", file=sys.stderr)
+            return 1
     progress = Progress("werk backup")
     try:
         path, manifest = backup(config.data_dir, output, progress.step)

@@ -3,7 +3,8 @@
 The backup is checked first (manifest, SHA-256, ``PRAGMA integrity_check``, Werk identity,
 schema version). Restoring refuses while a server holds the data directory, and refuses to
 replace a store that holds data unless ``--force`` is given; the replaced store is kept
-beside the new one. ``--dry-run`` checks and reports, and changes nothing.
+beside the new one. ``--dry-run`` checks and reports, and changes nothing; it takes no lock,
+so it runs while the server serves.
 """
 
 from __future__ import annotations
@@ -41,7 +42,10 @@ def register(subparsers: Any) -> None:
         help="replace a store that holds data (default: refuse; the old file is kept)",
     )
     parser.add_argument(
-        "--dry-run", action="store_true", help="check the backup and report; change nothing"
+        "--dry-run",
+        action="store_true",
+        help="check the backup and report what a restore would need; change nothing (runs"
+        " while the server runs)",
     )
     parser.set_defaults(func=run)
 
@@ -67,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     except BackupError as exc:
         progress.clear()
         return _fail(f"refusing: {exc}")
+    if args.dry_run:
+        return _dry_run(args, source, data_dir, manifest.counts, progress)
     lock = schema.DirectoryLock(data_dir / schema.LOCK_NAME)
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -89,25 +95,14 @@ def _restore_locked(
     counts: dict[str, int],
     progress: Progress,
 ) -> int:
-    current = store_counts(data_dir)
-    progress.clear()
-    report = {
-        "backup": str(source),
-        "data_dir": str(data_dir),
-        "backup_counts": counts,
-        "current_counts": current,
-        "dry_run": args.dry_run,
-    }
+    report = _report(args, source, data_dir, counts, progress)
+    current = report["current_counts"]
     if not is_empty(current) and not args.force:
         _print(args, {**report, "restored": False})
         return _fail(
             f"refusing: the store in {data_dir} holds data ({_summary(current)});"
             " pass --force to replace it (the old file is kept beside it)"
         )
-    if args.dry_run:
-        _print(args, {**report, "restored": False})
-        print("dry run: the backup is intact; nothing was changed", file=sys.stderr)
-        return 0
     kept = restore(source, data_dir, progress.step)
     progress.clear()
     report["seconds"] = round(progress.elapsed, 3)
@@ -115,6 +110,69 @@ def _restore_locked(
         args, {**report, "restored": True, "replaced_store_kept_at": str(kept) if kept else None}
     )
     return 0
+
+
+def _report(
+    args: argparse.Namespace,
+    source: Path,
+    data_dir: Path,
+    counts: dict[str, int],
+    progress: Progress,
+) -> dict[str, Any]:
+    """Start the report: the backup's counts and the current store's (``None``: no data).
+
+    Raises:
+        BackupError: the current store cannot be read.
+    """
+    current = store_counts(data_dir)
+    progress.clear()
+    return {
+        "backup": str(source),
+        "data_dir": str(data_dir),
+        "backup_counts": counts,
+        "current_counts": current,
+        "dry_run": args.dry_run,
+    }
+
+
+def _dry_run(
+    args: argparse.Namespace,
+    source: Path,
+    data_dir: Path,
+    counts: dict[str, int],
+    progress: Progress,
+) -> int:
+    """Check and report without the directory lock, so that it also runs while the server
+    serves (the check before stopping it): exit 0 when the backup is intact, and name what
+    a real restore would still need (a stopped server, ``--force``)."""
+    try:
+        report = _report(args, source, data_dir, counts, progress)
+    except BackupError as exc:
+        progress.clear()
+        return _fail(str(exc))
+    _print(args, {**report, "restored": False})
+    needs = []
+    if _in_use(data_dir):
+        needs.append("stop the server that holds the data directory")
+    if not is_empty(report["current_counts"]) and not args.force:
+        needs.append("pass --force to replace the store's data (the old file is kept)")
+    advice = f"; to restore: {' and '.join(needs)}" if needs else ""
+    print(f"dry run: the backup is intact; nothing was changed{advice}", file=sys.stderr)
+    return 0
+
+
+def _in_use(data_dir: Path) -> bool:
+    """Return True when a server holds ``data_dir`` (its lock is taken and dropped at once;
+    a directory without a lock file is not created or touched)."""
+    if not (data_dir / schema.LOCK_NAME).exists():
+        return False
+    lock = schema.DirectoryLock(data_dir / schema.LOCK_NAME)
+    try:
+        lock.acquire()
+    except StorageError:
+        return True
+    lock.release()
+    return False
 
 
 def _summary(counts: dict[str, int] | None) -> str:
