@@ -167,6 +167,7 @@ async def test_results_expire_after_their_ttl(store: Store) -> None:
         await manager.push({**job(result_ttl=ttl), "jid": jid})
         assert await manager.fetch(["work"], timeout=0) is not None
         await manager.ack(jid, b'{"v":1}')
+    await results.flush()  # the outcomes are written in the background
     clock.now += 9
     assert (await results.state("short-jid-1", clock.now))["result"] == {"v": 1}
     clock.now += 2
@@ -183,6 +184,7 @@ async def test_failure_outcomes_expire_and_expired_jobs_fail(store: Store) -> No
     clock.now += 2
     assert (await manager.fetch(["work"], timeout=0) or b"").find(b"failing-1") > 0
     await manager.fail("failing-1", FailureReport("Boom", "no", []))
+    await results.flush()
     doc = await results.state("expiring-1", clock.now)
     assert (doc["state"], doc["error"]["errtype"]) == ("failed", "Expired")
     assert (await results.state("failing-1", clock.now))["error"]["errtype"] == "Boom"

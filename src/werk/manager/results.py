@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,8 @@ from werk.storage.base import Placement, Reservation, SetName, Store
 if TYPE_CHECKING:
     from werk.manager.retry import FailureReport
 
+log = logging.getLogger("werk.results")
+
 RECORD = "result:"
 STATS_KEY = "stats:results"
 MARKER = b'"result_ttl"'
@@ -42,6 +45,8 @@ PENDING_TTL = 30 * 86400.0
 """A safety net for the ``pending`` record of a job that vanishes without ending."""
 DEFAULT_MAX_BYTES = 1024 * 1024
 """The default size limit of one result, in bytes of its JSON text."""
+COUNT_EVERY = 0.2
+"""Seconds the outcome counters gather in memory before one store write."""
 MAX_WAIT = 300.0
 """The longest a RESULT may block, in seconds."""
 RECHECK = (0.05, 0.1, 0.2, 0.5, 1.0)
@@ -74,13 +79,16 @@ def result_ttl(job: dict[str, Any]) -> float | None:
     return float(ttl)
 
 
-def _ttl_of(body: bytes) -> float | None:
+def _asked(body: bytes) -> tuple[dict[str, Any], float] | None:
+    """Return a stored job and its ``result_ttl``, or ``None`` when it asked for none."""
     if MARKER not in body:
         return None
+    job = json.loads(body)
     try:
-        return result_ttl(json.loads(body))
+        ttl = result_ttl(job)
     except CommandError:
         return None
+    return None if ttl is None else (job, ttl)
 
 
 def _job_fields(job: dict[str, Any]) -> dict[str, Any]:
@@ -112,6 +120,13 @@ class Results(Middleware):
         self.store = store
         self.max_bytes = max_bytes
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self._writes: dict[str, asyncio.Future[None]] = {}
+        self._unwritten: dict[str, bytes] = {}
+        """Outcomes whose store write has not returned yet, by jid."""
+        self._background: set[asyncio.Future[None]] = set()
+        self._counted: dict[str, int] = {}
+        self._writing: list[dict[str, int]] = []
+        self._counting = False
 
     # -- writing -------------------------------------------------------------------------
 
@@ -123,7 +138,16 @@ class Results(Middleware):
         if result_ttl(job) is not None:
             doc = {"state": "pending", "queue": job.get("queue"), "jobtype": job.get("jobtype")}
             doc.update(_job_fields(job), enqueued_at=format_time(now))
-            await self.store.put_record(RECORD + job["jid"], _encode(doc), PENDING_TTL, now)
+            # Started now, awaited in ``pushed``: the writes of one PUSHB (and the job's own
+            # enqueue) share the store's commits instead of taking one each.
+            write = self.store.put_record(RECORD + job["jid"], _encode(doc), PENDING_TTL, now)
+            self._writes[job["jid"]] = asyncio.ensure_future(write)
+
+    async def pushed(self, job: dict[str, Any], now: float) -> None:
+        """Wait until the job's ``pending`` record is durable, before the PUSH is answered."""
+        write = self._writes.pop(job["jid"], None)
+        if write is not None:
+            await write
 
     def check(self, value: bytes) -> None:
         """Refuse a result over the size limit, before anything is done.
@@ -139,13 +163,50 @@ class Results(Middleware):
     async def succeeded(self, reservation: Reservation, value: bytes | None, now: float) -> None:
         """Record a job's success with the JSON ``value`` its worker returned (if it asked)."""
         entry = reservation.entry
-        ttl = _ttl_of(entry.body)
-        if ttl is not None:
-            doc = self._finished("succeeded", reservation, now)
-            doc["result"] = None if value is None else json.loads(value)
-            await self.store.put_record(RECORD + entry.jid, _encode(doc), ttl, now)
-            await self.store.add_counts(STATS_KEY, {"stored": 1})
+        asked = _asked(entry.body)
+        if asked is not None:
+            job, ttl = asked
+            # The value is spliced in as sent (the handler checked it is JSON).
+            record = _encode(self._finished("succeeded", reservation, job, now))
+            record = record[:-1] + b',"result":' + (value or b"null") + b"}"
+            self._keep(entry.jid, record, ttl, now, "stored")
         self._wake(entry.jid)
+
+    def _keep(self, jid: str, record: bytes, ttl: float, now: float, counter: str) -> None:
+        # Like the ACK itself, an outcome need not be durable before the reply (a crash
+        # before its commit redelivers the job, whose run writes it again): it is written in
+        # the background and served from memory meanwhile, so RESULT sees it at once.
+        self._unwritten[jid] = record
+        self._counted[counter] = self._counted.get(counter, 0) + 1
+        self._start(self._write(jid, record, ttl, now))
+        if not self._counting:  # counters go to the store in one write per moment
+            self._counting = True
+            self._start(self._write_counts())
+
+    def _start(self, write: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(write)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _write(self, jid: str, record: bytes, ttl: float, now: float) -> None:
+        try:
+            await self.store.put_record(RECORD + jid, record, ttl, now)
+        except Exception:
+            log.exception("could not store the outcome of job %s", jid)
+        finally:
+            if self._unwritten.get(jid) is record:
+                del self._unwritten[jid]
+
+    async def _write_counts(self) -> None:
+        await asyncio.sleep(COUNT_EVERY)
+        counted, self._counted, self._counting = self._counted, {}, False
+        self._writing.append(counted)
+        try:
+            await self.store.add_counts(STATS_KEY, counted)
+        except Exception:
+            log.exception("could not store the results counters %s", counted)
+        finally:
+            self._writing.remove(counted)
 
     async def failed_with(
         self,
@@ -156,37 +217,47 @@ class Results(Middleware):
     ) -> None:
         """Record a failure: a discarded or dead job's outcome is kept (if it asked)."""
         entry = reservation.entry
-        ttl = _ttl_of(entry.body)
-        if ttl is not None and (placement is None or placement.set == "dead"):
+        asked = _asked(entry.body)
+        if asked is not None and (placement is None or placement.set == "dead"):
+            job, ttl = asked
             state = "failed" if placement is None else "dead"
-            doc = self._finished(state, reservation, now)
+            doc = self._finished(state, reservation, job, now)
             doc["error"] = {
                 "errtype": report.errtype,
                 "message": report.message,
                 "backtrace": list(report.backtrace),
             }
-            await self.store.put_record(RECORD + entry.jid, _encode(doc), ttl, now)
-            await self.store.add_counts(STATS_KEY, {"failed": 1})
+            self._keep(entry.jid, _encode(doc), ttl, now, "failed")
         self._wake(entry.jid)
 
     @staticmethod
-    def _finished(state: str, reservation: Reservation, now: float) -> dict[str, Any]:
+    def _finished(
+        state: str, reservation: Reservation, job: dict[str, Any], now: float
+    ) -> dict[str, Any]:
         entry = reservation.entry
         return {
             "state": state,
             "queue": entry.queue,
             "jobtype": entry.jobtype,
-            **_job_fields(json.loads(entry.body)),
+            **_job_fields(job),
             "wid": reservation.wid,
             "enqueued_at": format_time(reservation.enqueued_at),
             "started_at": format_time(reservation.reserved_at),
             "finished_at": format_time(now),
         }
 
+    async def flush(self) -> None:
+        """Wait for the outcomes being written in the background (tests, shutdown)."""
+        if self._background:
+            await asyncio.gather(*list(self._background))
+
     async def counts(self) -> dict[str, int]:
         """Return how many outcomes were stored since the last FLUSH: ``succeeded``
         (with their result) and ``failed`` (discarded or dead, with their error)."""
         counts = await self.store.add_counts(STATS_KEY, {})
+        for unwritten in (self._counted, *self._writing):  # this server's, not stored yet
+            for name, count in unwritten.items():
+                counts[name] = counts.get(name, 0) + count
         return {"succeeded": counts.get("stored", 0), "failed": counts.get("failed", 0)}
 
     # -- reading -------------------------------------------------------------------------
@@ -206,7 +277,7 @@ class Results(Middleware):
         return {"jid": jid, "state": "queued" if state == "pending" else state, **record}
 
     async def _record(self, jid: str, now: float) -> dict[str, Any]:
-        data = await self.store.get_record(RECORD + jid, now)
+        data = self._unwritten.get(jid) or await self.store.get_record(RECORD + jid, now)
         doc = json.loads(data) if data is not None else {}
         return doc if isinstance(doc, dict) else {}
 

@@ -268,6 +268,8 @@ class Server:
             await service.stop()
         await self.cron.stop()
         await self.tasks.stop()
+        if self.manager.results is not None:
+            await self.manager.results.flush()  # outcomes still being written
         await self.store.close()
         self._stopped.set()
         log.info("stopped")
