@@ -69,12 +69,17 @@ def ensure_venv(python: str) -> Path:
     return VENV / "bin" / "python"
 
 
-@pytest.mark.timeout(1200)
-def test_the_django_project_passes_on_django_6_1() -> None:
+def django_python() -> Path:
+    """Return the Django virtualenv's Python (skip locally, fail in CI, without 3.12+)."""
     python = find_python()
     require(python is not None, "no Python 3.12+ found for the Django 6.1 test project")
     assert python is not None
-    venv_python = ensure_venv(python)
+    return ensure_venv(python)
+
+
+@pytest.mark.timeout(1200)
+def test_the_django_project_passes_on_django_6_1() -> None:
+    venv_python = django_python()
     version = subprocess.run(
         [str(venv_python), "-c", "import django; print(django.__version__)"],
         capture_output=True,
@@ -93,3 +98,32 @@ def test_the_django_project_passes_on_django_6_1() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Ran 9 tests" in done.stderr and "OK" in done.stderr, done.stderr
+
+
+CHECK_WITHOUT_TASK_IMPORTS = """
+import django
+from django.conf import settings
+from django.core.management import call_command
+
+settings.configure(
+    INSTALLED_APPS=["werk.contrib.django"],
+    TASKS={"default": {"BACKEND": "werk.contrib.django.WerkBackend",
+                       "QUEUES": ["not ok"], "OPTIONS": {"RESULT_TTL": -5}}},
+)
+django.setup()
+call_command("check")
+"""
+
+
+@pytest.mark.timeout(1200)
+def test_manage_py_check_reports_bad_options_when_no_module_imports_django_tasks() -> None:
+    # docs/howto/django-tasks.md: `python manage.py check` reports werk.E001 and werk.E002,
+    # also in a project where nothing imports django.tasks before the checks run
+    done = subprocess.run(
+        [str(django_python()), "-c", CHECK_WITHOUT_TASK_IMPORTS],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert "werk.E001" in done.stderr and "werk.E002" in done.stderr, done.stderr

@@ -11,3 +11,9 @@ class WerkConfig(AppConfig):
     name = "werk.contrib.django"
     label = "werk"
     verbose_name = "Werk"
+
+    def ready(self) -> None:
+        """Import ``django.tasks``: Django registers its task backends' system checks
+        (``werk.E001``, ``werk.E002``) only when that package is imported, which a project
+        whose task modules load lazily never does before ``manage.py check``."""
+        import django.tasks  # noqa: F401
