@@ -52,16 +52,25 @@ class CronScheduler:
         self.errors = 0
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def start(self) -> None:
         """Start the loop (nothing runs when there are no entries until a reload adds one)."""
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self._loop(), name="werk-cron")
 
     async def stop(self) -> None:
-        """Stop the loop and wait for it."""
+        """Stop the loop and wait for it.
+
+        Besides the cancellation, a flag and the wake-up event end the loop: a store driver
+        that turns a cancelled query into an ordinary error (which a tick logs and survives)
+        must not leave the loop running, and ``stop`` waiting for it, forever.
+        """
         task, self._task = self._task, None
         if task is not None:
+            self._stopping = True
+            self._wake.set()
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
@@ -85,11 +94,13 @@ class CronScheduler:
         return await self.cron.status()
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 await self.tick()
             except Exception:
+                if self._stopping:
+                    return
                 self.errors += 1
                 log.exception("cron tick failed")
             delay = MAX_SLEEP

@@ -75,6 +75,7 @@ class Tasks:
         self._wake = asyncio.Event()
         self._next_due: float | None = None
         self._running: list[asyncio.Task[None]] = []
+        self._stopping = False
         server.manager.on_scheduled(self._scheduled)
 
     def _scheduled(self, due: float) -> None:
@@ -84,6 +85,7 @@ class Tasks:
 
     def start(self) -> None:
         """Start every periodic task."""
+        self._stopping = False
         self._running = [
             asyncio.create_task(self._mover(), name="werk-mover"),
             asyncio.create_task(self._every(RESERVATION_PERIOD, self._reap_reservations)),
@@ -95,7 +97,13 @@ class Tasks:
             self._running.append(asyncio.create_task(self._intake(store), name="werk-intake"))
 
     async def stop(self) -> None:
-        """Cancel the tasks and wait for them."""
+        """Cancel the tasks and wait for them.
+
+        The loops also check a flag after each step: a store driver that swallows a
+        cancellation inside a step must not keep a loop (and this wait) alive.
+        """
+        self._stopping = True
+        self._wake.set()
         for task in self._running:
             task.cancel()
         await asyncio.gather(*self._running, return_exceptions=True)
@@ -103,7 +111,7 @@ class Tasks:
 
     async def _mover(self) -> None:
         manager = self.server.manager
-        while True:
+        while not self._stopping:
             # Clear first: a job scheduled while we look must wake the wait below.
             self._wake.clear()
             try:
@@ -131,7 +139,7 @@ class Tasks:
         wake = asyncio.Event()
         store.on_intake(wake.set)
         wake.set()  # rows committed while no server ran
-        while True:
+        while not self._stopping:
             try:
                 async with asyncio.timeout(INTAKE_PERIOD):
                     await wake.wait()
@@ -150,7 +158,7 @@ class Tasks:
         await self.server.manager.push(jsonwire.loads(raw))
 
     async def _every(self, period: float, step: Any) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(period)
             try:
                 await step()
