@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -55,12 +56,13 @@ def machine() -> str:
     )
 
 
-def kept_section(old: str, name: str = "push-path") -> str:
-    """The section ``bench/push_path.py`` writes (between its markers), kept across runs."""
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    if start not in old or end not in old:
-        return ""
-    return "\n" + start + old.split(start, 1)[1].split(end, 1)[0] + end + "\n"
+SECTION = re.compile(r"<!-- ([\w-]+):start -->.*?<!-- \1:end -->", re.DOTALL)
+
+
+def kept_sections(old: str) -> str:
+    """The sections other scripts write (``<!-- name:start -->`` to ``<!-- name:end -->``,
+    e.g. bench/push_path.py's), kept across runs of this one."""
+    return "".join("\n" + match.group(0) + "\n" for match in SECTION.finditer(old))
 
 
 def main() -> None:
@@ -99,7 +101,7 @@ def main() -> None:
     from report import render
 
     doc = ROOT / "docs" / "benchmarks.md"
-    doc.write_text(render(results) + kept_section(doc.read_text() if doc.exists() else ""))
+    doc.write_text(render(results) + kept_sections(doc.read_text() if doc.exists() else ""))
     print("wrote docs/benchmarks.md", flush=True)
 
 
