@@ -411,3 +411,5 @@ class Manager:
     async def flush(self) -> None:
         """Delete every job, queue and counter (worker processes stay)."""
         await self.store.flush()
+        if self.results is not None:
+            self.results.forget()

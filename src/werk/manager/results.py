@@ -246,6 +246,11 @@ class Results(Middleware):
             "finished_at": format_time(now),
         }
 
+    def forget(self) -> None:
+        """Drop what is held in memory (after FLUSH deleted the records and counters)."""
+        self._unwritten.clear()
+        self._counted.clear()
+
     async def flush(self) -> None:
         """Wait for the outcomes being written in the background (tests, shutdown)."""
         if self._background:
