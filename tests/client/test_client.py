@@ -7,8 +7,16 @@ from collections.abc import Callable
 import pytest
 
 from tests.client.conftest import retries_size
-from tests.helpers import ServerProcess
-from werk.client import AsyncClient, AuthenticationError, Client, CommandError, Job
+from tests.helpers import ServerProcess, free_port
+from werk.client import (
+    AsyncClient,
+    AuthenticationError,
+    Client,
+    CommandError,
+    Job,
+    ServerUnreachableError,
+    WerkError,
+)
 
 
 def test_push_fetch_ack(client: Client) -> None:
@@ -116,3 +124,20 @@ def test_job_timeout_travels_in_custom(client: Client) -> None:
     job = client.fetch()
     assert job is not None and job["jid"] == jid
     assert job["custom"] == {"track": 1, "timeout": 2.5}
+
+
+def test_no_server_raises_server_unreachable_naming_the_address() -> None:
+    port = free_port()  # nothing listens there
+    with pytest.raises(ServerUnreachableError) as caught:
+        Client(f"tcp://:s3cret@127.0.0.1:{port}", connect_retries=2).push(Job("A"))
+    error = caught.value
+    assert isinstance(error, ConnectionError) and isinstance(error, WerkError)
+    assert f"tcp://:***@127.0.0.1:{port}" in str(error) and "s3cret" not in str(error)
+    assert "3 attempts" in str(error) and error.attempts == 3
+    assert isinstance(error.__cause__, ConnectionRefusedError)
+
+
+async def test_async_no_server_raises_server_unreachable() -> None:
+    port = free_port()
+    with pytest.raises(ServerUnreachableError, match=f"127.0.0.1:{port}"):
+        await AsyncClient(f"tcp://127.0.0.1:{port}", connect_retries=0).info()

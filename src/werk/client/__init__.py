@@ -11,7 +11,12 @@ from __future__ import annotations
 
 from werk.client.async_client import AsyncClient
 from werk.client.client import Client
-from werk.client.connection import AsyncConnection, Connection, ConnectionClosedError
+from werk.client.connection import (
+    AsyncConnection,
+    Connection,
+    ConnectionClosedError,
+    ServerUnreachableError,
+)
 from werk.client.job import Job
 from werk.client.middleware import Middleware
 from werk.client.proto import ClientProtocol, Identity
@@ -66,5 +71,6 @@ __all__ = [
     "ConnectionClosedError",
     "NotUniqueError",
     "ProtocolError",
+    "ServerUnreachableError",
     "WerkError",
 ]

@@ -8,12 +8,19 @@ replaced once; new connections are retried with exponential backoff and jitter.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from werk.client.backoff import backoff_delays
 from werk.client.client import CALLS
-from werk.client.connection import CONNECTION_ERRORS, DEFAULT_TIMEOUT, AsyncConnection
+from werk.client.connection import (
+    CONNECT_BACKOFF,
+    CONNECTION_ERRORS,
+    DEFAULT_TIMEOUT,
+    AsyncConnection,
+    ServerUnreachableError,
+)
 from werk.client.job import Job, batch_dict, job_dict
 from werk.client.proto import Call, Identity
 from werk.client.results import Deadline, JobState
@@ -32,7 +39,9 @@ class AsyncClient:
         wid: a worker id, only for connections that consume jobs and BEAT.
         pool_size: the most connections open at once.
         timeout: seconds to wait for a reply or a connection.
-        connect_retries: how often to retry a failed connection (with backoff).
+        connect_retries: how often to retry a failed new connection, waiting at most 0.25,
+            0.5, 1, 2, 2 ... s (randomised) in between; then
+            :class:`~werk.client.ServerUnreachableError` is raised.
 
     Example::
 
@@ -48,7 +57,7 @@ class AsyncClient:
         wid: str | None = None,
         pool_size: int = 8,
         timeout: float = DEFAULT_TIMEOUT,
-        connect_retries: int = 3,
+        connect_retries: int = 4,
     ) -> None:
         self.address = resolve(url)
         self.identity = Identity(wid=wid, labels=tuple(labels), username=self.address.username)
@@ -60,13 +69,16 @@ class AsyncClient:
     # -- the pool ---------------------------------------------------------------------------
 
     async def _connect(self) -> AsyncConnection:
-        delays = backoff_delays()
+        delays = backoff_delays(*CONNECT_BACKOFF)
+        started = time.monotonic()
         for attempt in range(self.connect_retries + 1):
             try:
                 return await AsyncConnection.open(self.address, self.identity, self.timeout)
-            except OSError:
+            except OSError as exc:
                 if attempt == self.connect_retries:
-                    raise
+                    seconds = time.monotonic() - started
+                    url = self.address.url()
+                    raise ServerUnreachableError(url, attempt + 1, seconds, exc) from exc
                 await asyncio.sleep(next(delays))
         raise AssertionError("unreachable")
 

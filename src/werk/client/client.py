@@ -14,7 +14,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from werk.client.backoff import backoff_delays
-from werk.client.connection import CONNECTION_ERRORS, DEFAULT_TIMEOUT, Connection
+from werk.client.connection import (
+    CONNECT_BACKOFF,
+    CONNECTION_ERRORS,
+    DEFAULT_TIMEOUT,
+    Connection,
+    ServerUnreachableError,
+)
 from werk.client.job import Job, batch_dict, job_dict
 from werk.client.proto import Call, ClientProtocol, Identity
 from werk.client.results import Deadline, JobState
@@ -35,7 +41,9 @@ class Client:
         wid: a worker id, only for connections that consume jobs and BEAT.
         pool_size: the most connections open at once.
         timeout: seconds to wait for a reply or a connection.
-        connect_retries: how often to retry a failed connection (with backoff).
+        connect_retries: how often to retry a failed new connection, waiting at most 0.25,
+            0.5, 1, 2, 2 ... s (randomised) in between; then
+            :class:`~werk.client.ServerUnreachableError` is raised.
 
     Example::
 
@@ -51,7 +59,7 @@ class Client:
         wid: str | None = None,
         pool_size: int = 8,
         timeout: float = DEFAULT_TIMEOUT,
-        connect_retries: int = 3,
+        connect_retries: int = 4,
     ) -> None:
         self.address = resolve(url)
         self.identity = Identity(wid=wid, labels=tuple(labels), username=self.address.username)
@@ -64,13 +72,16 @@ class Client:
     # -- the pool ---------------------------------------------------------------------------
 
     def _connect(self) -> Connection:
-        delays = backoff_delays()
+        delays = backoff_delays(*CONNECT_BACKOFF)
+        started = time.monotonic()
         for attempt in range(self.connect_retries + 1):
             try:
                 return Connection.open(self.address, self.identity, self.timeout)
-            except OSError:
+            except OSError as exc:
                 if attempt == self.connect_retries:
-                    raise
+                    seconds = time.monotonic() - started
+                    url = self.address.url()
+                    raise ServerUnreachableError(url, attempt + 1, seconds, exc) from exc
                 time.sleep(next(delays))
         raise AssertionError("unreachable")
 

@@ -29,6 +29,35 @@ class ConnectionClosedError(WerkError):
     """The server closed the connection (or it broke) before the reply was complete."""
 
 
+class ServerUnreachableError(WerkError, ConnectionError):
+    """A client gave up connecting: the server at :attr:`url` could not be reached.
+
+    Raised by :class:`~werk.client.Client` and :class:`~werk.client.AsyncClient` after
+    their ``connect_retries``; the last underlying error (``ConnectionRefusedError``,
+    ``TimeoutError``, a DNS failure ...) is its ``__cause__``. It is a ``ConnectionError``
+    (so an ``OSError``) as well as a :class:`~werk.errors.WerkError`. Werk's own class.
+
+    Args:
+        url: the address tried, password masked (``ServerAddress.url()``).
+        attempts: how many connections were tried.
+        seconds: how long the attempts took in all.
+        cause: the last attempt's error.
+    """
+
+    def __init__(self, url: str, attempts: int, seconds: float, cause: BaseException) -> None:
+        super().__init__(
+            f"cannot reach the Werk server at {url} ({attempts} attempts over {seconds:.1f}s;"
+            f" last error: {type(cause).__name__}: {cause})"
+        )
+        self.url = url
+        self.attempts = attempts
+        self.seconds = seconds
+
+
+CONNECT_BACKOFF = (0.25, 2.0)
+"""``backoff_delays`` base and cap of a client's connection retries: waits of at most 0.25,
+0.5, 1 and 2 s (randomised), about 2-4 s in all with the default four retries."""
+
 CONNECTION_ERRORS = (OSError, EOFError, ConnectionClosedError, asyncio.IncompleteReadError)
 """Exceptions that mean "this connection is gone; reconnect" (``TimeoutError`` included)."""
 
