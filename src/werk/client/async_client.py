@@ -8,6 +8,7 @@ replaced once; new connections are retried with exponential backoff and jitter.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -74,6 +75,8 @@ class AsyncClient:
         for attempt in range(self.connect_retries + 1):
             try:
                 return await AsyncConnection.open(self.address, self.identity, self.timeout)
+            except ssl.SSLError:
+                raise  # a certificate or TLS setup problem: retrying cannot help
             except OSError as exc:
                 if attempt == self.connect_retries:
                     seconds = time.monotonic() - started

@@ -8,6 +8,7 @@ with exponential backoff and jitter.
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -77,6 +78,8 @@ class Client:
         for attempt in range(self.connect_retries + 1):
             try:
                 return Connection.open(self.address, self.identity, self.timeout)
+            except ssl.SSLError:
+                raise  # a certificate or TLS setup problem: retrying cannot help
             except OSError as exc:
                 if attempt == self.connect_retries:
                     seconds = time.monotonic() - started
