@@ -188,12 +188,13 @@ def validate(job: Any, now: float) -> dict[str, Any]:
     jid = job.get("jid")
     jobtype = job.get("jobtype")
     args = job.get("args")
-    if (
-        not isinstance(jid, str | None)
-        or not isinstance(jobtype, str | None)
-        or not isinstance(args, list | None)
-    ):
-        raise JobTypeError("jobs must have a string jid, a string jobtype and a list args")
+    # A wrong type is a JobTypeError (PUSHB then refuses all); the texts are Faktory's.
+    if not isinstance(jid, str | None):
+        raise JobTypeError("jobs must have a reasonable jid parameter")
+    if not isinstance(jobtype, str | None):
+        raise JobTypeError("jobs must have a jobtype parameter")
+    if not isinstance(args, list | None):
+        raise JobTypeError("jobs must have an args parameter")
     # Faktory counts bytes: three CJK characters make a valid jid. A NUL character is
     # refused (Werk's rule): no store's key or text column can carry it faithfully.
     if jid is None or (len(jid) < 8 and len(jid.encode()) < 8) or "\x00" in jid:
