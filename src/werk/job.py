@@ -173,21 +173,7 @@ def _fold_keys(job: dict[str, Any]) -> None:
         job[key.lower()] = job.pop(key)
 
 
-def validate(job: Any, now: float) -> dict[str, Any]:
-    """Check a pushed job and fill its defaults, in place; return it.
-
-    Keys that name a job field in another case (``"Queue"``, ``"JID"``) fill that field,
-    as Faktory's decoder does.
-
-    Raises:
-        CommandError: with Faktory's message for the first rule the job breaks.
-    """
-    if not isinstance(job, dict):
-        raise JobTypeError("jobs must be JSON objects")
-    _fold_keys(job)
-    jid = job.get("jid")
-    jobtype = job.get("jobtype")
-    args = job.get("args")
+def _check_required(jid: Any, jobtype: Any, args: Any) -> None:
     # A wrong type is a JobTypeError (PUSHB then refuses all); the texts are Faktory's.
     if not isinstance(jid, str | None):
         raise JobTypeError("jobs must have a reasonable jid parameter")
@@ -203,6 +189,21 @@ def validate(job: Any, now: float) -> dict[str, Any]:
         raise CommandError("jobs must have a jobtype parameter")
     if args is None:
         raise CommandError("jobs must have an args parameter")
+
+
+def validate(job: Any, now: float) -> dict[str, Any]:
+    """Check a pushed job and fill its defaults, in place; return it.
+
+    Keys that name a job field in another case (``"Queue"``, ``"JID"``) fill that field,
+    as Faktory's decoder does.
+
+    Raises:
+        CommandError: with Faktory's message for the first rule the job breaks.
+    """
+    if not isinstance(job, dict):
+        raise JobTypeError("jobs must be JSON objects")
+    _fold_keys(job)
+    _check_required(job.get("jid"), job.get("jobtype"), job.get("args"))
     queue = job.get("queue")
     if queue is None or queue == "":
         job["queue"] = DEFAULT_QUEUE

@@ -176,7 +176,7 @@ def test_bad_entries_name_the_entry() -> None:
         ({"schedule": "* * * * *"}, "needs a [cron.job] table"),
         (entry(job={"type": ""}), "jobs must have a jobtype parameter"),
         (entry(job={"queue": "bad queue"}), "queue names must match"),
-        (entry(job={"args": "x"}), "a list args"),
+        (entry(job={"args": "x"}), "jobs must have an args parameter"),
         (entry(job={"retries": 3}), "unknown [cron.job] keys: retries"),
         ({"job": {"type": "X"}}, "needs a schedule string"),
     ]
