@@ -19,7 +19,7 @@ from tests.client.test_worker import Start
 from tests.helpers import ServerProcess
 from werk.cli.main import build_parser
 from werk.cli.worker import build_worker
-from werk.client import Client, Pushed, Worker, task
+from werk.client import Client, Job, Pushed, Worker, task
 from werk.client.tasks import positional_args
 
 
@@ -126,3 +126,33 @@ def test_werk_worker_loads_a_list_of_tasks() -> None:
     worker = build_worker([resize, report], args)
     assert set(worker.registry) == {"resize", "Report"}
     assert worker.registry["resize"].timeout == 9.5 and worker.registry["Report"].is_async
+
+
+def test_without_queues_a_worker_fetches_its_tasks_queues_and_default() -> None:
+    worker = Worker()
+    assert worker.queues.names == ("default",) and not worker.queues.weighted
+    worker.include(resize, report)  # queues "images" and None (default)
+    assert worker.queues.names == ("default", "images") and worker.queues.weighted
+    assert set(worker.fetch_call().data.split(b"\r\n")[0].split()[1:]) == {b"default", b"images"}
+    given = Worker(queues=["critical"])
+    given.include(resize)
+    assert given.queues.names == ("critical",)
+    cli = build_worker([resize], build_parser().parse_args(["worker", "app:t", "-q", "low"]))
+    assert cli.queues.names == ("low",)
+
+
+async def test_worker_fetches_a_declared_queue_without_being_told(
+    werk_server: ServerProcess, client: Client, start_worker: Start
+) -> None:
+    seen: list[str] = []
+
+    @task(queue="reports")
+    def build(name: str) -> None:
+        seen.append(name)
+
+    worker = Worker(werk_server.url, concurrency=1)
+    worker.include(build)
+    build.using(client).push("q3")
+    client.push(Job("build", ["plain"]))  # the default queue is still served
+    start_worker(worker)
+    await async_wait_until(lambda: sorted(seen) == ["plain", "q3"])

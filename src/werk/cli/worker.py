@@ -50,7 +50,8 @@ def register(subparsers: Any) -> None:
         default=[],
         metavar="NAME[,WEIGHT]",
         help="queue to fetch from, repeatable; weights make the order weighted (default:"
-        f" {', '.join(defaults['queues'])})",
+        " default plus the queues the TARGET's tasks declare, in a fresh random order per"
+        " fetch)",
     )
     parser.add_argument(
         "-c",

@@ -59,3 +59,17 @@ class QueueOrder:
         rng = self._rng
         keys = [rng.random() ** (1.0 / w) for w in self.weights]
         return [name for _, name in sorted(zip(keys, self.names, strict=True), reverse=True)]
+
+
+def declared_queues(declared: Iterable[str]) -> QueueOrder:
+    """The queues a worker fetches when none were given: ``default`` plus ``declared``.
+
+    ``declared`` are the queues of the tasks the worker includes (duplicates ignored). With
+    only ``default`` the order is strict; with more, every queue weighs 1, so each FETCH
+    draws a fresh order and no queue starves another. A Werk rule (Celery's workers serve the
+    queues their tasks are routed to); give queues explicitly to choose an order.
+    """
+    names = list(dict.fromkeys(["default", *declared]))
+    if len(names) == 1:
+        return QueueOrder(names)
+    return QueueOrder((name, 1) for name in names)

@@ -32,7 +32,7 @@ from werk.client.connection import DEFAULT_TIMEOUT
 from werk.client.middleware import Middleware
 from werk.client.processor import Processor, heartbeat
 from werk.client.proto import Call, Identity, new_wid
-from werk.client.queues import QueueOrder
+from werk.client.queues import QueueOrder, declared_queues
 from werk.client.reconnect import Connector
 from werk.client.reservations import ReservationKeeper
 from werk.client.runner import Registration, Runner
@@ -54,7 +54,8 @@ class Worker:
     Args:
         url: the server URL; by default from ``WERK_URL``/``FAKTORY_URL``.
         queues: queue names in strict order, or ``"name,weight"``/``(name, weight)`` for
-            weighted order.
+            weighted order. ``None`` (the default): ``default`` plus the queues of the tasks
+            given to :meth:`include`, see :func:`~werk.client.queues.declared_queues`.
         concurrency: how many jobs run at once (one connection each).
         labels: shown on the server's Busy page.
         shutdown_timeout: seconds running jobs get to finish when the worker stops.
@@ -76,7 +77,7 @@ class Worker:
         self,
         url: str | ServerAddress | None = None,
         *,
-        queues: Iterable[str | tuple[str, int]] = ("default",),
+        queues: Iterable[str | tuple[str, int]] | None = None,
         concurrency: int = 10,
         labels: Sequence[str] = ("python",),
         shutdown_timeout: float = 25.0,
@@ -87,7 +88,10 @@ class Worker:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._url = url
-        self.queues = QueueOrder(queues)
+        self._queues = None if queues is None else QueueOrder(queues)
+        self._declared: list[str] = []
+        """Queues of included tasks, fetched when no queues were given."""
+        self._auto = declared_queues(self._declared)
         self.concurrency = concurrency
         self.labels = tuple(labels)
         self.shutdown_timeout = shutdown_timeout
@@ -148,6 +152,21 @@ class Worker:
         their timeouts."""
         for declared in tasks:
             self.add(declared.jobtype, declared.func, timeout=declared.options.timeout)
+            queue = declared.options.queue
+            if queue and queue not in self._declared:
+                self._declared.append(queue)
+                self._auto = declared_queues(self._declared)
+                self._strict_fetch = None
+
+    @property
+    def queues(self) -> QueueOrder:
+        """The queues to fetch: those given, else ``default`` plus the included tasks'."""
+        return self._queues or self._auto
+
+    @queues.setter
+    def queues(self, order: QueueOrder) -> None:
+        self._queues = order
+        self._strict_fetch = None
 
     # -- state, readable by processors and the heartbeat ---------------------------------
 
