@@ -116,6 +116,10 @@ def test_a_job_of_an_open_transaction_is_not_fetchable(app: App) -> None:
 
 
 REFUSED: list[str] = [
+    '{"Jid": "short", "jobtype": "T", "args": []}',
+    '{"jid": "abcdefgh\\u0000", "jobtype": "T", "args": []}',
+    '{"jid": "abcdefgh1", "JobType": 5, "args": []}',
+    '{"jid": "abcdefgh1", "jobtype": "T", "args": [], "Priority": 0}',
     "[1, 2]",
     '{"jid": 12345678, "jobtype": "T", "args": []}',
     '{"jid": "abcdefgh1", "jobtype": "T", "args": {}}',

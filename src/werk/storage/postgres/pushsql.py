@@ -29,6 +29,15 @@ LANGUAGE sql IMMUTABLE AS $$
   SELECT json_typeof(v) = 'number' AND (v::text) ~ '^-?[0-9]+$'
          AND (v::text)::numeric BETWEEN -9223372036854775808 AND 9223372036854775807
 $$;
+CREATE OR REPLACE FUNCTION {s}.push_field(job json, name text) RETURNS json
+LANGUAGE sql IMMUTABLE AS $$
+  -- Go's decoder (so Faktory, so PUSH) matches keys regardless of case: "Queue" fills
+  -- queue, and such a key wins over the exact one, as Python's _fold_keys leaves it
+  SELECT coalesce(
+    (SELECT e.value FROM json_each(job) WITH ORDINALITY AS e(key, value, n)
+      WHERE e.key <> name AND lower(e.key) = name ORDER BY e.n DESC LIMIT 1),
+    job -> name)
+$$;
 CREATE OR REPLACE FUNCTION {s}.push_error(job json) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -42,22 +51,31 @@ BEGIN
   IF job IS NULL OR json_typeof(job) <> 'object' THEN
     RETURN 'jobs must be JSON objects';
   END IF;
-  IF coalesce(json_typeof(job -> 'jid'), 'null') NOT IN ('string', 'null')
-     OR coalesce(json_typeof(job -> 'jobtype'), 'null') NOT IN ('string', 'null')
-     OR coalesce(json_typeof(job -> 'args'), 'null') NOT IN ('array', 'null') THEN
-    RETURN 'jobs must have a string jid, a string jobtype and a list args';
+  IF coalesce(json_typeof({s}.push_field(job, 'jid')), 'null') NOT IN ('string', 'null') THEN
+    RETURN 'jobs must have a reasonable jid parameter';
   END IF;
-  t := job ->> 'jid';  -- Faktory counts bytes: three CJK characters make a valid jid
+  IF coalesce(json_typeof({s}.push_field(job, 'jobtype')), 'null') NOT IN ('string', 'null')
+  THEN
+    RETURN 'jobs must have a jobtype parameter';
+  END IF;
+  IF coalesce(json_typeof({s}.push_field(job, 'args')), 'null') NOT IN ('array', 'null') THEN
+    RETURN 'jobs must have an args parameter';
+  END IF;
+  BEGIN  -- Faktory counts bytes: three CJK characters make a valid jid; NUL is refused
+    t := {s}.push_field(job, 'jid') #>> '{}';
+  EXCEPTION WHEN untranslatable_character OR invalid_parameter_value THEN
+    RETURN 'jobs must have a reasonable jid parameter';
+  END;
   IF t IS NULL OR (length(t) < 8 AND octet_length(t) < 8) THEN
     RETURN 'jobs must have a reasonable jid parameter';
   END IF;
-  IF coalesce(job ->> 'jobtype', '') = '' THEN
+  IF coalesce({s}.push_field(job, 'jobtype') #>> '{}', '') = '' THEN
     RETURN 'jobs must have a jobtype parameter';
   END IF;
-  IF coalesce(json_typeof(job -> 'args'), 'null') = 'null' THEN
+  IF coalesce(json_typeof({s}.push_field(job, 'args')), 'null') = 'null' THEN
     RETURN 'jobs must have an args parameter';
   END IF;
-  v := job -> 'queue';
+  v := {s}.push_field(job, 'queue');
   IF coalesce(json_typeof(v), 'null') = 'null' OR (json_typeof(v) = 'string' AND v #>> '{}' = '')
   THEN
     q := 'default';
@@ -67,7 +85,7 @@ BEGIN
     q := v #>> '{}';
   END IF;
   FOREACH fld IN ARRAY ARRAY['retry', 'reserve_for', 'priority'] LOOP
-    v := job -> fld;
+    v := {s}.push_field(job, fld);
     IF coalesce(json_typeof(v), 'null') <> 'null' THEN
       IF NOT {s}.push_int64(v) THEN
         RETURN format('jobs must have an integer %s parameter', fld);
@@ -81,15 +99,15 @@ BEGIN
     END IF;
   END LOOP;
   FOREACH fld IN ARRAY ARRAY['created_at', 'enqueued_at', 'at'] LOOP
-    IF coalesce(json_typeof(job -> fld), 'null') NOT IN ('string', 'null') THEN
+    IF coalesce(json_typeof({s}.push_field(job, fld)), 'null') NOT IN ('string', 'null') THEN
       RETURN format('jobs must have a string %s parameter', fld);
     END IF;
   END LOOP;
-  v := job -> 'backtrace';
+  v := {s}.push_field(job, 'backtrace');
   IF coalesce(json_typeof(v), 'null') <> 'null' AND NOT {s}.push_int64(v) THEN
     RETURN 'jobs must have an integer backtrace parameter';
   END IF;
-  v := job -> 'failure';
+  v := {s}.push_field(job, 'failure');
   IF coalesce(json_typeof(v), 'null') <> 'null' THEN
     IF json_typeof(v) <> 'object' THEN
       RETURN 'jobs must have a failure object of Faktory''s shape';
@@ -111,11 +129,11 @@ BEGIN
       END IF;
     END LOOP;
   END IF;
-  v := job -> 'custom';
+  v := {s}.push_field(job, 'custom');
   IF coalesce(json_typeof(v), 'null') NOT IN ('null', 'object') THEN
     RETURN 'jobs must have an object as custom parameter';
   END IF;
-  t := job ->> 'at';
+  t := {s}.push_field(job, 'at') #>> '{}';
   IF coalesce(t, '') <> '' THEN
     IF btrim(t, E' \t\n\r\f\v') !~
        '^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$' THEN
@@ -127,7 +145,8 @@ BEGIN
       -- a time without an offset is UTC, as Werk reads it
       due := (CASE WHEN t ~ '([Zz]|[+-]\d{2}:\d{2})$' THEN t ELSE t || 'Z' END)::timestamptz;
     EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow THEN
-      RETURN format('invalid timestamp for ''at'': "%s": %s', job ->> 'at', SQLERRM);
+      RETURN format('invalid timestamp for ''at'': "%s": %s', {s}.push_field(job, 'at') #>> '{}',
+                    SQLERRM);
     END;
     IF due > clock_timestamp() THEN
       RETURN NULL;  -- scheduled: the queue name is checked when it becomes due
@@ -141,19 +160,26 @@ END
 $$
 """
 
-_PUSH = """
+_PUSH = r"""
 CREATE OR REPLACE FUNCTION {s}.push(job json) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
-  problem text := {s}.push_error(job);
+  problem text;
 BEGIN
+  BEGIN
+    problem := {s}.push_error(job);
+  EXCEPTION WHEN untranslatable_character THEN  -- a \u0000, which PostgreSQL text refuses
+    problem := CASE WHEN job::text ~* '"jid"\s*:\s*"([^"\\]|\\.)*\\u0000'
+      THEN 'jobs must have a reasonable jid parameter'
+      ELSE 'jobs must not contain \u0000 (PostgreSQL text cannot hold it)' END;
+  END;
   IF problem IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = problem;
   END IF;
   INSERT INTO {s}.intake (job, pushed_at)
     VALUES (job::text, extract(epoch FROM clock_timestamp()));
   PERFORM pg_notify('{s}_intake', '');
-  RETURN job ->> 'jid';
+  RETURN {s}.push_field(job, 'jid') #>> '{}';
 END
 $$
 """
