@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -120,6 +121,30 @@ def test_second_interrupt_stops_at_once(
     assert "second SIGINT: stopping without waiting" in out
     info = client.info()["faktory"]
     assert info["sets"]["retries"] == 2 and info["sets"]["working"] == 0  # handed back
+
+
+def test_stop_is_prompt_while_the_server_is_unreachable(tmp_path: Path) -> None:
+    # No server on the port: the processors keep reconnecting, but hold no job, so a
+    # SIGTERM has nothing to wait for (it used to wait the whole shutdown timeout).
+    (tmp_path / "out_jobs.py").write_text(JOBS)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"tcp://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "werk", "worker", "out_jobs:worker", "--url", url]
+    proc = subprocess.Popen(
+        [*args, "--shutdown-timeout", "25"], cwd=tmp_path, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "lost the server" in line:
+            break
+    began = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, out = proc.communicate(timeout=20)
+    assert proc.returncode == 0, out
+    assert time.monotonic() - began < 5.0, out
+    assert "stopped" in out
 
 
 def test_the_library_never_configures_logging(tmp_path: Path, werk_server: ServerProcess) -> None:

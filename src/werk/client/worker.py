@@ -348,7 +348,10 @@ class Worker:
                 raise task.exception()  # type: ignore[misc]
         self._set_state(STOPPING)
         # Shutdown: running jobs get shutdown_timeout seconds to finish and be reported,
-        # unless a forced stop (a second signal) ends the wait.
+        # unless a forced stop (a second signal) ends the wait. With no job to report, a
+        # processor still trying to reach the server has nothing to reconnect for.
+        if not any(_holds_work(processor) for processor in processors):
+            self.give_up.set()
         finished: asyncio.Future[Any] = asyncio.gather(*tasks, return_exceptions=True)
         forced: asyncio.Future[Any] = asyncio.ensure_future(self._forced.wait())
         await asyncio.wait(
@@ -358,9 +361,13 @@ class Worker:
         pending = {task for task in tasks if not task.done()}
         if not pending:
             return
+        if not any(_holds_work(processor) for processor in processors):
+            self.give_up.set()
+            await asyncio.wait(pending, timeout=1.0)
+            return
         # Deadline: hand back jobs still running, then stop reconnecting.
         for processor in processors:
-            if processor.job is not None or processor.lingering:
+            if _holds_work(processor):
                 processor.abandon = True
                 tasks[processor.index].cancel()
         _, pending = await asyncio.wait(pending, timeout=REPORT_GRACE)
@@ -390,6 +397,11 @@ class Worker:
         loop.add_signal_handler(signal.SIGINT, on_signal, "SIGINT")
         if hasattr(signal, "SIGTSTP"):
             loop.add_signal_handler(signal.SIGTSTP, self.quiet)
+
+
+def _holds_work(processor: Processor) -> bool:
+    """Whether a processor runs a job or still has one to report to the server."""
+    return processor.job is not None or processor.lingering
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
