@@ -106,6 +106,25 @@ def test_one_warning_per_outage_and_a_reconnected_line(
     assert "cannot reach" not in out and "BEAT refused" not in out
 
 
+def test_a_job_running_across_a_restart_makes_no_second_outage(
+    tmp_path: Path, werk_server: ServerProcess, client: Client
+) -> None:
+    # The slow job's connection (and the heartbeat's) date from before the restart: they
+    # fail late, after the worker has reconnected, and must not count as a new outage.
+    proc = run_worker(tmp_path, werk_server, "-c", "2")
+    client.push(Job("slow", [6]))
+    wait_until(lambda: client.info()["faktory"]["tasks"]["Busy"]["size"] >= 1)
+    werk_server.kill()
+    time.sleep(1.0)
+    werk_server.start()
+    client.push(Job("ok", [1]))
+    wait_until(lambda: processed(client) >= 2, timeout=30)  # ok, then slow's ACK
+    time.sleep(2.0)  # heartbeat_interval=1: the heartbeat has used its connection again
+    out = stop(proc)
+    assert out.count("lost the server") == 1, out
+    assert out.count("reconnected to") == 1, out
+
+
 def test_second_interrupt_stops_at_once(
     tmp_path: Path, werk_server: ServerProcess, client: Client
 ) -> None:

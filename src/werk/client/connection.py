@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -182,6 +183,8 @@ class AsyncConnection:
         self.proto = proto
         self.timeout = timeout
         self.closed = False
+        self.opened = time.monotonic()
+        """``time.monotonic()`` when the connection was made."""
 
     @classmethod
     async def open(

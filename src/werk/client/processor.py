@@ -70,7 +70,7 @@ class Processor:
                     calls.append(worker.fetch_call())
                 results = await conn.pipeline(calls)
             except CONNECTION_ERRORS as exc:
-                self.connector.lost(f"processor {self.index}", exc)
+                self.connector.lost(f"processor {self.index}", exc, self._conn)
                 continue
             except GiveUpError:
                 if report is not None:
@@ -90,7 +90,7 @@ class Processor:
         try:
             self._check_report(fail, (await conn.pipeline([fail]))[0])
         except CONNECTION_ERRORS as exc:
-            self.connector.lost(f"processor {self.index}", exc)
+            self.connector.lost(f"processor {self.index}", exc, self._conn)
 
     async def _connection(self) -> AsyncConnection:
         if self._conn is None or self._conn.closed:
@@ -161,7 +161,7 @@ class Processor:
             conn = await self._connection()
             self._check_report(report, (await conn.pipeline([report]))[0])
         except CONNECTION_ERRORS as exc:
-            self.connector.lost(f"processor {self.index}", exc)
+            self.connector.lost(f"processor {self.index}", exc, self._conn)
             return report  # sent first after reconnecting
         except GiveUpError:
             return None
@@ -226,7 +226,7 @@ async def heartbeat(worker: WorkerHost, connector: Connector) -> None:
                 return
             log.info("BEAT refused: %s; registering again", exc)
         except CONNECTION_ERRORS as exc:
-            connector.lost("heartbeat", exc)
+            connector.lost("heartbeat", exc, conn)
         except GiveUpError:
             return
         await worker.wait_state_change(worker.heartbeat_interval)

@@ -4,7 +4,9 @@ Every processor, the heartbeat and the reservation keeper open their own connect
 one :class:`Connector`. When the server goes away they all notice; the connector turns that
 into one warning per outage (``lost the server ...``) and one info line when the first
 connection succeeds again (``reconnected to ... after 4.1s``). The individual retries are
-logged at debug level.
+logged at debug level. A connection made before the latest outage began that fails only
+later (a job ran on its processor meanwhile, or the heartbeat was waiting) belongs to that
+outage, already reported: it is logged at debug level and does not open a new one.
 """
 
 from __future__ import annotations
@@ -36,12 +38,19 @@ class Connector:
         self.worker = worker
         self.outage_since: float | None = None
         """``time.monotonic()`` when the current outage began, or ``None``."""
+        self.last_outage: float | None = None
+        """``time.monotonic()`` when the latest outage began (kept after reconnecting)."""
         self.outages = 0
 
-    def lost(self, what: str, exc: BaseException) -> None:
-        """Record that a connection failed (``what`` names its user, for debug logs)."""
-        if self.outage_since is None:
-            self.outage_since = time.monotonic()
+    def lost(self, what: str, exc: BaseException, conn: AsyncConnection | None = None) -> None:
+        """Record that a connection failed (``what`` names its user, for debug logs).
+
+        ``conn`` is the connection that failed, if one was open: when it was made before the
+        latest outage began, its failure is a late sign of that outage, not a new one.
+        """
+        stale = conn is not None and self.last_outage is not None and conn.opened < self.last_outage
+        if self.outage_since is None and not stale:
+            self.outage_since = self.last_outage = time.monotonic()
             self.outages += 1
             if not self.worker.stopping:
                 log.warning(

@@ -128,7 +128,7 @@ class ReservationKeeper:
                 self._conn = await self.connector.connect("reservation keeper")
             results = await self._conn.pipeline(calls)
         except CONNECTION_ERRORS as exc:
-            self.connector.lost("reservation keeper", exc)
+            self.connector.lost("reservation keeper", exc, self._conn)
             for lease in due:  # retry soon, while the reservation still holds
                 lease.renew_at = min(lease.expires, now + 1.0)
             return
