@@ -93,4 +93,5 @@ def test_second_signal_forces_the_exit(sqlite_server_factory: Callable[..., Serv
     time.sleep(0.1)
     server.proc.send_signal(signal.SIGTERM)
     assert server.stop() == 1  # joins the log reader too
+    assert b"SIGTERM: stopping gracefully (send it again to exit at once)" in server.log
     assert b"second signal: exiting now" in server.log

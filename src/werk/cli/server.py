@@ -177,10 +177,11 @@ async def serve(config: ServerConfig, args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     reloads: set[asyncio.Task[None]] = set()
 
-    def on_signal() -> None:
+    def on_signal(name: str) -> None:
         if stop.is_set():
             log.warning("second signal: exiting now")
             os._exit(1)
+        log.info("%s: stopping gracefully (send it again to exit at once)", name)
         stop.set()
 
     def on_hup() -> None:
@@ -189,7 +190,7 @@ async def serve(config: ServerConfig, args: argparse.Namespace) -> None:
         task.add_done_callback(reloads.discard)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal)
+        loop.add_signal_handler(sig, on_signal, sig.name)
     loop.add_signal_handler(signal.SIGHUP, on_hup)
     try:
         await server.start()
