@@ -14,7 +14,10 @@ tests/test_doc_blocks.py enforces it; CONTRIBUTING.md tells contributors.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
 import subprocess
 import threading
 from collections.abc import Iterable
@@ -110,8 +113,16 @@ class Output:
     """A process whose stdout and stderr are collected as they come."""
 
     def __init__(self, args: list[str], cwd: Path, env: dict[str, str]) -> None:
+        # A session of its own: ``stop`` signals the whole group, so a program a shell line
+        # started (``sh -c "werk worker ..."``) stops with it instead of outliving the test.
         self.proc = subprocess.Popen(
-            args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            args,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
         )
         self.text = ""
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -123,9 +134,13 @@ class Output:
             self.text += line
 
     def stop(self) -> None:
-        self.proc.terminate()
+        self._signal(signal.SIGTERM)
         try:
             self.proc.wait(20)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            self._signal(signal.SIGKILL)
             self.proc.wait()
+
+    def _signal(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signum)
