@@ -170,23 +170,79 @@ def _problem(part: str, low: int, high: int, names: tuple[str, ...]) -> str | No
 
 
 # -- in words -----------------------------------------------------------------------------
+# Werk words the time of day itself (its wording since its first cron: "every hour at minute
+# 15", "at minute 0,30 past hour 9-17"); cron-descriptor words the days and the months (names,
+# ranges, steps, L, W and #), and Werk joins the parts without cron-descriptor's commas.
 
 _WORDS = Options()
 _WORDS.use_24hour_time_format = True
-_WORDS.casing_type = CasingTypeEnum.Sentence
+_WORDS.casing_type = CasingTypeEnum.LowerCase
 _WORDS.verbose = False
 
 
-def describe(expr: CronExpr) -> str:
-    """Describe a schedule in words, as cron-descriptor does (24-hour clock): ``every 5
-    minutes``, ``at 09:00, Monday through Friday``. Werk's own touches: the words start in
-    lower case (they are shown inside a sentence or a table cell), and a clock time with no
-    day restricted says ``every day`` (``at 03:00 every day``)."""
-    try:
-        words = str(ExpressionDescriptor(expr.fields, _WORDS).get_description())
-    except Exception:  # the library cannot word it (a cronsim-only form): show the fields
-        return expr.source
-    words = words[0].lower() + words[1:]
-    if not expr.hour.star and expr.day.star and expr.weekday.star and expr.month.star:
-        words += " every day"
+def _join(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _step(field: Field) -> int | None:
+    base, slash, step = field.text.partition("/")
+    return int(step) if base == "*" and slash and step.isdigit() else None
+
+
+def _clock(expr: CronExpr) -> str:
+    """Return the time of day in Werk's words, or ``""`` to take cron-descriptor's."""
+    minute, hour = expr.minute, expr.hour
+    minutes = sorted(minute.values)
+    first = minutes[0] if len(minutes) == 1 and minute.text.isdigit() else None
+    if hour.text != "*" and _step(minute):
+        return ""  # cron-descriptor's "every 10 minutes, between 08:00 and 17:59"
+    if hour.text == "*":
+        if minute.text == "*":
+            return "every minute"
+        if _step(minute):
+            return f"every {_step(minute)} minutes"
+        if first is not None:
+            return "every hour" if first == 0 else f"every hour at minute {first}"
+        return f"at minutes {minute.text} of every hour"
+    if first is not None and _step(hour):
+        every = f"every {_step(hour)} hours"
+        return every if first == 0 else f"{every} at minute {first}"
+    if first is not None and hour.text.replace(",", "").isdigit() and len(hour.values) <= 4:
+        return "at " + _join([f"{h:02d}:{first:02d}" for h in sorted(hour.values)])
+    return f"at minute {minute.text} past hour {hour.text}"
+
+
+def _segment(words: str, preposition: str) -> str:
+    """Turn one of cron-descriptor's segments (``, only on Monday``, ``, January through
+    March``, ``, every 2 days``) into a phrase that follows the time of day."""
+    words = words.removeprefix(", ").removeprefix("or ").removeprefix("only ")
+    if words[:1].isupper() or words[:1].isdigit():  # a bare name or number: "Monday ..."
+        words = f"{preposition} {words}"
     return words
+
+
+def describe(expr: CronExpr) -> str:
+    """Describe a schedule in words: ``every 5 minutes``, ``at 03:00 every day``,
+    ``at 09:00 on Monday through Friday``, ``at 00:00 on the last day of the month``.
+
+    The time of day is Werk's wording; the days and months are cron-descriptor's
+    (``CasingTypeEnum.LowerCase``, 24-hour clock), joined by Werk. An expression the
+    library cannot word (a cronsim-only form) is shown as written.
+    """
+    try:
+        words = ExpressionDescriptor(expr.fields, _WORDS)
+        day = str(words.get_day_of_month_description()) if expr.day.text != "*" else ""
+        weekday = str(words.get_day_of_week_description()) if expr.weekday.text != "*" else ""
+        month = str(words.get_month_description()) if expr.month.text != "*" else ""
+        clock = _clock(expr) or str(words.get_time_of_day_description()).replace(",", "")
+    except Exception:  # cron-descriptor raises its own FormatException and plain errors
+        return expr.source
+    text = clock
+    days = [_segment(part, "on") for part in (day, weekday) if part]
+    if days:
+        text += " " + " or ".join(days)
+    elif not text.startswith("every") and not month.startswith(", every"):
+        text += " every day"
+    if month:
+        text += " " + _segment(month, "in")
+    return text

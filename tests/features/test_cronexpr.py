@@ -128,19 +128,16 @@ def test_latest_at_or_before() -> None:
         ("* * * * *", "every minute"),
         ("*/5 * * * *", "every 5 minutes"),
         ("0 * * * *", "every hour"),
-        ("15 * * * *", "at 15 minutes past the hour"),
+        ("15 * * * *", "every hour at minute 15"),
         ("0 */6 * * *", "every 6 hours"),
         ("0 3 * * *", "at 03:00 every day"),
         ("@daily", "at 00:00 every day"),
         ("30 9,18 * * *", "at 09:30 and 18:30 every day"),
-        ("0 9 * * MON-FRI", "at 09:00, Monday through Friday"),
-        ("0 9 * * 1,3", "at 09:00, only on Monday and Wednesday"),
-        ("0 8 1 * *", "at 08:00, on day 1 of the month"),
-        ("0 0 1 1 *", "at 00:00, on day 1 of the month, only in January"),
-        (
-            "0,30 9-17 * * 1-5",
-            "at 0 and 30 minutes past the hour, between 09:00 and 17:59, Monday through Friday",
-        ),
+        ("0 9 * * MON-FRI", "at 09:00 on Monday through Friday"),
+        ("0 9 * * 1,3", "at 09:00 on Monday and Wednesday"),
+        ("0 8 1 * *", "at 08:00 on day 1 of the month"),
+        ("0 0 1 1 *", "at 00:00 on day 1 of the month in January"),
+        ("0,30 9-17 * * 1-5", "at minute 0,30 past hour 9-17 on Monday through Friday"),
     ],
 )
 def test_describe(expr: str, words: str) -> None:
@@ -156,4 +153,21 @@ def test_last_day_and_nth_weekday() -> None:
     )
     assert wall(parse("0 9 * * 5L").next_after(start, UTC)) == "2026-02-27 09:00 Fri"
     assert wall(parse("0 9 * * 1#2").next_after(start, UTC)) == "2026-03-09 09:00 Mon"
-    assert describe(parse("0 9 * * 1#2")) == "at 09:00, on the second Monday of the month"
+    assert describe(parse("0 9 * * 1#2")) == "at 09:00 on the second Monday of the month"
+
+
+@pytest.mark.parametrize(
+    ("expr", "words"),
+    [
+        # cron-descriptor's words for the days and months, Werk's for the time of day
+        ("0 0 L * *", "at 00:00 on the last day of the month"),
+        ("0 9 * * 5L", "at 09:00 on the last Friday of the month"),
+        ("0 0 */2 * *", "at 00:00 every 2 days"),
+        ("0 0 * */3 *", "at 00:00 every 3 months"),
+        ("0 0 * 1-3 *", "at 00:00 every day in January through March"),
+        ("0 0 1 * 1", "at 00:00 on day 1 of the month or on Monday"),
+        ("*/10 8-17 * * *", "every 10 minutes between 08:00 and 17:59"),
+    ],
+)
+def test_describe_days_and_months_from_cron_descriptor(expr: str, words: str) -> None:
+    assert describe(parse(expr)) == words
