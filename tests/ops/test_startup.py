@@ -136,3 +136,15 @@ def test_a_bad_configuration_is_the_first_line(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "cannot start:" in done.stderr.splitlines()[0]
     assert "bad.toml: invalid TOML" in done.stderr.splitlines()[0]
+
+
+@pytest.mark.parametrize("level", ["warn", "warning"])
+def test_log_level_takes_faktorys_and_pythons_name_for_warnings(
+    tmp_path: Path, taken_port: int, level: str
+) -> None:
+    # -l warn is Faktory's spelling, -l warning Python's (and werk worker's): both start
+    # the server at that level, so the refused port is logged and the exit code is 1, not
+    # argparse's 2
+    done = run_server(tmp_path, "-l", level, "-b", f"127.0.0.1:{taken_port}", "-w", ":0")
+    assert done.returncode == 1, done.stderr
+    assert "cannot start: the work protocol cannot listen" in done.stderr.splitlines()[0]

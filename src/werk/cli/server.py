@@ -31,6 +31,7 @@ LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
     "warn": logging.WARNING,
+    "warning": logging.WARNING,
     "error": logging.ERROR,
 }
 log = logging.getLogger("werk")

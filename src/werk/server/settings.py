@@ -30,7 +30,8 @@ from werk.server.config import (
 )
 from werk.storage import UnsupportedStorageError, check_url
 
-LOG_LEVELS = ("debug", "info", "warn", "error")
+LOG_LEVELS = ("debug", "info", "warn", "warning", "error")
+"""Faktory's names (`-l warn`), and Python's `warning` for the same level."""
 INT_FIELDS = ("max_connections", "max_line", "backup_keep")
 LOG_FORMATS = ("text", "json")
 TLS_CERT_FILE = "public.cert.pem"
