@@ -40,7 +40,8 @@ def test_backup_and_restore_in_a_pipe_print_one_line_each(
     assert done.stderr == ""
     (line,) = done.stdout.splitlines()
     assert line.startswith(f"backup written to {tmp_path / 'b.sqlite3'}: ")
-    assert "queued 3" in line and "sha256 " in line
+    assert "(3 jobs (3 enqueued, 0 in progress, 0 scheduled, 0 retries, 0 dead);" in line
+    assert "sha256 " in line
     done = werk("restore", str(tmp_path / "b.sqlite3"), "-d", str(tmp_path / "restored"))
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""

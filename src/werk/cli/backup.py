@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from werk.cli.progress import Progress, duration_text, size_text
+from werk.cli.progress import Progress, counts_text, duration_text, size_text
 from werk.server.config import ENVIRONMENTS, ServerConfig
 from werk.server.settings import ConfigError, load_config
 from werk.storage.sqlite.backup import BackupError, backup
@@ -135,9 +135,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"path": str(path), **asdict(manifest)}))
     else:
-        counts = ", ".join(f"{k} {v}" for k, v in manifest.counts.items())
         print(
             f"backup written to {path}: {size_text(manifest.size)} in"
-            f" {duration_text(progress.elapsed)} ({counts}; sha256 {manifest.sha256})"
+            f" {duration_text(progress.elapsed)} ({counts_text(manifest.counts)};"
+            f" sha256 {manifest.sha256})"
         )
     return 0

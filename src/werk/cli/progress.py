@@ -33,6 +33,22 @@ def duration_text(seconds: float) -> str:
     return f"{minutes} min {rest:02d} s"
 
 
+def counts_text(counts: dict[str, int] | None) -> str:
+    """A store's counts (a backup manifest's ``counts``) in words: ``13 jobs (3 enqueued,
+    0 in progress, 0 scheduled, 10 retries, 0 dead); 25 processed, 10 failed``; ``""`` for
+    no counts. Keys that are missing count as 0."""
+    if not counts:
+        return ""
+    get = counts.get
+    held = get("queued", 0) + get("working", 0)
+    held += get("scheduled", 0) + get("retries", 0) + get("dead", 0)
+    return (
+        f"{held} jobs ({get('queued', 0)} enqueued, {get('working', 0)} in progress,"
+        f" {get('scheduled', 0)} scheduled, {get('retries', 0)} retries, {get('dead', 0)} dead);"
+        f" {get('processed', 0)} processed, {get('failures', 0)} failed"
+    )
+
+
 class Progress:
     """A progress line on ``stream`` (default stderr) when it is a terminal.
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from werk.cli.backup import add_store_options, refuse_redis, store_config
-from werk.cli.progress import Progress, duration_text
+from werk.cli.progress import Progress, counts_text, duration_text
 from werk.errors import StorageError
 from werk.server.settings import ConfigError
 from werk.storage.sqlite import schema
@@ -100,7 +100,7 @@ def _restore_locked(
     if not is_empty(current) and not args.force:
         _print(args, {**report, "restored": False})
         return _fail(
-            f"refusing: the store in {data_dir} holds data ({_summary(current)});"
+            f"refusing: the store in {data_dir} holds data ({counts_text(current)});"
             " pass --force to replace it (the old file is kept beside it)"
         )
     kept = restore(source, data_dir, progress.step)
@@ -175,24 +175,20 @@ def _in_use(data_dir: Path) -> bool:
     return False
 
 
-def _summary(counts: dict[str, int] | None) -> str:
-    return ", ".join(f"{k} {v}" for k, v in (counts or {}).items())
-
-
 def _print(args: argparse.Namespace, report: dict[str, Any]) -> None:
     if args.json:
         print(json.dumps(report))
         return
     backup, store = report["backup"], report["data_dir"]
     if not report["restored"]:
-        current = _summary(report["current_counts"]) or "empty"
+        current = counts_text(report["current_counts"]) or "empty"
         print(
-            f"backup {backup} is intact ({_summary(report['backup_counts'])}); store {store}:"
+            f"backup {backup} is intact ({counts_text(report['backup_counts'])}); store {store}:"
             f" {current}; nothing was changed"
         )
         return
     line = f"restored {backup} into {store} in {duration_text(report['seconds'])}"
-    line += f" ({_summary(report['backup_counts'])})"
+    line += f" ({counts_text(report['backup_counts'])})"
     if report.get("replaced_store_kept_at"):
         line += f"; the replaced store is kept at {report['replaced_store_kept_at']}"
     print(line)
