@@ -100,12 +100,29 @@ def when(text: str | None) -> datetime | None:
     return moment if settings.USE_TZ else timezone.make_naive(moment)
 
 
+FRAME = re.compile(r"(?P<file>.+):(?P<line>\d+):in `(?P<func>.*)'")
+"""A frame as Faktory's workers report it (``file:line:in `func'``, innermost first)."""
+
+
 def task_error(error: dict[str, Any]) -> TaskError:
     """Turn a Werk error (``errtype``, ``message``, ``backtrace``) into Django's TaskError;
-    Werk's Django worker reports the exception's dotted path as its errtype."""
+    Werk's Django worker reports the exception's dotted path as its errtype.
+
+    The traceback reads as Python prints one (``Traceback (most recent call last):``, the
+    outermost frame first, ``File "...", line N, in func``); a backtrace line in another
+    form (a worker in another language) is kept as it is.
+    """
     errtype = str(error.get("errtype") or "Exception")
-    lines = [str(line) for line in error.get("backtrace") or []]
-    text = "\n".join([*lines, f"{errtype}: {error.get('message', '')}"])
+    frames = []
+    for line in reversed([str(line) for line in error.get("backtrace") or []]):
+        frame = FRAME.fullmatch(line)
+        frames.append(
+            f'  File "{frame["file"]}", line {frame["line"]}, in {frame["func"]}'
+            if frame
+            else f"  {line}"
+        )
+    head = ["Traceback (most recent call last):", *frames] if frames else []
+    text = "\n".join([*head, f"{errtype}: {error.get('message', '')}"])
     path = errtype if "." in errtype else f"builtins.{errtype}"
     return TaskError(exception_class_path=path, traceback=text)
 

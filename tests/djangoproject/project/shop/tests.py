@@ -100,7 +100,9 @@ class EndToEnd(TransactionTestCase):
         [error] = broken.errors
         self.assertEqual(error.exception_class_path, "builtins.LookupError")
         self.assertIs(error.exception_class, LookupError)
-        self.assertIn("milk is out of stock", error.traceback)
+        self.assertTrue(error.traceback.startswith("Traceback (most recent call last):\n"))
+        self.assertRegex(error.traceback, r'\n  File ".*tasks\.py", line \d+, in out_of_stock\n')
+        self.assertTrue(error.traceback.endswith("LookupError: milk is out of stock"))
         with self.assertRaisesMessage(ValueError, "Task failed"):
             _ = broken.return_value
         added.refresh()
