@@ -141,10 +141,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
-def setup_logging(level: str, fmt: str = "text") -> None:
-    """Log to stderr, one line per event, as text (Faktory's format) or JSON."""
+def log_handler(fmt: str = "text") -> logging.Handler:
+    """A handler writing to stderr, one line per event, as text (Faktory's format) or JSON."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    return handler
+
+
+def setup_logging(level: str, fmt: str = "text") -> None:
+    """Log to stderr, one line per event, as text (Faktory's format) or JSON."""
+    handler = log_handler(fmt)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(LEVELS[level])

@@ -38,10 +38,3 @@ TASKS = {
         "OPTIONS": {"RESULT_TTL": 3600},
     }
 }
-
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"werk": {"handlers": ["console"], "level": "WARNING"}},
-}

@@ -2,6 +2,8 @@
 (``manage.py werk_worker``), and the backend's documented behaviours (InvalidTask,
 priorities, queues, run_after, takes_context, results and errors in TaskResult terms)."""
 
+import json
+import logging
 import os
 import signal
 import subprocess
@@ -28,6 +30,7 @@ from tests.helpers import ServerProcess  # noqa: E402
 
 from werk.client import Client  # noqa: E402
 from werk.contrib.django.jobs import werk_priority  # noqa: E402
+from werk.contrib.django.management.commands.werk_worker import setup_logging  # noqa: E402
 
 WAIT = 30
 
@@ -36,11 +39,42 @@ def module_level(n: int) -> int:
     return n
 
 
+class WorkerLogging(SimpleTestCase):
+    """werk_worker logs as werk worker does, unless the project's LOGGING routes werk's."""
+
+    def setUp(self) -> None:
+        self.werk, self.root = logging.getLogger("werk"), logging.getLogger()
+        saved = (self.werk.handlers[:], self.werk.level, self.root.handlers[:])
+        self.addCleanup(self._restore, *saved)
+
+    def _restore(self, handlers: list[logging.Handler], level: int, root: list[logging.Handler]):
+        self.werk.handlers[:], self.root.handlers[:] = handlers, root
+        self.werk.setLevel(level)
+
+    def test_no_project_logging_gets_werk_workers_lines(self) -> None:
+        self.werk.handlers[:], self.root.handlers[:] = [], []
+        setup_logging(None, "json")
+        [handler] = self.werk.handlers
+        self.assertEqual(self.werk.level, logging.INFO)
+        record = logging.LogRecord("werk.worker", logging.INFO, "f", 1, "job %s", ("j1",), None)
+        self.assertEqual(json.loads(handler.format(record))["msg"], "job j1")
+
+    def test_the_projects_handlers_are_kept_and_l_sets_the_level(self) -> None:
+        mine = logging.StreamHandler()
+        self.werk.handlers[:] = [mine]
+        setup_logging(None, "text")
+        self.assertEqual(self.werk.handlers, [mine])
+        self.werk.handlers[:], self.root.handlers[:] = [], [mine]
+        setup_logging("debug", "text")
+        self.assertEqual((self.werk.handlers, self.werk.level), ([], logging.DEBUG))
+
+
 class EndToEnd(TransactionTestCase):
     """A view enqueues, a Werk worker runs the task, a view reads the result."""
 
     server: ServerProcess
     worker: subprocess.Popen[bytes]
+    worker_log: Path
     data: tempfile.TemporaryDirectory[str]
 
     @classmethod
@@ -51,6 +85,7 @@ class EndToEnd(TransactionTestCase):
         os.environ["WERK_URL"] = cls.server.url
         env = {**os.environ, "SHOP_DB": str(connection.settings_dict["NAME"])}
         manage = Path(__file__).resolve().parents[1] / "manage.py"
+        cls.worker_log = Path(cls.data.name) / "worker.log"
         cls.worker = subprocess.Popen(
             [
                 sys.executable,
@@ -64,6 +99,7 @@ class EndToEnd(TransactionTestCase):
                 "1",
             ],
             env=env,
+            stderr=cls.worker_log.open("wb"),
         )
 
     @classmethod
@@ -105,6 +141,11 @@ class EndToEnd(TransactionTestCase):
         self.assertTrue(error.traceback.endswith("LookupError: milk is out of stock"))
         with self.assertRaisesMessage(ValueError, "Task failed"):
             _ = broken.return_value
+        # The worker's own output: werk worker's lines, the failure with its traceback
+        log = self.worker_log.read_text()
+        self.assertRegex(log, rf"\nI \S+Z job {added.id} shop\.tasks\.add: done in ")
+        self.assertRegex(log, rf"\nW \S+Z job {failed.id} shop\.tasks\.out_of_stock: ")
+        self.assertIn("LookupError: milk is out of stock", log)
         added.refresh()
         self.assertEqual(added.status, TaskResultStatus.SUCCESSFUL)
         with self.assertRaises(TaskResultDoesNotExist):
