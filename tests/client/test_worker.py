@@ -107,15 +107,17 @@ async def test_shutdown_waits_for_jobs_and_hands_back_the_rest(
 ) -> None:
     worker = Worker(werk_server.url, concurrency=2, shutdown_timeout=1.0)
     finished: list[str] = []
+    release = asyncio.Event()  # quick ends once the stop has begun, however slow the machine
+    gate = threading.Event()  # slow ends only when the test lets it (60 s at most)
 
     @worker.register
     async def quick() -> None:
-        await asyncio.sleep(0.3)
+        await release.wait()
         finished.append("quick")
 
     @worker.register
     def slow() -> None:
-        time.sleep(4)
+        gate.wait(60)
         finished.append("slow")
 
     client.push(Job("quick"))
@@ -124,9 +126,13 @@ async def test_shutdown_waits_for_jobs_and_hands_back_the_rest(
     await async_wait_until(lambda: client.info()["faktory"]["tasks"]["Busy"]["size"] == 2)
     began = time.monotonic()
     worker.stop()
+    release.set()
     await task
-    assert time.monotonic() - began < 1.0 + 3.0
+    # the worker waited for quick, then gave up on slow after its shutdown_timeout,
+    # far sooner than slow's 60 s
+    assert time.monotonic() - began < 30
     assert finished == ["quick"]
+    gate.set()
     jobs = await asyncio.to_thread(retry_jobs, client)
     assert [job["jobtype"] for job in jobs] == ["slow"]
     assert jobs[0]["failure"]["errtype"] == SHUTDOWN_ERRTYPE
