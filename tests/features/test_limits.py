@@ -129,7 +129,7 @@ def test_concurrent_wait_is_served_by_a_release(peer_factory: Callable[[], Peer]
     time.sleep(0.3)
     assert first.call('LIMIT RELEASE {"name":"one","holder":"a"}') == OK
     assert second.reply() == OK
-    assert 0.3 <= time.monotonic() - started < 1.5
+    assert 0.3 <= time.monotonic() - started < 4  # served by the release, not the 5 s wait
 
 
 def test_concurrent_units_are_reclaimed_after_the_period(peer: Peer) -> None:
@@ -176,15 +176,15 @@ def test_wait_follows_the_hint_and_never_overruns(peer: Peer, kind: str) -> None
     if kind == "bucket":  # start early in an interval (they are aligned to whole seconds)
         time.sleep(1 - time.time() % 1 + 0.02)
     assert acquire(peer, **spec) == OK
-    # A wait shorter than the hint gives up at once
+    # A wait shorter than the hint (about 1 s) gives up at once: well before the wait is over
     started = time.monotonic()
-    refused = error_text(acquire(peer, wait=0.2, **spec))
-    assert time.monotonic() - started < 0.15
+    refused = error_text(acquire(peer, wait=0.5, **spec))
+    assert time.monotonic() - started < 0.4
     assert 0 < float(refused.rsplit(" ", 1)[1]) <= 1.0
-    # A long enough wait is served as soon as a unit frees up
+    # A long enough wait is served as soon as a unit frees up: well before the wait is over
     started = time.monotonic()
-    assert acquire(peer, wait=3, **spec) == OK
-    assert time.monotonic() - started < 1.3
+    assert acquire(peer, wait=4, **spec) == OK
+    assert time.monotonic() - started < 3
 
 
 def test_status_of_rate_limiters(peer: Peer) -> None:
