@@ -58,6 +58,17 @@ INLINE: Final = {
 fsynced commit runs on the thread (committing one producer's PUSH on the loop did not win
 reliably in same-run A/B tests on a shared disk, and the fsync stays off the loop)."""
 
+COMMIT_DELAY: Final = 0.5
+"""Group commit across round trips (PostgreSQL's ``commit_delay`` for siblings): the
+producers that the last commit answered send their next writes about one round trip
+later. While fewer awaited writes are here than that commit answered, the thread waits
+for the others until this share of a commit's moving-average time has passed since that
+commit (so a write arriving later, or a lone producer's, which answered one, never waits;
+and no wait is longer than half the time the commit itself takes)."""
+
+MAX_COMMIT_DELAY: Final = 0.001
+"""The longest such wait, in seconds, however slow the disk."""
+
 AVERAGE_WEIGHT: Final = 0.2
 """Weight of the newest commit in the moving average of commit durations."""
 
@@ -199,7 +210,7 @@ class Writer:
         self._conn = conn
         self._loop = loop
         self._ids = JobIds(first_id)
-        self._queue: queue.SimpleQueue[Op[Any] | str | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[Op[Any]] | str | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="werk-sqlite-writer", daemon=True)
         self._closed = False
         self._background = Background()
@@ -207,9 +218,12 @@ class Writer:
         self._checkpoints = checkpoints
         self._policy = inline
         self._queued = 0  # ops handed to the thread and not yet settled (loop side)
+        self._handing: list[Op[Any]] = []  # for the thread, put at the end of this iteration
         self._inline: list[Op[Any]] = []
         self._inline_rows = 0
         self._average = 0.0  # moving average of commit durations, seconds
+        self._answered = 0  # awaited ops in the thread's last batch (thread side)
+        self._committed_at = 0.0  # when the thread's last batch was settled
         self._dirty = False  # committed since the last checkpoint request
         self._checkpoint_at = 0.0
 
@@ -277,7 +291,16 @@ class Writer:
         if self._closed:
             raise StorageError("the SQLite store is closed")
         self._queued += 1
-        self._queue.put(op)
+        if not self._handing:
+            # One put (one wake-up of the thread) for every write of this loop iteration:
+            # the PUSHes of many connections read together commit together.
+            self._loop.call_soon(self._hand_over)
+        self._handing.append(op)
+
+    def _hand_over(self) -> None:
+        if self._handing:
+            ops, self._handing = self._handing, []
+            self._queue.put(ops)
 
     def _gather_inline(self, op: Op[Any]) -> None:
         if self._closed:
@@ -325,6 +348,7 @@ class Writer:
             return
         self.flush_background()
         self._commit_inline()
+        self._hand_over()
         self._closed = True
         if self._dirty:
             self._queue.put(CHECKPOINT)
@@ -343,6 +367,7 @@ class Writer:
             ops, stopping = ([], True) if first is None else self._gather(first)
             if ops:
                 self._settle_later(ops, self._execute(ops))
+                self._committed_at = time.monotonic()
         self._conn.close()
         if self._checkpoints is not None:
             self._checkpoints.close()
@@ -355,21 +380,27 @@ class Writer:
         except sqlite3.Error as exc:  # the next one retries; the WAL just grows meanwhile
             log.warning("WAL checkpoint failed: %s", exc)
 
-    def _gather(self, first: Op[Any]) -> tuple[list[Op[Any]], bool]:
+    def _gather(self, first: list[Op[Any]]) -> tuple[list[Op[Any]], bool]:
         """Take every pending op. While only background ops (FETCH/ACK) are waiting, linger
         up to ``LINGER`` seconds for more: fewer commits and fsyncs, and fewer page-cache
-        resets in the loop's read connection, at no cost to any awaiting caller."""
-        ops = [first]
-        urgent = first.future is not None
-        deadline = 0.0
+        resets in the loop's read connection, at no cost to any awaiting caller. While
+        fewer awaited ops are here than the last commit answered, wait for them a little
+        (:data:`COMMIT_DELAY`)."""
+        ops = list(first)
+        awaited = _awaited(first)
+        linger_until = 0.0
+        delay = min(COMMIT_DELAY * self._average, MAX_COMMIT_DELAY)
         while len(ops) < MAX_BATCH:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                if urgent:
-                    break
                 now = time.monotonic()
-                deadline = deadline or now + LINGER
+                if awaited:
+                    if awaited >= self._answered:
+                        break
+                    deadline = self._committed_at + delay
+                else:
+                    linger_until = deadline = linger_until or now + LINGER
                 if deadline <= now:
                     break
                 try:
@@ -381,8 +412,9 @@ class Writer:
             if isinstance(item, str):
                 self._queue.put(item)  # the checkpoint waits for this batch's commit
                 break
-            ops.append(item)
-            urgent = urgent or item.future is not None
+            ops.extend(item)
+            awaited += _awaited(item)
+        self._answered = awaited
         return ops, False
 
     def _execute(self, ops: list[Op[Any]]) -> list[Outcome]:
@@ -428,6 +460,10 @@ class Writer:
             self._loop.call_soon_threadsafe(self._settled, ops, outcomes)
         except RuntimeError:  # the loop is closed: nobody is waiting any more
             log.warning("event loop closed; %d settled writes not reported", len(ops))
+
+
+def _awaited(ops: list[Op[Any]]) -> int:
+    return sum(op.future is not None for op in ops)
 
 
 def settle(ops: list[Op[Any]], outcomes: list[Outcome]) -> None:
