@@ -126,32 +126,45 @@ class Manager:
             CommandError: the job breaks a rule, with Faktory's message, or middleware
                 refused it.
         """
+        _, entry, due = await self._prepare(job, now)
+        return entry, due
+
+    async def _prepare(self, job: Any, now: float) -> tuple[dict[str, Any], Entry, float | None]:
+        """:meth:`prepare`, also returning the validated job (what its entry's body holds).
+
+        Raises:
+            CommandError: the job breaks a rule, with Faktory's message, or middleware
+                refused it.
+        """
         job = validate(job, now)
         due = scheduled_at(job, now)
         # Also for a scheduled job: it must not create an invalid queue when it falls due.
         check_queue_name(job["queue"])
         for middleware in self._hooks["push"]:
             await middleware.push(job, now)
-        return make_entry(job), due
+        return job, make_entry(job), due
 
     async def _pushed(self, entries: Sequence[Entry], now: float) -> None:
         hooks = self._hooks["pushed"]
         if hooks:
             for entry in entries:
-                job = jsonwire.loads(entry.body)
-                for middleware in hooks:
-                    await middleware.pushed(job, now)
+                await self._pushed_job(jsonwire.loads(entry.body), now)
+
+    async def _pushed_job(self, job: dict[str, Any], now: float) -> None:
+        for middleware in self._hooks["pushed"]:
+            await middleware.pushed(job, now)
 
     async def push(self, job: Any) -> None:
         """Store one job: into its queue, or the scheduled set if ``at`` is ahead."""
         now = self.clock()
-        entry, due = await self.prepare(job, now)
+        job, entry, due = await self._prepare(job, now)
         if due is None:
             await self.store.enqueue([entry], now)
         else:
             await self.store.add("scheduled", [Scored(due, entry)])
             self._scheduled(due)
-        await self._pushed([entry], now)
+        # The validated job is what the body holds: no decoding it again.
+        await self._pushed_job(job, now)
 
     async def push_bulk(self, jobs: Any) -> dict[str, str]:
         """Store many jobs in one write; return ``{jid: error}`` for the rejected ones.
