@@ -12,13 +12,8 @@ arrival order: every operation in a batch was concurrent with the others, so any
 one a client could have seen. Semantics per operation are those of the single-operation
 scripts they replace (Werk's own; Faktory keeps the same rules in its Redis).
 
-:class:`ScriptLink` runs the script on a connection of its own: with one batch in flight
-there is no need for a pool, and writing ``EVALSHA`` directly skips redis-py's per-call
-pool checkout, retry wrapper and timeout (about 30 us of the server's CPU per round trip,
-measured A/B). The rules stay the store's: ``NOSCRIPT`` (a restarted Redis) loads the
-script and sends again; after a lost connection the call is sent once more on a new
-connection, whose connect retries with the store's backoff (so Redis may be away for about
-as long as for any other command), then the error is raised.
+The script goes to Redis over a connection of its own
+(:class:`werk.storage.redis.link.ScriptLink`).
 """
 
 from __future__ import annotations
@@ -28,12 +23,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
-
-import redis.asyncio as aioredis
-from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from werk.errors import StorageError
 from werk.storage.base import Entry, Placement, Reservation
@@ -280,74 +269,3 @@ class Batcher:
             if self._pending and not self._scheduled:
                 self._scheduled = True
                 asyncio.get_running_loop().call_soon(self._start)
-
-
-LOST = (RedisConnectionError, RedisTimeoutError, OSError)
-
-
-class ScriptLink:
-    """Runs one Lua script over a connection of its own, one call at a time.
-
-    Args:
-        client: the store's client; the connection comes from (and goes back to) its pool.
-        source: the script's Lua source.
-        retries: the store's retries; 0 means a lost connection fails the call at once,
-            otherwise it is sent once more on a new connection (which retries connecting).
-    """
-
-    def __init__(self, client: aioredis.Redis, source: str, retries: int) -> None:
-        self._client = client
-        self._script = client.register_script(source)
-        self._retries = retries
-        self._conn: AbstractConnection | None = None
-
-    async def __call__(self, keys: Sequence[str], args: Sequence[str | bytes]) -> Any:
-        """Run the script with ``keys`` and ``args``; return its reply.
-
-        Raises:
-            redis.exceptions.RedisError: Redis answered with an error, or stayed away.
-        """
-        try:
-            return await self._call(keys, args)
-        except LOST:
-            # The connection died while idle (a restarted Redis, a network blip): one more
-            # try on a fresh one, whose connect retries with backoff by itself (the pool's
-            # policy). Retrying here too would multiply the two: minutes, not seconds.
-            await self._drop()
-            if self._retries == 0:
-                raise
-        try:
-            return await self._call(keys, args)
-        except LOST:
-            await self._drop()
-            raise
-
-    async def _call(self, keys: Sequence[str], args: Sequence[str | bytes]) -> Any:
-        if self._conn is None:
-            pool: Any = self._client.connection_pool  # get_connection() is unannotated
-            self._conn = await pool.get_connection()
-        conn = self._conn
-        try:
-            await conn.send_command("EVALSHA", self._script.sha, len(keys), *keys, *args)
-            try:
-                return await conn.read_response()
-            except NoScriptError:
-                await conn.send_command("SCRIPT", "LOAD", self._script.script)
-                await conn.read_response()
-                await conn.send_command("EVALSHA", self._script.sha, len(keys), *keys, *args)
-                return await conn.read_response()
-        except asyncio.CancelledError:
-            await self._drop()  # a reply may be half read: never reuse this connection
-            raise
-
-    async def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await conn.disconnect(nowait=True)
-            await self._client.connection_pool.release(conn)
-
-    async def close(self) -> None:
-        """Give the connection back to the pool."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await self._client.connection_pool.release(conn)

@@ -34,7 +34,7 @@ from werk.storage.base import (
     Reservation,
     Store,
 )
-from werk.storage.redis.batch import Batcher, ScriptLink
+from werk.storage.redis.batch import Batcher
 from werk.storage.redis.codec import (
     fmt_float,
     unpack_entry,
@@ -43,6 +43,7 @@ from werk.storage.redis.codec import (
 )
 from werk.storage.redis.coord import RedisCoord
 from werk.storage.redis.keys import DEFAULT_PREFIX, Keys
+from werk.storage.redis.link import ScriptLink
 from werk.storage.redis.listener import AvailableListener
 from werk.storage.redis.scripts import BATCH
 from werk.storage.redis.sets import RedisSets
