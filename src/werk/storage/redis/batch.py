@@ -13,14 +13,16 @@ one a client could have seen. Semantics per operation are those of the single-op
 scripts they replace (Werk's own; Faktory keeps the same rules in its Redis).
 
 The script goes to Redis over a connection of its own
-(:class:`werk.storage.redis.link.ScriptLink`).
+(:class:`werk.storage.redis.link.ScriptLink`), written at once when the batch starts, and
+its reply resolves the batch's futures from the connection's ``data_received``: no task
+and no future per batch. A task takes over only to reconnect or reload the script.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -34,6 +36,7 @@ from werk.storage.redis.codec import (
     unpack_reservation,
 )
 from werk.storage.redis.keys import WORKING_SENTINEL, Keys
+from werk.storage.redis.link import ScriptLink
 
 MAX_OPS = 500
 """Operations (or enqueued entries) per batch: bounds how long one script holds Redis."""
@@ -44,9 +47,6 @@ MAX_IN_FLIGHT = 1
 WAIT_MARK = 30.0
 """Seconds a FETCH that found nothing marks its server as waiting (see ``BATCH``); longer
 than any blocking FETCH, so a push in that time wakes it across servers."""
-
-Run = Callable[[Sequence[str], Sequence[str | bytes]], Awaitable[Any]]
-"""Runs the ``BATCH`` script with keys and args; returns its reply."""
 
 _Fetch = tuple[str, float, "asyncio.Future[Reservation | None]"]
 
@@ -141,7 +141,7 @@ class Batcher:
     """Gathers the store's hot operations into batches and runs them (see the module doc).
 
     Args:
-        run: runs the ``BATCH`` script.
+        link: runs the ``BATCH`` script (set by the store when it opens).
         keys: the store's key names.
         origin: the store's id (published with pushes, marks its waiting FETCHes).
         max_ops: operations or entries per batch.
@@ -150,14 +150,14 @@ class Batcher:
 
     def __init__(
         self,
-        run: Run,
+        link: ScriptLink | None,
         keys: Keys,
         origin: str,
         *,
         max_ops: int = MAX_OPS,
         max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
-        self._run = run
+        self.link = link
         self._keys = keys
         self._origin = origin
         self.max_ops = max_ops
@@ -247,22 +247,46 @@ class Batcher:
         while self._pending and self._in_flight < self.max_in_flight:
             batch = self._pending.popleft()
             self._in_flight += 1
-            task = asyncio.get_running_loop().create_task(self._flush(batch))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._send(batch)
 
-    async def _flush(self, batch: _Batch) -> None:
+    def _send(self, batch: _Batch) -> None:
+        link = self.link
+        assert link is not None, "the store is not open"
+        keys, args = self._script_keys, batch.args(self._keys, self._origin)
+
+        def answered(reply: Any, error: BaseException | None) -> None:
+            if error is None:
+                self._finish(batch, reply, None)
+            else:  # NOSCRIPT or a lost connection: the link's rules, in a task
+                self._spawn(batch, link.recover(keys, args, error))
+
+        if not link.send(keys, args, answered):
+            self._spawn(batch, link(keys, args))  # (re)connect first
+
+    def _spawn(self, batch: _Batch, call: Awaitable[Any]) -> None:
+        task = asyncio.get_running_loop().create_task(self._wait(batch, call))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _wait(self, batch: _Batch, call: Awaitable[Any]) -> None:
         try:
-            reply = await self._run(self._script_keys, batch.args(self._keys, self._origin))
+            reply = await call
         except BaseException as exc:  # every waiting operation gets the error
-            batch.fail_all(exc)
+            self._finish(batch, None, exc)
             if not isinstance(exc, Exception):
                 raise
         else:
-            try:
-                batch.resolve(reply)
-            except Exception as exc:  # a damaged entry: fail the rest, not the loop
-                batch.fail_all(exc)
+            self._finish(batch, reply, None)
+
+    def _finish(self, batch: _Batch, reply: Any, error: BaseException | None) -> None:
+        try:
+            if error is not None:
+                batch.fail_all(error)
+            else:
+                try:
+                    batch.resolve(reply)
+                except Exception as exc:  # a damaged entry: fail the rest, not the loop
+                    batch.fail_all(exc)
         finally:
             self.batches += 1
             self._in_flight -= 1

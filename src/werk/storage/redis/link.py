@@ -21,8 +21,9 @@ as long as for any other command), then the error is raised.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import hiredis
@@ -33,6 +34,19 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 LOST = (RedisConnectionError, RedisTimeoutError, OSError)
 
+OnReply = Callable[[Any, BaseException | None], None]
+"""Called with ``(reply, None)``, or ``(None, error)`` for an error reply or a lost
+connection; must not raise."""
+
+
+def _settle(fut: asyncio.Future[Any], reply: Any, error: BaseException | None) -> None:
+    if fut.done():  # its caller was cancelled; the reply is dropped
+        return
+    if error is None:
+        fut.set_result(reply)
+    else:
+        fut.set_exception(error)
+
 
 class RespProtocol(asyncio.Protocol):
     """One Redis connection: calls are written at once, replies resolve them in order."""
@@ -40,7 +54,7 @@ class RespProtocol(asyncio.Protocol):
     def __init__(self) -> None:
         self._transport: asyncio.Transport | None = None
         self._reader = hiredis.Reader(replyError=ResponseError)
-        self._waiting: deque[asyncio.Future[Any]] = deque()
+        self._waiting: deque[OnReply] = deque()
         self.lost: BaseException | None = None
         """Why the connection is gone (``None`` while it is up)."""
 
@@ -52,8 +66,8 @@ class RespProtocol(asyncio.Protocol):
         self._transport = cast("asyncio.Transport", writer.transport)
         writer.transport.set_protocol(self)
 
-    def call(self, *args: str | bytes | memoryview | int) -> asyncio.Future[Any]:
-        """Send one command; the future resolves to its reply (an error reply raises).
+    def send(self, on_reply: OnReply, *args: str | bytes | memoryview | int) -> None:
+        """Send one command; ``on_reply`` gets its reply (see :data:`OnReply`).
 
         Raises:
             redis.exceptions.ConnectionError: the connection is gone.
@@ -61,9 +75,17 @@ class RespProtocol(asyncio.Protocol):
         transport = self._transport
         if self.lost is not None or transport is None:
             raise RedisConnectionError(f"connection to Redis lost: {self.lost}")
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         transport.write(hiredis.pack_command(args))  # type: ignore[arg-type]  # stub: 1-tuple
-        self._waiting.append(fut)
+        self._waiting.append(on_reply)
+
+    def call(self, *args: str | bytes | memoryview | int) -> asyncio.Future[Any]:
+        """Send one command; the future resolves to its reply (an error reply raises).
+
+        Raises:
+            redis.exceptions.ConnectionError: the connection is gone.
+        """
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.send(functools.partial(_settle, fut), *args)
         return fut
 
     def data_received(self, data: bytes) -> None:
@@ -71,15 +93,12 @@ class RespProtocol(asyncio.Protocol):
         reader.feed(data)
         try:
             while (reply := reader.gets()) is not False:
-                fut = self._waiting.popleft()
-                if fut.done():  # its caller was cancelled; the reply is dropped
-                    continue
+                on_reply = self._waiting.popleft()
                 if isinstance(reply, ResponseError):
                     text = str(reply)
-                    error = NoScriptError(text) if text.startswith("NOSCRIPT") else reply
-                    fut.set_exception(error)
+                    on_reply(None, NoScriptError(text) if text.startswith("NOSCRIPT") else reply)
                 else:
-                    fut.set_result(reply)
+                    on_reply(reply, None)
         except (hiredis.ProtocolError, IndexError) as exc:  # garbage, or a reply unasked for
             self.close()
             self._fail(RedisConnectionError(f"Redis protocol error: {exc}"))
@@ -91,9 +110,7 @@ class RespProtocol(asyncio.Protocol):
         if self.lost is None:
             self.lost = error
         while self._waiting:
-            fut = self._waiting.popleft()
-            if not fut.done():
-                fut.set_exception(error)
+            self._waiting.popleft()(None, error)
 
     def close(self) -> None:
         """Close the connection; calls still waiting fail with ``ConnectionError``."""
@@ -118,6 +135,7 @@ class ScriptLink:
         self._retries = retries
         self._resp: RespProtocol | None = None
         self._connecting: asyncio.Future[RespProtocol] | None = None
+        self._closed = False
 
     async def __call__(self, keys: Sequence[str], args: Sequence[str | bytes]) -> Any:
         """Run the script with ``keys`` and ``args``; return its reply.
@@ -134,6 +152,37 @@ class ScriptLink:
             self._drop()
             if self._retries == 0:
                 raise
+        try:
+            return await self._call(keys, args)
+        except LOST:
+            self._drop()
+            raise
+
+    def send(self, keys: Sequence[str], args: Sequence[str | bytes], on_reply: OnReply) -> bool:
+        """Send the call at once if the connection is up (no task, no future): ``on_reply``
+        gets the reply; on ``NOSCRIPT`` or a lost connection finish with :meth:`recover`.
+        Return ``False`` (nothing sent) if there is no live connection: use the call."""
+        resp = self._resp
+        if resp is None or resp.lost is not None:
+            return False
+        resp.send(on_reply, "EVALSHA", self._script.sha, len(keys), *keys, *args)
+        return True
+
+    async def recover(
+        self, keys: Sequence[str], args: Sequence[str | bytes], error: BaseException
+    ) -> Any:
+        """Finish a call that :meth:`send` sent and that failed with ``error``, by the
+        rules of a call: ``NOSCRIPT`` loads the script and sends again, a lost connection
+        sends once more on a new one; any other error is raised."""
+        if self._closed:
+            raise error
+        if isinstance(error, NoScriptError):
+            return await self(keys, args)
+        if not isinstance(error, LOST):
+            raise error
+        self._drop()
+        if self._retries == 0:
+            raise error
         try:
             return await self._call(keys, args)
         except LOST:
@@ -181,5 +230,6 @@ class ScriptLink:
             resp.close()
 
     async def close(self) -> None:
-        """Close the connection."""
+        """Close the connection; calls in flight fail."""
+        self._closed = True
         self._drop()

@@ -15,7 +15,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Sequence
 from dataclasses import asdict
-from typing import Any, cast
+from typing import cast
 from urllib.parse import parse_qsl, urlencode
 
 import redis.asyncio as aioredis
@@ -85,7 +85,7 @@ class RedisStore(RedisCoord, RedisSets):
         self.max_connections = max_connections
         self.origin = uuid.uuid4().hex
         self._listener: AvailableListener | None = None
-        self._batcher = Batcher(self._run_batch, self.keys, self.origin)
+        self._batcher = Batcher(None, self.keys, self.origin)
 
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
@@ -114,6 +114,7 @@ class RedisStore(RedisCoord, RedisSets):
         self._redis = self._connect(self.retries)
         self._load_scripts()
         self._link = ScriptLink(self._redis, BATCH, self.retries)
+        self._batcher.link = self._link
         await self._redis.ping()
         listener = AvailableListener(
             lambda: self._connect(retries=0), self.keys, self.origin, self._notify
@@ -135,9 +136,6 @@ class RedisStore(RedisCoord, RedisSets):
         self._callbacks.append(callback)
 
     # -- queues ------------------------------------------------------------------
-
-    async def _run_batch(self, keys: Sequence[str], args: Sequence[str | bytes]) -> Any:
-        return await self._link(keys, args)
 
     @wrap_errors
     async def enqueue(self, entries: Sequence[Entry], now: float) -> None:
