@@ -111,7 +111,11 @@ def _goals(r: dict[str, Any], huey: float) -> list[str]:
     rd, sq = r["redis.costs"], r["sqlite.costs"]
     drain, sqlite = r["redis.drain"]["jobs_per_s"], r["sqlite.drain"]["jobs_per_s"]
     checks = [
-        ("drain on Redis >= 1.5x Huey", drain >= 1.5 * huey, f"{drain / huey:.2f}x"),
+        (
+            "drain on Redis >= 1.5x Huey",
+            bool(huey) and drain >= 1.5 * huey,
+            f"{drain / huey:.2f}x" if huey else "not run (--no-peers)",
+        ),
         ("drain on Redis >= 0.7x SQLite", drain >= 0.7 * sqlite, f"{drain / sqlite:.2f}x"),
         (
             "server CPU per job on Redis <= 1.5x SQLite",
@@ -141,6 +145,31 @@ def _goals(r: dict[str, Any], huey: float) -> list[str]:
     ]
     rows = ["| goal (issue 15) | measured | status |", "|---|---|---|"]
     return rows + [f"| {name} | {value} | {_ok(ok)} |" for name, ok, value in checks]
+
+
+def summary(r: dict[str, Any]) -> str:
+    """Return the issue's figures as plain text: the goals, then the costs per job."""
+    peers = {k.split(".", 1)[1]: float(r[k]["jobs_per_s"]) for k in r if k.startswith("peer.")}
+    rd, sq = r["redis.costs"], r["sqlite.costs"]
+    lines = _goals(r, peers.get("huey", 0.0))
+    lines.append("")
+    for key in ("drain_raw", "drain", "drain_async", "push_single", "push_producers"):
+        s, d = _pair(r, key)
+        lines.append(f"{key}: SQLite {_f(s)} jobs/s, Redis {_f(d)} jobs/s ({d / s:.2f}x)")
+    lines += [f"peer {name}: {_f(rate)} jobs/s" for name, rate in sorted(peers.items())]
+    for label, key in (("server", "server_us_per_job"), ("worker", "worker_us_per_job")):
+        lines.append(f"{label} CPU per job: SQLite {sq[key]:.0f} us, Redis {rd[key]:.0f} us")
+    lines.append(
+        f"Redis per job: {rd['redis_commands_per_job']:.2f} commands,"
+        f" {rd['redis_us_per_job']:.1f} us CPU"
+    )
+    pp, sp = r["redis.push_path"], r["sqlite.push_path"]
+    for label, key in (("one raw producer", "push_1"), ("16 raw producers", "push_16")):
+        lines.append(
+            f"server CPU per PUSH, {label}: Redis {pp[f'backend.{key}_cpu_us']:.0f} us,"
+            f" SQLite fsync {sp[f'fsync.{key}_cpu_us']:.0f} us, os {sp[f'os.{key}_cpu_us']:.0f} us"
+        )
+    return "\n".join(lines)
 
 
 def _model(rd: dict[str, Any], sq: dict[str, Any]) -> list[str]:

@@ -4,12 +4,16 @@ of docs/benchmarks.md.
 Usage (from the repository root, after ``make install`` and the peers' venv, see
 bench/run_all.py)::
 
-    .venv/bin/python bench/redis_scaleout.py [--quick | --render]
+    .venv/bin/python bench/redis_scaleout.py [--quick] [--no-peers] [--port N] [--render]
 
-It starts a redis-server of its own on a free port (no persistence: ``--save ""
---appendonly no``), so that Redis' own command and CPU counters hold Werk's traffic alone,
-and stops it at the end. Every figure is a median of 3 rounds (1 with ``--quick``), and
-every system runs in the same run, so the ratios compare like with like.
+It starts a redis-server of its own (no persistence: ``--save "" --appendonly no``) on a
+free port, or on ``--port``, so that Redis' own command and CPU counters hold Werk's
+traffic alone, and stops it at the end. Every figure is a median of 3 rounds (1 with
+``--quick``, which also runs smaller jobs counts), and every system runs in the same run,
+so the ratios compare like with like. It prints the issue's goals with the measured
+figures at the end. ``--no-peers`` skips Huey, Dramatiq and Taskiq (an A/B of Werk alone,
+a few minutes with ``--quick``): the Huey ratio then reads "not run", and the run goes to
+bench/results-redis-werk.json only, leaving docs/benchmarks.md alone.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from run_all import PEERS, machine, peer_bench, werk_bench  # noqa: E402
 
 SECTION = ROOT / "bench" / "redis-scaleout.md"
 RESULTS = ROOT / "bench" / "results-redis.json"
+RESULTS_WERK = ROOT / "bench" / "results-redis-werk.json"
 START, END = "<!-- redis-scaleout:start -->", "<!-- redis-scaleout:end -->"
 SCENARIOS = (
     "drain_raw",
@@ -44,11 +49,13 @@ SCENARIOS = (
 )
 
 
-def start_redis() -> tuple[subprocess.Popen[bytes], int]:
-    """Start a private redis-server without persistence; return it and its port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+def start_redis(port: int = 0) -> tuple[subprocess.Popen[bytes], int]:
+    """Start a private redis-server without persistence (on a free port for 0); return it
+    and its port."""
+    if not port:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
     args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     args += ["--appendonly", "no", "--dir", tempfile.mkdtemp(prefix="werk-bench-redis-")]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
@@ -77,10 +84,12 @@ def main() -> None:
         write(json.loads(RESULTS.read_text()))
         return
     quick = "--quick" in sys.argv
+    peers = () if "--no-peers" in sys.argv else PEERS
+    port = int(sys.argv[sys.argv.index("--port") + 1]) if "--port" in sys.argv else 0
     rounds = 1 if quick else 3
     n = {"drain_raw": 20_000, "push_single": 10_000, "push_producers": 20_000, "push_path": 5_000}
     big = 5_000 if quick else 50_000
-    redis_proc, port = start_redis()
+    redis_proc, port = start_redis(port)
     url = f"redis://127.0.0.1:{port}/3"
     os.environ["BENCH_REDIS_URL"] = f"redis://127.0.0.1:{port}/4"
     r: dict[str, Any] = {
@@ -106,7 +115,7 @@ def main() -> None:
                 for key, storage in (("sqlite", "sqlite"), ("redis", url)):
                     record(f"{key}.{scenario}", werk_bench(scenario, storage, size, 1))
             record("redis.drain_two_servers", werk_bench("drain_two_servers", url, big, 1))
-            for system in PEERS:
+            for system in peers:
                 record(f"peer.{system}", peer_bench(system, big, 1))
     finally:
         redis_proc.terminate()
@@ -114,8 +123,15 @@ def main() -> None:
     r["load_end"] = os.getloadavg()[0]
     for key, results in runs.items():
         r[key] = medians(results)
-    RESULTS.write_text(json.dumps(r, indent=2))
-    write(r)
+    if not peers:
+        RESULTS_WERK.write_text(json.dumps(r, indent=2))
+        print(f"wrote {RESULTS_WERK.relative_to(ROOT)} (docs/benchmarks.md left alone)")
+    else:
+        RESULTS.write_text(json.dumps(r, indent=2))
+        write(r)
+    from redis_report import summary
+
+    print(summary(r))
 
 
 def medians(results: list[dict[str, Any]]) -> dict[str, Any]:
