@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-RERUN = """```sh
+RERUN = """<!-- not-run: benchmark runs (minutes) -->
+```sh
 .venv/bin/python bench/redis_scaleout.py     # this section, about 15 minutes
+.venv/bin/python bench/redis_scaleout.py --quick --no-peers   # Werk alone, for A/B
 .venv/bin/werk bench costs --storage redis://127.0.0.1:6390/3   # on a Redis of your own
 ```"""
 

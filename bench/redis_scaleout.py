@@ -151,7 +151,8 @@ def splice(doc: Path, section: str) -> None:
     block = f"{START}\n{section.rstrip()}\n{END}\n"
     if START in text and END in text:
         head, rest = text.split(START, 1)
-        text = head + block + rest.split(END, 1)[1].lstrip("\n")
+        tail = rest.split(END, 1)[1].lstrip("\n")
+        text = head + block + ("\n" + tail if tail else "")
     else:
         text = text.rstrip() + "\n\n" + block
     doc.write_text(text)
