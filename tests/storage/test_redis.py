@@ -382,3 +382,86 @@ async def test_outage_raises_storage_error_then_recovers(private_redis: RedisSer
         assert await store.queue_sizes() == {"default": 1}
     finally:
         await store.close()
+
+
+# -- other transports: a Unix socket, TLS ---------------------------------------------------
+
+
+def _start_private(
+    tmp_path: Path, args: list[str], ready: Callable[[], bool]
+) -> subprocess.Popen[bytes] | None:
+    proc = subprocess.Popen(
+        ["redis-server", "--save", "", "--appendonly", "no", "--dir", str(tmp_path), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not ready():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            return None
+        time.sleep(0.02)
+    return proc
+
+
+async def _round_trip(url: str) -> None:
+    # Pushes, FETCHes and ACKs (the batch script's own connection) and a pooled command.
+    store = RedisStore.from_url(url)
+    await store.open()
+    try:
+        await store.enqueue([entry(f"t{i}") for i in range(50)], 1000.0)
+        got = await asyncio.gather(*(store.fetch(["default"], 1001.0, "w") for _ in range(50)))
+        jids = {r.entry.jid for r in got if r is not None}
+        acked = await asyncio.gather(*(store.ack(j, 1002.0) for j in jids))
+        assert len(jids) == 50 and all(a is not None for a in acked)
+        assert (await store.counters()).processed == 50
+    finally:
+        await store.close()
+
+
+async def test_store_over_a_unix_socket(tmp_path: Path) -> None:
+    _require(shutil.which("redis-server") is not None, "redis-server is not installed")
+    path = tmp_path / "redis.sock"
+    proc = _start_private(tmp_path, ["--port", "0", "--unixsocket", str(path)], path.exists)
+    assert proc is not None, "redis-server did not start"
+    try:
+        await _round_trip(f"unix://{path}?db=0&prefix=unix:")
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+async def test_store_over_tls(tmp_path: Path) -> None:
+    _require(shutil.which("redis-server") is not None, "redis-server is not installed")
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (to make a certificate)")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    tls = ["--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1"]
+    tls += ["--tls-cert-file", str(cert), "--tls-key-file", str(key)]
+    tls += ["--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no"]
+    proc = _start_private(tmp_path, tls, lambda: _listening(port))
+    if proc is None:
+        pytest.skip("this redis-server does not start with TLS (built without it?)")
+    try:
+        await _round_trip(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}&prefix=tls:")
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False

@@ -15,7 +15,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Sequence
 from dataclasses import asdict
-from typing import cast
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode
 
 import redis.asyncio as aioredis
@@ -94,6 +94,10 @@ class RedisStore(RedisCoord, RedisSets):
         return cls(client_url, prefix=prefix)
 
     def _connect(self, retries: int) -> aioredis.Redis:
+        # TCP keepalive for TCP connections (redis-py's Unix socket connection refuses it).
+        options: dict[str, Any] = {}
+        if not self.client_url.startswith("unix:"):
+            options["socket_keepalive"] = True
         # A blocking pool: a burst of concurrent commands waits for a free connection
         # instead of failing with "Too many connections".
         pool = aioredis.BlockingConnectionPool.from_url(
@@ -104,7 +108,7 @@ class RedisStore(RedisCoord, RedisSets):
             retry_on_error=[RedisConnectionError, RedisTimeoutError, OSError],
             health_check_interval=10,
             socket_connect_timeout=5,
-            socket_keepalive=True,
+            **options,
         )
         return aioredis.Redis.from_pool(pool)
 
