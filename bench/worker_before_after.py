@@ -1,0 +1,140 @@
+"""The worker before and after issue 14, in one run: drain rate and worker CPU per job.
+
+"Before" is this checkout's tree (``git archive HEAD``) with ``src/werk/client/`` and
+``src/werk/cli/worker.py`` taken from ``--before`` (default ``afcf964``, the last commit
+before issue 14's worker), built into a temporary directory; "after" is this checkout's
+``src``. One ``werk server`` (SQLite, from this checkout) serves every pass, so only the
+worker differs. Each pass queues N no-op jobs, starts the ``werk worker`` processes of
+``werk bench drain`` (2 processes, concurrency 50) with ``PYTHONPATH`` at one tree, and
+measures from the first job processed to the last: jobs/s, and the workers' CPU time (user +
+system, from ``/proc``) per job, the figure a busy machine disturbs least. Passes alternate
+before/after, after/before, ...; medians and after/before ratios are printed at the end::
+
+    .venv/bin/python bench/worker_before_after.py                 # noop and anoop, 6 passes
+    .venv/bin/python bench/worker_before_after.py -n 20000 --passes 2 --jobs anoop
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shutil
+import statistics
+import subprocess
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+from werk.benchmarks.harness import BenchServer, jobs, start_workers, stop_workers
+from werk.benchmarks.scenarios import WORKER_CONCURRENCY
+from werk.client import Client
+
+ROOT = Path(__file__).resolve().parent.parent
+TICKS = os.sysconf("SC_CLK_TCK")
+BEFORE_PATHS = ("src/werk/client", "src/werk/cli/worker.py")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process, from ``/proc/<pid>/stat``."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def _extract(ref: str, paths: tuple[str, ...], into: Path) -> None:
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", ref, *paths], cwd=ROOT, check=True, capture_output=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+
+
+def build_before(ref: str, into: Path) -> Path:
+    """Write HEAD's ``src`` with the client paths of ``ref`` into ``into``; return its src."""
+    _extract("HEAD", ("src",), into)
+    shutil.rmtree(into / "src/werk/client")
+    _extract(ref, BEFORE_PATHS, into)
+    return into / "src"
+
+
+def processed(client: Client) -> int:
+    return int(client.info()["faktory"]["total_processed"])
+
+
+def wait_for(client: Client, target: int, timeout: float = 600) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if processed(client) >= target:
+            return time.monotonic()
+        time.sleep(0.01)
+    raise TimeoutError(f"fewer than {target} jobs processed in {timeout} s")
+
+
+def one_pass(url: str, src: Path, jobtype: str, n: int, processes: int) -> tuple[float, float]:
+    """Drain ``n`` jobs with workers from ``src``; return (jobs/s, worker CPU us per job)."""
+    with Client(url) as client:
+        for start in range(0, n, 1000):
+            client.push_bulk(jobs(min(1000, n - start), jobtype=jobtype))
+        base = processed(client)
+        env = {"PYTHONPATH": str(src)}
+        workers = start_workers(url, processes, WORKER_CONCURRENCY, env=env)
+        try:
+            first_at = wait_for(client, base + 1)
+            first = processed(client) - base
+            cpu_start = sum(cpu_seconds(w.pid) for w in workers)
+            last_at = wait_for(client, base + n)
+            cpu_used = sum(cpu_seconds(w.pid) for w in workers) - cpu_start
+        finally:
+            stop_workers(workers)
+    done = n - first
+    return done / (last_at - first_at), cpu_used / done * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", type=int, default=50_000, help="jobs per pass (default 50,000)")
+    parser.add_argument("--passes", type=int, default=6, help="passes per version (default 6)")
+    parser.add_argument("--jobs", default="noop,anoop", help="job types: noop (def), anoop")
+    parser.add_argument("--processes", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--before", default="afcf964", help="commit of the before client")
+    args = parser.parse_args()
+    results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="werk-before-") as tmp:
+        trees = {"before": build_before(args.before, Path(tmp)), "after": ROOT / "src"}
+        with BenchServer("sqlite") as server:
+            for number in range(args.passes):
+                order = ["before", "after"] if number % 2 == 0 else ["after", "before"]
+                for jobtype in args.jobs.split(","):
+                    for version in order:
+                        rate, cpu = one_pass(
+                            server.url, trees[version], jobtype, args.n, args.processes
+                        )
+                        results.setdefault((jobtype, version), []).append((rate, cpu))
+                        print(
+                            f"pass {number + 1} {jobtype:>5} {version:>6}: {rate:8.0f} jobs/s"
+                            f" {cpu:6.1f} worker CPU us/job",
+                            flush=True,
+                        )
+    report(results, args)
+
+
+def report(results: dict[tuple[str, str], list[tuple[float, float]]], args: object) -> None:
+    print(f"\nmedians of {getattr(args, 'passes', '?')} passes, {getattr(args, 'n', '?')} jobs:")
+    print("| job | before jobs/s | after jobs/s | ratio | before CPU us/job | after | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for jobtype in dict.fromkeys(job for job, _ in results):
+        before, after = results[(jobtype, "before")], results[(jobtype, "after")]
+        rate_b = statistics.median(r for r, _ in before)
+        rate_a = statistics.median(r for r, _ in after)
+        cpu_b = statistics.median(c for _, c in before)
+        cpu_a = statistics.median(c for _, c in after)
+        print(
+            f"| {jobtype} | {rate_b:,.0f} | {rate_a:,.0f} | {rate_a / rate_b:.2f}x |"
+            f" {cpu_b:.1f} | {cpu_a:.1f} | {cpu_a / cpu_b:.2f}x |"
+        )
+
+
+if __name__ == "__main__":
+    main()
