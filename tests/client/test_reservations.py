@@ -87,7 +87,7 @@ def test_a_server_without_track_gets_one_warning_and_a_line_per_expired_job(
 ) -> None:
     # Faktory's open-source server answers TRACK with an error: the keeper stops asking and
     # logs, with its jid, each job that outlives its reservation.
-    keeper = ReservationKeeper(Connector(Worker("tcp://localhost:1")))
+    keeper = ReservationKeeper(Connector(Worker("tcp://localhost:1")), list)
     lease = Lease("jid-1", "Export", 60.0, expires=100.0, renew_at=130.0)
     with caplog.at_level(logging.WARNING, "werk.worker"):
         keeper._settle(lease, CommandError("ERR Unknown command TRACK"), now=130.0)
@@ -97,3 +97,21 @@ def test_a_server_without_track_gets_one_warning_and_a_line_per_expired_job(
     messages = [record.getMessage() for record in caplog.records]
     assert len(messages) == 2 and "does not support TRACK SET" in messages[0]
     assert "job jid-1 Export: still running after its reservation of 60s expired" in messages[1]
+
+
+def test_the_keeper_finds_running_jobs_and_dates_them_from_its_previous_look() -> None:
+    # The worker does not tell the keeper about each job; the keeper reads the running jobs
+    # every POLL. A job first seen at one look started after the previous one, so its lease
+    # (renewal at half of reserve_for) counts from that previous look.
+    running: list[dict[str, object]] = [{"jid": "a", "jobtype": "Export", "reserve_for": 60}]
+    keeper = ReservationKeeper(Connector(Worker("tcp://localhost:1")), lambda: running)
+    keeper.look(now=100.5, previous=100.0)
+    lease = keeper.leases["a"]
+    assert (lease.expires, lease.renew_at, lease.jobtype) == (160.0, 130.0, "Export")
+    running.append({"jid": "b", "jobtype": "Other"})
+    keeper.look(now=101.0, previous=100.5)
+    assert keeper.leases["a"] is lease  # the same lease while the job runs
+    assert keeper.leases["b"].renew_at == 100.5 + 900
+    running.clear()
+    keeper.look(now=101.5, previous=101.0)
+    assert keeper.leases == {}  # finished jobs are forgotten

@@ -19,7 +19,6 @@ from werk.client.client import CALLS
 from werk.client.connection import CONNECTION_ERRORS, AsyncConnection
 from werk.client.proto import Call
 from werk.client.reconnect import Connector, GiveUpError
-from werk.client.reservations import ReservationKeeper
 from werk.client.runner import Runner, shutdown_call
 from werk.client.state import WorkerHost
 from werk.errors import CommandError, ResultTooLargeError
@@ -38,13 +37,11 @@ class Processor:
         worker: WorkerHost,
         runner: Runner,
         connector: Connector,
-        keeper: ReservationKeeper,
         index: int,
     ) -> None:
         self.worker = worker
         self.runner = runner
         self.connector = connector
-        self.keeper = keeper
         self.index = index
         self.job: dict[str, Any] | None = None
         self.abandon = False
@@ -77,15 +74,17 @@ class Processor:
                     log.error("could not report %r; the server will expire it", report.data[:80])
                 break
             if report is not None:
-                followup = self._check_report(report, results[0])
-                report = None
-                if followup is not None:
-                    await self._send_followup(conn, followup)
+                sent, report = report, None
+                if results[0] is not None:  # an accepted ACK or FAIL answers None
+                    await self._refused(conn, sent, results[0])
             if fetching:
                 report = await self._handle_fetched(results[-1])
         self.close()
 
-    async def _send_followup(self, conn: AsyncConnection, fail: Call[None]) -> None:
+    async def _refused(self, conn: AsyncConnection, report: Call[None], outcome: Any) -> None:
+        fail = self._check_report(report, outcome)
+        if fail is None:
+            return
         # If this FAIL is lost too, the job stays reserved until it expires, then retries.
         try:
             self._check_report(fail, (await conn.pipeline([fail]))[0])
@@ -129,9 +128,7 @@ class Processor:
         return await self._execute(job)
 
     async def _execute(self, job: dict[str, Any]) -> Call[None] | None:
-        self.job = job
-        jid = job["jid"]
-        self.keeper.start(job)
+        self.job = job  # also how the reservation keeper finds the job
         try:
             report, lingering = await self.runner.run(job)
         except asyncio.CancelledError:
@@ -139,6 +136,7 @@ class Processor:
                 raise
             self._uncancel()
             self.worker.abandoned += 1
+            jid = job["jid"]
             log.warning(
                 "job %s %s: handing it back, still running at the shutdown deadline",
                 jid,
@@ -148,7 +146,6 @@ class Processor:
             return shutdown_call(job, "worker stopped while the job was still running")
         finally:
             self.job = None
-            self.keeper.finish(jid)
         if lingering is None:
             return report
         return await self._linger(job, report, lingering)

@@ -5,8 +5,9 @@ server hands it to another FETCH, so a longer job would run twice. While a job r
 :class:`ReservationKeeper` renews its reservation each time half of it has passed, with
 ``TRACK SET {"jid": ..., "reserve_until": now + reserve_for}``. Werk accepts that for every
 job; Faktory Enterprise documents it (job tracking). Due renewals go out together, pipelined,
-on the keeper's own connection, opened the first time a job runs that long: short jobs cost
-one dict insert and one delete.
+on the keeper's own connection, opened the first time a job runs that long. The keeper finds
+the running jobs itself, every :data:`POLL` seconds, in the processors (a job first seen is
+taken to have started at the previous look), so a short job costs the worker nothing here.
 
 A server without TRACK (Faktory's open-source edition) answers with an error: the keeper logs
 one warning and from then on only logs, with its jid, each job that outlives its
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,52 +68,52 @@ class ReservationKeeper:
 
     Args:
         connector: opens the keeper's connection.
+        running: returns the payloads of the jobs running now.
     """
 
-    def __init__(self, connector: Connector) -> None:
+    def __init__(
+        self, connector: Connector, running: Callable[[], Iterable[dict[str, Any]]]
+    ) -> None:
         self.connector = connector
-        self.running: dict[str, tuple[float, dict[str, Any]]] = {}
-        """Running jobs by jid: ``(time.monotonic() at start, payload)``."""
+        self.running = running
         self.leases: dict[str, Lease] = {}
-        """The running jobs the keeper has looked at."""
+        """The running jobs the keeper has seen, by jid."""
         self.supported = True
         """Whether the server accepted TRACK SET (set to ``False`` on the first refusal)."""
         self.renewals = 0
         self._conn: AsyncConnection | None = None
 
-    def start(self, job: dict[str, Any]) -> None:
-        """A job began running: watch its reservation."""
-        self.running[job["jid"]] = (time.monotonic(), job)
-
-    def finish(self, jid: str) -> None:
-        """The job's report is ready: stop renewing it."""
-        if self.running.pop(jid, None) is not None and self.leases:
-            self.leases.pop(jid, None)
-
     async def run(self) -> None:
         """Renew due reservations every :data:`POLL` seconds until cancelled."""
         try:
+            looked = time.monotonic()
             while True:
                 await asyncio.sleep(POLL)
-                if self.running:
-                    await self._renew_due()
+                now = time.monotonic()
+                self.look(now, looked)
+                looked = now
+                if self.leases:
+                    await self._renew_due(now)
         finally:
             if self._conn is not None:
                 self._conn.close()
 
-    def _lease(self, jid: str, started: float, job: dict[str, Any]) -> Lease:
-        lease = self.leases.get(jid)
-        if lease is None:
-            length = reserve_for(job)
-            jobtype = str(job.get("jobtype"))
-            lease = Lease(jid, jobtype, length, started + length, started + length / 2)
-            self.leases[jid] = lease
-        return lease
+    def look(self, now: float, previous: float) -> None:
+        """Update :attr:`leases` to the jobs running at ``now``; a job not seen at the
+        ``previous`` look started after it, so its reservation is taken to run from then."""
+        leases: dict[str, Lease] = {}
+        for job in self.running():
+            jid = job["jid"]
+            lease = self.leases.get(jid)
+            if lease is None:
+                length = reserve_for(job)
+                jobtype = str(job.get("jobtype"))
+                lease = Lease(jid, jobtype, length, previous + length, previous + length / 2)
+            leases[jid] = lease
+        self.leases = leases
 
-    async def _renew_due(self) -> None:
-        now = time.monotonic()
-        leases = [self._lease(jid, *entry) for jid, entry in list(self.running.items())]
-        due = [lease for lease in leases if lease.renew_at <= now]
+    async def _renew_due(self, now: float) -> None:
+        due = [lease for lease in self.leases.values() if lease.renew_at <= now]
         if not due:
             return
         if not self.supported:

@@ -176,59 +176,78 @@ class Runner:
     async def run(self, job: dict[str, Any]) -> tuple[Call[None], asyncio.Future[Any] | None]:
         """Run ``job``; return the ACK or FAIL that reports it, and, when a plain function
         ran past its timeout, the future of its still running thread (else ``None``)."""
-        jid, jobtype = job.get("jid"), job.get("jobtype", "")
+        jobtype = job.get("jobtype", "")
         entry = self.registry.get(jobtype)
         if entry is None:
             exc = UnknownJobTypeError(f"no function registered for jobtype {jobtype!r}")
-            log.error("job %s %s: %s", jid, jobtype, exc, extra=_extra(job))
+            log.error("job %s %s: %s", job.get("jid"), jobtype, exc, extra=_extra(job))
             return fail_call(job, exc), None
-        if log.isEnabledFor(logging.DEBUG):  # the common case skips building ``extra``
-            log.debug("job %s %s: start", jid, jobtype, extra=_extra(job))
+        # One level check per job (DEBUG implies INFO); the common case builds no ``extra``.
+        verbose = log.isEnabledFor(logging.INFO)
+        if verbose and log.isEnabledFor(logging.DEBUG):
+            log.debug("job %s %s: start", job.get("jid"), jobtype, extra=_extra(job))
         started = time.perf_counter()
-        timeout = job_timeout(job, entry)
+        timeout = job_timeout(job, entry) if "custom" in job else entry.timeout
         lingering: asyncio.Future[Any] | None = None
-        value: Any = None
         if entry.is_async:
             error, value = await self._run_async(entry, job, timeout)
+        elif timeout is None and self.threads is not None:
+            error, value = await self.threads.run(self._run_sync, entry, job)
         else:
-            if self.threads is not None:
-                future = self.threads.run(self._run_sync, entry, job)
-            else:
-                loop = asyncio.get_running_loop()
-                future = loop.run_in_executor(None, self._run_sync, entry, job)
-            if timeout is None:
-                error, value = await future
-            else:
-                done, _ = await asyncio.wait((future,), timeout=timeout)
-                if done:
-                    error, value = future.result()
-                else:
-                    lingering = future
-                    error = JobTimeoutError(
-                        f"still running after its timeout of {timeout:g}s"
-                        " (its thread runs on; the slot stays busy until it returns)"
-                    )
-        elapsed = time.perf_counter() - started
+            error, value, lingering = await self._in_thread(entry, job, timeout)
         if error is None:
-            if log.isEnabledFor(logging.INFO):
-                log.info("job %s %s: done in %.3fs", jid, jobtype, elapsed, extra=_extra(job))
+            if verbose:
+                elapsed = time.perf_counter() - started
+                log.info(
+                    "job %s %s: done in %.3fs", job["jid"], jobtype, elapsed, extra=_extra(job)
+                )
+            if value is None:
+                return CALLS.ack(job["jid"]), None
             try:
                 return ack_call(job, value), None
             except (TypeError, ValueError) as exc:
                 error = exc
+        return self._failed(job, error, time.perf_counter() - started), lingering
+
+    async def _in_thread(
+        self, entry: Registration, job: dict[str, Any], timeout: float | None
+    ) -> tuple[BaseException | None, Any, asyncio.Future[Any] | None]:
+        """Run a plain function on a thread: its outcome, and its future when it ran past
+        ``timeout`` (then the error is a :class:`JobTimeoutError`)."""
+        if self.threads is not None:
+            future = self.threads.run(self._run_sync, entry, job)
+        else:
+            loop = asyncio.get_running_loop()
+            future = loop.run_in_executor(None, self._run_sync, entry, job)
+        if timeout is None:
+            error, value = await future
+            return error, value, None
+        done, _ = await asyncio.wait((future,), timeout=timeout)
+        if done:
+            error, value = future.result()
+            return error, value, None
+        error = JobTimeoutError(
+            f"still running after its timeout of {timeout:g}s"
+            " (its thread runs on; the slot stays busy until it returns)"
+        )
+        return error, None, future
+
+    @staticmethod
+    def _failed(job: dict[str, Any], error: BaseException, elapsed: float) -> Call[None]:
+        """Log a job's failure with its traceback; return the FAIL that reports it."""
         level = logging.ERROR if isinstance(error, JobTimeoutError) else logging.WARNING
         log.log(
             level,
             "job %s %s: failed after %.3fs: %s: %s",
-            jid,
-            jobtype,
+            job.get("jid"),
+            job.get("jobtype", ""),
             elapsed,
             type(error).__name__,
             error,
             exc_info=error if error.__traceback__ is not None else None,
             extra=_extra(job),
         )
-        return fail_call(job, error), lingering
+        return fail_call(job, error)
 
     def _before(self, job: dict[str, Any]) -> None:
         for middleware in self.middleware:

@@ -197,10 +197,12 @@ class Worker:
 
     def fetch_call(self) -> Call[Any]:
         """The FETCH for the next job, in strict or freshly weighted queue order."""
-        if self.queues.weighted:
-            return CALLS.fetch(self.queues.order())
-        if self._strict_fetch is None:
-            self._strict_fetch = CALLS.fetch(self.queues.names)
+        if self._strict_fetch is not None:  # reset whenever the queues change
+            return self._strict_fetch
+        queues = self.queues
+        if queues.weighted:
+            return CALLS.fetch(queues.order())
+        self._strict_fetch = CALLS.fetch(queues.names)
         return self._strict_fetch
 
     @staticmethod
@@ -294,12 +296,12 @@ class Worker:
         threads = JobThreads(self.concurrency)
         runner = Runner(self.registry, self.middleware, threads)
         connector = Connector(self)
-        self.keeper = keeper = ReservationKeeper(connector)
         for middleware in self.middleware:
             middleware.on_start(self)
-        processors = [
-            Processor(self, runner, connector, keeper, i) for i in range(self.concurrency)
-        ]
+        processors = [Processor(self, runner, connector, i) for i in range(self.concurrency)]
+        self.keeper = keeper = ReservationKeeper(
+            connector, lambda: [p.job for p in processors if p.job is not None]
+        )
         tasks = [
             asyncio.create_task(p.run(), name=f"werk-processor-{i}")
             for i, p in enumerate(processors)
