@@ -185,6 +185,9 @@ class AsyncConnection:
         self.closed = False
         self.opened = time.monotonic()
         """``time.monotonic()`` when the connection was made."""
+        self._deadline: float | None = None
+        """``time.monotonic()`` by which the pending read must get data (``None``: no read)."""
+        self._watchdog: asyncio.TimerHandle | None = None
 
     @classmethod
     async def open(
@@ -213,14 +216,43 @@ class AsyncConnection:
         return conn
 
     async def _read_reply(self, wait: float = 0.0) -> Reply:
+        """Read until the protocol has a reply; each read gets ``timeout + wait`` seconds.
+
+        Raises:
+            TimeoutError: a read got no data in time (see :meth:`_watch`).
+        """
         proto = self.proto
         while (reply := proto.next_reply()) is NEED_DATA:
-            async with asyncio.timeout(self.timeout + wait):
+            self._deadline = time.monotonic() + self.timeout + wait
+            if self._watchdog is None:
+                self._watchdog = asyncio.get_running_loop().call_later(
+                    self.timeout + wait, self._watch
+                )
+            try:
                 data = await self._reader.read(READ_SIZE)
+            finally:
+                self._deadline = None
             if not data:
                 raise ConnectionClosedError("the server closed the connection")
             proto.feed(data)
         return reply  # type: ignore[return-value]
+
+    def _watch(self) -> None:
+        """Fail the pending read once its deadline passed, else look again at the deadline.
+
+        One timer per connection, re-armed only when it fires, instead of an
+        ``asyncio.timeout`` per read (a worker reads once or twice per job): a read sets
+        :attr:`_deadline`, and the timer checks it.
+        """
+        self._watchdog = None
+        if self._deadline is None or self.closed:
+            return  # no read pending: the next read arms the timer again
+        remaining = self._deadline - time.monotonic()
+        if remaining > 0:
+            self._watchdog = asyncio.get_running_loop().call_later(remaining, self._watch)
+            return
+        # The pending read raises this; the caller then closes the connection.
+        self._reader.set_exception(TimeoutError(f"no reply within {self.timeout:g}s"))
 
     async def call(self, call: Call[T]) -> T:
         """Send one command and return its parsed reply (or raise its mapped error)."""
@@ -252,6 +284,9 @@ class AsyncConnection:
         if self.closed:
             return
         self.closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         try:
             if polite and not self._writer.is_closing():
                 self._writer.write(self.proto.end())
