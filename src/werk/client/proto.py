@@ -17,6 +17,7 @@ import secrets
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii
 from typing import Any, Generic, TypeVar
 
 from werk.errors import AuthenticationError, ProtocolError, error_from_wire
@@ -77,7 +78,7 @@ class State(enum.Enum):
 
 def expect_ok(reply: Reply) -> None:
     """Accept ``+OK``; raise the mapped exception for ``-CODE``; anything else is a bug."""
-    if reply == _OK:
+    if isinstance(reply, Simple) and reply.text == "OK":  # as ``== _OK``, one call less
         return
     raise _unexpected(reply)
 
@@ -95,7 +96,8 @@ def _bulk(reply: Reply) -> bytes:
 
 
 def _json_bulk(reply: Reply) -> Any:
-    return json.loads(_bulk(reply))
+    # Decoded here: json.loads(bytes) would first guess the encoding (UTF-8 is the wire's).
+    return json.loads(_bulk(reply).decode("utf-8", "surrogatepass"))
 
 
 def _json_object(reply: Reply) -> dict[str, Any]:
@@ -245,7 +247,9 @@ class ClientProtocol:
             TypeError: ``result`` cannot be encoded as JSON.
         """
         if result is None:
-            return Call(b'ACK {"jid":' + json.dumps(jid).encode() + b"}\r\n", expect_ok)
+            # json.dumps(jid) without its two Python calls (every job is ACKed).
+            data = b'ACK {"jid":' + encode_basestring_ascii(jid).encode() + b"}\r\n"
+            return Call(data, expect_ok)
         return Call(
             encode_command(verbs.ACK, compact_json({"jid": jid, "result": result})), expect_ok
         )
