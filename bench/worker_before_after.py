@@ -8,10 +8,16 @@ worker differs. Each pass queues N no-op jobs, starts the ``werk worker`` proces
 ``werk bench drain`` (2 processes, concurrency 50) with ``PYTHONPATH`` at one tree, and
 measures from the first job processed to the last: jobs/s, and the workers' CPU time (user +
 system, from ``/proc``) per job, the figure a busy machine disturbs least. Passes alternate
-before/after, after/before, ...; medians and after/before ratios are printed at the end::
+before/after, after/before, ...; medians and after/before ratios are printed at the end.
+
+``--callgrind`` counts instructions instead, which no other load on the machine changes: one
+worker process per version runs under ``valgrind --tool=callgrind`` for a drain of 500 and
+one of 2,500 jobs, and the difference over 2,000 jobs is the worker's instructions per job
+(imports and start-up cancel out). About two minutes per job type and version::
 
     .venv/bin/python bench/worker_before_after.py                 # noop and anoop, 6 passes
     .venv/bin/python bench/worker_before_after.py -n 20000 --passes 2 --jobs anoop
+    .venv/bin/python bench/worker_before_after.py --callgrind     # instructions per job
 """
 
 from __future__ import annotations
@@ -19,9 +25,11 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import re
 import shutil
 import statistics
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -92,6 +100,59 @@ def one_pass(url: str, src: Path, jobtype: str, n: int, processes: int) -> tuple
     return done / (last_at - first_at), cpu_used / done * 1e6
 
 
+def _instructions(path: Path) -> int:
+    out = subprocess.run(
+        ["callgrind_annotate", "--threshold=100", str(path)], capture_output=True, text=True
+    ).stdout
+    match = re.search(r"([\d,]+) \(100.0%\)\s+PROGRAM TOTALS", out) or re.search(
+        r"([\d,]+)\s+PROGRAM TOTALS", out
+    )
+    if match is None:
+        raise RuntimeError(f"no totals in callgrind_annotate's output for {path}")
+    return int(match.group(1).replace(",", ""))
+
+
+def counted_drain(url: str, src: Path, jobtype: str, n: int, out: Path) -> int:
+    """Drain ``n`` jobs with one worker from ``src`` under callgrind; return its instructions."""
+    with Client(url) as client:
+        for start in range(0, n, 1000):
+            client.push_bulk(jobs(min(1000, n - start), jobtype=jobtype))
+        target = processed(client) + n
+        args = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable]
+        args += ["-m", "werk", "worker", "werk.benchmarks.jobs:worker", "-c"]
+        args += [str(WORKER_CONCURRENCY), "--url", url, "-l", "warning", "-q", "bench"]
+        env = {**os.environ, "PYTHONPATH": str(src)}
+        worker = subprocess.Popen(args, env=env, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(client, target, timeout=1800)
+        finally:
+            stop_workers([worker])
+    return _instructions(out)
+
+
+def callgrind(trees: dict[str, Path], job_types: list[str], tmp: Path) -> None:
+    """Print each version's worker instructions per job (drains of 500 and 2,500 jobs)."""
+    small, big = 500, 2500
+    per_job: dict[tuple[str, str], float] = {}
+    with BenchServer("sqlite") as server:
+        for jobtype in job_types:
+            for version, src in trees.items():
+                counts = [
+                    counted_drain(server.url, src, jobtype, n, tmp / f"cg-{version}-{n}.out")
+                    for n in (small, big)
+                ]
+                per_job[(jobtype, version)] = (counts[1] - counts[0]) / (big - small)
+                print(
+                    f"{jobtype:>5} {version:>6}: {per_job[(jobtype, version)]:,.0f}"
+                    " worker instructions per job",
+                    flush=True,
+                )
+    print("\n| job | before, instructions/job | after | ratio |\n|---|---|---|---|")
+    for jobtype in job_types:
+        before, after = per_job[(jobtype, "before")], per_job[(jobtype, "after")]
+        print(f"| {jobtype} | {before:,.0f} | {after:,.0f} | {after / before:.2f}x |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", type=int, default=50_000, help="jobs per pass (default 50,000)")
@@ -99,10 +160,14 @@ def main() -> None:
     parser.add_argument("--jobs", default="noop,anoop", help="job types: noop (def), anoop")
     parser.add_argument("--processes", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--before", default="afcf964", help="commit of the before client")
+    parser.add_argument("--callgrind", action="store_true", help="count instructions instead")
     args = parser.parse_args()
     results: dict[tuple[str, str], list[tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="werk-before-") as tmp:
         trees = {"before": build_before(args.before, Path(tmp)), "after": ROOT / "src"}
+        if args.callgrind:
+            callgrind(trees, args.jobs.split(","), Path(tmp))
+            return
         with BenchServer("sqlite") as server:
             for number in range(args.passes):
                 order = ["before", "after"] if number % 2 == 0 else ["after", "before"]
