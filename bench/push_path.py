@@ -102,6 +102,19 @@ def _ms(value: float) -> str:
     return f"{value:.2f}"
 
 
+def _x(value: float) -> str:
+    return f"{value:.2f}x"
+
+
+SQLITE_ROWS = (
+    ("bare SQLite commit, WAL + `synchronous = FULL`, one row (/s)", "sqlite_commit_per_s", _n),
+    ("one producer's PUSH / bare SQLite commit rate", "push_1_vs_sqlite_commit", _x),
+    ("PUSHes per commit, 16 connections", "push_16_per_commit", _ms),
+    ("mean commit time, 16 connections (ms)", "push_16_commit_ms", _ms),
+)
+"""Rows of the embedded store only (a server from before a figure existed leaves it blank)."""
+
+
 def render(m: dict[str, dict[str, float]], meta: dict[str, Any]) -> str:
     """The Markdown section (between the push-path markers)."""
     b, a = m["before.sqlite"], m["after.sqlite"]
@@ -128,7 +141,8 @@ def render(m: dict[str, dict[str, float]], meta: dict[str, Any]) -> str:
         "",
         "The raw write+fsync rate (300-byte appends, each fsynced, on the data directory's",
         "disk) is measured for half a second right before and right after each one-producer",
-        "run, and that run is compared with the mean of the two.",
+        "run, and that run is compared with the mean of the two; a bare SQLite commit (one",
+        "row, WAL, `synchronous = FULL`, no server) is timed right after it.",
         "",
         "| | SQLite `fsync`, before | SQLite `fsync`, after | SQLite `os`, after"
         " | Redis, before | Redis, after |",
@@ -148,6 +162,10 @@ def render(m: dict[str, dict[str, float]], meta: dict[str, Any]) -> str:
         f"{b['fsync.push_1_vs_fsync']:.2f}x | {a['fsync.push_1_vs_fsync']:.2f}x"
         f" | {a['os.push_1_vs_fsync']:.2f}x | | |"
     )
+    for title, key, fmt in SQLITE_ROWS:
+        cells = [b.get(f"fsync.{key}"), a.get(f"fsync.{key}"), a.get(f"os.{key}")]
+        text = " | ".join("" if c is None else fmt(c) for c in cells)
+        lines.append(f"| {title} | {text} | | |")
     lines.append(
         "| PUSHB of 1,000, Werk's client (jobs/s) | "
         f"{_n(b['pushb_per_s'])} | {_n(a['pushb_per_s'])} | | {_n(br['pushb_per_s'])}"

@@ -29,6 +29,11 @@ def test_push_path_reports_both_durability_modes_against_the_fsync_rate() -> Non
         assert result[f"{mode}.push_1_vs_fsync"] > 0
         assert 0 < result[f"{mode}.push_to_fetch_p50_ms"] <= result[f"{mode}.push_to_fetch_p99_ms"]
         assert result[f"{mode}.fetch_ack_cpu_us"] >= 0
+        # The embedded store's group commit and the bare SQLite commit on the same disk.
+        assert 1 <= result[f"{mode}.push_16_per_commit"] <= 16
+        assert result[f"{mode}.push_16_commit_ms"] > 0
+        assert result[f"{mode}.sqlite_commit_per_s"] > 0
+        assert result[f"{mode}.push_1_vs_sqlite_commit"] > 0
 
 
 def test_push_clients_compares_werk_faktory_pyfaktory_and_raw() -> None:

@@ -10,6 +10,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 from uuid import uuid4
 
 LISTENING = re.compile(rb"listening on [^\s:]+:(\d+)")
+WEB_UI = re.compile(rb"Web UI on (http://\S+?)/?\s")
 
 
 @dataclass
@@ -31,6 +33,8 @@ class BenchServer:
 
     storage: str = "sqlite"
     durability: str = "fsync"
+    web: bool = False
+    """Whether to run the web UI (for :meth:`commits`, read from its ``/metrics``)."""
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     log: bytearray = field(default_factory=bytearray)
@@ -39,7 +43,8 @@ class BenchServer:
     def start(self) -> BenchServer:
         """Start the server and wait until it listens."""
         data = tempfile.mkdtemp(prefix="werk-bench-")
-        args = [sys.executable, "-m", "werk", "server", "-b", "127.0.0.1:0", "-w", ":0"]
+        web = "127.0.0.1:0" if self.web else ":0"
+        args = [sys.executable, "-m", "werk", "server", "-b", "127.0.0.1:0", "-w", web]
         args += ["-d", data, "-l", "info"]
         if self.durability != "fsync":  # the default; servers from before the flag run too
             args += ["--durability", self.durability]
@@ -76,6 +81,23 @@ class BenchServer:
     def url(self) -> str:
         """The server's ``tcp://`` URL."""
         return f"tcp://127.0.0.1:{self.port}"
+
+    def commits(self) -> tuple[float, float] | None:
+        """Return the embedded store's commits so far and their total seconds (from the
+        web UI's ``/metrics``), or ``None`` for a store without a writer of its own."""
+        match = WEB_UI.search(self.log)
+        if match is None:
+            return None
+        with urllib.request.urlopen(match.group(1).decode() + "/metrics", timeout=10) as reply:
+            text = reply.read().decode()
+        values = {
+            name: float(value)
+            for name, _, value in (line.partition(" ") for line in text.splitlines())
+            if name in ("werk_store_commits_total", "werk_store_commit_duration_seconds_sum")
+        }
+        if len(values) < 2:
+            return None
+        return values["werk_store_commits_total"], values["werk_store_commit_duration_seconds_sum"]
 
     def rss_mb(self) -> float:
         """Return the server's resident memory in MB."""

@@ -3,8 +3,10 @@
 - ``push_path``: against a fresh server per durability mode (SQLite: ``fsync`` and ``os``;
   Redis: its own), with raw protocol connections (:mod:`werk.benchmarks.raw`): one
   producer's sequential PUSH, 16 producers' PUSH, PUSH-to-FETCH latency with a consumer
-  parked in FETCH, the server's CPU per PUSH and per FETCH+ACK, and, in the same run, the
-  raw write+fsync rate of the data directory's disk (the yardstick for the ``fsync`` mode).
+  parked in FETCH, the server's CPU per PUSH and per FETCH+ACK, on SQLite how many of the
+  16 producers' PUSHes one commit carried and a commit's mean time, and, in the same run,
+  the raw write+fsync rate of the data directory's disk (the yardstick for ``fsync`` mode)
+  and, right after it, the rate of a bare SQLite commit on that disk.
 - ``push_clients``: sequential PUSH from one thread with Werk's ``Client.push``, the
   ``faktory`` and the ``pyfaktory`` clients and the raw connection, on one server.
 """
@@ -33,10 +35,13 @@ def push_path(storage: str, n: int, modes: tuple[str, ...] = ("fsync", "os")) ->
     modes = modes if storage == "sqlite" else ("backend",)
     for mode in modes:
         durability = "fsync" if mode == "backend" else mode
-        with BenchServer(storage, durability=durability) as server:
+        with BenchServer(storage, durability=durability, web=storage == "sqlite") as server:
             figures = _measure(server, n)
         result |= {f"{mode}.{key}": value for key, value in figures.items()}
         result[f"{mode}.push_1_vs_fsync"] = figures["push_1_per_s"] / figures["fsync_per_s"]
+        if "sqlite_commit_per_s" in figures:
+            commit_rate = figures["sqlite_commit_per_s"]
+            result[f"{mode}.push_1_vs_sqlite_commit"] = figures["push_1_per_s"] / commit_rate
     result["fsync_per_s"] = statistics.mean(result[f"{mode}.fsync_per_s"] for mode in modes)
     return result
 
@@ -52,11 +57,18 @@ def _measure(server: BenchServer, n: int) -> dict[str, float]:
     figures["push_1_per_s"] = n / elapsed
     figures["push_1_cpu_us"] = (raw.cpu_seconds(pid) - cpu) / n * 1e6
     figures["fsync_per_s"] = (probe + raw.fsync_rate(disk, seconds=0.5)) / 2
+    if server.storage == "sqlite":
+        figures["sqlite_commit_per_s"] = raw.sqlite_commit_rate(disk, seconds=0.5)
     many = n * 4
-    cpu = raw.cpu_seconds(pid)
+    cpu, commits = raw.cpu_seconds(pid), server.commits()
     elapsed = raw.push_concurrent(server.port, raw.push_lines(many), PRODUCERS)
     figures["push_16_per_s"] = many / elapsed
     figures["push_16_cpu_us"] = (raw.cpu_seconds(pid) - cpu) / many * 1e6
+    after = server.commits()
+    if commits is not None and after is not None and after[0] > commits[0]:
+        # Group commit: how many PUSHes each commit carried, and how long one took.
+        figures["push_16_per_commit"] = many / (after[0] - commits[0])
+        figures["push_16_commit_ms"] = (after[1] - commits[1]) / (after[0] - commits[0]) * 1e3
     cpu = raw.cpu_seconds(pid)
     elapsed = raw.fetch_ack(server.port, n)
     figures["fetch_ack_per_s"] = n / elapsed

@@ -4,7 +4,8 @@ The push-path scenarios measure the server, not a client library: these connecti
 send pre-encoded command lines on a plain blocking socket and read the reply bytes with
 as little Python as possible, so the same driver can face any Faktory-compatible server.
 Also here: the raw write+fsync rate of a directory's disk, the yardstick the push path is
-compared with, and the CPU time a process used (from ``/proc``).
+compared with, the rate of a bare SQLite commit on it, and the CPU time a process used
+(from ``/proc``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import os
 import selectors
 import socket
+import sqlite3
 import tempfile
 import time
 from collections.abc import Sequence
@@ -190,6 +192,33 @@ def fsync_rate(directory: str | None = None, seconds: float = 1.0, size: int = 3
             return count / elapsed
         finally:
             os.close(fd)
+
+
+def sqlite_commit_rate(
+    directory: str | None = None, seconds: float = 1.0, size: int = 300
+) -> float:
+    """One-row commits per second of a bare SQLite database in WAL mode with
+    ``synchronous = FULL`` (what Werk's ``fsync`` mode sets) on ``directory``'s disk: a
+    ``size``-byte row each, no server around it. SQLite appends a whole page (4 KB) and a
+    frame header to the WAL and fsyncs it, so this is the most a server on SQLite could
+    answer from one producer, next to :func:`fsync_rate`'s bare appends."""
+    with tempfile.TemporaryDirectory(dir=directory) as tmp:
+        conn = sqlite3.connect(Path(tmp) / "commit-probe.sqlite3", isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL").fetchall()
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("CREATE TABLE jobs (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+            row = (b"x" * size,)
+            count = 0
+            started = time.perf_counter()
+            while (elapsed := time.perf_counter() - started) < seconds:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("INSERT INTO jobs (body) VALUES (?)", row)
+                conn.execute("COMMIT")
+                count += 1
+            return count / elapsed
+        finally:
+            conn.close()
 
 
 def cpu_seconds(pid: int) -> float:
