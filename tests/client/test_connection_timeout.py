@@ -21,6 +21,7 @@ async def fake_server(answer_after: float | None) -> tuple[asyncio.Server, str]:
         writer.write(b'+HI {"v":2}\r\n')
         if answer_after is None:
             await reader.read()  # silent until the client goes away
+            writer.close()
             return
         while await reader.readline():
             await asyncio.sleep(answer_after)
@@ -53,6 +54,7 @@ async def test_a_read_without_a_reply_times_out(silent: str) -> None:
     with pytest.raises(TimeoutError, match="no reply within 0.3s"):
         await AsyncConnection.open(resolve(silent), timeout=0.3)
     assert time.monotonic() - started < 5
+    await asyncio.sleep(0.05)  # the server's side sees the close and ends
 
 
 async def test_replies_inside_the_timeout_keep_the_connection_alive(slow: str) -> None:
