@@ -46,6 +46,21 @@ async def test_group_commit_batches_concurrent_writes(store: SqliteStore) -> Non
     assert (await store.queue_sizes())["default"] == 1000
 
 
+async def test_writes_of_one_loop_iteration_share_one_commit(store: SqliteStore) -> None:
+    # Given 16 producers, each pushing one job at a time and waiting for its commit
+    async def producer(number: int) -> None:
+        for k in range(3):
+            await store.enqueue([entry(f"p{number}-{k}")], NOW)
+
+    before = store.commits
+    # When they all start in one loop iteration
+    await asyncio.gather(*(producer(number) for number in range(16)))
+    # Then each round of their pushes is handed to the writer at once and commits once
+    # (a commit answers all 16; they push again in the same iteration)
+    assert store.commits - before == 3
+    assert (await store.queue_sizes())["default"] == 48
+
+
 async def test_database_file_and_schema(store: SqliteStore, tmp_path: Path) -> None:
     assert (tmp_path / "werk.sqlite3").exists()
     with sqlite3.connect(tmp_path / "werk.sqlite3") as conn:
