@@ -3,9 +3,10 @@
 The batch script (:mod:`werk.storage.redis.batch`) is the store's busiest call: every PUSH,
 FETCH, ACK and FAIL goes through it. redis-py's asyncio connection costs a stream reader
 wake-up, a reply parse through its parser classes, a health check and command packing
-through its encoder per call; here a reply goes from ``data_received`` through
-``hiredis.Reader`` (the RESP parser, a library) straight to the future of the call that
-waits for it, replies matched to calls in order (Redis answers one connection in order).
+through its encoder per call; here a command is packed by ``hiredis.pack_command`` and
+written at once, and a reply goes from ``data_received`` through ``hiredis.Reader`` (the
+RESP parser, a library) straight to the callback (or future) of the call that waits for
+it, replies matched to calls in order (Redis answers one connection in order).
 
 redis-py still makes the connection: its ``connect()`` does TCP or a Unix socket, TLS
 (``rediss://``), AUTH, ``SELECT`` and the store's retry with backoff, so every URL option
@@ -52,6 +53,7 @@ class RespProtocol(asyncio.Protocol):
     """One Redis connection: calls are written at once, replies resolve them in order."""
 
     def __init__(self) -> None:
+        self._writer: asyncio.StreamWriter | None = None
         self._transport: asyncio.Transport | None = None
         self._reader = hiredis.Reader(replyError=ResponseError)
         self._waiting: deque[OnReply] = deque()
