@@ -45,10 +45,10 @@ def register(subparsers: Any) -> None:
     """Add the ``server`` subcommand."""
     parser = subparsers.add_parser(
         "server",
-        help="run the Werk server (work protocol, web UI, embedded store)",
+        help="run the Werk server (work protocol, web UI; embedded store, Redis or PostgreSQL)",
         description="Run the server: Faktory's work protocol on --binding, the web UI on"
-        " --web-binding, jobs in the embedded SQLite store in --data-dir (or in Redis with"
-        " --storage). Flags override the environment (WERK_*), which overrides"
+        " --web-binding, jobs in the embedded SQLite store in --data-dir (or in Redis or"
+        " PostgreSQL with --storage). Flags override the environment (WERK_*), which overrides"
         " <config dir>/conf.d/*.toml. The first log lines say what it runs with. SIGTERM or"
         " Ctrl-C stops it gracefully, SIGHUP reloads the configuration files.",
     )
@@ -74,7 +74,11 @@ def register(subparsers: Any) -> None:
     )
     add("-l", "--log-level", choices=LOG_LEVELS, help="log level (default info)")
     add("--log-format", choices=LOG_FORMATS, help="text (Faktory's lines) or json (default text)")
-    add("--storage", help="storage URL, e.g. redis://host:6379/0 (default: embedded SQLite)")
+    add(
+        "--storage",
+        help="storage URL: redis://host:6379/0 (also rediss://, unix://) or"
+        " postgresql://user@host/db (default: embedded SQLite)",
+    )
     add(
         "--durability",
         choices=("fsync", "os"),
