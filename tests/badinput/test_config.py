@@ -7,6 +7,7 @@ as something else.
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -97,9 +98,11 @@ def test_deep_toml_does_not_crash(config_dir: Path) -> None:
 def test_a_cron_job_toml_cannot_carry_into_json(config_dir: Path) -> None:
     cron = '[[cron]]\nschedule = "* * * * *"\n[cron.job]\ntype = "T"\nargs = [nan]\n'
     (config_dir / "conf.d" / "werk.toml").write_text(cron)
-    settings = load_config({"config_dir": str(config_dir)}, env={}).settings
-    with pytest.raises(ConfigError, match="cron entry 1.*JSON"):
-        check_settings(settings)
+    with pytest.raises(ConfigError, match=r"conf\.d/werk\.toml: cron entry 1.*JSON"):
+        load_config({"config_dir": str(config_dir)}, env={})
+    with pytest.raises(ConfigError, match="cron entry 1.*JSON"):  # settings built in code
+        job = {"type": "T", "args": [math.nan]}
+        check_settings({"cron": [{"schedule": "* * * * *", "job": job}]})
 
 
 def test_a_variable_that_is_not_a_number_is_named(config_dir: Path) -> None:

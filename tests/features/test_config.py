@@ -11,6 +11,7 @@ import pytest
 
 from tests.helpers import Peer, ServerProcess
 from werk.protocol.resp import Simple
+from werk.server.settings import ConfigError, load_config
 
 GOOD = """
 [[cron]]
@@ -57,7 +58,7 @@ def test_bad_entry_stops_the_start(tmp_path: Path, name: str, text: str, message
         server.start()
     assert server.stop() == 1
     log = server.log.decode()
-    assert f"cannot start: {message}" in log
+    assert f"cannot start: {tmp_path / 'conf' / 'conf.d' / name}: {message}" in log
     assert "Traceback" not in log
 
 
@@ -77,7 +78,8 @@ def test_reload_error_keeps_the_running_entries(
     # A bad entry: the reload is refused with the entry named, the server keeps serving
     (conf / "conf.d" / "cron.toml").write_text(BAD_CRON)
     server.proc.send_signal(signal.SIGHUP)
-    wait_for(server, "reload failed, cron and throttles unchanged: cron entry 2")
+    wait_for(server, f"reload failed, configuration unchanged: {conf / 'conf.d' / 'cron.toml'}:")
+    assert 'cron entry 2 ("Cleanup", schedule "61 * * * *")' in server.log.decode()
     assert "minute: 61 is out of range 0-59" in server.log.decode()
     peer = Peer(server.host, server.port)
     assert peer.hello() == Simple("OK")
@@ -85,3 +87,24 @@ def test_reload_error_keeps_the_running_entries(
     (conf / "conf.d" / "cron.toml").write_text(GOOD + GOOD.replace('"*/5 * * * *"', '"0 3 * * *"'))
     server.proc.send_signal(signal.SIGHUP)
     wait_for(server, "cron: 2 entries loaded")
+
+
+def test_an_entry_error_names_the_file_it_came_from(tmp_path: Path) -> None:
+    # Given two conf.d files, each with its own entries, the second one with a typo
+    conf = confdir(tmp_path, GOOD, "a-reports.toml")
+    confdir(tmp_path, '[[cron]]\nschedule = "*/5 * * * *"\n[cron.job]\ntyp = "X"\n', "b.toml")
+    confdir(tmp_path, "[throttles]\nq = { concurrency = 1 }\n", "c.toml")
+    # When the configuration is loaded
+    with pytest.raises(ConfigError) as bad:
+        load_config({"config_dir": str(conf)}, env={})
+    # Then the error names that file and counts the entries within it
+    assert str(bad.value).startswith(f"{conf / 'conf.d' / 'b.toml'}: cron entry 1 (")
+    assert str(bad.value).endswith("unknown [cron.job] keys: typ")
+    # And a bad throttle or [statsd] value names its file too
+    (conf / "conf.d" / "b.toml").unlink()
+    (conf / "conf.d" / "c.toml").write_text("[throttles]\nq = { concurrency = 0 }\n")
+    with pytest.raises(ConfigError, match=rf"^{conf / 'conf.d' / 'c.toml'}: throttle for queue"):
+        load_config({"config_dir": str(conf)}, env={})
+    (conf / "conf.d" / "c.toml").write_text("[statsd]\ninterval = 0\n")
+    with pytest.raises(ConfigError, match=rf"^{conf / 'conf.d' / 'c.toml'}: \[statsd\] interval"):
+        load_config({"config_dir": str(conf)}, env={})

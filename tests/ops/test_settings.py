@@ -29,10 +29,14 @@ def test_defaults_without_files(config_dir: Path) -> None:
 
 def test_files_merge_alphabetically_and_cron_arrays_concatenate(config_dir: Path) -> None:
     write_conf(
-        config_dir, "b.toml", '[[cron]]\nschedule = "* * * * *"\n[limits]\nmax_line = 4096\n'
+        config_dir,
+        "b.toml",
+        '[limits]\nmax_line = 4096\n[[cron]]\nschedule = "* * * * *"\njob = { type = "B" }\n',
     )
     write_conf(
-        config_dir, "a.toml", '[faktory]\nbinding = ":7500"\n[[cron]]\nschedule = "@hourly"\n'
+        config_dir,
+        "a.toml",
+        '[faktory]\nbinding = ":7500"\n[[cron]]\nschedule = "@hourly"\njob = { type = "A" }\n',
     )
     config = load_config({"config_dir": str(config_dir)}, env={})
     assert config.binding == ("127.0.0.1", 7500)

@@ -14,11 +14,13 @@ import dataclasses
 import math
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from werk.errors import JSONDepthError, WerkError
+from werk.manager.cron import parse_cron
+from werk.manager.throttles import parse_throttles
 from werk.protocol import jsonwire
 from werk.server.config import (
     DURABILITY_MODES,
@@ -77,6 +79,31 @@ FEATURE_TABLES: dict[str, tuple[str, ...] | None] = {
     "statsd": ("location", "namespace", "tags", "interval"),
 }
 """Tables read by features, with their keys (``None``: the feature checks them itself)."""
+
+
+def _check_statsd(settings: dict[str, Any]) -> None:
+    table = settings["statsd"]
+    if not isinstance(table, dict):
+        return
+    for key in ("location", "namespace"):
+        if key in table and not isinstance(table[key], str):
+            raise ValueError(f"[statsd] {key} must be a string")
+    tags = table.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise ValueError("[statsd] tags must be a list of strings")
+    interval = table.get("interval", 1)
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
+        raise ValueError("[statsd] interval must be a positive number of seconds")
+
+
+FEATURE_CHECKS: dict[str, Callable[[dict[str, Any]], object]] = {
+    "cron": parse_cron,
+    "throttles": parse_throttles,
+    "statsd": _check_statsd,
+}
+"""Each feature table's check, run on every file on its own (at start and on SIGHUP), so
+that an error (a ``ValueError``) names the file it came from: ``<file>: cron entry 1
+(...): ...`` counts the entries of that file."""
 KNOWN_KEYS: dict[str, tuple[str, ...] | None] = {
     **{table: tuple(k for t, k in FILE_KEYS if t == table) for table, _ in FILE_KEYS},
     "faktory": tuple(k for t, k in FILE_KEYS if t == "werk"),
@@ -113,7 +140,9 @@ def read_conf_dir(config_dir: Path) -> dict[str, Any]:
     """Read and merge every ``conf.d/*.toml`` of ``config_dir`` (missing: empty).
 
     Raises:
-        ConfigError: a file is not valid TOML, or two files define the same table.
+        ConfigError: a file is not valid TOML, holds an unknown table or key or an
+            invalid entry (a bad ``[[cron]]`` entry, throttle or ``[statsd]`` value; the
+            message starts with the file), or two files define the same table.
     """
     merged: dict[str, Any] = {}
     origin: dict[str, Path] = {}
@@ -155,21 +184,12 @@ def _check_document(path: Path, document: dict[str, Any]) -> None:
                 raise ConfigError(
                     f"{path}: unknown key {key!r} in [{table}] (known: {', '.join(keys)})"
                 )
-    _check_statsd(path, document.get("statsd"))
-
-
-def _check_statsd(path: Path, table: Any) -> None:
-    if not isinstance(table, dict):
-        return
-    for key in ("location", "namespace"):
-        if key in table and not isinstance(table[key], str):
-            raise ConfigError(f"{path}: [statsd] {key} must be a string")
-    tags = table.get("tags", [])
-    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
-        raise ConfigError(f"{path}: [statsd] tags must be a list of strings")
-    interval = table.get("interval", 1)
-    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
-        raise ConfigError(f"{path}: [statsd] interval must be a positive number of seconds")
+    for table, check in FEATURE_CHECKS.items():
+        if table in document:
+            try:
+                check({table: document[table]})
+            except ValueError as exc:
+                raise ConfigError(f"{path}: {exc}") from exc
 
 
 def password_value(value: str) -> str:
