@@ -4,6 +4,7 @@ store is backed up with Redis's own tools, which the commands say)."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 
 from tests.helpers import Peer, ServerProcess, push_line
 from werk.protocol.resp import Simple
+from werk.storage.sqlite.backup import kept_path
 
 JOBS = 10_000
 PRODUCERS = 8
@@ -166,6 +168,8 @@ def test_restore_refuses_a_store_with_data_without_force(
     assert jids_in(other.data_dir) == {"backed-up-0", "backed-up-1", "backed-up-2"}
     kept = list(other.data_dir.glob("werk.sqlite3.replaced-*"))
     assert len(kept) == 1 and jids_in(kept[0]) == {"precious-job"}
+    # ... named with the UTC time in the backups' style, and never overwritten by a second
+    assert re.fullmatch(r"werk\.sqlite3\.replaced-\d{8}T\d{6}\.\d{3}Z", kept[0].name)
 
 
 def test_dry_run_changes_nothing(backed_up: tuple[Path, ServerProcess], tmp_path: Path) -> None:
@@ -251,11 +255,31 @@ def test_corrupt_or_truncated_backups_are_rejected(
     assert not (target / "werk.sqlite3").exists()
 
 
-def test_backup_of_a_redis_store_explains_and_fails(tmp_path: Path) -> None:
-    result = werk("backup", "--storage", "redis://127.0.0.1:6379/0", "-o", str(tmp_path))
+@pytest.mark.parametrize(
+    ("url", "command", "advice"),
+    [
+        ("redis://127.0.0.1:6379/0", "backup", "Use Redis persistence"),
+        ("redis://127.0.0.1:6379/0", "restore", "Restore a Redis store with Redis's own tools"),
+        ("postgresql://u@h/db", "backup", "Back up Werk's schema with PostgreSQL's own tools"),
+        ("postgresql://u@h/db", "restore", "Restore Werk's schema with PostgreSQL's own tools"),
+    ],
+)
+def test_backup_and_restore_of_another_store_explain_and_fail(
+    tmp_path: Path, url: str, command: str, advice: str
+) -> None:
+    where = ["-o", str(tmp_path)] if command == "backup" else [str(tmp_path / "b.sqlite3")]
+    result = werk(command, "--storage", url, *where)
     assert result.returncode == 2
-    assert "Redis persistence" in result.stderr
+    verb = {"backup": "backs up", "restore": "restores"}[command]
+    assert f"Werk only {verb} its embedded SQLite store. {advice}" in result.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_a_kept_store_is_never_overwritten(tmp_path: Path) -> None:
+    first = kept_path(tmp_path, 1795976213.122)
+    assert first.name == "werk.sqlite3.replaced-20261129T181653.122Z"
+    first.touch()
+    assert kept_path(tmp_path, 1795976213.122).name == first.name + "-2"
 
 
 def test_periodic_backups_keep_the_newest(

@@ -21,11 +21,13 @@ from werk.server.settings import ConfigError, load_config
 from werk.storage.sqlite.backup import BackupError, backup
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+VERBS = {"backup": "backs up", "restore": "restores"}
+"""Each command's verb in the third person (``Werk only backs up ...``)."""
 
 
 def add_store_options(parser: argparse.ArgumentParser, action: str) -> None:
     """Add the options that locate the store as ``werk server`` would (shared with
-    ``werk restore``; ``action`` is the command's verb, for the help texts)."""
+    ``werk restore``; ``action`` is the command, ``backup`` or ``restore``)."""
     add = parser.add_argument
     add(
         "-d",
@@ -43,8 +45,8 @@ def add_store_options(parser: argparse.ArgumentParser, action: str) -> None:
     )
     add(
         "--storage",
-        help=f"the server's storage URL, to refuse clearly when it is Redis (Werk {action}s"
-        " only its embedded store; default $WERK_STORAGE or [storage] url)",
+        help="the server's storage URL, to refuse clearly when it is Redis or PostgreSQL (Werk"
+        f" {VERBS[action]} only its embedded store; default $WERK_STORAGE or [storage] url)",
     )
     add("--json", action="store_true", help="print the result as one JSON object")
 
@@ -59,7 +61,7 @@ def register(subparsers: Any) -> None:
         " serving. Restore it with `werk restore FILE`. Progress shows on a terminal; the"
         " last line sums up.",
     )
-    add_store_options(parser, "back")
+    add_store_options(parser, "backup")
     parser.add_argument(
         "-o",
         "--output",
@@ -85,23 +87,33 @@ def store_config(args: argparse.Namespace) -> ServerConfig:
     return load_config(flags, require_password=False)
 
 
+ADVICE = {
+    ("postgres", "backup"): "Back up Werk's schema with PostgreSQL's own tools (pg_dump -n werk,"
+    " base backups with WAL archiving, or your provider's snapshots).",
+    ("postgres", "restore"): "Restore Werk's schema with PostgreSQL's own tools (pg_restore or"
+    " psql from a pg_dump of the schema, or point-in-time recovery from a base backup and its"
+    " WAL), with the Werk servers stopped.",
+    ("redis", "backup"): "Use Redis persistence (RDB snapshots or AOF, e.g. copy the RDB file"
+    " after BGSAVE) and replication for a Redis store.",
+    ("redis", "restore"): "Restore a Redis store with Redis's own tools: stop Redis, put the"
+    " saved RDB (or AOF) file in its dir and start it again, or promote a replica, with the"
+    " Werk servers stopped.",
+}
+"""What to use instead, by store and command."""
+
+
 def refuse_redis(config: ServerConfig, action: str) -> bool:
     """Explain, and return True, when the store is Redis or PostgreSQL."""
     url = config.storage_url or ""
     if url.startswith(("postgresql://", "postgres://")):
-        print(
-            f"werk {action}: the store is PostgreSQL; Werk only {action}s its embedded SQLite"
-            " store. Back up Werk's schema with PostgreSQL's own tools (pg_dump -n werk, base"
-            " backups with WAL archiving, or your provider's snapshots).",
-            file=sys.stderr,
-        )
-        return True
-    if not url.startswith(REDIS_SCHEMES):
+        kind, name = "postgres", "PostgreSQL"
+    elif url.startswith(REDIS_SCHEMES):
+        kind, name = "redis", f"Redis ({url.split('@')[-1]})"
+    else:
         return False
     print(
-        f"werk {action}: the store is Redis ({url.split('@')[-1]}); Werk only"
-        f" {action}s its embedded SQLite store. Use Redis persistence (RDB snapshots or AOF,"
-        " e.g. copy the RDB file after BGSAVE) and replication for a Redis store.",
+        f"werk {action}: the store is {name}; Werk only {VERBS[action]} its embedded SQLite"
+        f" store. {ADVICE[kind, action]}",
         file=sys.stderr,
     )
     return True

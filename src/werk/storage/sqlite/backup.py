@@ -62,10 +62,29 @@ def manifest_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
+def utc_stamp(now: float) -> str:
+    """Return ``now`` as a sortable UTC time with milliseconds: ``20261129T181649.122Z``."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
+    return f"{stamp}.{int(now * 1000) % 1000:03d}Z"
+
+
 def backup_name(now: float) -> str:
     """Return a sortable file name for a backup taken at ``now``."""
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
-    return f"werk-{stamp}.{int(now * 1000) % 1000:03d}Z{SUFFIX}"
+    return f"werk-{utc_stamp(now)}{SUFFIX}"
+
+
+def kept_path(data_dir: Path, now: float) -> Path:
+    """Return where :func:`restore` keeps the store it replaces at ``now``:
+    ``werk.sqlite3.replaced-20261129T181649.122Z`` (the name's start is what it always was,
+    so ``werk.sqlite3.replaced-*`` still finds old and new ones, and never a backup's
+    ``werk-*.sqlite3`` that pruning deletes); ``-2``, ``-3``... are added rather than
+    overwrite a store kept earlier in the same millisecond."""
+    base = data_dir / f"{schema.DB_NAME}.replaced-{utc_stamp(now)}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
 
 
 def counts(conn: sqlite3.Connection) -> dict[str, int]:
@@ -252,7 +271,7 @@ def is_empty(found: dict[str, int] | None) -> bool:
 def restore(path: Path, data_dir: Path, progress: StepCallback = _no_progress) -> Path | None:
     """Replace the store in ``data_dir`` with the backup at ``path`` (call :func:`verify`
     first; the caller holds the directory lock). The store that was there is kept beside
-    it as ``werk.sqlite3.replaced-<time>``, whose path is returned. The file is copied in
+    it (:func:`kept_path`), whose path is returned. The file is copied in
     chunks of :data:`CHUNK` bytes (``progress``: phase ``copying``).
 
     Raises:
@@ -267,7 +286,7 @@ def restore(path: Path, data_dir: Path, progress: StepCallback = _no_progress) -
         _fsync(staged)
         if live.exists():
             _checkpoint(live)
-            kept = data_dir / f"{schema.DB_NAME}.replaced-{int(time.time())}"
+            kept = kept_path(data_dir, time.time())
             live.replace(kept)
         for suffix in ("-wal", "-shm"):
             (data_dir / (schema.DB_NAME + suffix)).unlink(missing_ok=True)
