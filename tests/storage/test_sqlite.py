@@ -11,14 +11,16 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from werk.errors import StorageError, StoreCorruptError
-from werk.storage.base import Entry, Scored
+from werk.storage.base import Entry, Reservation, Scored
 from werk.storage.sqlite import SqliteStore
 from werk.storage.sqlite.writer import Batch
 
@@ -288,3 +290,80 @@ async def test_os_mode_commits_in_call_order_on_the_loop_and_the_thread(tmp_path
         assert first is not None and first.entry.jid == "big-0250"
     finally:
         await again.close()
+
+
+class GatedConnection(sqlite3.Connection):
+    """A real SQLite connection whose COMMIT waits for the test (or fails when told), to
+    watch what happens while a commit (its fsync) is still going."""
+
+    gate: threading.Event
+    fail: bool = False
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == "COMMIT":
+            assert self.gate.wait(10)
+            if self.fail:
+                raise sqlite3.OperationalError("database or disk is full")
+        return super().execute(sql, *args)
+
+
+def gate_commits(store: SqliteStore) -> GatedConnection:
+    """Give the store's writer thread a gated connection of its own to the same file."""
+    conn = sqlite3.connect(
+        store.path, isolation_level=None, check_same_thread=False, factory=GatedConnection
+    )
+    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.gate = threading.Event()
+    writer = store._writer
+    assert writer is not None
+    writer._conn.close()
+    writer._conn = conn
+    store.on_available(lambda queues: None, lambda queues: True)  # a FETCH waits
+    return conn
+
+
+async def until_fetched(store: SqliteStore) -> Reservation:
+    for _ in range(10_000):
+        found = await store.fetch(["default"], NOW, "w1")
+        if found is not None:
+            return found
+        await asyncio.sleep(0.001)
+    raise AssertionError("the job never became fetchable")
+
+
+async def test_a_pushed_job_is_fetchable_while_its_commit_runs(store: SqliteStore) -> None:
+    # Given a commit that takes as long as the test wants (a slow fsync)
+    conn = gate_commits(store)
+    before = store.commits
+    push = asyncio.create_task(store.enqueue([entry("early")], NOW))
+    # When a FETCH looks while the PUSH's commit is still going
+    reservation = await until_fetched(store)
+    # Then it gets the job, though the PUSH is not answered yet (that is after the commit)
+    assert reservation.entry.jid == "early"
+    assert not push.done() and store.commits == before
+    conn.gate.set()
+    await push
+    assert store.commits == before + 1
+    # and the reservation, written after the job's commit, holds it: the ACK drops it
+    assert await store.ack("early", NOW) is not None
+
+
+async def test_a_job_shown_before_a_failed_commit_is_taken_back(store: SqliteStore) -> None:
+    # Given two jobs pushed in one commit that will fail (a full disk, say)
+    conn = gate_commits(store)
+    conn.fail = True
+    push = asyncio.create_task(store.enqueue([entry("a"), entry("b")], NOW))
+    # When a worker fetched one of them before the commit ended
+    taken = await until_fetched(store)
+    assert taken.entry.jid == "a"
+    conn.gate.set()
+    with pytest.raises(StorageError, match="disk is full"):
+        await push
+    # Then the PUSH is refused, the other job left its queue, and the fetched one's
+    # reservation is gone (its ACK finds no job), as if neither had been pushed
+    assert (await store.queue_sizes()).get("default", 0) == 0
+    assert await store.fetch(["default"], NOW, "w1") is None
+    assert await store.ack("a", NOW) is None
+    conn.fail = False
+    await store.enqueue([entry("c")], NOW)  # the store works on
+    assert (await until_fetched(store)).entry.jid == "c"

@@ -96,7 +96,7 @@ class Manager:
         """The job results subsystem, when its middleware is registered."""
         self.waiters = Waiters()
         self._due_listeners: list[Callable[[float], None]] = []
-        store.on_available(self.waiters.wake)
+        store.on_available(self.waiters.wake, self.waiters.waiting)
 
     def results_or_fail(self) -> Results:
         """Return the job results subsystem.

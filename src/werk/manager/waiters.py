@@ -41,6 +41,11 @@ class Waiters:
                 if not future.done():
                     future.set_result(None)
 
+    def waiting(self, queues: Iterable[str]) -> bool:
+        """Return whether a FETCH is waiting on one of ``queues``."""
+        by_queue = self._by_queue
+        return any(name in by_queue for name in queues)
+
     def wake_all(self) -> None:
         """Wake every waiter (after a resume of all queues, say)."""
         self.wake(list(self._by_queue))

@@ -151,6 +151,8 @@ any sliding window of ``period`` seconds. ``leaky``: a bucket of capacity ``limi
 drains at ``limit / period`` per second; each acquisition adds one."""
 
 
+WaitingPredicate = Callable[[Iterable[str]], bool]
+"""Whether a FETCH waits on one of the named queues (:meth:`Store.on_available`)."""
 AvailableCallback = Callable[[Iterable[str]], None]
 """Called with queue names when jobs may have become fetchable there."""
 
@@ -171,11 +173,15 @@ class Store(Protocol):
         """Make every accepted write durable and release the backend."""
         ...
 
-    def on_available(self, callback: AvailableCallback) -> None:
+    def on_available(
+        self, callback: AvailableCallback, waiting: WaitingPredicate | None = None
+    ) -> None:
         """Register ``callback``, called on the event loop whenever jobs may have become
         fetchable in some queues: after :meth:`enqueue`, :meth:`move_due`,
         :meth:`requeue` or :meth:`resume`, by this process or (on a shared backend)
-        another server."""
+        another server. ``waiting`` tells whether a FETCH is parked on one of the named
+        queues right now; a backend may use it to hand a pushed job over sooner (the
+        SQLite store shows it before its commit's fsync ends) and ignore it otherwise."""
         ...
 
     # -- queues ------------------------------------------------------------------

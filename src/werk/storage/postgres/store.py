@@ -30,6 +30,7 @@ from werk.storage.base import (
     Queued,
     Reservation,
     Store,
+    WaitingPredicate,
 )
 from werk.storage.postgres.coord import PgCoord
 from werk.storage.postgres.core import (
@@ -132,8 +133,11 @@ class PostgresStore(PgCoord, PgSets, PgIntake):
         if hasattr(self, "_pool"):
             await self._pool.close()
 
-    def on_available(self, callback: AvailableCallback) -> None:
-        """Register a callback for queues that may have become fetchable (any server)."""
+    def on_available(
+        self, callback: AvailableCallback, waiting: WaitingPredicate | None = None
+    ) -> None:
+        """Register a callback for queues that may have become fetchable (any server);
+        ``waiting`` is not needed here."""
         self._callbacks.append(callback)
 
     async def _known(self) -> list[str]:

@@ -33,6 +33,7 @@ from werk.storage.base import (
     Queued,
     Reservation,
     Store,
+    WaitingPredicate,
 )
 from werk.storage.redis.batch import Batcher
 from werk.storage.redis.codec import (
@@ -135,8 +136,11 @@ class RedisStore(RedisCoord, RedisSets):
             await self._link.close()
             await self._redis.aclose()
 
-    def on_available(self, callback: AvailableCallback) -> None:
-        """Register a callback for queues that may have become fetchable (any server)."""
+    def on_available(
+        self, callback: AvailableCallback, waiting: WaitingPredicate | None = None
+    ) -> None:
+        """Register a callback for queues that may have become fetchable (any server);
+        ``waiting`` is not needed here."""
         self._callbacks.append(callback)
 
     # -- queues ------------------------------------------------------------------

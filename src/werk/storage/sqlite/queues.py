@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from werk.errors import StorageError
-from werk.storage.base import AvailableCallback, Entry, Queued, Reservation
+from werk.storage.base import AvailableCallback, Entry, Queued, Reservation, WaitingPredicate
 from werk.storage.sqlite import ops
 from werk.storage.sqlite.memory import QueueIndex, Reservations
 from werk.storage.sqlite.writer import Writer
@@ -45,6 +45,7 @@ class QueueMixin:
         self._queues = QueueIndex()
         self._paused: set[str] = set()
         self._callbacks: list[AvailableCallback] = []
+        self._waiting: list[WaitingPredicate] = []
         self._bodies: dict[int, tuple[Entry, float]] = {}
 
     # -- helpers ------------------------------------------------------------------
@@ -88,16 +89,26 @@ class QueueMixin:
     # -- queues --------------------------------------------------------------------
 
     async def enqueue(self, entries: Sequence[Entry], now: float) -> None:
-        """Append entries to their queues; return once their commit is on disk."""
+        """Append entries to their queues; return once their commit is on disk.
+
+        When a FETCH waits on one of their queues, a commit on the writer thread makes the
+        jobs fetchable as soon as their rows are written, before the fsync ends (the FETCH
+        gets one at once, and its own writes commit after this one); the PUSH is answered
+        after the fsync all the same. Should that commit fail, the jobs are taken back:
+        the queued ones leave the queue, and one already handed to a worker loses its
+        reservation (the worker's ACK or FAIL then finds no job), as when the PUSH is
+        refused.
+        """
         writer = self._open_writer()
         if not entries:
             return
         batch = list(entries)
         new = {e.queue for e in batch if e.queue not in self._queues}
+        shown: list[int] = []  # the ids made fetchable before the commit ended
 
-        def done(ids: list[int]) -> None:
+        def show(ids: list[int], bound: bool) -> None:
             push, bodies = self._queues.push, self._bodies
-            room = BODY_CACHE - len(bodies)
+            room = BODY_CACHE - len(bodies) if bound else len(batch)
             for entry, job_id in zip(batch, ids, strict=True):
                 push(entry.queue, entry.priority, job_id)
                 if room > 0:
@@ -105,7 +116,44 @@ class QueueMixin:
                     room -= 1
             self._notify({e.queue for e in batch})
 
-        await writer.call(lambda b: ops.insert_jobs(b, batch, now, new), done, rows=len(batch))
+        def early(ids: list[int]) -> None:
+            # Before the commit, a job can only be fetched from memory (the loop's
+            # connection reads committed rows): past the cache's bound, wait for done.
+            if len(self._bodies) + len(batch) <= BODY_CACHE:
+                shown.extend(ids)
+                show(ids, bound=False)
+
+        def done(ids: list[int]) -> None:
+            if not shown:
+                show(ids, bound=True)
+
+        def undo() -> None:
+            if shown:
+                self._withdraw(batch, shown)
+
+        queues = {e.queue for e in batch}
+        wanted = any(waiting(queues) for waiting in self._waiting)
+        await writer.call(
+            lambda b: ops.insert_jobs(b, batch, now, new),
+            done,
+            undo,
+            len(batch),
+            early if wanted else None,
+        )
+
+    def _withdraw(self, batch: list[Entry], ids: list[int]) -> None:
+        """Take back jobs shown before a commit that failed."""
+        for entry, job_id in zip(batch, ids, strict=True):
+            self._bodies.pop(job_id, None)
+            if self._queues.remove(entry.queue, {job_id}):
+                continue
+            held = self._reserved.pop(entry.jid)
+            if held is None:
+                continue
+            if held[1] == job_id:  # handed to a worker: no job stands behind it
+                self._open_writer().release(entry.jid, job_id, (), 0)
+            else:
+                self._reserved.put(*held)  # another job with that jid: not ours
 
     async def fetch(self, queues: Sequence[str], now: float, wid: str) -> Reservation | None:
         """Reserve the next job of the first non-empty unpaused queue (no commit wait)."""

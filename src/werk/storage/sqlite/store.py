@@ -37,6 +37,7 @@ from werk.storage.base import (
     SetFilter,
     SetName,
     Store,
+    WaitingPredicate,
 )
 from werk.storage.sqlite import ops, schema
 from werk.storage.sqlite.coord import CoordMixin
@@ -157,9 +158,14 @@ class SqliteStore(CoordMixin):
         self._conn = self._reader_conn = None
         self._lock.release()
 
-    def on_available(self, callback: AvailableCallback) -> None:
-        """Register a callback for queues where jobs may have become fetchable."""
+    def on_available(
+        self, callback: AvailableCallback, waiting: WaitingPredicate | None = None
+    ) -> None:
+        """Register a callback for queues where jobs may have become fetchable; with
+        ``waiting``, a PUSH to a queue a FETCH waits on is shown before its fsync ends."""
         self._callbacks.append(callback)
+        if waiting is not None:
+            self._waiting.append(waiting)
 
     # -- helpers ------------------------------------------------------------------
 
