@@ -33,6 +33,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from werk.errors import StorageError
+
 LOST = (RedisConnectionError, RedisTimeoutError, OSError)
 
 OnReply = Callable[[Any, BaseException | None], None]
@@ -219,7 +221,13 @@ class ScriptLink:
         await conn.connect()  # TCP/Unix, TLS, AUTH, SELECT, with the pool's retry policy
         # The handshake's replies are all read: the stream holds nothing more, and its
         # transport is ours from here on (redis-py forgets it).
-        writer: asyncio.StreamWriter = conn._writer
+        writer = getattr(conn, "_writer", None)
+        if not isinstance(writer, asyncio.StreamWriter):  # redis-py changed its internals
+            await conn.disconnect()
+            raise StorageError(
+                "this redis-py version does not hand over its connection's stream"
+                " (Werk supports redis-py 5 to 8)"
+            )
         conn._reader = conn._writer = None
         resp = RespProtocol()
         resp.attach(writer)
