@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from tests.helpers import Peer, ServerProcess, push_line
 from tests.ops.conftest import write_conf
@@ -95,3 +99,53 @@ def test_second_signal_forces_the_exit(sqlite_server_factory: Callable[..., Serv
     assert server.stop() == 1  # joins the log reader too
     assert b"SIGTERM: stopping gracefully (send it again to exit at once)" in server.log
     assert b"second signal: exiting now" in server.log
+
+
+SECOND_SIGNAL_AT = """
+import logging, os, signal, sys
+from werk.cli.main import main
+
+SIG, AT = signal.Signals[sys.argv[1]], sys.argv[2]
+
+class Second(logging.Handler):
+    '''Sends the second signal the moment "stopped" is logged, or later, once the event
+    loop is closed and run() flushes the log before exiting.'''
+    def emit(self, record):
+        if AT == "stopped" and record.getMessage() == "stopped":
+            os.kill(os.getpid(), SIG)
+    def close(self):
+        super().close()
+        if AT == "exit":
+            os.kill(os.getpid(), SIG)
+
+logging.getLogger("werk.server").addHandler(Second())
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+@pytest.mark.parametrize("at", ["stopped", "exit"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_second_signal_after_stopped_still_exits_at_once(
+    tmp_path: Path, sig: signal.Signals, at: str
+) -> None:
+    # Given a server stopping gracefully after a first signal
+    log = tmp_path / "server.log"
+    args = [sys.executable, "-c", SECOND_SIGNAL_AT, sig.name, at, "server", "-b", "127.0.0.1:0"]
+    args += ["-w", ":0", "-d", str(tmp_path / "data"), "-c", str(tmp_path / "conf")]
+    with log.open("wb") as err:
+        proc = subprocess.Popen(args, stderr=err)
+    try:
+        deadline = time.monotonic() + 30
+        while b"listening on" not in log.read_bytes():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.02)
+        # When the second signal comes right after the "stopped" line, or in the teardown
+        proc.send_signal(sig)
+        status = proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # Then it is logged and the status is 1, not death by the signal (130/143, silent)
+    text = log.read_text()
+    assert status == 1, text
+    assert text.index("stopped") < text.index("second signal: exiting now")

@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from werk.errors import StorageError
 from werk.server.config import ENVIRONMENTS, ServerConfig
@@ -190,8 +190,7 @@ async def serve(config: ServerConfig, args: argparse.Namespace) -> None:
 
     def on_signal(name: str) -> None:
         if stop.is_set():
-            log.warning("second signal: exiting now")
-            os._exit(1)
+            exit_at_once()
         log.info("%s: stopping gracefully (send it again to exit at once)", name)
         stop.set()
 
@@ -214,6 +213,37 @@ async def serve(config: ServerConfig, args: argparse.Namespace) -> None:
         raise
     await stop.wait()
     await server.stop()
+    await keep_the_second_signal(loop)
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def exit_at_once(*_: object) -> NoReturn:
+    """A second SIGTERM or SIGINT: log it and exit with status 1 (every ``+OK`` was only
+    sent after its commit, so this loses nothing that was acknowledged)."""
+    log.warning("second signal: exiting now")
+    os._exit(1)
+
+
+async def keep_the_second_signal(loop: asyncio.AbstractEventLoop) -> None:
+    """After ``stopped``, keep answering a second signal until the process is gone.
+
+    Closing the event loop gives SIGTERM and SIGINT back to their defaults (killed by the
+    signal, status 143 or 130, nothing logged), so the loop's handlers are swapped for
+    process-level ones first. The signals are blocked meanwhile, so none is lost between
+    the two, and the loop gets a few turns to handle one it already caught; :func:`run`
+    then exits without the interpreter's teardown, during which no handler could run.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        for _ in range(5):
+            await asyncio.sleep(0)  # a signal caught before the block calls on_signal now
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, exit_at_once)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 async def reload(server: Any, args: argparse.Namespace) -> None:
@@ -250,4 +280,9 @@ def run(args: argparse.Namespace) -> int:
     except (StorageError, ConfigError, OSError) as exc:
         log.error("cannot start: %s", exc)
         return 1
-    return 0
+    # Stopped and the store closed. Exit now: in the interpreter's teardown a second signal
+    # could be neither answered nor told apart from a clean exit.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
