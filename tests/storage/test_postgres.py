@@ -32,7 +32,7 @@ from werk.errors import StorageError
 from werk.storage import open_store
 from werk.storage.postgres import PostgresStore
 from werk.storage.postgres.schema import MIGRATIONS
-from werk.storage.postgres.store import split_url
+from werk.storage.postgres.url import PostgresURL, parse_url
 
 StoreFactory = Callable[[], Awaitable[PostgresStore]]
 
@@ -116,16 +116,18 @@ async def test_flush_empties_every_table_but_processes(stores: StoreFactory, sch
 
 
 def test_url_schema_and_pool_are_split_off() -> None:
-    assert split_url("postgresql://u@h/db?schema=w2&pool=3&sslmode=require") == (
-        "postgresql://u@h/db?sslmode=require",
-        "w2",
-        3,
+    assert parse_url("postgresql://u@h/db?schema=w2&pool=3&sslmode=require") == PostgresURL(
+        "postgresql://u@h/db?sslmode=require", "w2", 3
     )
-    assert split_url("postgresql://h/db") == ("postgresql://h/db", "werk", 10)
+    assert parse_url("postgresql://h/db") == PostgresURL("postgresql://h/db", "werk", 10)
     store = open_store("postgres://h/db?schema=other")
     assert isinstance(store, PostgresStore) and store.schema == "other"
-    with pytest.raises(StorageError, match="schema name"):
-        split_url("postgresql://h/db?schema=Bad-Name")
+    with pytest.raises(StorageError, match="bad URL option schema='Bad-Name'"):
+        parse_url("postgresql://h/db?schema=Bad-Name")
+    # libpq reads + as a plus sign and %20 as a space: a space is passed on as %20
+    assert parse_url("postgresql://h/db?options=-c%20x%3Dy").conninfo == (
+        "postgresql://h/db?options=-c%20x%3Dy"
+    )
 
 
 async def test_unreachable_postgres_raises_storage_error() -> None:

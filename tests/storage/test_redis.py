@@ -27,7 +27,8 @@ from werk.errors import StorageError
 from werk.storage import open_store
 from werk.storage.base import Entry, Process, Scored
 from werk.storage.matching import glob
-from werk.storage.redis.store import RedisStore, split_url
+from werk.storage.redis.store import RedisStore
+from werk.storage.redis.url import RedisURL, parse_url
 
 pytestmark = pytest.mark.redis
 
@@ -255,8 +256,10 @@ async def test_paused_queue_is_skipped_by_every_server(stores: StoreFactory) -> 
 
 
 def test_url_prefix_is_split_off() -> None:
-    assert split_url("redis://h:1/2?prefix=a:b:&db=2") == ("redis://h:1/2?db=2", "a:b:")
-    assert split_url("unix:///tmp/r.sock") == ("unix:///tmp/r.sock", "werk:")
+    assert parse_url("redis://h:1/2?prefix=a:b:&db=2") == RedisURL(
+        "redis://h:1/2", "a:b:", {"db": 2}
+    )
+    assert parse_url("unix:///tmp/r.sock") == RedisURL("unix:///tmp/r.sock", "werk:", {})
     store = open_store("rediss://h/0?prefix=x:")
     assert isinstance(store, RedisStore) and store.keys.prefix == "x:"
 

@@ -70,7 +70,14 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the chosen scenarios and print one JSON line each, then a summary on stderr."""
     from werk.benchmarks import scenarios
+    from werk.storage import StorageURLError, check_url
 
+    if args.storage != "sqlite":
+        try:
+            check_url(args.storage)
+        except StorageURLError as exc:
+            print(f"werk bench: {exc}", file=sys.stderr)
+            return 2
     chosen = args.scenarios or [
         name
         for name in scenarios.SCENARIOS

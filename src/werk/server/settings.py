@@ -30,7 +30,7 @@ from werk.server.config import (
     default_data_dir,
     parse_binding,
 )
-from werk.storage import UnsupportedStorageError, check_url
+from werk.storage import StorageURLError, check_url
 
 LOG_LEVELS = ("debug", "info", "warn", "warning", "error")
 """Faktory's names (`-l warn`), and Python's `warning` for the same level."""
@@ -284,7 +284,7 @@ def load_config(
     if config.storage_url:
         try:
             check_url(config.storage_url)
-        except UnsupportedStorageError as exc:
+        except StorageURLError as exc:
             raise ConfigError(str(exc)) from exc
     if require_password:
         _check_password(config, env)

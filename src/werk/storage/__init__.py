@@ -13,11 +13,11 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from werk.errors import StorageError
 from werk.storage.base import Store
+from werk.storage.urls import StorageURLError, parse_options
 
 
-class UnsupportedStorageError(StorageError):
+class UnsupportedStorageError(StorageURLError):
     """A storage URL names a scheme Werk has no backend for."""
 
 
@@ -39,6 +39,25 @@ def _sqlite(url: str, durability: str) -> Store:
     return SqliteStore(Path(url.removeprefix("sqlite://")).expanduser(), durability=durability)
 
 
+def _check_redis(url: str) -> None:
+    from werk.storage.redis.url import parse_url
+
+    parse_url(url)
+
+
+def _check_postgres(url: str) -> None:
+    from werk.storage.postgres.url import parse_url
+
+    parse_url(url)
+
+
+def _check_sqlite(url: str) -> None:
+    _, mark, query = url.partition("?")
+    parse_options("sqlite", query, {})  # a sqlite:// URL takes no options
+    if mark:
+        raise StorageURLError("sqlite: a sqlite:// URL takes no options (nor a '?' in its path)")
+
+
 BACKENDS: dict[str, Callable[[str, str], Store]] = {
     "redis": _redis,
     "rediss": _redis,
@@ -49,6 +68,17 @@ BACKENDS: dict[str, Callable[[str, str], Store]] = {
 }
 """URL scheme -> the function that builds its (unopened) store from the URL and the
 durability mode (``fsync`` or ``os``). One line per scheme."""
+
+URL_CHECKS: dict[str, Callable[[str], None]] = {
+    "redis": _check_redis,
+    "rediss": _check_redis,
+    "unix": _check_redis,
+    "postgresql": _check_postgres,
+    "postgres": _check_postgres,
+    "sqlite": _check_sqlite,
+}
+"""URL scheme -> the function that checks the URL's options (and whatever else of it the
+backend reads) without opening anything; every scheme of :data:`BACKENDS` has one."""
 
 _SCHEME = re.compile(r"\A([A-Za-z][A-Za-z0-9+.-]*):")
 
@@ -62,19 +92,24 @@ def scheme_of(url: str) -> str | None:
 
 
 def check_url(url: str) -> None:
-    """Refuse a storage URL whose scheme has no backend.
+    """Refuse a storage URL whose scheme has no backend, or whose options (or other parts
+    its backend reads: port, database) are unknown or bad, before any store opens.
 
     Raises:
         UnsupportedStorageError: naming the scheme and the supported ones.
+        StorageURLError: naming the option and what is wrong with it (one line).
     """
     scheme = scheme_of(url)
-    if scheme is not None and scheme not in BACKENDS:
+    if scheme is None:
+        return
+    if scheme not in BACKENDS:
         supported = ", ".join(f"{name}://" for name in BACKENDS)
         # The URL itself is not quoted: it may hold a password.
         raise UnsupportedStorageError(
             f"unsupported storage URL scheme {scheme}://: use one of {supported}"
             " or a directory path"
         )
+    URL_CHECKS[scheme](url)
 
 
 def open_store(url: str, durability: str = "fsync") -> Store:
@@ -87,6 +122,7 @@ def open_store(url: str, durability: str = "fsync") -> Store:
 
     Raises:
         UnsupportedStorageError: the URL's scheme has no backend.
+        StorageURLError: an option of the URL is unknown or bad.
     """
     check_url(url)
     scheme = scheme_of(url)
@@ -94,4 +130,11 @@ def open_store(url: str, durability: str = "fsync") -> Store:
     return build(url, durability)
 
 
-__all__ = ["BACKENDS", "Store", "UnsupportedStorageError", "check_url", "open_store"]
+__all__ = [
+    "BACKENDS",
+    "Store",
+    "StorageURLError",
+    "UnsupportedStorageError",
+    "check_url",
+    "open_store",
+]

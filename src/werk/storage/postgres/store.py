@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -43,6 +42,7 @@ from werk.storage.postgres.intake import PgIntake
 from werk.storage.postgres.listener import Listener
 from werk.storage.postgres.schema import DEFAULT_SCHEMA, check_schema_name, migrate
 from werk.storage.postgres.sets import PgSets
+from werk.storage.postgres.url import parse_url
 
 ENQUEUE = """
 WITH t AS (
@@ -71,17 +71,6 @@ SELECT min(e) FROM generate_series(0, 9) p, LATERAL (
 """
 
 
-def split_url(url: str) -> tuple[str, str, int]:
-    """Split ``?schema=`` and ``?pool=`` off a PostgreSQL URL; return the URL for libpq,
-    the schema and the pool size."""
-    base, _, query = url.partition("?")
-    params = parse_qsl(query, keep_blank_values=True)
-    schema = next((v for k, v in params if k == "schema"), DEFAULT_SCHEMA)
-    pool = int(next((v for k, v in params if k == "pool"), "10"))
-    rest = urlencode([(k, v) for k, v in params if k not in ("schema", "pool")])
-    return (f"{base}?{rest}" if rest else base), check_schema_name(schema), pool
-
-
 class PostgresStore(PgCoord, PgSets, PgIntake):
     """A :class:`~werk.storage.base.Store` kept in PostgreSQL, shareable by many servers.
 
@@ -99,9 +88,14 @@ class PostgresStore(PgCoord, PgSets, PgIntake):
 
     @classmethod
     def from_url(cls, url: str) -> PostgresStore:
-        """Build an unopened store from a URL that may carry ``?schema=`` and ``?pool=``."""
-        conninfo, schema, pool = split_url(url.replace("postgres://", "postgresql://", 1))
-        return cls(conninfo, schema=schema, pool_size=pool)
+        """Build an unopened store from a URL that may carry ``?schema=`` and ``?pool=``
+        besides libpq's parameters.
+
+        Raises:
+            StorageURLError: an option is unknown or its value bad (naming it).
+        """
+        parsed = parse_url(url)
+        return cls(parsed.conninfo, schema=parsed.schema, pool_size=parsed.pool)
 
     @wrap_errors
     async def open(self) -> None:
@@ -381,4 +375,4 @@ class PostgresStore(PgCoord, PgSets, PgIntake):
 
 _: type[Store] = PostgresStore
 
-__all__ = ["PostgresStore", "split_url"]
+__all__ = ["PostgresStore"]

@@ -2,6 +2,7 @@
 multi-step change one Lua script). :class:`RedisStore` implements
 :class:`~werk.storage.base.Store`."""
 
-from werk.storage.redis.store import RedisStore, split_url
+from werk.storage.redis.store import RedisStore
+from werk.storage.redis.url import RedisURL, parse_url
 
-__all__ = ["RedisStore", "split_url"]
+__all__ = ["RedisStore", "RedisURL", "parse_url"]

@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Awaitable, Sequence
 from dataclasses import asdict
 from typing import Any, cast
-from urllib.parse import parse_qsl, urlencode
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -48,15 +47,7 @@ from werk.storage.redis.link import ScriptLink
 from werk.storage.redis.listener import AvailableListener
 from werk.storage.redis.scripts import BATCH
 from werk.storage.redis.sets import RedisSets
-
-
-def split_url(url: str) -> tuple[str, str]:
-    """Split ``?prefix=`` off a Redis URL; return the URL for redis-py and the prefix."""
-    base, _, query = url.partition("?")
-    params = parse_qsl(query, keep_blank_values=True)
-    prefix = next((v for k, v in params if k == "prefix"), DEFAULT_PREFIX)
-    rest = urlencode([(k, v) for k, v in params if k != "prefix"])
-    return (f"{base}?{rest}" if rest else base), prefix
+from werk.storage.redis.url import parse_url
 
 
 class RedisStore(RedisCoord, RedisSets):
@@ -64,8 +55,10 @@ class RedisStore(RedisCoord, RedisSets):
 
     Args:
         client_url: a redis-py URL (``redis://``, ``rediss://``, ``unix://``) without
-            ``prefix``.
+            query options.
         prefix: the prefix of every key (see :mod:`werk.storage.redis.keys`).
+        options: redis-py connection options, typed (:mod:`werk.storage.redis.url`); they
+            override Werk's defaults.
         retries: how often a command is retried on a lost connection (with backoff from
             50 ms to 1 s) before it fails with :class:`~werk.errors.StorageError`; the
             default rides out about 10 s of Redis being away.
@@ -79,9 +72,11 @@ class RedisStore(RedisCoord, RedisSets):
         prefix: str = DEFAULT_PREFIX,
         retries: int = 12,
         max_connections: int = 32,
+        options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(Keys(prefix))
         self.client_url = client_url
+        self.options = options or {}
         self.retries = retries
         self.max_connections = max_connections
         self.origin = uuid.uuid4().hex
@@ -90,25 +85,32 @@ class RedisStore(RedisCoord, RedisSets):
 
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
-        """Build an unopened store from a URL that may carry ``?prefix=``."""
-        client_url, prefix = split_url(url)
-        return cls(client_url, prefix=prefix)
+        """Build an unopened store from a URL that may carry ``?prefix=`` and the options
+        of :data:`werk.storage.redis.url.OPTIONS`.
+
+        Raises:
+            StorageURLError: an option is unknown or its value bad (naming it).
+        """
+        parsed = parse_url(url)
+        return cls(parsed.client_url, prefix=parsed.prefix, options=parsed.options)
 
     def _connect(self, retries: int) -> aioredis.Redis:
+        options: dict[str, Any] = {
+            "max_connections": self.max_connections,
+            "health_check_interval": 10,
+            "socket_connect_timeout": 5,
+        }
         # TCP keepalive for TCP connections (redis-py's Unix socket connection refuses it).
-        options: dict[str, Any] = {}
-        if not self.client_url.startswith("unix:"):
+        if not self.client_url.lower().startswith("unix:"):
             options["socket_keepalive"] = True
+        options.update(self.options)  # the URL's, checked by werk.storage.redis.url
         # A blocking pool: a burst of concurrent commands waits for a free connection
         # instead of failing with "Too many connections".
         pool = aioredis.BlockingConnectionPool.from_url(
             self.client_url,
-            max_connections=self.max_connections,
             timeout=20,
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries),
             retry_on_error=[RedisConnectionError, RedisTimeoutError, OSError],
-            health_check_interval=10,
-            socket_connect_timeout=5,
             **options,
         )
         return aioredis.Redis.from_pool(pool)
