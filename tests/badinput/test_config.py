@@ -46,8 +46,12 @@ def test_an_unsupported_storage_scheme_is_refused_naming_it(url: str, config_dir
 
 def test_supported_schemes_and_plain_paths_still_open(tmp_path: Path) -> None:
     assert set(BACKENDS) >= {"redis", "rediss", "unix", "sqlite", "postgresql"}
-    for url in (str(tmp_path / "a"), f"sqlite://{tmp_path / 'b'}", "relative:dir"):
-        assert open_store(url) is not None
+    for url, where in (
+        (str(tmp_path / "a"), tmp_path / "a"),
+        (f"sqlite://{tmp_path / 'b'}", tmp_path / "b"),
+        ("relative:dir", Path("relative:dir")),
+    ):
+        assert getattr(open_store(url), "directory", None) == where
 
 
 def test_werk_server_does_not_start_on_an_unsupported_url(tmp_path: Path) -> None:
