@@ -256,9 +256,8 @@ async def test_paused_queue_is_skipped_by_every_server(stores: StoreFactory) -> 
 
 
 def test_url_prefix_is_split_off() -> None:
-    assert parse_url("redis://h:1/2?prefix=a:b:&db=2") == RedisURL(
-        "redis://h:1/2", "a:b:", {"db": 2}
-    )
+    assert parse_url("redis://h:1?prefix=a:b:&db=2") == RedisURL("redis://h:1", "a:b:", {"db": 2})
+    assert parse_url("redis://h:1/2?prefix=a:b:") == RedisURL("redis://h:1/2", "a:b:", {})
     assert parse_url("unix:///tmp/r.sock") == RedisURL("unix:///tmp/r.sock", "werk:", {})
     store = open_store("rediss://h/0?prefix=x:")
     assert isinstance(store, RedisStore) and store.keys.prefix == "x:"

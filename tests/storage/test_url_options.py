@@ -203,6 +203,7 @@ def test_a_sqlite_url_takes_no_options(pairs: list[tuple[str, str]]) -> None:
             "redis: bad URL option socket_keepalive='maybe': must be true or false",
         ),
         ("redis://127.0.0.1:6379/0?db=one", "redis: bad URL option db='one': must be a whole"),
+        ("redis://127.0.0.1:6379/0?db=1", "redis: the database is given twice"),
         (
             "postgresql://postgres@127.0.0.1/werk?schem=x",
             "postgres: unknown URL option 'schem', did you mean 'schema'? (known: schema, pool,",

@@ -100,4 +100,6 @@ def parse_url(url: str) -> RedisURL:
             f"redis: the database in the URL's path must be a number (redis://host:6379/0),"
             f" not {parts.path!r}"
         )
+    elif parts.path.strip("/") and "db" in options:
+        raise StorageURLError("redis: the database is given twice: in the URL's path and ?db=")
     return RedisURL(base, options.pop("prefix", DEFAULT_PREFIX), options)
