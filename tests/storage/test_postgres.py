@@ -124,9 +124,9 @@ def test_url_schema_and_pool_are_split_off() -> None:
     assert isinstance(store, PostgresStore) and store.schema == "other"
     with pytest.raises(StorageError, match="bad URL option schema='Bad-Name'"):
         parse_url("postgresql://h/db?schema=Bad-Name")
-    # libpq reads + as a plus sign and %20 as a space: a space is passed on as %20
-    assert parse_url("postgresql://h/db?options=-c%20x%3Dy").conninfo == (
-        "postgresql://h/db?options=-c%20x%3Dy"
+    # libpq reads + as a plus sign and %20 as a space: both reach it as they were meant
+    assert parse_url("postgresql://h/db?options=-c%20x%3Dy&application_name=a+b").conninfo == (
+        "postgresql://h/db?options=-c%20x%3Dy&application_name=a%2Bb"
     )
 
 

@@ -92,12 +92,13 @@ def parse_url(url: str) -> PostgresURL:
         StorageURLError: an option is unknown or bad, or libpq cannot parse the URL.
     """
     base, _, query = url.partition("?")
+    query = query.replace("+", "%2B")  # libpq reads + as a plus sign, not a space
     if base.lower().startswith("postgres://"):
         base = "postgresql://" + base[len("postgres://") :]
     allowed = options()
     values = parse_options("postgres", query, allowed, WERK, LIBPQ_MORE)
     rest = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in WERK]
-    # libpq reads %20 as a space but + as a plus sign: quote, never urlencode's default.
+    # Re-encoded with %20 for a space (urlencode's default + would reach libpq as a plus).
     conninfo = f"{base}?{urlencode(rest, quote_via=quote)}" if rest else base
     try:
         conninfo_to_dict(conninfo)
