@@ -80,8 +80,12 @@ def wait_for(client: Client, target: int, timeout: float = 600) -> float:
     raise TimeoutError(f"fewer than {target} jobs processed in {timeout} s")
 
 
-def one_pass(url: str, src: Path, jobtype: str, n: int, processes: int) -> tuple[float, float]:
-    """Drain ``n`` jobs with workers from ``src``; return (jobs/s, worker CPU us per job)."""
+Pass = tuple[float, float, float]
+"""jobs/s, the workers' CPU us per job, the server's CPU us per job."""
+
+
+def one_pass(url: str, server_pid: int, src: Path, jobtype: str, n: int, processes: int) -> Pass:
+    """Drain ``n`` jobs with workers from ``src``; return its :data:`Pass` figures."""
     with Client(url) as client:
         for start in range(0, n, 1000):
             client.push_bulk(jobs(min(1000, n - start), jobtype=jobtype))
@@ -92,12 +96,14 @@ def one_pass(url: str, src: Path, jobtype: str, n: int, processes: int) -> tuple
             first_at = wait_for(client, base + 1)
             first = processed(client) - base
             cpu_start = sum(cpu_seconds(w.pid) for w in workers)
+            server_start = cpu_seconds(server_pid)
             last_at = wait_for(client, base + n)
             cpu_used = sum(cpu_seconds(w.pid) for w in workers) - cpu_start
+            server_used = cpu_seconds(server_pid) - server_start
         finally:
             stop_workers(workers)
     done = n - first
-    return done / (last_at - first_at), cpu_used / done * 1e6
+    return done / (last_at - first_at), cpu_used / done * 1e6, server_used / done * 1e6
 
 
 def _instructions(path: Path) -> int:
@@ -162,43 +168,51 @@ def main() -> None:
     parser.add_argument("--before", default="afcf964", help="commit of the before client")
     parser.add_argument("--callgrind", action="store_true", help="count instructions instead")
     args = parser.parse_args()
-    results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    results: dict[tuple[str, str], list[Pass]] = {}
     with tempfile.TemporaryDirectory(prefix="werk-before-") as tmp:
         trees = {"before": build_before(args.before, Path(tmp)), "after": ROOT / "src"}
         if args.callgrind:
             callgrind(trees, args.jobs.split(","), Path(tmp))
             return
         with BenchServer("sqlite") as server:
+            assert server.proc is not None
             for number in range(args.passes):
                 order = ["before", "after"] if number % 2 == 0 else ["after", "before"]
                 for jobtype in args.jobs.split(","):
                     for version in order:
-                        rate, cpu = one_pass(
-                            server.url, trees[version], jobtype, args.n, args.processes
+                        figures = one_pass(
+                            server.url,
+                            server.proc.pid,
+                            trees[version],
+                            jobtype,
+                            args.n,
+                            args.processes,
                         )
-                        results.setdefault((jobtype, version), []).append((rate, cpu))
+                        results.setdefault((jobtype, version), []).append(figures)
+                        rate, cpu, served = figures
                         print(
                             f"pass {number + 1} {jobtype:>5} {version:>6}: {rate:8.0f} jobs/s"
-                            f" {cpu:6.1f} worker CPU us/job",
+                            f" {cpu:6.1f} worker CPU us/job {served:6.1f} server CPU us/job",
                             flush=True,
                         )
     report(results, args)
 
 
-def report(results: dict[tuple[str, str], list[tuple[float, float]]], args: object) -> None:
+def report(results: dict[tuple[str, str], list[Pass]], args: object) -> None:
     print(f"\nmedians of {getattr(args, 'passes', '?')} passes, {getattr(args, 'n', '?')} jobs:")
-    print("| job | before jobs/s | after jobs/s | ratio | before CPU us/job | after | ratio |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| job | before jobs/s | after jobs/s | ratio | worker CPU us/job, before | after |"
+        " ratio | server CPU us/job, before | after | ratio |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for jobtype in dict.fromkeys(job for job, _ in results):
         before, after = results[(jobtype, "before")], results[(jobtype, "after")]
-        rate_b = statistics.median(r for r, _ in before)
-        rate_a = statistics.median(r for r, _ in after)
-        cpu_b = statistics.median(c for _, c in before)
-        cpu_a = statistics.median(c for _, c in after)
-        print(
-            f"| {jobtype} | {rate_b:,.0f} | {rate_a:,.0f} | {rate_a / rate_b:.2f}x |"
-            f" {cpu_b:.1f} | {cpu_a:.1f} | {cpu_a / cpu_b:.2f}x |"
-        )
+        cells = [f"| {jobtype} "]
+        for index, fmt in ((0, ",.0f"), (1, ".1f"), (2, ".1f")):
+            b = statistics.median(p[index] for p in before)
+            a = statistics.median(p[index] for p in after)
+            cells.append(f"| {b:{fmt}} | {a:{fmt}} | {a / b:.2f}x ")
+        print("".join(cells) + "|")
 
 
 if __name__ == "__main__":
