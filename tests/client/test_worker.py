@@ -9,9 +9,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tests.client.conftest import async_wait_until, retries_size
+from tests.client.conftest import async_wait_until, retries_size, wait_until
 from tests.helpers import Peer, ServerProcess
-from werk.client import SHUTDOWN_ERRTYPE, Client, Job, Middleware, Worker
+from werk.client import Client, Job, Middleware, Worker
 from werk.protocol.resp import Simple
 
 Start = Callable[[Worker], "asyncio.Task[None]"]
@@ -105,7 +105,7 @@ async def test_middleware_hooks(werk_server: ServerProcess, client: Client) -> N
 async def test_shutdown_waits_for_jobs_and_hands_back_the_rest(
     werk_server: ServerProcess, client: Client
 ) -> None:
-    worker = Worker(werk_server.url, concurrency=2, shutdown_timeout=1.0)
+    worker = Worker(werk_server.url, concurrency=3, shutdown_timeout=1.0)
     finished: list[str] = []
     release = asyncio.Event()  # quick ends once the stop has begun, however slow the machine
     gate = threading.Event()  # slow ends only when the test lets it (60 s at most)
@@ -116,14 +116,17 @@ async def test_shutdown_waits_for_jobs_and_hands_back_the_rest(
         finished.append("quick")
 
     @worker.register
-    def slow() -> None:
+    def slow(n: int) -> None:
         gate.wait(60)
         finished.append("slow")
 
     client.push(Job("quick"))
-    client.push(Job("slow", retry=5))
+    # retry 0 would discard a failed job and a negative retry send it to Dead: a job handed
+    # back at a shutdown is neither, it runs again at once
+    client.push(Job("slow", [0], retry=0))
+    client.push(Job("slow", [-1], retry=-1))
     task = asyncio.create_task(worker.run_async())
-    await async_wait_until(lambda: client.info()["faktory"]["tasks"]["Busy"]["size"] == 2)
+    await async_wait_until(lambda: client.info()["faktory"]["tasks"]["Busy"]["size"] == 3)
     began = time.monotonic()
     worker.stop()
     release.set()
@@ -133,11 +136,22 @@ async def test_shutdown_waits_for_jobs_and_hands_back_the_rest(
     assert time.monotonic() - began < 30
     assert finished == ["quick"]
     gate.set()
-    jobs = await asyncio.to_thread(retry_jobs, client)
-    assert [job["jobtype"] for job in jobs] == ["slow"]
-    assert jobs[0]["failure"]["errtype"] == SHUTDOWN_ERRTYPE
-    info = client.info()["faktory"]
-    assert info["tasks"]["Busy"]["size"] == 0
+    # back in their queue (the scheduler moves them there), no retry used, none lost
+    jobs: list[dict[str, Any]] = []
+
+    def fetched() -> bool:
+        while (job := client.fetch("default")) is not None:
+            jobs.append(job)
+            client.ack(job["jid"])
+        return len(jobs) == 2
+
+    await asyncio.to_thread(wait_until, fetched)
+    assert sorted(job["args"][0] for job in jobs) == [-1, 0]
+    for job in jobs:
+        assert "failure" not in job
+        assert job["handed_back"]["count"] >= 1
+    tasks = client.info()["faktory"]["tasks"]
+    assert [tasks[name]["size"] for name in ("Busy", "Retries", "Dead")] == [0, 0, 0]
 
 
 async def test_worker_reconnects_after_server_restart(

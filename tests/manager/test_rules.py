@@ -10,7 +10,7 @@ import pytest
 from werk.errors import CommandError
 from werk.job import check_queue_name, clamp_reserve_for, format_time, parse_time, validate
 from werk.manager.manager import render
-from werk.manager.retry import DEAD_TTL, FailureReport, backoff, record_failure
+from werk.manager.retry import DEAD_TTL, WORKER_SHUTDOWN, FailureReport, backoff, record_failure
 
 NOW = 1_700_000_000.0
 
@@ -92,6 +92,24 @@ def test_failure_record_and_decisions() -> None:
     assert j["failure"]["retry_count"] == 1 and j["failure"]["failed_at"] == format_time(NOW)
     assert record_failure(job(retry=0), report, NOW).target is None
     assert record_failure(job(retry=-1), report, NOW).target == "dead"
+
+
+@pytest.mark.parametrize("retry", [0, -1, 25])
+def test_a_job_handed_back_at_a_shutdown_runs_again_at_once_using_no_retry(retry: int) -> None:
+    j = job(retry=retry)
+    if retry > 0:
+        record_failure(j, FailureReport("Boom", "first", []), NOW)
+    before = j.get("failure")
+    shutdown = FailureReport(WORKER_SHUTDOWN, "worker stopped", [])
+    for n in (1, 2):
+        decision = record_failure(j, shutdown, NOW + n)
+        assert decision.target == "scheduled" and decision.score == NOW + n
+        assert j.get("failure") == before  # no retry used, the last real failure kept
+        assert j["handed_back"] == {
+            "count": n,
+            "message": "worker stopped",
+            "at": format_time(NOW + n),
+        }
 
 
 def test_render_splices_enqueued_at() -> None:

@@ -37,7 +37,8 @@ from werk.client.threads import JobThreads
 DEFAULT_BACKTRACE = 30
 """Backtrace lines reported when the job does not ask for a number (``backtrace`` 0/unset)."""
 SHUTDOWN_ERRTYPE = "WorkerShutdown"
-"""``errtype`` of jobs handed back to the server because the worker stopped."""
+"""``errtype`` of jobs handed back to the server because the worker stopped: a Werk server
+puts them back in their queue at once without using a retry (Faktory: an ordinary failure)."""
 TIMEOUT_ERRTYPE = "JobTimeout"
 """``errtype`` of jobs FAILed because they ran past their timeout."""
 
@@ -149,7 +150,7 @@ def ack_call(job: dict[str, Any], value: Any) -> Call[None]:
 
 
 def shutdown_call(job: dict[str, Any], reason: str) -> Call[None]:
-    """Build the FAIL that hands ``job`` back to the server so that it is retried."""
+    """Build the FAIL that hands ``job`` back to the server so that it runs again."""
     return CALLS.fail(str(job.get("jid", "")), SHUTDOWN_ERRTYPE, reason)
 
 

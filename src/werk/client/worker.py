@@ -9,8 +9,8 @@ Lifecycle, in three phases:
    :meth:`Worker.stop` begin the shutdown;
 3. *shutdown*: no new FETCH; running jobs get ``shutdown_timeout`` seconds to finish and be
    ACKed (a second SIGINT/SIGTERM or :meth:`Worker.stop` ``(force=True)`` ends the wait at
-   once); jobs still running then are FAILed back with errtype ``WorkerShutdown`` so the
-   server retries them; then middleware ``on_stop``. Nothing is lost.
+   once); jobs still running then are FAILed back with errtype ``WorkerShutdown`` so a Werk
+   server runs them again at once, using no retry; then middleware ``on_stop``. Nothing is lost.
 
 The worker logs on the ``werk.worker`` logger and never configures logging itself:
 ``werk worker`` does, and a program using :class:`Worker` keeps its own configuration.
@@ -257,7 +257,7 @@ class Worker:
 
         With ``force`` (or when already stopping and called again from a signal), running
         jobs are not waited for: they are FAILed back with errtype ``WorkerShutdown`` at
-        once, so the server retries them.
+        once, so a Werk server runs them again at once.
         """
 
         def apply() -> None:

@@ -313,8 +313,8 @@ class Manager:
         if decision.target is None:
             return None
         entry = replace(reservation.entry, body=body)
-        target: SetName = "retries" if decision.target == "retries" else "dead"
-        if target == "retries":
+        target: SetName = decision.target
+        if target != "dead":
             self._scheduled(decision.score)
         return Placement(target, decision.score, entry)
 

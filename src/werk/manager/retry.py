@@ -5,6 +5,8 @@ exhausted retries send it to the dead set for 180 days, otherwise it is retried 
 ``count**4 + 15 + rand(0..29) * (count + 1)`` seconds, ``count`` being the retry count
 after this failure was recorded. A FAIL with errtype ``werk.RateLimited`` (a job that could
 not get its rate limit) is rescheduled without using a retry; see :func:`rate_limited`.
+A FAIL with errtype ``WorkerShutdown`` (a job a worker handed back as it stopped) puts the
+job back to run again at once, without using a retry; see :func:`handed_back`.
 """
 
 from __future__ import annotations
@@ -16,12 +18,16 @@ from typing import Any, Final
 
 from werk.job import DEFAULT_RETRY, format_time
 from werk.protocol.fields import Kind, is_int64, typed_payload
+from werk.storage.base import SetName
 
 DEAD_TTL: Final = 180 * 24 * 3600.0
 MAX_ERRTYPE: Final = 100
 MAX_MESSAGE: Final = 1000
 MAX_BACKTRACE: Final = 50
 RATE_LIMITED: Final = "werk.RateLimited"
+WORKER_SHUTDOWN: Final = "WorkerShutdown"
+"""The errtype of a job a worker handed back at a graceful shutdown (the Python client's
+``SHUTDOWN_ERRTYPE``): a Werk extension runs it again at once, using no retry."""
 MAX_RATE_LIMITED: Final = 20
 """A job rate-limited more often than this fails as usual (and uses its retries)."""
 _RETRY_AFTER = re.compile(r"retry after (\d+(?:\.\d+)?)", re.IGNORECASE)
@@ -86,9 +92,10 @@ def backoff(count: int, rng: random.Random | None = None) -> float:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """Where a failed job goes: ``"retries"``, ``"dead"``, or ``None`` to discard it."""
+    """Where a failed job goes: ``"retries"``, ``"dead"``, ``"scheduled"`` (handed back at
+    a worker's shutdown), or ``None`` to discard it."""
 
-    target: str | None
+    target: SetName | None
     score: float
 
 
@@ -96,6 +103,8 @@ def record_failure(
     job: dict[str, Any], report: FailureReport, now: float, rng: random.Random | None = None
 ) -> Decision:
     """Update ``job["failure"]`` in place for one more failure and decide its fate."""
+    if report.errtype == WORKER_SHUTDOWN:
+        return handed_back(job, report, now)
     if report.errtype == RATE_LIMITED:
         limited = rate_limited(job, report, now, rng)
         if limited is not None:
@@ -152,3 +161,16 @@ def rate_limited(
         "next_at": format_time(due),
     }
     return Decision("retries", due)
+
+
+def handed_back(job: dict[str, Any], report: FailureReport, now: float) -> Decision:
+    """Put a job a worker handed back at its shutdown into the scheduled set, due now.
+
+    Whatever its ``retry`` (0 and negative too), the job runs again as soon as the scheduler
+    moves it to its queue; ``failure`` is left as it was, so no retry is used. The count of
+    hand-backs and the last reason go in ``job["handed_back"]``.
+    """
+    previous = job.get("handed_back")
+    count = _int(previous.get("count"), 0) if isinstance(previous, dict) else 0
+    job["handed_back"] = {"count": count + 1, "message": report.message, "at": format_time(now)}
+    return Decision("scheduled", now)
