@@ -4,10 +4,12 @@ a Worker that sends its functions' return values (SQLite and Redis servers)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
 import pytest
 
+from tests.client.conftest import async_wait_until
 from tests.helpers import ServerProcess
 from werk.client import (
     AsyncClient,
@@ -19,6 +21,7 @@ from werk.client import (
     Worker,
     task,
 )
+from werk.client.limits import RateLimited
 from werk.client.processor import RESULT_TOO_LARGE_ERRTYPE
 
 Start = Callable[[Worker], asyncio.Task[None]]
@@ -112,3 +115,40 @@ async def test_a_task_handle_waits_for_its_result(
     pushed = multiply.push(6, b=7)
     assert await asyncio.to_thread(pushed.result, 20) == 42
     assert pushed.state().state == "succeeded"
+
+
+async def test_a_job_is_logged_once_done_or_once_failed(
+    werk_server: ServerProcess,
+    client: Client,
+    start_worker: Start,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    worker = make_worker(werk_server)
+
+    @worker.register("Limited")
+    def limited() -> None:
+        raise RateLimited("retry after 60")
+
+    caplog.set_level(logging.INFO, logger="werk.worker")
+    start_worker(worker)
+    ok = client.push(Job("Add", [1, 2], result_ttl=60))
+    opaque = client.push(Job("Opaque", retry=0, result_ttl=60))
+    huge = client.push(Job("Huge", retry=0, result_ttl=60))
+    throttled = client.push(Job("Limited", retry=0))
+    assert await asyncio.to_thread(client.result, ok, 20) == {"sum": 3}
+    for jid in (opaque, huge):
+        with pytest.raises(JobFailedError):
+            await asyncio.to_thread(client.result, jid, 20)
+    await async_wait_until(lambda: any(throttled in r.getMessage() for r in caplog.records))
+
+    def lines(jid: str) -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.getMessage().startswith(f"job {jid} ")]
+
+    assert [r.getMessage().split(": ")[1][:7] for r in lines(ok)] == ["done in"]
+    for jid, errtype in ((opaque, "TypeError"), (huge, RESULT_TOO_LARGE_ERRTYPE)):
+        (line,) = lines(jid)
+        assert "done" not in line.getMessage() and "failed after" in line.getMessage()
+        assert errtype in line.getMessage()
+    (line,) = lines(throttled)
+    assert line.levelno == logging.INFO and line.exc_info is None
+    assert "rate limited after" in line.getMessage() and "retry after 60" in line.getMessage()

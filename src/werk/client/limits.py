@@ -17,14 +17,12 @@ from typing import Any, Final, Literal
 from werk.client.async_client import AsyncClient
 from werk.client.client import Client
 from werk.client.proto import Call, expect_ok
-from werk.client.runner import current_job
+from werk.client.runner import RATE_LIMITED_ERRTYPE, current_job
 from werk.errors import LimitedError
 from werk.protocol import commands as verbs
 from werk.protocol.commands import compact_json, encode_command
 
 Kind = Literal["concurrent", "bucket", "window", "leaky"]
-RATE_LIMITED_ERRTYPE: Final = "werk.RateLimited"
-"""The ``errtype`` a worker sends in FAIL for :class:`RateLimited`."""
 READ_MARGIN: Final = 1.0
 """Seconds kept between the server-side ``wait`` and the client's read timeout."""
 

@@ -10,7 +10,6 @@ restart loses nothing. The heartbeat uses a connection of its own.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from typing import Any
@@ -19,7 +18,7 @@ from werk.client.client import CALLS
 from werk.client.connection import CONNECTION_ERRORS, AsyncConnection
 from werk.client.proto import Call
 from werk.client.reconnect import Connector, GiveUpError
-from werk.client.runner import Runner, shutdown_call
+from werk.client.runner import ResultAck, Runner, shutdown_call
 from werk.client.state import WorkerHost
 from werk.errors import CommandError, ResultTooLargeError
 
@@ -77,6 +76,8 @@ class Processor:
                 sent, report = report, None
                 if results[0] is not None:  # an accepted ACK or FAIL answers None
                     await self._refused(conn, sent, results[0])
+                elif type(sent) is ResultAck:
+                    sent.log_done()
             if fetching:
                 report = await self._handle_fetched(results[-1])
         self.close()
@@ -100,10 +101,9 @@ class Processor:
     def _check_report(report: Call[None], outcome: Any) -> Call[None] | None:
         """Log a refused ACK or FAIL; return the FAIL to send for an ACK whose result
         the server refused as too large (the job is still reserved then)."""
-        if isinstance(outcome, ResultTooLargeError):
-            jid = str(json.loads(report.data.partition(b" ")[2])["jid"])
-            log.error("job %s: %s; failing it", jid, outcome.message, extra={"jid": jid})
-            return CALLS.fail(jid, RESULT_TOO_LARGE_ERRTYPE, outcome.message)
+        if isinstance(outcome, ResultTooLargeError) and isinstance(report, ResultAck):
+            report.log_refused(RESULT_TOO_LARGE_ERRTYPE, outcome.message)
+            return CALLS.fail(report.jid, RESULT_TOO_LARGE_ERRTYPE, outcome.message)
         if isinstance(outcome, CommandError):
             # ACK/FAIL after a reservation expired answers "Job not found": nothing to redo.
             verb, _, rest = report.data.partition(b" ")

@@ -27,7 +27,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from werk.client.client import CALLS
 from werk.client.middleware import Middleware
@@ -39,6 +39,8 @@ DEFAULT_BACKTRACE = 30
 SHUTDOWN_ERRTYPE = "WorkerShutdown"
 """``errtype`` of jobs handed back to the server because the worker stopped: a Werk server
 puts them back in their queue at once without using a retry (Faktory: an ordinary failure)."""
+RATE_LIMITED_ERRTYPE: Final = "werk.RateLimited"
+"""The ``errtype`` a worker sends in FAIL for :class:`werk.client.limits.RateLimited`."""
 TIMEOUT_ERRTYPE = "JobTimeout"
 """``errtype`` of jobs FAILed because they ran past their timeout."""
 
@@ -134,19 +136,49 @@ def wants_result(job: dict[str, Any]) -> bool:
     return isinstance(custom, dict) and custom.get("result_ttl") is not None
 
 
-def ack_call(job: dict[str, Any], value: Any) -> Call[None]:
-    """Build the ACK of a job that returned ``value``; the value goes along (Werk's results
-    extension) only when the job asked for its result.
+@dataclass(frozen=True, slots=True)
+class ResultAck(Call[None]):
+    """The ACK of a job that carries its return value (Werk's results extension).
+
+    Whether the job is done is the server's say (it may refuse the result as too large),
+    so the job's "done" line is logged only once the server accepts it: :meth:`log_done`.
+    """
+
+    jid: str = ""
+    jobtype: str = ""
+    elapsed: float = 0.0
+
+    def log_done(self) -> None:
+        """Log the job's success, as :meth:`Runner.run` does for an ACK without result."""
+        if log.isEnabledFor(logging.INFO):
+            extra = {"jid": self.jid, "jobtype": self.jobtype}
+            log.info("job %s %s: done in %.3fs", self.jid, self.jobtype, self.elapsed, extra=extra)
+
+    def log_refused(self, errtype: str, message: str) -> None:
+        """Log the job's failure because the server refused its result."""
+        log.error(
+            "job %s %s: failed after %.3fs: %s: %s",
+            self.jid,
+            self.jobtype,
+            self.elapsed,
+            errtype,
+            message,
+            extra={"jid": self.jid, "jobtype": self.jobtype},
+        )
+
+
+def result_ack(job: dict[str, Any], value: Any, elapsed: float) -> ResultAck:
+    """Build the ACK of a job that returned ``value`` and asked for its result.
 
     Raises:
         TypeError: the value cannot be encoded as JSON (the job then fails with it).
     """
-    if value is None or not wants_result(job):
-        return CALLS.ack(job["jid"])
+    jid = job["jid"]
     try:
-        return CALLS.ack(job["jid"], value)
+        call = CALLS.ack(jid, value)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"the job's return value cannot be stored as JSON: {exc}") from exc
+    return ResultAck(call.data, call.parse, call.wait, jid, str(job.get("jobtype", "")), elapsed)
 
 
 def shutdown_call(job: dict[str, Any], reason: str) -> Call[None]:
@@ -197,15 +229,17 @@ class Runner:
         else:
             error, value, lingering = await self._in_thread(entry, job, timeout)
         if error is None:
-            if verbose:
-                elapsed = time.perf_counter() - started
-                log.info(
-                    "job %s %s: done in %.3fs", job["jid"], jobtype, elapsed, extra=_extra(job)
-                )
-            if value is None:
+            if value is None or not wants_result(job):
+                # the outcome is settled: one "done" line
+                if verbose:
+                    elapsed = time.perf_counter() - started
+                    log.info(
+                        "job %s %s: done in %.3fs", job["jid"], jobtype, elapsed, extra=_extra(job)
+                    )
                 return CALLS.ack(job["jid"]), None
+            # a result: "done" is logged when the server accepts it (ResultAck.log_done)
             try:
-                return ack_call(job, value), None
+                return result_ack(job, value, time.perf_counter() - started), None
             except (TypeError, ValueError) as exc:
                 error = exc
         return self._failed(job, error, time.perf_counter() - started), lingering
@@ -235,7 +269,20 @@ class Runner:
 
     @staticmethod
     def _failed(job: dict[str, Any], error: BaseException, elapsed: float) -> Call[None]:
-        """Log a job's failure with its traceback; return the FAIL that reports it."""
+        """Log a job's failure with its traceback; return the FAIL that reports it.
+
+        A rate-limited job (errtype ``werk.RateLimited``) is an expected event that uses no
+        retry: one info line, no traceback."""
+        if getattr(error, "errtype", None) == RATE_LIMITED_ERRTYPE:
+            log.info(
+                "job %s %s: rate limited after %.3fs (%s); rescheduled, using no retry",
+                job.get("jid"),
+                job.get("jobtype", ""),
+                elapsed,
+                error,
+                extra=_extra(job),
+            )
+            return fail_call(job, error)
         level = logging.ERROR if isinstance(error, JobTimeoutError) else logging.WARNING
         log.log(
             level,
