@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 import pytest
@@ -68,8 +69,17 @@ async def test_worker_return_values_reach_the_client(
     assert state.state == "succeeded" and state.result == {"sum": 5}
     assert state.jobtype == "Add" and state.finished_at is not None
     assert state.args == [2, 3] and state.custom == {"result_ttl": 60} and state.wid
-    with pytest.raises(UnknownJobError):
+    began = time.monotonic()
+    with pytest.raises(UnknownJobError, match="kept only for jobs pushed with result_ttl"):
         await asyncio.to_thread(client.result, plain, 20)
+    assert time.monotonic() - began < 10  # at once, not after the 20 s wait
+
+    @task(client=client, queue="nobody")
+    def forgetful() -> int:
+        return 1
+
+    with pytest.raises(UnknownJobError, match=r"@task\(result_ttl=seconds\)"):
+        await asyncio.to_thread(forgetful.push().result, 20)
 
 
 async def test_failures_raise_with_the_last_error(

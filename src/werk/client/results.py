@@ -125,7 +125,12 @@ class JobState:
         if self.state in ("failed", "dead"):
             raise JobFailedError(self.jid, self.state, self.error or {})
         if self.state == "unknown":
-            raise UnknownJobError(f"no result known for job {self.jid}")
+            raise UnknownJobError(
+                f"no result known for job {self.jid}: results are kept only for jobs pushed"
+                " with result_ttl (Job(..., result_ttl=seconds) or @task(result_ttl=seconds)),"
+                " for result_ttl seconds after they end; this one was pushed without it,"
+                " its result expired, or the jid is wrong"
+            )
         raise ResultTimeoutError(f"job {self.jid} is still {self.state}")
 
 
