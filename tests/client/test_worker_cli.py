@@ -26,6 +26,11 @@ JOBS = textwrap.dedent(
         time.sleep(seconds)
 
     registry = {"slow": slow}
+
+    def hello():
+        print("hello ran")
+
+    NOTHING = 42
     """
 )
 
@@ -79,15 +84,32 @@ def test_sigterm_hands_back_jobs_at_the_timeout(
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=15)
     assert proc.returncode == 0, stderr.decode()
-    assert retries_size(client) == 3  # every unfinished job is back with the server
+    # every unfinished job is back in its queue, using no retry
+    wait_until(lambda: client.info()["faktory"]["queues"].get("default") == 3)
     info = client.info()["faktory"]
-    assert info["sets"]["working"] == 0
+    assert info["sets"]["working"] == 0 and retries_size(client) == 0
 
 
 def test_bad_target_exits_2(tmp_path: Path, werk_server: ServerProcess) -> None:
     proc = start_worker(tmp_path, werk_server, "missing")
     _, stderr = proc.communicate(timeout=15)
     assert proc.returncode == 2 and b"cannot load" in stderr
+
+
+def test_a_plain_function_is_a_target_and_other_things_are_named(
+    tmp_path: Path, werk_server: ServerProcess, client: Client
+) -> None:
+    client.push(Job("hello"))
+    proc = start_worker(tmp_path, werk_server, "hello")
+    wait_until(lambda: client.info()["faktory"]["total_processed"] == 1)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=15)
+    assert proc.returncode == 0 and b"jobtypes hello" in stderr, stderr.decode()
+    proc = start_worker(tmp_path, werk_server, "NOTHING")
+    _, stderr = proc.communicate(timeout=15)
+    assert proc.returncode == 2
+    assert b"cannot load jobs_module:NOTHING: it is an int; expected a Worker" in stderr
+    assert b"a {jobtype: function} mapping, or a list of functions and tasks" in stderr
 
 
 def test_wrong_password_exits_1(

@@ -1,8 +1,9 @@
 """``werk worker module:attr``: run a :class:`~werk.client.Worker` from an import path.
 
 The attribute may be a ``Worker`` (its settings are the defaults, the flags override them)
-or a registry: a mapping of jobtype to function, or a module-level list of functions or
-declared tasks (:func:`werk.client.task`).
+or a registry: a declared task (:func:`werk.client.task`), a function (registered under its
+own name), a mapping of jobtype to function, or a module-level list of functions or
+declared tasks. Anything else is refused with a message naming these kinds.
 """
 
 from __future__ import annotations
@@ -33,15 +34,16 @@ def register(subparsers: Any) -> None:
         help="run a Python worker",
         description="Fetch and run jobs with the functions registered on a Worker. TARGET is"
         " module:attr, where attr is a Worker (its settings are the defaults, the flags"
-        " override them), a mapping of jobtype to function, or a list of functions (each"
-        " registered under its own name) and declared tasks. SIGTERM or Ctrl-C stops it"
-        " gracefully; a second one stops at once, handing running jobs back.",
+        " override them), a declared task, a function (registered under its own name), a"
+        " mapping of jobtype to function, or a list of functions and declared tasks."
+        " SIGTERM or Ctrl-C stops it gracefully; a second one stops at once, handing"
+        " running jobs back.",
     )
     parser.add_argument(
         "target",
         metavar="TARGET",
-        help="module:attr of a Worker, a {jobtype: function} mapping or a list of functions"
-        " and tasks",
+        help="module:attr of a Worker, a task, a function, a {jobtype: function} mapping or a"
+        " list of functions and tasks",
     )
     parser.add_argument(
         "-q",
@@ -110,21 +112,24 @@ def load_target(path: str) -> Any:
     return obj
 
 
+TARGET_KINDS = (
+    "a Worker, a task (@task), a function, a {jobtype: function} mapping, or a list of"
+    " functions and tasks"
+)
+
+
+def _function(obj: Any) -> bool:
+    """Whether ``obj`` can be registered under its own name: a function, not a class."""
+    return callable(obj) and not isinstance(obj, type) and hasattr(obj, "__name__")
+
+
 def build_worker(target: Any, args: argparse.Namespace) -> Worker:
-    """Return the worker for ``target``, with the command-line flags applied."""
-    if isinstance(target, Worker):
-        worker = target
-    else:
-        worker = Worker()
-        functions: Mapping[str, Callable[..., Any]]
-        if isinstance(target, Mapping):
-            functions = target
-        else:
-            items = [target] if isinstance(target, Task) else list(target)
-            worker.include(*(item for item in items if isinstance(item, Task)))
-            functions = {f.__name__: f for f in items if not isinstance(f, Task)}
-        for name, func in functions.items():
-            worker.add(name, func)
+    """Return the worker for ``target``, with the command-line flags applied.
+
+    Raises:
+        TypeError: ``target`` (or one of its items) is none of the accepted kinds.
+    """
+    worker = target if isinstance(target, Worker) else registry_worker(target)
     if args.url:
         worker._url = args.url
     if args.queue:
@@ -136,6 +141,38 @@ def build_worker(target: Any, args: argparse.Namespace) -> Worker:
     if args.shutdown_timeout is not None:
         worker.shutdown_timeout = args.shutdown_timeout
     return worker
+
+
+def registry_worker(target: Any) -> Worker:
+    """Return a default Worker with the functions and tasks of ``target`` registered.
+
+    Raises:
+        TypeError: ``target`` (or one of its items) is none of the accepted kinds.
+    """
+    if isinstance(target, Mapping):
+        items = list(target.values())
+    elif isinstance(target, Task) or _function(target):
+        items = [target]
+    elif isinstance(target, list | tuple | set | frozenset):
+        items = list(target)
+    else:
+        raise TypeError(f"it is {_kind(target)}; expected {TARGET_KINDS}")
+    for item in items:
+        if not isinstance(item, Task) and not _function(item):
+            raise TypeError(f"it holds {_kind(item)}; expected {TARGET_KINDS}")
+    worker = Worker()
+    functions: Mapping[str, Callable[..., Any]] = target if isinstance(target, Mapping) else {}
+    if not functions:
+        worker.include(*(item for item in items if isinstance(item, Task)))
+        functions = {f.__name__: f for f in items if not isinstance(f, Task)}
+    for name, func in functions.items():
+        worker.add(name, func)
+    return worker
+
+
+def _kind(obj: Any) -> str:
+    name = type(obj).__name__
+    return f"an {name}" if name[:1].lower() in "aeiou" else f"a {name}"
 
 
 def run(args: argparse.Namespace) -> int:
