@@ -15,6 +15,8 @@ from werk.client.connection import (
     AsyncConnection,
     Connection,
     ConnectionClosedError,
+    NoGreetingError,
+    NotWorkPortError,
     ServerUnreachableError,
 )
 from werk.client.job import Job
@@ -69,7 +71,9 @@ __all__ = [
     "CommandError",
     "ConfigurationError",
     "ConnectionClosedError",
+    "NoGreetingError",
     "NotUniqueError",
+    "NotWorkPortError",
     "ProtocolError",
     "ServerUnreachableError",
     "WerkError",

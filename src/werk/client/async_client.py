@@ -40,8 +40,8 @@ class AsyncClient:
         wid: a worker id, only for connections that consume jobs and BEAT.
         pool_size: the most connections open at once.
         timeout: seconds to wait for a reply or a connection.
-        connect_retries: how often to retry a failed new connection, waiting at most 0.25,
-            0.5, 1, 2, 2 ... s (randomised) in between; then
+        connect_retries: how often to retry a failed new connection, waiting from 0.125 s
+            up to at most 0.25, 0.5, 1, 2, 2 ... s (randomised) in between; then
             :class:`~werk.client.ServerUnreachableError` is raised.
 
     Example::

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from werk.client.proto import NEED_DATA, Call, ClientProtocol, Identity
 from werk.client.url import ServerAddress
-from werk.errors import CommandError, WerkError
+from werk.errors import CommandError, ProtocolError, WerkError
 from werk.protocol.resp import Reply
 
 T = TypeVar("T")
@@ -55,9 +55,53 @@ class ServerUnreachableError(WerkError, ConnectionError):
         self.seconds = seconds
 
 
+class NoGreetingError(WerkError, TimeoutError):
+    """The peer accepted the connection but sent no Faktory greeting (``+HI``) in time: a
+    busy server, or a port that is not a work port. A ``TimeoutError``, so it is retried."""
+
+    def __init__(self, url: str, seconds: float) -> None:
+        super().__init__(
+            f"no greeting from {url} within {seconds:g}s: is it a Werk/Faktory work port?"
+            f" {PORT_HINT}"
+        )
+
+
+class NotWorkPortError(ProtocolError):
+    """The peer is an HTTP server (the web UI?), not a work port: never retried."""
+
+    def __init__(self, url: str, answer: bytes) -> None:
+        first = answer.partition(b"\r\n")[0][:60].decode("latin-1")
+        super().__init__(
+            f"{url} is an HTTP server (it answered {first!r}), not a Werk/Faktory work port"
+            f" {PORT_HINT}"
+        )
+
+
+PORT_HINT = "(the web UI is usually on 7420, the work port on 7419)"
+GREETING_PROBE_AFTER = 2.0
+"""Seconds without a greeting after which a newline is sent: an HTTP server answers it at
+once (``HTTP/1.1 400``), while a Werk or Faktory server greets as soon as it accepts."""
+PROBE = b"\r\n"
+
+
+def check_greeting(data: bytes, url: str) -> bytes:
+    """Return the first bytes a peer sent, unless they are an HTTP answer.
+
+    Raises:
+        ConnectionClosedError: the peer closed the connection without a word.
+        NotWorkPortError: the peer answered as an HTTP server.
+    """
+    if not data:
+        raise ConnectionClosedError("the server closed the connection")
+    if data.startswith(b"HTTP/"):
+        raise NotWorkPortError(url, data)
+    return data
+
+
 CONNECT_BACKOFF = (0.25, 2.0)
-"""``backoff_delays`` base and cap of a client's connection retries: waits of at most 0.25,
-0.5, 1 and 2 s (randomised), about 2-4 s in all with the default four retries."""
+"""``backoff_delays`` base and cap of a client's connection retries: waits from 0.125 s up to
+at most 0.25, 0.5, 1 and 2 s (randomised), 0.5-3.75 s in all (about 2 s on average) with the
+default four retries."""
 
 CONNECTION_ERRORS = (OSError, EOFError, ConnectionClosedError, asyncio.IncompleteReadError)
 """Exceptions that mean "this connection is gone; reconnect" (``TimeoutError`` included)."""
@@ -102,11 +146,38 @@ class Connection:
             if context is not None:
                 sock = context.wrap_socket(sock, server_hostname=address.host)
             conn = cls(sock, ClientProtocol(identity, address.password))
+            conn._greeting(address.url(), timeout)
             conn._handshake()
         except BaseException:
             sock.close()
             raise
         return conn
+
+    def _greeting(self, url: str, timeout: float) -> None:
+        """Read the peer's first bytes, probing with a newline when they are slow to come.
+
+        Raises:
+            NoGreetingError: nothing came within ``timeout`` seconds.
+            NotWorkPortError: the peer is an HTTP server.
+        """
+        sock = self._sock
+        first = min(GREETING_PROBE_AFTER, timeout)
+        sock.settimeout(first)
+        try:
+            try:
+                data = sock.recv(READ_SIZE)
+            except TimeoutError:
+                if timeout <= first:
+                    raise NoGreetingError(url, timeout) from None
+                sock.sendall(PROBE)
+                sock.settimeout(timeout - first)
+                try:
+                    data = sock.recv(READ_SIZE)
+                except TimeoutError:
+                    raise NoGreetingError(url, timeout) from None
+        finally:
+            sock.settimeout(timeout)
+        self.proto.feed(check_greeting(data, url))
 
     def _handshake(self) -> None:
         while (line := self.proto.handshake(self._read_reply())) is not None:
@@ -208,12 +279,33 @@ class AsyncConnection:
             )
         conn = cls(reader, writer, ClientProtocol(identity, address.password), timeout)
         try:
+            await conn._greeting(address.url())
             while (line := conn.proto.handshake(await conn._read_reply())) is not None:
                 writer.write(line)
         except BaseException:
             conn.close(polite=False)
             raise
         return conn
+
+    async def _greeting(self, url: str) -> None:
+        """Read the peer's first bytes, probing with a newline when they are slow to come.
+
+        Raises:
+            NoGreetingError: nothing came within the connection's timeout.
+            NotWorkPortError: the peer is an HTTP server.
+        """
+        first = min(GREETING_PROBE_AFTER, self.timeout)
+        try:
+            data = await asyncio.wait_for(self._reader.read(READ_SIZE), first)
+        except TimeoutError:
+            if self.timeout <= first:
+                raise NoGreetingError(url, self.timeout) from None
+            self._writer.write(PROBE)
+            try:
+                data = await asyncio.wait_for(self._reader.read(READ_SIZE), self.timeout - first)
+            except TimeoutError:
+                raise NoGreetingError(url, self.timeout) from None
+        self.proto.feed(check_greeting(data, url))
 
     async def _read_reply(self, wait: float = 0.0) -> Reply:
         """Read until the protocol has a reply; each read gets ``timeout + wait`` seconds.
