@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from tests.client.conftest import async_wait_until, retries_size, wait_until
 from tests.helpers import Peer, ServerProcess
-from werk.client import Client, Job, Middleware, Worker
+from werk.client import Client, Job, Middleware, Worker, task
 from werk.protocol.resp import Simple
 
 Start = Callable[[Worker], "asyncio.Task[None]"]
@@ -222,3 +225,42 @@ async def test_quiet_then_terminate_from_the_server(
     await asyncio.to_thread(beat_as, werk_server, worker.wid, "terminate")
     await asyncio.wait_for(task, 10)
     assert worker.state == "terminate"
+
+
+async def test_the_start_line_shows_queues_and_warns_of_left_out_task_queues(
+    werk_server: ServerProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    @task(queue="mail")
+    def send_email(address: str) -> None: ...
+
+    caplog.set_level(logging.INFO, logger="werk.worker")
+    for n, queues in enumerate(
+        (["default"], ["default,1", "mail,2"], None, ["critical", "default"]), start=1
+    ):
+        worker = Worker(werk_server.url, queues=queues, concurrency=1)
+        worker.include(send_email)
+        running = asyncio.create_task(worker.run_async())
+        await async_wait_until(
+            lambda n=n: sum("starting" in r.getMessage() for r in caplog.records) == n
+        )
+        worker.stop()
+        await running
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    starts = [
+        line.split("queues ")[1].split(", concurrency")[0] for line in lines if "starting" in line
+    ]
+    assert starts == [
+        "default",
+        "default (weight 1), mail (weight 2)",
+        "default (weight 1), mail (weight 1)",
+        "critical, default (in this order)",
+    ]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert (
+        warnings
+        == [
+            "queues mail of included tasks are not among this worker's queues: their jobs wait"
+            " for a worker that fetches them"
+        ]
+        * 2
+    )

@@ -158,7 +158,8 @@ def test_stop_is_prompt_while_the_server_is_unreachable(tmp_path: Path) -> None:
     )
     assert proc.stderr is not None
     for line in proc.stderr:
-        if "lost the server" in line:
+        if "cannot reach the server" in line:  # never connected: not "lost"
+            assert f"{url} (ConnectionRefusedError" in line and line.endswith("retrying\n")
             break
     began = time.monotonic()
     proc.send_signal(signal.SIGTERM)
@@ -166,6 +167,21 @@ def test_stop_is_prompt_while_the_server_is_unreachable(tmp_path: Path) -> None:
     assert proc.returncode == 0, out
     assert time.monotonic() - began < 5.0, out
     assert "stopped" in out
+
+
+def test_a_report_given_up_at_the_shutdown_deadline_is_named(
+    tmp_path: Path, werk_server: ServerProcess, client: Client
+) -> None:
+    jid = client.push(Job("slow", [1.5]))
+    proc = run_worker(tmp_path, werk_server, "--shutdown-timeout", "1")
+    wait_until(lambda: client.info()["faktory"]["tasks"]["Busy"]["size"] == 1)
+    werk_server.kill()  # the job ends while the server is away: its ACK cannot be sent
+    time.sleep(2)
+    out = stop(proc)
+    assert "lost the server" in out
+    assert f"could not send ACK for job {jid}: the server stayed unreachable; the job will" in out
+    assert "once its reservation expires (its reserve_for, 30 minutes by default)" in out
+    assert "b'ACK" not in out
 
 
 def test_the_library_never_configures_logging(tmp_path: Path, werk_server: ServerProcess) -> None:

@@ -10,6 +10,7 @@ restart loses nothing. The heartbeat uses a connection of its own.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from typing import Any
@@ -70,7 +71,7 @@ class Processor:
                 continue
             except GiveUpError:
                 if report is not None:
-                    log.error("could not report %r; the server will expire it", report.data[:80])
+                    self._unreported(report)
                 break
             if report is not None:
                 sent, report = report, None
@@ -81,6 +82,22 @@ class Processor:
             if fetching:
                 report = await self._handle_fetched(results[-1])
         self.close()
+
+    @staticmethod
+    def _unreported(report: Call[None]) -> None:
+        """Log an ACK or FAIL the worker gave up delivering (the server stayed away)."""
+        verb, _, payload = report.data.partition(b" ")
+        try:
+            jid = str(json.loads(payload)["jid"])
+        except (ValueError, KeyError, TypeError):
+            jid = "?"
+        log.error(
+            "could not send %s for job %s: the server stayed unreachable; the job will run"
+            " again once its reservation expires (its reserve_for, 30 minutes by default)",
+            verb.decode("ascii", "replace"),
+            jid,
+            extra={"jid": jid},
+        )
 
     async def _refused(self, conn: AsyncConnection, report: Call[None], outcome: Any) -> None:
         fail = self._check_report(report, outcome)

@@ -2,7 +2,8 @@
 
 Every processor, the heartbeat and the reservation keeper open their own connection through
 one :class:`Connector`. When the server goes away they all notice; the connector turns that
-into one warning per outage (``lost the server ...``) and one info line when the first
+into one warning per outage (``lost the server ...``, or ``cannot reach the server ...``
+while no connection ever succeeded) and one info line when the first
 connection succeeds again (``reconnected to ... after 4.1s``). The individual retries are
 logged at debug level. A connection made before the latest outage began that fails only
 later (a job ran on its processor meanwhile, or the heartbeat was waiting) belongs to that
@@ -41,6 +42,8 @@ class Connector:
         self.last_outage: float | None = None
         """``time.monotonic()`` when the latest outage began (kept after reconnecting)."""
         self.outages = 0
+        self.reached = False
+        """Whether a connection ever succeeded (before that, an outage is "cannot reach")."""
 
     def lost(self, what: str, exc: BaseException, conn: AsyncConnection | None = None) -> None:
         """Record that a connection failed (``what`` names its user, for debug logs).
@@ -54,14 +57,17 @@ class Connector:
             self.outages += 1
             if not self.worker.stopping:
                 log.warning(
-                    "lost the server %s (%s: %s); reconnecting",
+                    "%s the server %s (%s: %s); %s",
+                    "lost" if self.reached else "cannot reach",
                     self.worker.address.url(),
                     type(exc).__name__,
                     exc,
+                    "reconnecting" if self.reached else "retrying",
                 )
         log.debug("%s: connection failed: %s", what, exc)
 
     def _reached(self) -> None:
+        self.reached = True
         if self.outage_since is not None:
             down = time.monotonic() - self.outage_since
             self.outage_since = None

@@ -323,10 +323,14 @@ class Worker:
             log.info("worker %s stopped", self.wid)
 
     def _log_start(self) -> None:
-        queues = ",".join(
-            f"{name},{weight}" if self.queues.weighted else name
-            for name, weight in zip(self.queues.names, self.queues.weights, strict=True)
-        )
+        order = self.queues
+        if order.weighted:
+            pairs = zip(order.names, order.weights, strict=True)
+            queues = ", ".join(f"{name} (weight {weight})" for name, weight in pairs)
+        else:
+            queues = ", ".join(order.names)
+            if len(order.names) > 1:
+                queues += " (in this order)"
         log.info(
             "worker %s starting: server %s, queues %s, concurrency %d, labels %s, jobtypes %s",
             self.wid,
@@ -336,6 +340,13 @@ class Worker:
             ",".join(self.labels),
             ",".join(sorted(self.registry)) or "(none)",
         )
+        left_out = [name for name in self._declared if name not in order.names]
+        if self._queues is not None and left_out:
+            log.warning(
+                "queues %s of included tasks are not among this worker's queues: their jobs"
+                " wait for a worker that fetches them",
+                ", ".join(left_out),
+            )
 
     async def _supervise(
         self, processors: list[Processor], tasks: list[asyncio.Task[None]]
