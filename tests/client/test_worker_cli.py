@@ -120,4 +120,8 @@ def test_wrong_password_exits_1(
     url = f"tcp://:wrong@{server.host}:{server.port}"
     args = [sys.executable, "-m", "werk", "worker", "jobs_module:worker", "--url", url]
     proc = subprocess.run(args, cwd=tmp_path, capture_output=True, timeout=30)
-    assert proc.returncode == 1 and b"Invalid password" in proc.stderr
+    assert proc.returncode == 1
+    lines = proc.stderr.decode().splitlines()
+    refused = f"the server tcp://:***@{server.host}:{server.port} refused the password:"
+    first = next(i for i, line in enumerate(lines) if refused in line)
+    assert "Invalid password" in lines[first] and "stopping" in lines[first + 1]

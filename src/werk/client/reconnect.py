@@ -17,7 +17,7 @@ import logging
 import time
 
 from werk.client.backoff import backoff_delays
-from werk.client.connection import CONNECTION_ERRORS, AsyncConnection
+from werk.client.connection import CONNECTION_ERRORS, AsyncConnection, NotWorkPortError
 from werk.client.state import WorkerHost
 from werk.errors import AuthenticationError
 
@@ -42,6 +42,8 @@ class Connector:
         self.last_outage: float | None = None
         """``time.monotonic()`` when the latest outage began (kept after reconnecting)."""
         self.outages = 0
+        self.failed = False
+        """Whether a fatal connection error (wrong password, not a work port) was logged."""
         self.reached = False
         """Whether a connection ever succeeded (before that, an outage is "cannot reach")."""
 
@@ -66,6 +68,12 @@ class Connector:
                 )
         log.debug("%s: connection failed: %s", what, exc)
 
+    def _fatal(self, exc: Exception) -> None:
+        """Log, once and at once (before the worker's "stopping"), why it cannot go on."""
+        if not self.failed:
+            self.failed = True
+            log.error("%s; stopping", exc)
+
     def _reached(self) -> None:
         self.reached = True
         if self.outage_since is not None:
@@ -77,7 +85,9 @@ class Connector:
         """Open a connection, retrying with backoff until the worker gives up.
 
         Raises:
-            AuthenticationError: the password is wrong (retrying cannot help).
+            AuthenticationError: the password is wrong (retrying cannot help); its message
+                names the server.
+            NotWorkPortError: the port is an HTTP server, not a work port.
             GiveUpError: the worker's ``give_up`` was set before a connection was made.
         """
         worker = self.worker
@@ -85,7 +95,13 @@ class Connector:
         while not worker.give_up.is_set():
             try:
                 conn = await AsyncConnection.open(worker.address, worker.identity, worker.timeout)
-            except AuthenticationError:
+            except AuthenticationError as exc:
+                url = worker.address.url()
+                fatal = AuthenticationError(f"the server {url} refused the password: {exc}")
+                self._fatal(fatal)
+                raise fatal from exc
+            except NotWorkPortError as exc:
+                self._fatal(exc)
                 raise
             except CONNECTION_ERRORS as exc:
                 self.lost(what, exc)
