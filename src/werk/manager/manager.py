@@ -282,7 +282,8 @@ class Manager:
                 await middleware.acked(reservation, now)
 
     async def fail(self, jid: str, report: FailureReport) -> None:
-        """Record a failed execution and send the job to retries, dead, or nowhere.
+        """Record a failed execution and send the job to retries, dead, or nowhere (a job
+        handed back at a worker's shutdown: the scheduled set, due now).
 
         Raises:
             CommandError: ``jid`` holds no reservation.
