@@ -37,6 +37,11 @@ def module_name(path: Path) -> str:
 
 
 MODULES = {module_name(path): path for path in sorted(SRC.rglob("*.py"))}
+TREES = {path: ast.parse(path.read_text(), str(path)) for path in MODULES.values()}
+"""Every module's syntax tree, read while pytest collects, before any test runs: Python
+3.11's ``ast`` can raise a spurious ``SystemError: AST constructor recursion depth
+mismatch`` after other code changed the recursion limit (CPython gh-106905; hypothesis
+raises it while its tests run), which the suite's long runs met once here."""
 
 
 def imported_names(path: Path) -> Iterator[str]:
@@ -47,7 +52,7 @@ def imported_names(path: Path) -> Iterator[str]:
     """
     name = module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(TREES[path]):
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

@@ -32,11 +32,16 @@ def template_messages() -> set[str]:
     return found
 
 
+TREES = {path: ast.parse(path.read_text("utf-8")) for path in sorted(WEBUI.glob("*.py"))}
+"""The web UI modules' syntax trees, read while pytest collects (as tests/test_layout.py
+does, for the same Python 3.11 ``ast`` bug)."""
+
+
 def python_messages() -> set[str]:
     """Every message marked with ``N_("...")`` in the web UI's modules."""
     found: set[str] = set()
-    for path in sorted(WEBUI.glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+    for path, tree in TREES.items():
+        for node in ast.walk(tree):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "N_":
                 (arg,) = node.args
                 assert isinstance(arg, ast.Constant) and isinstance(arg.value, str), path.name
