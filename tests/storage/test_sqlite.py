@@ -22,7 +22,7 @@ import pytest
 from werk.errors import StorageError, StoreCorruptError
 from werk.storage.base import Entry, Reservation, Scored
 from werk.storage.sqlite import SqliteStore
-from werk.storage.sqlite.writer import Batch
+from werk.storage.sqlite.batch import Batch
 
 NOW = 1_700_000_000.0
 

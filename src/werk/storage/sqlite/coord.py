@@ -1,6 +1,6 @@
 """The coordination half of the SQLite store: locks, records, counters and limiters.
 
-Every mutation is one function of a writer :class:`~werk.storage.sqlite.writer.Batch`, so
+Every mutation is one function of a writer :class:`~werk.storage.sqlite.batch.Batch`, so
 it reads and writes inside the writer thread's transaction; that thread runs operations
 one at a time and only this process writes the file (``werk.lock``), so each is atomic.
 Reads use the loop's connection (short indexed lookups) or the reader thread (listings).
@@ -25,8 +25,8 @@ from typing import Any
 from werk.storage.base import LimitKind, LimitResult
 from werk.storage.limits import LEAK_EPSILON, PURGE, bucket_start, check_limits, leaky_level, units
 from werk.storage.matching import prefix_bound
+from werk.storage.sqlite.batch import Batch
 from werk.storage.sqlite.queues import QueueMixin
-from werk.storage.sqlite.writer import Batch
 
 # -- locks, records, counters (writer) ---------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The SQL of the SQLite store: writes run on the writer thread, reads on a reader.
 
-Every write takes a :class:`~werk.storage.sqlite.writer.Batch` and runs inside the
+Every write takes a :class:`~werk.storage.sqlite.batch.Batch` and runs inside the
 writer's open transaction; it returns what the loop needs to update its in-memory state.
 Reads take a plain connection. Table layout: see :mod:`werk.storage.sqlite.schema`.
 """
@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from werk.storage.base import Entry, Placement, Process, Queued, Scored, SetFilter
-from werk.storage.sqlite.writer import Batch
+from werk.storage.sqlite.batch import Batch
 
 JOB_INSERT = (
     "INSERT INTO jobs (id, queue, priority, jid, jobtype, reserve_for, enqueued_at, body)"

@@ -40,9 +40,10 @@ from werk.storage.base import (
     WaitingPredicate,
 )
 from werk.storage.sqlite import ops, schema
+from werk.storage.sqlite.batch import Batch
 from werk.storage.sqlite.coord import CoordMixin
 from werk.storage.sqlite.memory import QueueIndex, Reservations, Tally
-from werk.storage.sqlite.writer import INLINE, Batch, Writer
+from werk.storage.sqlite.writer import INLINE, Writer
 
 T = TypeVar("T")
 log = logging.getLogger("werk.storage.sqlite.store")

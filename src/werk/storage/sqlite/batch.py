@@ -1,0 +1,86 @@
+"""What an operation sees on the writer thread (:class:`Batch`, with its row ids in commit
+order), and the FETCH/ACK writes the loop gathers before handing them over
+(:class:`Background`). The thread and its queue are in :mod:`werk.storage.sqlite.writer`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+
+class Batch:
+    """What an operation sees while it runs on the writer thread.
+
+    ``counts`` gathers counter increments (key: ``total`` or a UTC day) and is written
+    once per transaction; ``ids`` hands out new ``jobs`` row ids in commit order.
+    """
+
+    __slots__ = ("conn", "counts", "ids")
+
+    def __init__(self, conn: sqlite3.Connection, ids: JobIds) -> None:
+        self.conn = conn
+        self.ids = ids
+        self.counts: dict[str, list[int]] = {}
+
+    def count(self, keys: tuple[str, ...], processed: int, failures: int) -> None:
+        """Add to the counters named by ``keys``, written when the batch commits."""
+        for key in keys:
+            pair = self.counts.setdefault(key, [0, 0])
+            pair[0] += processed
+            pair[1] += failures
+
+    def write_counts(self) -> None:
+        """Upsert the gathered counter increments."""
+        if self.counts:
+            self.conn.executemany(
+                "INSERT INTO counters (key, processed, failures) VALUES (?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET processed = processed + excluded.processed,"
+                " failures = failures + excluded.failures",
+                [(key, p, f) for key, (p, f) in self.counts.items()],
+            )
+
+
+class JobIds:
+    """The next ``jobs.id``; only the writer thread takes ids, so they follow commit order."""
+
+    __slots__ = ("next",)
+
+    def __init__(self, first: int) -> None:
+        self.next = first
+
+    def take(self, n: int) -> range:
+        """Reserve ``n`` consecutive ids."""
+        start = self.next
+        self.next += n
+        return range(start, start + n)
+
+
+class Background:
+    """FETCH and ACK writes gathered on the loop, handed to the writer as ONE operation.
+
+    A reservation released before its row was handed over is never written at all.
+    """
+
+    __slots__ = ("reserves", "releases", "counts")
+
+    def __init__(self) -> None:
+        self.reserves: dict[str, tuple[str, int, str, float, float]] = {}
+        self.releases: list[tuple[str, int]] = []
+        self.counts: dict[str, list[int]] = {}
+
+    def __len__(self) -> int:
+        return len(self.reserves) + len(self.releases)
+
+    def run(self, b: Batch) -> None:
+        """Write the gathered reservations, releases and counts (on the writer thread)."""
+        if self.reserves:
+            b.conn.executemany(
+                "INSERT OR REPLACE INTO working (jid, job_id, wid, reserved_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                self.reserves.values(),
+            )
+        if self.releases:
+            b.conn.executemany("DELETE FROM working WHERE jid = ? AND job_id = ?", self.releases)
+            b.conn.executemany("DELETE FROM jobs WHERE id = ?", [(i,) for _, i in self.releases])
+        for key, (processed, failures) in self.counts.items():
+            b.count((key,), processed, failures)
