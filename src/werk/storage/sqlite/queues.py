@@ -104,6 +104,7 @@ class QueueMixin:
             return
         batch = list(entries)
         new = {e.queue for e in batch if e.queue not in self._queues}
+        queues = {e.queue for e in batch}
         shown: list[int] = []  # the ids made fetchable before the commit ended
 
         def show(ids: list[int], bound: bool) -> None:
@@ -114,7 +115,7 @@ class QueueMixin:
                 if room > 0:
                     bodies[job_id] = (entry, now)
                     room -= 1
-            self._notify({e.queue for e in batch})
+            self._notify(queues)
 
         def early(ids: list[int]) -> None:
             # Before the commit, a job can only be fetched from memory (the loop's
@@ -131,7 +132,6 @@ class QueueMixin:
             if shown:
                 self._withdraw(batch, shown)
 
-        queues = {e.queue for e in batch}
         wanted = any(waiting(queues) for waiting in self._waiting)
         await writer.call(
             lambda b: ops.insert_jobs(b, batch, now, new),
