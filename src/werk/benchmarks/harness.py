@@ -39,6 +39,10 @@ class BenchServer:
     proc: subprocess.Popen[bytes] | None = None
     log: bytearray = field(default_factory=bytearray)
     prefix: str = ""
+    wrapper: tuple[str, ...] = ()
+    """A command the server runs under (``valgrind --tool=callgrind ...``)."""
+    pythonpath: str = ""
+    """Put first on the server's ``PYTHONPATH`` (another version's ``src``)."""
 
     def start(self) -> BenchServer:
         """Start the server and wait until it listens."""
@@ -54,9 +58,10 @@ class BenchServer:
         elif self.storage != "sqlite":
             self.prefix = self.prefix or f"werkbench:{uuid4().hex}:"
             args += ["--storage", f"{self.storage}?prefix={self.prefix}"]
-        self.proc = subprocess.Popen(args, stderr=subprocess.PIPE)
+        env = {**os.environ, "PYTHONPATH": self.pythonpath} if self.pythonpath else None
+        self.proc = subprocess.Popen([*self.wrapper, *args], stderr=subprocess.PIPE, env=env)
         threading.Thread(target=self._read, daemon=True).start()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + (300 if self.wrapper else 20)
         while time.monotonic() < deadline:
             match = LISTENING.search(self.log)
             if match:
