@@ -4,6 +4,7 @@ a Worker that sends its functions' return values (SQLite and Redis servers)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -162,3 +163,55 @@ async def test_a_job_is_logged_once_done_or_once_failed(
     (line,) = lines(throttled)
     assert line.levelno == logging.INFO and line.exc_info is None
     assert "rate limited after" in line.getMessage() and "retry after 60" in line.getMessage()
+
+
+async def held_fetch_server(job: dict[str, object]) -> tuple[asyncio.Server, list[bytes]]:
+    """A Faktory-speaking server that hands out ``job`` once, records every ACK, and
+    never answers a later FETCH (a real server answers it when a job comes, or after
+    ~2 s): what a worker does meanwhile cannot depend on that answer."""
+    acks: list[bytes] = []
+    handed = False
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal handed
+        writer.write(b'+HI {"v":2}\r\n')
+        while line := await reader.readline():
+            verb = line.split(b" ", 1)[0].strip()
+            if verb == b"END":
+                break
+            if verb == b"FETCH":
+                if not handed:
+                    handed = True
+                    body = json.dumps(job).encode()
+                    writer.write(b"$%d\r\n%s\r\n" % (len(body), body))
+                continue  # held: no reply
+            if verb == b"ACK":
+                acks.append(line)
+            writer.write(b"+OK\r\n")
+        writer.close()
+
+    return await asyncio.start_server(serve, "127.0.0.1", 0), acks
+
+
+async def test_a_result_jobs_done_line_does_not_wait_for_the_next_fetch(
+    start_worker: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a job that returns a value for its result, whose ACK the worker pipelines with
+    # its next FETCH, when the server accepts the ACK and has no job for the FETCH, then
+    # the "done" line is written at once (it used to wait for the FETCH's answer: up to
+    # 2 s on a real server, or until the worker stopped).
+    job = {"jid": "r1", "jobtype": "Add", "args": [1, 2], "custom": {"result_ttl": 60}}
+    server, acks = await held_fetch_server(job)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        worker = Worker(f"tcp://127.0.0.1:{port}", concurrency=1, shutdown_timeout=1)
+        worker.add("Add", lambda a, b: a + b)
+        caplog.set_level(logging.INFO, logger="werk.worker")
+        start_worker(worker)
+
+        def done() -> list[str]:
+            return [m for r in caplog.records if (m := r.getMessage()).startswith("job r1 ")]
+
+        (line,) = await async_wait_until(done)
+        assert line.startswith("job r1 Add: done in ")
+        assert len(acks) == 1 and b'"result":3' in acks[0]

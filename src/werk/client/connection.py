@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from werk.client.proto import NEED_DATA, Call, ClientProtocol, Identity
@@ -357,15 +357,25 @@ class AsyncConnection:
             raise
         return call.parse(reply)
 
-    async def pipeline(self, calls: Sequence[Call[Any]]) -> list[Any]:
+    async def pipeline(
+        self, calls: Sequence[Call[Any]], first: Callable[[Any], None] | None = None
+    ) -> list[Any]:
         """Send several commands in one write; return their results in order.
 
         A command refused by the server yields its :class:`CommandError` as the result.
+        ``first``, when given, is called with the first command's result as soon as its
+        reply is read, before the later replies are waited for (a worker logs a job's
+        accepted ACK while the FETCH pipelined after it may still wait ~2 s for a job).
         """
         try:
             self._writer.write(b"".join(call.data for call in calls))
             await self._writer.drain()
-            replies = [await self._read_reply() for _ in calls]
+            if first is None:
+                replies = [await self._read_reply() for _ in calls]
+            else:
+                replies = [await self._read_reply()]
+                first(_outcome(calls[0], replies[0]))
+                replies += [await self._read_reply() for _ in calls[1:]]
         except BaseException:
             self.close(polite=False)
             raise

@@ -65,7 +65,10 @@ class Processor:
                 calls: list[Call[Any]] = [report] if report is not None else []
                 if fetching:
                     calls.append(worker.fetch_call())
-                results = await conn.pipeline(calls)
+                # a job's result ACK logs its "done" line as soon as the server accepts it,
+                # not once the FETCH sent with it returns (up to ~2 s later)
+                accepted = report.answered if type(report) is ResultAck else None
+                results = await conn.pipeline(calls, accepted)
             except CONNECTION_ERRORS as exc:
                 self.connector.lost(f"processor {self.index}", exc, self._conn)
                 continue
@@ -77,8 +80,6 @@ class Processor:
                 sent, report = report, None
                 if results[0] is not None:  # an accepted ACK or FAIL answers None
                     await self._refused(conn, sent, results[0])
-                elif type(sent) is ResultAck:
-                    sent.log_done()
             if fetching:
                 report = await self._handle_fetched(results[-1])
         self.close()

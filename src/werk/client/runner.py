@@ -141,12 +141,19 @@ class ResultAck(Call[None]):
     """The ACK of a job that carries its return value (Werk's results extension).
 
     Whether the job is done is the server's say (it may refuse the result as too large),
-    so the job's "done" line is logged only once the server accepts it: :meth:`log_done`.
+    so the job's "done" line is logged only once the server accepts it: :meth:`answered`,
+    called as soon as the ACK's own reply is read.
     """
 
     jid: str = ""
     jobtype: str = ""
     elapsed: float = 0.0
+
+    def answered(self, outcome: Any) -> None:
+        """Log the job's "done" line if the server accepted the ACK (answered ``None``);
+        a refusal is the processor's to handle (it may FAIL the job instead)."""
+        if outcome is None:
+            self.log_done()
 
     def log_done(self) -> None:
         """Log the job's success, as :meth:`Runner.run` does for an ACK without result."""
