@@ -298,6 +298,8 @@ class GatedConnection(sqlite3.Connection):
 
     gate: threading.Event
     fail: bool = False
+    insert_gate: threading.Event | None = None
+    """When set, the writing of job rows waits for it (and fails when ``fail`` is set)."""
 
     def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
         if sql == "COMMIT":
@@ -305,6 +307,13 @@ class GatedConnection(sqlite3.Connection):
             if self.fail:
                 raise sqlite3.OperationalError("database or disk is full")
         return super().execute(sql, *args)
+
+    def executemany(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if self.insert_gate is not None and sql.startswith("INSERT INTO jobs"):
+            assert self.insert_gate.wait(10)
+            if self.fail:
+                raise sqlite3.OperationalError("database or disk is full")
+        return super().executemany(sql, *args)
 
 
 def gate_commits(store: SqliteStore) -> GatedConnection:
@@ -366,4 +375,41 @@ async def test_a_job_shown_before_a_failed_commit_is_taken_back(store: SqliteSto
     assert await store.ack("a", NOW) is None
     conn.fail = False
     await store.enqueue([entry("c")], NOW)  # the store works on
+    assert (await until_fetched(store)).entry.jid == "c"
+
+
+async def test_a_waiting_fetch_gets_a_pushed_job_before_its_row_is_written(
+    store: SqliteStore,
+) -> None:
+    # Given a writer thread that has not written the job's row yet
+    conn = gate_commits(store)
+    conn.insert_gate = threading.Event()
+    push = asyncio.create_task(store.enqueue([entry("first")], NOW))
+    # When a FETCH looks (a FETCH was waiting when the PUSH came)
+    reservation = await until_fetched(store)
+    # Then it has the job already, and the PUSH waits for the write and the commit
+    assert reservation.entry.jid == "first" and not push.done()
+    conn.insert_gate.set()
+    conn.gate.set()
+    await push
+    assert await store.ack("first", NOW) is not None
+
+
+async def test_a_job_shown_before_a_failed_write_is_taken_back(store: SqliteStore) -> None:
+    # Given a job shown to a FETCH, whose row then cannot be written (a full disk)
+    conn = gate_commits(store)
+    conn.insert_gate = threading.Event()
+    conn.fail = True
+    push = asyncio.create_task(store.enqueue([entry("a"), entry("b")], NOW))
+    assert (await until_fetched(store)).entry.jid == "a"
+    conn.insert_gate.set()
+    conn.gate.set()
+    # Then the PUSH is refused and neither job is left: not queued, not reserved
+    with pytest.raises(StorageError, match="disk is full"):
+        await push
+    assert await store.fetch(["default"], NOW, "w1") is None
+    assert await store.ack("a", NOW) is None
+    conn.fail = False
+    conn.insert_gate = None
+    await store.enqueue([entry("c")], NOW)  # the store works on, ids still unique
     assert (await until_fetched(store)).entry.jid == "c"

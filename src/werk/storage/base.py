@@ -181,7 +181,7 @@ class Store(Protocol):
         :meth:`requeue` or :meth:`resume`, by this process or (on a shared backend)
         another server. ``waiting`` tells whether a FETCH is parked on one of the named
         queues right now; a backend may use it to hand a pushed job over sooner (the
-        SQLite store shows it before its commit's fsync ends) and ignore it otherwise."""
+        SQLite store shows it to the waiting FETCH before writing it) and ignore it otherwise."""
         ...
 
     # -- queues ------------------------------------------------------------------

@@ -1,18 +1,19 @@
-"""What an operation sees on the writer thread (:class:`Batch`, with its row ids in commit
-order), and the FETCH/ACK writes the loop gathers before handing them over
-(:class:`Background`). The thread and its queue are in :mod:`werk.storage.sqlite.writer`.
+"""What an operation sees on the writer thread (:class:`Batch`, with the next row ids), and
+the FETCH/ACK writes the loop gathers before handing them over (:class:`Background`). The
+thread and its queue are in :mod:`werk.storage.sqlite.writer`.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 
 
 class Batch:
     """What an operation sees while it runs on the writer thread.
 
     ``counts`` gathers counter increments (key: ``total`` or a UTC day) and is written
-    once per transaction; ``ids`` hands out new ``jobs`` row ids in commit order.
+    once per transaction; ``ids`` hands out new ``jobs`` row ids.
     """
 
     __slots__ = ("conn", "counts", "ids")
@@ -41,17 +42,22 @@ class Batch:
 
 
 class JobIds:
-    """The next ``jobs.id``; only the writer thread takes ids, so they follow commit order."""
+    """The next ``jobs.id``. The writer thread takes ids for the rows it writes, the loop
+    for the rows it commits itself and for jobs it shows a waiting FETCH before their
+    write; ids are unique and grow in the order they are taken (the FIFO order a restart
+    rebuilds within a priority)."""
 
-    __slots__ = ("next",)
+    __slots__ = ("next", "_lock")
 
     def __init__(self, first: int) -> None:
         self.next = first
+        self._lock = threading.Lock()
 
     def take(self, n: int) -> range:
-        """Reserve ``n`` consecutive ids."""
-        start = self.next
-        self.next += n
+        """Reserve ``n`` consecutive ids (from either thread)."""
+        with self._lock:
+            start = self.next
+            self.next += n
         return range(start, start + n)
 
 

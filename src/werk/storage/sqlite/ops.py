@@ -41,9 +41,11 @@ def _marks(n: int) -> str:
 # -- queues and reservations (writer) ------------------------------------------------------
 
 
-def insert_jobs(b: Batch, entries: Sequence[Entry], now: float, new: Iterable[str]) -> list[int]:
-    """Insert queued jobs with fresh ids (commit order); remember new queue names."""
-    ids = b.ids.take(len(entries))
+def insert_jobs(
+    b: Batch, entries: Sequence[Entry], now: float, new: Iterable[str], ids: range | None = None
+) -> list[int]:
+    """Insert queued jobs with ``ids``, or fresh ones; remember new queue names."""
+    ids = b.ids.take(len(entries)) if ids is None else ids
     b.conn.executemany(
         JOB_INSERT,
         [

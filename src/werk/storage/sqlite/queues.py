@@ -91,10 +91,10 @@ class QueueMixin:
     async def enqueue(self, entries: Sequence[Entry], now: float) -> None:
         """Append entries to their queues; return once their commit is on disk.
 
-        When a FETCH waits on one of their queues, a commit on the writer thread makes the
-        jobs fetchable as soon as their rows are written, before the fsync ends (the FETCH
-        gets one at once, and its own writes commit after this one); the PUSH is answered
-        after the fsync all the same. Should that commit fail, the jobs are taken back:
+        When a FETCH waits on one of their queues, the jobs are fetchable at once, while
+        their rows are written and committed (the FETCH gets one without waiting for the
+        writer thread, and its own writes commit after this one); the PUSH is answered
+        after the fsync all the same. Should that write fail, the jobs are taken back:
         the queued ones leave the queue, and one already handed to a worker loses its
         reservation (the worker's ACK or FAIL then finds no job), as when the PUSH is
         refused.
@@ -105,9 +105,8 @@ class QueueMixin:
         batch = list(entries)
         new = {e.queue for e in batch if e.queue not in self._queues}
         queues = {e.queue for e in batch}
-        shown: list[int] = []  # the ids made fetchable before the commit ended
 
-        def show(ids: list[int], bound: bool) -> None:
+        def show(ids: list[int] | range, bound: bool) -> None:
             push, bodies = self._queues.push, self._bodies
             room = BODY_CACHE - len(bodies) if bound else len(batch)
             for entry, job_id in zip(batch, ids, strict=True):
@@ -117,31 +116,28 @@ class QueueMixin:
                     room -= 1
             self._notify(queues)
 
-        def early(ids: list[int]) -> None:
-            # Before the commit, a job can only be fetched from memory (the loop's
-            # connection reads committed rows): past the cache's bound, wait for done.
-            if len(self._bodies) + len(batch) <= BODY_CACHE:
-                shown.extend(ids)
-                show(ids, bound=False)
-
-        def done(ids: list[int]) -> None:
-            if not shown:
-                show(ids, bound=True)
-
-        def undo() -> None:
-            if shown:
-                self._withdraw(batch, shown)
-
-        wanted = any(waiting(queues) for waiting in self._waiting)
+        if len(self._bodies) + len(batch) <= BODY_CACHE and any(
+            waiting(queues) for waiting in self._waiting
+        ):
+            # A FETCH waits: it gets the jobs now, from memory, while their rows are written
+            # and committed (the loop's connection reads committed rows only, hence the
+            # bound). The PUSH is still answered after the commit; a failed write takes
+            # the jobs back.
+            ids = writer.take_ids(len(batch))
+            show(ids, bound=False)
+            await writer.call(
+                lambda b: ops.insert_jobs(b, batch, now, new, ids),
+                undo=lambda: self._withdraw(batch, ids),
+                rows=len(batch),
+            )
+            return
         await writer.call(
             lambda b: ops.insert_jobs(b, batch, now, new),
-            done,
-            undo,
-            len(batch),
-            early if wanted else None,
+            lambda ids: show(ids, bound=True),
+            rows=len(batch),
         )
 
-    def _withdraw(self, batch: list[Entry], ids: list[int]) -> None:
+    def _withdraw(self, batch: list[Entry], ids: range) -> None:
         """Take back jobs shown before a commit that failed."""
         for entry, job_id in zip(batch, ids, strict=True):
             self._bodies.pop(job_id, None)

@@ -8,12 +8,10 @@ iteration (no thread hop each way; :data:`INLINE`), and WAL checkpoints run on t
 with a connection of their own, never inside a commit.
 
 An operation's ``done`` callback updates the store's in-memory state on the loop before its
-awaiting caller resumes; ``undo`` puts claimed state back when the write failed. An
-operation committed on the thread may also have an ``early`` callback, run on the loop as
-soon as its statements ran, while the commit (the fsync) is still going: that is how a
-pushed job reaches a waiting FETCH without waiting for the PUSH's fsync. A failed
-write fails only the operations of its batch (with :class:`~werk.errors.StorageError`);
-the thread lives on and later batches are tried afresh.
+awaiting caller resumes; ``undo`` puts claimed state back when the write failed (the store
+shows a pushed job to a waiting FETCH before its write, with ids from :meth:`Writer.take_ids`,
+and takes it back that way). A failed write fails only the operations of its batch (with
+:class:`~werk.errors.StorageError`); the thread lives on and later batches are tried afresh.
 """
 
 from __future__ import annotations
@@ -87,7 +85,7 @@ CHECKPOINT: Final = "checkpoint"
 class Op(Generic[T]):
     """One submitted operation and what to do on the loop once its batch settled."""
 
-    __slots__ = ("fn", "future", "done", "undo", "rows", "early")
+    __slots__ = ("fn", "future", "done", "undo", "rows")
 
     def __init__(
         self,
@@ -96,14 +94,12 @@ class Op(Generic[T]):
         done: Callable[[T], None] | None,
         undo: Callable[[], None] | None,
         rows: int = 1,
-        early: Callable[[T], None] | None = None,
     ) -> None:
         self.fn = fn
         self.future = future
         self.done = done
         self.undo = undo
         self.rows = rows
-        self.early = early
 
 
 Outcome = tuple[bool, Any]
@@ -202,24 +198,24 @@ class Writer:
         done: Callable[[T], None] | None = None,
         undo: Callable[[], None] | None = None,
         rows: int = 1,
-        early: Callable[[T], None] | None = None,
     ) -> asyncio.Future[T]:
         """Queue a write and return a future resolved once it committed (or failed).
 
         ``rows`` is about how many rows it writes (big batches always go to the thread).
-        Background writes gathered so far are queued first, so they commit before it.
-        ``early``, when the write commits on the thread, is called on the loop with its
-        result once its statements ran and before its commit is durable (so before
-        ``done``, or before ``undo`` if the commit then fails); a write committed on the
-        loop calls only ``done``."""
+        Background writes gathered so far are queued first, so they commit before it."""
         self.flush_background()
         future: asyncio.Future[T] = self._loop.create_future()
-        op = Op(fn, future, done, undo, rows, early)
+        op = Op(fn, future, done, undo, rows)
         if self._inline or (self._policy is not None and not self._queued):
             self._gather_inline(op)
         else:
             self._put(op)
         return future
+
+    def take_ids(self, n: int) -> range:
+        """Reserve ``n`` new ``jobs`` row ids on the loop, for rows a later :meth:`call`
+        writes (the store shows such jobs before their write)."""
+        return self._ids.take(n)
 
     def _put(self, op: Op[Any]) -> None:
         if self._closed:
@@ -376,8 +372,6 @@ class Writer:
                         raise _OpFailedError from exc
                     raise
             batch.write_counts()
-            if threading.current_thread() is self._thread:
-                self._call_early(ops, results)
             conn.execute("COMMIT")
         except BaseException as exc:
             if conn.in_transaction:
@@ -391,14 +385,6 @@ class Writer:
         self._average += (took - self._average) * AVERAGE_WEIGHT
         return results
 
-    def _call_early(self, ops: list[Op[Any]], results: list[Outcome]) -> None:
-        early = [(op.early, value) for op, (_, value) in zip(ops, results, strict=True) if op.early]
-        if early:
-            try:
-                self._loop.call_soon_threadsafe(_run_early, early)
-            except RuntimeError:  # the loop is closed: nobody is waiting any more
-                pass
-
     def _settle_later(self, ops: list[Op[Any]], outcomes: list[Outcome]) -> None:
         try:
             self._loop.call_soon_threadsafe(self._settled, ops, outcomes)
@@ -408,11 +394,6 @@ class Writer:
 
 def _awaited(ops: list[Op[Any]]) -> int:
     return sum(op.future is not None for op in ops)
-
-
-def _run_early(calls: list[tuple[Callable[[Any], None], Any]]) -> None:
-    for fn, value in calls:
-        _guarded(fn, value)
 
 
 def settle(ops: list[Op[Any]], outcomes: list[Outcome]) -> None:
