@@ -57,7 +57,8 @@ class BenchServer:
             args += ["--storage", f"{self.storage}?schema={self.prefix}"]
         elif self.storage != "sqlite":
             self.prefix = self.prefix or f"werkbench:{uuid4().hex}:"
-            args += ["--storage", f"{self.storage}?prefix={self.prefix}"]
+            joint = "&" if "?" in self.storage else "?"
+            args += ["--storage", f"{self.storage}{joint}prefix={self.prefix}"]
         env = {**os.environ, "PYTHONPATH": self.pythonpath} if self.pythonpath else None
         self.proc = subprocess.Popen([*self.wrapper, *args], stderr=subprocess.PIPE, env=env)
         threading.Thread(target=self._read, daemon=True).start()
