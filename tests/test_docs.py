@@ -38,3 +38,15 @@ def test_every_subcommand_has_help(capsys: pytest.CaptureFixture[str]) -> None:
         assert name in capsys.readouterr().out
     readme = (ROOT / "README.md").read_text()
     assert "werk server" in readme
+
+
+def test_the_docs_name_settings_as_users_write_them() -> None:
+    # A ServerConfig field whose name is neither a conf.d key nor a variable (`web_password`
+    # is `[web] password` or WERK_WEB_PASSWORD) is not something a user can set.
+    from werk.server.settings import FILE_KEYS
+
+    internal = {field for (_, key), (field, _) in FILE_KEYS.items() if field != key}
+    for doc in sorted((ROOT / "docs").rglob("*.md")):
+        text = doc.read_text()
+        named = sorted(field for field in internal if f"`{field}`" in text)
+        assert not named, f"{doc.relative_to(ROOT)} names {named} instead of a setting"

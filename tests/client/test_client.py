@@ -70,8 +70,17 @@ def test_password_ok_and_wrong(werk_server_factory: Callable[..., ServerProcess]
         assert client.info()["server"]
     with pytest.raises(AuthenticationError):
         Client(f"tcp://:wrong@{server.host}:{server.port}").info()
-    with pytest.raises(AuthenticationError):
+    with pytest.raises(AuthenticationError) as missing:
         Client(f"tcp://{server.host}:{server.port}").info()
+    assert str(missing.value) == "the server requires a password and none was given"
+    # the password in the user name's place: the message shows where it goes
+    with pytest.raises(AuthenticationError) as misplaced:
+        Client(f"tcp://s3cret@{server.host}:{server.port}").info()
+    assert "s3cret" not in str(misplaced.value)
+    assert str(misplaced.value) == (
+        "the server requires a password and none was given (the URL has a user name and no"
+        " password: the password goes after a colon, as in tcp://:secret@host:port)"
+    )
 
 
 async def test_async_client(werk_server: ServerProcess) -> None:

@@ -59,6 +59,18 @@ def test_positional_args_convention() -> None:
         positional_args(signature, (), {"width": 2})
 
 
+def test_an_unexpected_keyword_is_named_before_a_missing_argument() -> None:
+    # resize(image_id, width=100, height=0): bind() alone would say "missing a required
+    # argument: 'image_id'" for resize.push(width=1, depth=2)
+    with pytest.raises(TypeError) as refused:
+        resize.job(width=1, depth=2)  # type: ignore[call-arg]
+    assert str(refused.value) == (
+        "got an unexpected keyword argument 'depth' (the parameters are: image_id, width, height)"
+    )
+    with pytest.raises(TypeError, match="missing a required argument: 'image_id'"):
+        resize.job(width=1)  # type: ignore[call-arg]
+
+
 def test_keyword_only_parameters_are_refused() -> None:
     def send(address: str, *, subject: str) -> None: ...
 

@@ -28,8 +28,22 @@ def test_parse_url() -> None:
     )
     assert parse_url("tcp://localhost").port == 7419
     assert "s3cret" not in address.url()
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError, match="a server URL starts with tcp:// or tcp"):
         parse_url("http://x")
+
+
+def test_a_url_without_a_scheme_gets_an_example_with_one() -> None:
+    # urlsplit reads "localhost:7621" as scheme "localhost": the message says what is missing
+    with pytest.raises(ConfigurationError) as refused:
+        parse_url("localhost:7621")
+    assert str(refused.value) == (
+        "'localhost:7621' is not a server URL: it needs tcp:// (or tcp+tls:// for TLS) in"
+        " front, as in tcp://localhost:7621"
+    )
+    with pytest.raises(ConfigurationError) as refused:
+        parse_url(":s3cret@example.com:7000")
+    assert "s3cret" not in str(refused.value)
+    assert str(refused.value).endswith("as in tcp://:password@example.com:7000")
 
 
 def test_url_from_env_order() -> None:

@@ -218,7 +218,15 @@ class ClientProtocol:
         if salt is not None:
             if not self.password:
                 self.state = State.CLOSED
-                raise AuthenticationError("the server requires a password and none was given")
+                hint = (
+                    " (the URL has a user name and no password: the password goes after a"
+                    " colon, as in tcp://:secret@host:port)"
+                    if ident.username
+                    else ""
+                )
+                raise AuthenticationError(
+                    f"the server requires a password and none was given{hint}"
+                )
             hello["pwdhash"] = hash_password(self.password, str(salt), int(hi.get("i") or 1))
         return hello
 

@@ -134,8 +134,15 @@ def positional_args(
     order (see the module docstring).
 
     Raises:
-        TypeError: the arguments do not fit the signature.
+        TypeError: the arguments do not fit the signature; a keyword the function has no
+            parameter for is named first (before any missing argument).
     """
+    unexpected = [name for name in kwargs if name not in signature.parameters]
+    if unexpected:
+        raise TypeError(
+            f"got an unexpected keyword argument {unexpected[0]!r}"
+            f" (the parameters are: {', '.join(signature.parameters) or 'none'})"
+        )
     bound = signature.bind(*args, **kwargs).arguments
     out: list[Any] = []
     waiting: list[Any] = []  # defaults of skipped parameters, sent only if a later one is given

@@ -63,11 +63,23 @@ def parse_url(url: str) -> ServerAddress:
     The password is percent-decoded, as the Node and Ruby clients do.
 
     Raises:
-        ConfigurationError: the scheme is not ``tcp``/``tcp+tls`` or the port is invalid.
+        ConfigurationError: the URL has no scheme (``localhost:7419``: the message shows
+            the URL with ``tcp://``), the scheme is not ``tcp``/``tcp+tls``, or the port
+            is invalid.
     """
+    if "://" not in url:
+        _, secret, where = url.rpartition("@")  # the password is not repeated
+        shown = f"...@{where}" if secret else url
+        raise ConfigurationError(
+            f"{shown!r} is not a server URL: it needs tcp:// (or tcp+tls:// for TLS) in"
+            f" front, as in tcp://{':password@' if secret else ''}{where or 'localhost:7419'}"
+        )
     parts = urlsplit(url)
     if parts.scheme not in ("tcp", "tcp+tls"):
-        raise ConfigurationError(f"unsupported URL scheme {parts.scheme!r} in {url!r}")
+        raise ConfigurationError(
+            f"unsupported URL scheme {parts.scheme!r} in {url!r}: a server URL starts with"
+            " tcp:// or tcp+tls://, as in tcp://localhost:7419"
+        )
     try:
         port = parts.port or DEFAULT_PORT
     except ValueError as exc:
