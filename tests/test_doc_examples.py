@@ -1,4 +1,4 @@
-"""The examples of the user docs work: the batch example of docs/enterprise.md runs against a
+"""The examples of the user docs work: the batch examples of docs/enterprise.md run against a
 real server, the configuration examples of docs/cron-and-limits.md (and the sample file's)
 are accepted by the server's own checks."""
 
@@ -21,7 +21,11 @@ def test_batch_example_runs_the_success_callback(tmp_path: Path) -> None:
     try:
         work = tmp_path / "example"
         blocks = blocks_run_by("tests/test_doc_examples.py", "docs/enterprise.md")
-        assert write_files(blocks, work) == {"import_batch.py", "import_worker.py"}
+        assert write_files(blocks, work) == {
+            "import_batch.py",
+            "import_worker.py",
+            "import_batch_tasks.py",
+        }
         bin_dir = str(Path(sys.executable).parent)
         env = {**os.environ, "WERK_URL": server.url, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
         worker = Output(["werk", "worker", "import_worker:worker"], work, env)
@@ -39,6 +43,20 @@ def test_batch_example_runs_the_success_callback(tmp_path: Path) -> None:
             wait_until(lambda: "all of users.csv imported" in worker.text, timeout=20)
             before = worker.text.split("all of users.csv imported")[0]
             assert all(f"imported {name}" in before for name in ("ada", "grace", "edsger"))
+            # the task API's variant: with_options(custom={"bid": ...}) keeps unique_for
+            done = subprocess.run(
+                [sys.executable, "import_batch_tasks.py"],
+                cwd=work,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert done.returncode == 0, done.stderr
+            assert done.stdout.startswith("2 jobs in b-")
+            wait_until(lambda: "all of admins.csv imported" in worker.text, timeout=20)
+            before = worker.text.split("all of admins.csv imported")[0]
+            assert "imported barbara" in before and "imported alan" in before
         finally:
             worker.stop()
     finally:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import ServerProcess
+from werk.client import Client
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "client.md"
@@ -63,6 +64,8 @@ def test_the_doc_has_examples_for_tasks_first() -> None:
 
 @pytest.mark.parametrize(("name", "code"), blocks(), ids=[name for name, _ in blocks()])
 def test_example_runs(name: str, code: str, docs_server: ServerProcess, tmp_path: Path) -> None:
+    with Client(docs_server.url) as client:
+        client.flush()  # each example starts on an empty server, as a reader's would
     script = tmp_path / "example.py"
     script.write_text(PRELUDE + code)
     env = {**os.environ, "WERK_URL": docs_server.url}

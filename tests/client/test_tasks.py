@@ -71,6 +71,27 @@ def test_an_unexpected_keyword_is_named_before_a_missing_argument() -> None:
         resize.job(width=1)  # type: ignore[call-arg]
 
 
+def test_with_options_merges_custom_into_the_declared_custom(client: Client) -> None:
+    @task(queue="merge", custom={"unique_for": 600, "track": 1, "tag": "a"}, timeout=5)
+    def imports(row: str) -> None: ...
+
+    in_batch = imports.with_options(custom={"bid": "b-1", "tag": "b"}, priority=8)
+    assert in_batch.job("x").to_dict()["custom"] == {
+        "unique_for": 600,
+        "track": 1,
+        "tag": "b",
+        "bid": "b-1",
+        "timeout": 5,
+    }
+    assert imports.options.custom == {"unique_for": 600, "track": 1, "tag": "a"}  # unchanged
+    assert imports.with_options(custom=None).job("x").to_dict()["custom"] == {"timeout": 5}
+    bid = client.batch_new({"complete": Job("imports_done", [])})
+    imports.with_options(custom={"bid": bid}).using(client).push("y")
+    job = fetch_one(client, "merge")
+    assert job["custom"]["unique_for"] == 600 and job["custom"]["track"] == 1
+    assert job["custom"]["bid"] == bid and client.batch_status(bid)["total"] == 1
+
+
 def test_keyword_only_parameters_are_refused() -> None:
     def send(address: str, *, subject: str) -> None: ...
 

@@ -196,9 +196,18 @@ class Task(Generic[P, R]):
         """Return a copy of the task with some job defaults changed for its pushes, e.g.
         ``send_email.with_options(queue="urgent", priority=9).push(...)``.
 
+        A dict-valued option (``custom``) is merged into the declared one key by key: the
+        keys given override, the declared others stay, so
+        ``with_options(custom={"bid": bid})`` keeps a declared ``unique_for`` or ``track``.
+        ``custom=None`` drops the declared ``custom``.
+
         Raises:
             TypeError: an option is not a :class:`TaskOptions` field.
         """
+        for name, value in options.items():
+            declared = getattr(self.options, name, None)
+            if isinstance(value, Mapping) and isinstance(declared, Mapping):
+                options[name] = {**declared, **value}
         return Task(self.func, self.jobtype, replace(self.options, **options), self.client)
 
     def using(self, client: Client) -> Task[P, R]:
