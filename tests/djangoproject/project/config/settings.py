@@ -1,6 +1,7 @@
 """Settings of the Django test project: one app (shop), SQLite, and Werk as the TASKS
 backend. ``SHOP_DB`` names the database file; the end-to-end tests point a worker process
-at the test database with it. ``WERK_URL`` names the Werk server."""
+at the test database with it. ``WERK_URL`` names the Werk server; ``SHOP_DEBUG=1`` sets
+``DEBUG`` (Django's default logging then prints its own lines on stderr)."""
 
 import os
 import tempfile
@@ -8,7 +9,7 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SECRET_KEY = "test-only-not-secret"
-DEBUG = False
+DEBUG = os.environ.get("SHOP_DEBUG") == "1"  # a worker test turns on Django's console logging
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 USE_TZ = True
 TIME_ZONE = "UTC"

@@ -44,20 +44,35 @@ class WorkerLogging(SimpleTestCase):
 
     def setUp(self) -> None:
         self.werk, self.root = logging.getLogger("werk"), logging.getLogger()
+        self.django = logging.getLogger("django")
         saved = (self.werk.handlers[:], self.werk.level, self.root.handlers[:])
-        self.addCleanup(self._restore, *saved)
+        self.addCleanup(self._restore, *saved, self.django.handlers[:])
 
-    def _restore(self, handlers: list[logging.Handler], level: int, root: list[logging.Handler]):
+    def _restore(
+        self,
+        handlers: list[logging.Handler],
+        level: int,
+        root: list[logging.Handler],
+        django: list[logging.Handler],
+    ) -> None:
         self.werk.handlers[:], self.root.handlers[:] = handlers, root
+        self.django.handlers[:] = django
         self.werk.setLevel(level)
+        logging.captureWarnings(False)
 
     def test_no_project_logging_gets_werk_workers_lines(self) -> None:
+        # Django's default logging: the worker's handler serves every logger (one format),
+        # and drops django.tasks' lines, which repeat the worker's own
         self.werk.handlers[:], self.root.handlers[:] = [], []
         setup_logging(None, "json")
-        [handler] = self.werk.handlers
-        self.assertEqual(self.werk.level, logging.INFO)
+        [handler] = self.root.handlers
+        self.assertEqual((self.werk.handlers, self.werk.level), ([], logging.INFO))
         record = logging.LogRecord("werk.worker", logging.INFO, "f", 1, "job %s", ("j1",), None)
         self.assertEqual(json.loads(handler.format(record))["msg"], "job j1")
+        task_line = logging.LogRecord("django.tasks", logging.ERROR, "f", 1, "Task", (), None)
+        request = logging.LogRecord("django.request", logging.ERROR, "f", 1, "bad", (), None)
+        self.assertEqual((handler.filter(task_line), bool(handler.filter(request))), (0, True))
+        self.assertFalse([h for h in self.django.handlers if type(h) is logging.StreamHandler])
 
     def test_the_projects_handlers_are_kept_and_l_sets_the_level(self) -> None:
         mine = logging.StreamHandler()
@@ -67,6 +82,14 @@ class WorkerLogging(SimpleTestCase):
         self.werk.handlers[:], self.root.handlers[:] = [], [mine]
         setup_logging("debug", "text")
         self.assertEqual((self.werk.handlers, self.werk.level), ([], logging.DEBUG))
+
+    @override_settings(LOGGING={"version": 1, "loggers": {"django": {"level": "INFO"}}})
+    def test_a_projects_logging_setting_is_left_as_it_is(self) -> None:
+        self.werk.handlers[:], self.root.handlers[:] = [], []
+        django = self.django.handlers[:]
+        setup_logging(None, "text")
+        self.assertEqual((len(self.werk.handlers), self.root.handlers), (1, []))
+        self.assertEqual(self.django.handlers, django)
 
 
 class EndToEnd(TransactionTestCase):
@@ -83,7 +106,8 @@ class EndToEnd(TransactionTestCase):
         cls.data = tempfile.TemporaryDirectory()
         cls.server = ServerProcess(Path(cls.data.name) / "werk").start()
         os.environ["WERK_URL"] = cls.server.url
-        env = {**os.environ, "SHOP_DB": str(connection.settings_dict["NAME"])}
+        # DEBUG on: Django's console handler would print its own task lines too
+        env = {**os.environ, "SHOP_DB": str(connection.settings_dict["NAME"]), "SHOP_DEBUG": "1"}
         manage = Path(__file__).resolve().parents[1] / "manage.py"
         cls.worker_log = Path(cls.data.name) / "worker.log"
         cls.worker = subprocess.Popen(
@@ -146,6 +170,8 @@ class EndToEnd(TransactionTestCase):
         self.assertRegex(log, rf"\nI \S+Z job {added.id} shop\.tasks\.add: done in ")
         self.assertRegex(log, rf"\nW \S+Z job {failed.id} shop\.tasks\.out_of_stock: ")
         self.assertIn("LookupError: milk is out of stock", log)
+        self.assertEqual(log.count("Traceback (most recent call last)"), 1)  # werk's only
+        self.assertNotIn("Task id=", log)
         added.refresh()
         self.assertEqual(added.status, TaskResultStatus.SUCCESSFUL)
         with self.assertRaises(TaskResultDoesNotExist):
@@ -186,6 +212,51 @@ class EndToEnd(TransactionTestCase):
         self.assertEqual(job["custom"]["result_ttl"], 3600)
         running = default_task_backend.get_result(queued.id)
         self.assertEqual(running.status, TaskResultStatus.RUNNING)
+
+
+class JsonWorkerOutput(TransactionTestCase):
+    """``werk_worker --log-format json`` writes JSON lines only, with DEBUG on (Django's
+    console handler), and a failed task's traceback once."""
+
+    def test_only_json_lines_and_one_traceback(self) -> None:
+        data = tempfile.TemporaryDirectory()
+        self.addCleanup(data.cleanup)
+        server = ServerProcess(Path(data.name) / "werk").start()
+        self.addCleanup(server.kill)
+        env = {
+            **os.environ,
+            "SHOP_DB": str(connection.settings_dict["NAME"]),
+            "WERK_URL": server.url,
+            "SHOP_DEBUG": "1",
+        }
+        manage = Path(__file__).resolve().parents[1] / "manage.py"
+        out, err = Path(data.name) / "out.log", Path(data.name) / "err.log"
+        worker = subprocess.Popen(
+            [sys.executable, str(manage), "werk_worker", "-q", "default", "--log-format", "json"],
+            env=env,
+            stdout=out.open("wb"),
+            stderr=err.open("wb"),
+        )
+        self.addCleanup(worker.kill)
+        configured = settings.TASKS["default"]
+        here = {**configured, "OPTIONS": {**configured["OPTIONS"], "URL": server.url}}
+        with override_settings(TASKS={"default": here}):
+            backend = task_backends["default"]
+            added = tasks.add.enqueue(1, 2)
+            failed = tasks.out_of_stock.enqueue("salt")
+            self.assertEqual(backend.get_result(added.id, timeout=WAIT).return_value, 3)
+            broken = backend.get_result(failed.id, timeout=WAIT)
+            self.assertEqual(broken.status, TaskResultStatus.FAILED)
+        worker.send_signal(signal.SIGTERM)
+        self.assertEqual(worker.wait(30), 0)
+        self.assertEqual(out.read_text(), "")
+        lines = [json.loads(line) for line in err.read_text().splitlines()]  # all JSON
+        messages = [line["msg"] for line in lines]
+        self.assertTrue(any(m.startswith("worker ") and " starting: " in m for m in messages))
+        self.assertFalse([m for m in messages if m.startswith("Task id=")])  # django.tasks
+        self.assertIn(f"job {added.id} shop.tasks.add: done in ", "\n".join(messages))
+        tracebacks = [line for line in lines if "salt is out of stock" in line.get("exc", "")]
+        self.assertEqual([line["jid"] for line in tracebacks], [failed.id])
 
 
 class Validation(SimpleTestCase):

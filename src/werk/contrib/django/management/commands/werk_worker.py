@@ -6,23 +6,53 @@ import logging
 from argparse import ArgumentParser
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from werk.cli.server import LEVELS, log_handler
 from werk.contrib.django.worker import django_worker
 
+DJANGO_TASKS_LOGGER = "django.tasks"
+"""Django's own task lines (``Task id=... state=RUNNING``, a failure with its traceback):
+the worker's ``werk.worker`` lines say the same with the jid and jobtype."""
+
+
+def _not_django_tasks(record: logging.LogRecord) -> bool:
+    return not record.name.startswith(DJANGO_TASKS_LOGGER)
+
 
 def setup_logging(level: str | None, fmt: str) -> None:
     """Show the worker's log lines as ``werk worker`` does (Faktory's text format, or JSON),
-    unless the project's ``LOGGING`` already sends them somewhere: a handler on the
-    ``werk`` logger or on the root logger. An explicit ``-l`` sets the ``werk`` logger's
-    level either way."""
+    unless the project's logging already sends them somewhere: a handler on the ``werk``
+    logger or on the root logger. An explicit ``-l`` sets the ``werk`` logger's level
+    either way.
+
+    Which logger owns a task's lines: ``werk.worker`` (one line per task, a failure once
+    with its traceback). With Django's default logging (no ``LOGGING`` setting) the worker
+    owns stderr: its handler goes on the root logger so every logger's lines (Django's
+    too) come out in one format, Django's ``console`` handler (plain text, ``DEBUG`` only)
+    is replaced by it, Python warnings are logged, and ``django.tasks``' lines, which
+    repeat the worker's, are left out of stderr (they still reach ``mail_admins``). A
+    project's own ``LOGGING`` is kept as it is: only the ``werk`` logger gets the handler.
+    """
     werk = logging.getLogger("werk")
-    if not werk.handlers and not logging.getLogger().handlers:
-        werk.addHandler(log_handler(fmt))
-        werk.setLevel(LEVELS[level or "info"])
-    elif level:
-        werk.setLevel(LEVELS[level])
+    root = logging.getLogger()
+    if werk.handlers or root.handlers:
+        if level:
+            werk.setLevel(LEVELS[level])
+        return
+    handler = log_handler(fmt)
+    werk.setLevel(LEVELS[level or "info"])
+    if settings.LOGGING:
+        werk.addHandler(handler)
+        return
+    handler.addFilter(_not_django_tasks)
+    root.addHandler(handler)
+    django = logging.getLogger("django")
+    for found in list(django.handlers):
+        if type(found) is logging.StreamHandler:  # Django's "console" (DEBUG only)
+            django.removeHandler(found)
+    logging.captureWarnings(True)
 
 
 class Command(BaseCommand):
@@ -67,5 +97,4 @@ class Command(BaseCommand):
             concurrency=options["concurrency"],
             url=options["url"],
         )
-        self.stdout.write(f"werk worker {worker.wid}: queues {', '.join(worker.queues.names)}")
-        worker.run()
+        worker.run()  # logs "worker <wid> starting: server ..., queues ..." first
