@@ -12,7 +12,7 @@ import pytest
 
 from werk.client import Job, Middleware, Worker, current_job
 from werk.client.queues import QueueOrder, parse_queue
-from werk.client.runner import Registration, Runner, backtrace_lines
+from werk.client.runner import Registration, Runner, backtrace_lines, unknown_jobtype_message
 from werk.client.testing import InlineClient
 from werk.client.url import ConfigurationError, parse_url, url_from_env
 from werk.job import parse_time
@@ -173,3 +173,14 @@ def test_an_exception_may_name_its_errtype() -> None:
 
     payload = json.loads(fail_call({"jid": "j"}, Throttled("retry after 2")).data[5:])
     assert payload["errtype"] == "werk.RateLimited" and payload["message"] == "retry after 2"
+
+
+def test_an_unknown_jobtype_names_its_queue_and_at_most_ten_known_jobtypes() -> None:
+    registry = {f"job{n:02d}": Registration.of(f"job{n:02d}", print) for n in range(12)}
+    message = unknown_jobtype_message({"jobtype": "add", "queue": "mail"}, registry)
+    assert message == (
+        "no function registered for jobtype 'add' (from queue 'mail'; this worker runs"
+        " job00, job01, job02, job03, job04, job05, job06, job07, job08, job09 and 2 more):"
+        " push it to a queue that only workers running it fetch"
+    )
+    assert "this worker runs none)" in unknown_jobtype_message({"jobtype": "add"}, {})

@@ -72,7 +72,11 @@ def test_failures_show_exception_and_traceback(
     assert f"job {ok} ok: start" in out and f"job {ok} ok: done in " in out
     assert f"job {bad} boom: failed after" in out and "ValueError: bad input 7" in out
     assert "Traceback (most recent call last)" in out and 'out_jobs.py", line' in out
-    assert f"job {lost} Nope: no function registered for jobtype 'Nope'" in out
+    assert (
+        f"job {lost} Nope: no function registered for jobtype 'Nope' (from queue 'default';"
+        " this worker runs boom, ok, slow): push it to a queue that only workers running it"
+        " fetch"
+    ) in out
     assert "BEAT refused" not in out and "stopped" in out
 
 

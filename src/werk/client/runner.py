@@ -8,7 +8,7 @@ with their middleware hooks, in one hop.
 Every job is logged on the ``werk.worker`` logger with its jid and jobtype in the message
 and as the record's ``jid``/``jobtype`` attributes: its start (debug), its success with
 its duration (info), its failure with the exception and traceback (warning; error for an
-unknown jobtype or a timeout).
+unknown jobtype, naming its queue and the jobtypes this worker runs, or a timeout).
 
 **Timeouts** (a Werk client extension): a job runs for at most its ``custom.timeout``
 seconds, else its registration's ``timeout``. Past it the job is FAILed with errtype
@@ -188,6 +188,33 @@ def result_ack(job: dict[str, Any], value: Any, elapsed: float) -> ResultAck:
     return ResultAck(call.data, call.parse, call.wait, jid, str(job.get("jobtype", "")), elapsed)
 
 
+KNOWN_SHOWN = 10
+"""How many of a worker's jobtypes an unknown jobtype's message lists."""
+
+
+def unknown_jobtype_message(job: dict[str, Any], registry: dict[str, Registration]) -> str:
+    """Say that no function runs ``job``'s jobtype, the queue the job came from, and the
+    jobtypes this worker runs (the first :data:`KNOWN_SHOWN`, sorted; a registry with a
+    ``known()`` method, such as the Django worker's, describes itself): the job was most
+    likely pushed to a queue that workers of another kind also fetch.
+
+    The job is FAILed, as Faktory's own workers do, and retried like any failure.
+    """
+    described = getattr(registry, "known", None)
+    if callable(described):
+        known = str(described())
+    else:
+        names = sorted(registry)
+        known = ", ".join(names[:KNOWN_SHOWN]) or "none"
+        if len(names) > KNOWN_SHOWN:
+            known += f" and {len(names) - KNOWN_SHOWN} more"
+    return (
+        f"no function registered for jobtype {job.get('jobtype', '')!r} (from queue"
+        f" {job.get('queue', 'default')!r}; this worker runs {known}): push it to a queue"
+        " that only workers running it fetch"
+    )
+
+
 def shutdown_call(job: dict[str, Any], reason: str) -> Call[None]:
     """Build the FAIL that hands ``job`` back to the server so that it runs again."""
     return CALLS.fail(str(job.get("jid", "")), SHUTDOWN_ERRTYPE, reason)
@@ -219,7 +246,7 @@ class Runner:
         jobtype = job.get("jobtype", "")
         entry = self.registry.get(jobtype)
         if entry is None:
-            exc = UnknownJobTypeError(f"no function registered for jobtype {jobtype!r}")
+            exc = UnknownJobTypeError(unknown_jobtype_message(job, self.registry))
             log.error("job %s %s: %s", job.get("jid"), jobtype, exc, extra=_extra(job))
             return fail_call(job, exc), None
         # One level check per job (DEBUG implies INFO); the common case builds no ``extra``.

@@ -47,6 +47,10 @@ class TaskRegistry(dict[str, Registration]):
         super().__init__()
         self.wid = wid
 
+    def known(self) -> str:
+        """What an unknown jobtype's message says this worker runs."""
+        return "Django tasks only (a django.tasks task's module path, e.g. shop.tasks.add)"
+
     def get(self, jobtype: str, default: Any = None) -> Any:
         """Return the registration of ``jobtype``, resolving a Django task path once;
         ``default`` when it names no task (the job then fails as an unknown jobtype)."""

@@ -5,6 +5,7 @@ priorities, queues, run_after, takes_context, results and errors in TaskResult t
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,7 +29,7 @@ sys.path.insert(0, str(REPO))  # the suite's ServerProcess helper
 
 from tests.helpers import ServerProcess  # noqa: E402
 
-from werk.client import Client  # noqa: E402
+from werk.client import Client, Job  # noqa: E402
 from werk.contrib.django.jobs import werk_priority  # noqa: E402
 from werk.contrib.django.management.commands.werk_worker import setup_logging  # noqa: E402
 
@@ -194,6 +195,20 @@ class EndToEnd(TransactionTestCase):
         found = await default_task_backend.aget_result(result.id, timeout=WAIT)
         self.assertEqual(found.return_value, 42)
         self.assertEqual((await tasks.add.aget_result(result.id)).return_value, 42)
+
+    def test_a_plain_job_on_a_served_queue_is_failed_with_a_clear_line(self) -> None:
+        # A werk.client task's job on a queue this worker serves: FAILed, as Faktory's
+        # workers do, with a line naming the queue and what this worker runs
+        with Client(self.server.url) as client:
+            jid = client.push(Job("add", [1, 2], retry=0, result_ttl=60))
+            state = client.job_state(jid, timeout=WAIT)
+        self.assertEqual(state.state, "failed")
+        message = (
+            f"job {jid} add: no function registered for jobtype 'add' (from queue 'default';"
+            " this worker runs Django tasks only (a django.tasks task's module path, e.g."
+            " shop.tasks.add)): push it to a queue that only workers running it fetch\n"
+        )
+        self.assertRegex(self.worker_log.read_text(), r"\nE \S+Z " + re.escape(message))
 
     def test_the_job_on_the_wire(self) -> None:
         # A queue no worker here listens to: the job stays for us to look at.
