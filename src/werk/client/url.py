@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from werk.errors import WerkError
+from werk.ports import netloc_port
 
 DEFAULT_URL = "tcp://localhost:7419"
 DEFAULT_PORT = 7419
@@ -74,16 +75,21 @@ def parse_url(url: str) -> ServerAddress:
             f"{shown!r} is not a server URL: it needs tcp:// (or tcp+tls:// for TLS) in"
             f" front, as in tcp://{':password@' if secret else ''}{where or 'localhost:7419'}"
         )
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # an unbalanced [ or ] of an IPv6 host
+        raise ConfigurationError(f"malformed URL {url!r}: {exc}") from exc
     if parts.scheme not in ("tcp", "tcp+tls"):
         raise ConfigurationError(
             f"unsupported URL scheme {parts.scheme!r} in {url!r}: a server URL starts with"
             " tcp:// or tcp+tls://, as in tcp://localhost:7419"
         )
     try:
-        port = parts.port or DEFAULT_PORT
+        port = netloc_port(parts.netloc) or DEFAULT_PORT
     except ValueError as exc:
-        raise ConfigurationError(f"invalid port in {url!r}") from exc
+        raise ConfigurationError(
+            f"invalid port in the server URL: {exc}"
+        ) from exc  # no password shown
     password = unquote(parts.password) if parts.password else None
     username = unquote(parts.username) if parts.username else None
     return ServerAddress(

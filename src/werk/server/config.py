@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from werk.ports import parse_port, split_host_port
+
 ENVIRONMENTS = ("development", "staging", "production")
 DURABILITY_MODES = ("fsync", "os")
 """What ``+OK`` to a PUSH waits for: the fsync (default), or the write reaching the OS."""
@@ -26,18 +28,40 @@ DEFAULT_MAX_LINE = 16 * 1024 * 1024
 
 
 def parse_binding(text: str, default_host: str = "localhost") -> tuple[str, int]:
-    """Parse ``host:port`` (or ``:port``) into a pair; ``localhost`` means 127.0.0.1.
+    """Parse ``host:port``, ``[v6]:port`` or ``:port`` into a pair; ``localhost`` means
+    127.0.0.1. Port 0 picks a free port (the port then shows in the startup line).
 
     Raises:
-        ValueError: the text has no valid port.
+        ValueError: no port, or a port that is not a whole number 0-65535 (see
+            :func:`werk.ports.parse_port`); the message quotes the binding.
     """
-    host, sep, port = text.rpartition(":")
+    host, sep, port = split_host_port(text)
     if not sep:
         raise ValueError(f"binding {text!r} must be host:port")
-    host = host.strip("[]") or default_host
+    try:
+        number = parse_port(port, free=True)
+    except ValueError as exc:
+        raise ValueError(f"binding {text!r}: {exc}") from exc
+    host = host or default_host
     if host == "localhost":
         host = "127.0.0.1"
-    return host, int(port)
+    return host, number
+
+
+def statsd_address(location: str) -> tuple[str, int]:
+    """Parse a ``[statsd] location`` (``host:port`` or ``udp://host:port``; an empty host
+    is 127.0.0.1) into the UDP address metrics are sent to.
+
+    Raises:
+        ValueError: no port, or a port that is not 1-65535.
+    """
+    host, sep, port = split_host_port(location.removeprefix("udp://"))
+    if not sep:
+        raise ValueError(f"location {location!r} must be host:port")
+    try:
+        return host or "127.0.0.1", parse_port(port)
+    except ValueError as exc:
+        raise ValueError(f"location {location!r}: {exc}") from exc
 
 
 def default_config_dir(environment: str) -> Path:

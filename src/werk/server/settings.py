@@ -29,6 +29,7 @@ from werk.server.config import (
     default_config_dir,
     default_data_dir,
     parse_binding,
+    statsd_address,
 )
 from werk.storage import StorageURLError, check_url
 
@@ -88,6 +89,11 @@ def _check_statsd(settings: dict[str, Any]) -> None:
     for key in ("location", "namespace"):
         if key in table and not isinstance(table[key], str):
             raise ValueError(f"[statsd] {key} must be a string")
+    if table.get("location"):
+        try:
+            statsd_address(table["location"])
+        except ValueError as exc:
+            raise ValueError(f"[statsd] {exc}") from exc
     tags = table.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
         raise ValueError("[statsd] tags must be a list of strings")
@@ -277,6 +283,10 @@ def load_config(
         statsd = settings.setdefault("statsd", {})
         if isinstance(statsd, dict):
             statsd.setdefault("location", env["DD_DOGSTATSD_URL"])
+            try:
+                statsd_address(statsd["location"])
+            except ValueError as exc:
+                raise ConfigError(f"DD_DOGSTATSD_URL: {exc}") from exc
     for var, name in ENV_KEYS:
         if name in INT_FIELDS and env.get(var) and not env[var].strip().isdigit():
             raise ConfigError(f"{var}={env[var]!r}: {name} must be a whole number")
@@ -301,11 +311,7 @@ def _build(
             "settings": settings,
             "data_dir": Path(values.pop("data_dir", default_data_dir(environment))).expanduser(),
         }
-        if "binding" in values:
-            fields["binding"] = parse_binding(values.pop("binding"))
-        if "web_binding" in values:
-            web = values.pop("web_binding")
-            fields["web_binding"] = None if web in (":0", "0", "") else parse_binding(web)
+        fields.update(_bindings(values))
         for name in ("password", "web_password"):
             if values.get(name):
                 fields[name] = password_value(values.pop(name))
@@ -324,6 +330,24 @@ def _build(
     config = ServerConfig(**fields)
     _check(config)
     return _discover_tls(config)
+
+
+def _bindings(values: dict[str, Any]) -> dict[str, Any]:
+    """Pop and parse ``binding`` and ``web_binding`` (``:0``, ``0`` or empty: no web UI).
+
+    Raises:
+        ValueError: a port that is not 0-65535, naming which binding.
+    """
+    fields: dict[str, Any] = {}
+    if "binding" in values:
+        fields["binding"] = parse_binding(values.pop("binding"))
+    if "web_binding" in values:
+        web = values.pop("web_binding")
+        try:
+            fields["web_binding"] = None if web in (":0", "0", "") else parse_binding(web)
+        except ValueError as exc:
+            raise ValueError(f"web {exc}") from exc
+    return fields
 
 
 def _check(config: ServerConfig) -> None:

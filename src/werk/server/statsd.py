@@ -17,6 +17,8 @@ import socket
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from werk.server.config import statsd_address
+
 if TYPE_CHECKING:
     from werk.server.state import ServerState
 
@@ -94,7 +96,7 @@ class StatsdReporter:
 
     async def push(self, settings: dict[str, Any]) -> None:
         """Send one round of metrics to ``settings["location"]``."""
-        host, _, port = str(settings["location"]).removeprefix("udp://").rpartition(":")
+        address = statsd_address(str(settings["location"]))
         lines = await self.lines(
             str(settings.get("namespace", DEFAULT_NAMESPACE)),
             [str(tag) for tag in settings.get("tags", [])],
@@ -104,7 +106,7 @@ class StatsdReporter:
             self._sock.setblocking(False)
         for datagram in pack(lines):
             try:
-                self._sock.sendto(datagram, (host or "127.0.0.1", int(port)))
+                self._sock.sendto(datagram, address)
                 self.sent += 1
             except OSError as exc:  # no agent listening: UDP says so, we carry on
                 self.errors += 1

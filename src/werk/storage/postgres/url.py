@@ -17,6 +17,7 @@ import psycopg
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict
 
+from werk.ports import parse_port
 from werk.storage.postgres.schema import DEFAULT_SCHEMA, SCHEMA_NAME
 from werk.storage.urls import Check, StorageURLError, choice, parse_options, text, whole
 
@@ -101,7 +102,15 @@ def parse_url(url: str) -> PostgresURL:
     # Re-encoded with %20 for a space (urlencode's default + would reach libpq as a plus).
     conninfo = f"{base}?{urlencode(rest, quote_via=quote)}" if rest else base
     try:
-        conninfo_to_dict(conninfo)
+        params = conninfo_to_dict(conninfo)
     except psycopg.Error as exc:
         raise StorageURLError(f"postgres: bad URL: {exc}") from exc
+    # libpq takes any text as the port (several hosts: a comma-separated list) and fails
+    # only when it connects; Werk's one rule for ports refuses it here.
+    for port in str(params.get("port") or "").split(","):
+        if port:
+            try:
+                parse_port(port)
+            except ValueError as exc:
+                raise StorageURLError(f"postgres: bad URL: {exc}") from exc
     return PostgresURL(conninfo, values.get("schema", DEFAULT_SCHEMA), values.get("pool", 10))

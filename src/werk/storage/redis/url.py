@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from werk.ports import netloc_port
 from werk.storage.redis.keys import DEFAULT_PREFIX
 from werk.storage.urls import (
     Check,
@@ -87,7 +88,7 @@ def parse_url(url: str) -> RedisURL:
     base, _, query = url.partition("?")
     try:
         parts = urlsplit(base)
-        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
+        netloc_port(parts.netloc)  # Werk's one rule for ports: 1-65535
     except ValueError as exc:
         raise StorageURLError(f"redis: malformed URL: {exc}") from exc
     scheme = parts.scheme.lower()
