@@ -7,6 +7,9 @@ through :data:`CODES`.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class WerkError(Exception):
     """Base class of every error Werk raises."""
@@ -125,3 +128,10 @@ def error_from_wire(text: str) -> CommandError:
     if cls is None:
         return CommandError(message, code)
     return cls(message, code)
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """Return `` (did you mean 'x'?)`` for the closest of ``known`` to a misspelt ``word``
+    (difflib's ratio 0.6 or more), else an empty string; for messages about unknown keys."""
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

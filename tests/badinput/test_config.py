@@ -74,7 +74,9 @@ def test_werk_server_does_not_start_on_an_unsupported_url(tmp_path: Path) -> Non
     [
         ('[storge]\nurl = "redis://127.0.0.1:6379"\n', "'storge'"),
         ('[storage]\nuri = "redis://127.0.0.1:6379"\n', "'uri' in [storage]"),
-        ("[limits]\nmax_conections = 5\n", "'max_conections' in [limits]"),
+        ("[limits]\nmax_conections = 5\n", "'max_conections' in [limits] (did you mean"),
+        ("[result]\nmax_bytes = 5\n", "'result' (did you mean 'results'?)"),
+        ("[results]\nmax_bytes = true\n", "[results] max_bytes must be a positive integer"),
         ('password = "top-level"\n', "'password'"),
         ('[statsd]\nlocation = "h:8125"\ninterval = "30"\n', "[statsd] interval"),
         ('[statsd]\ntags = "a"\n', "[statsd] tags"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -205,3 +206,21 @@ async def test_the_size_limit_setting(store: Store) -> None:
     with pytest.raises(ResultTooLargeError, match="result is 12 bytes, over the limit of 10"):
         await manager.ack("limited-1", b'"0123456789"')
     assert (await manager.results_or_fail().state("limited-1", 0))["state"] == "working"
+
+
+def test_the_documented_results_table_is_accepted_by_a_real_server(tmp_path: Path) -> None:
+    # The finding: conf.d with [results] max_bytes (documented in configuration.md and
+    # protocol.md) made `werk server` refuse to start with "unknown table 'results'".
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "x.toml").write_text("[results]\nmax_bytes = 16\n")
+    server = ServerProcess(tmp_path / "data", extra_args=["-c", str(tmp_path)]).start()
+    try:
+        peer = peer_of(server)
+        asking = job(result_ttl=60)
+        with client_of(server) as client:
+            client.push(asking)
+            take(client, "work")
+        reply = ack(peer, asking["jid"], "x" * 20)
+        assert "over the limit of 16" in error_text(reply)
+    finally:
+        server.stop()

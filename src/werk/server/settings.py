@@ -18,8 +18,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from werk.errors import JSONDepthError, WerkError
+from werk.errors import JSONDepthError, WerkError, did_you_mean
 from werk.manager.cron import parse_cron
+from werk.manager.features import max_result_bytes
 from werk.manager.throttles import parse_throttles
 from werk.protocol import jsonwire
 from werk.server.config import (
@@ -78,6 +79,7 @@ FEATURE_TABLES: dict[str, tuple[str, ...] | None] = {
     "cron": None,  # checked by werk.manager.cron.parse_cron
     "throttles": None,  # checked by werk.manager.throttles.parse_throttles
     "statsd": ("location", "namespace", "tags", "interval"),
+    "results": ("max_bytes",),  # read by werk.manager.features.max_result_bytes
 }
 """Tables read by features, with their keys (``None``: the feature checks them itself)."""
 
@@ -106,6 +108,7 @@ FEATURE_CHECKS: dict[str, Callable[[dict[str, Any]], object]] = {
     "cron": parse_cron,
     "throttles": parse_throttles,
     "statsd": _check_statsd,
+    "results": max_result_bytes,
 }
 """Each feature table's check, run on every file on its own (at start and on SIGHUP), so
 that an error (a ``ValueError``) names the file it came from: ``<file>: cron entry 1
@@ -179,7 +182,10 @@ def _check_document(path: Path, document: dict[str, Any]) -> None:
     for table, value in document.items():
         if table not in KNOWN_KEYS:
             known = ", ".join(f"[{name}]" for name in KNOWN_KEYS)
-            raise ConfigError(f"{path}: unknown table or key {table!r} (known tables: {known})")
+            raise ConfigError(
+                f"{path}: unknown table or key {table!r}{did_you_mean(table, KNOWN_KEYS)}"
+                f" (known tables: {known})"
+            )
         keys = KNOWN_KEYS[table]
         if keys is None:
             continue
@@ -188,7 +194,8 @@ def _check_document(path: Path, document: dict[str, Any]) -> None:
         for key in value:
             if key not in keys:
                 raise ConfigError(
-                    f"{path}: unknown key {key!r} in [{table}] (known: {', '.join(keys)})"
+                    f"{path}: unknown key {key!r} in [{table}]{did_you_mean(key, keys)}"
+                    f" (known: {', '.join(keys)})"
                 )
     for table, check in FEATURE_CHECKS.items():
         if table in document:

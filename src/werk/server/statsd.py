@@ -84,22 +84,22 @@ class StatsdReporter:
 
     async def _run(self) -> None:
         while True:
-            settings = self._settings()
-            interval = float(settings.get("interval", DEFAULT_INTERVAL))
-            if settings.get("location"):
+            table = self._settings()
+            interval = float(table.get("interval", DEFAULT_INTERVAL))
+            if table.get("location"):
                 try:
-                    await self.push(settings)
+                    await self.push(table)
                 except Exception:  # a metrics hiccup must never stop the loop
                     self.errors += 1
                     log.exception("statsd push failed")
             await asyncio.sleep(max(interval, 0.05))
 
-    async def push(self, settings: dict[str, Any]) -> None:
-        """Send one round of metrics to ``settings["location"]``."""
-        address = statsd_address(str(settings["location"]))
+    async def push(self, table: dict[str, Any]) -> None:
+        """Send one round of metrics to ``table["location"]``."""
+        address = statsd_address(str(table["location"]))
         lines = await self.lines(
-            str(settings.get("namespace", DEFAULT_NAMESPACE)),
-            [str(tag) for tag in settings.get("tags", [])],
+            str(table.get("namespace", DEFAULT_NAMESPACE)),
+            [str(tag) for tag in table.get("tags", [])],
         )
         if self._sock is None:
             self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
