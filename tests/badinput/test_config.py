@@ -114,3 +114,27 @@ def test_a_cron_job_toml_cannot_carry_into_json(config_dir: Path) -> None:
 def test_a_variable_that_is_not_a_number_is_named(config_dir: Path) -> None:
     with pytest.raises(ConfigError, match="WERK_MAX_CONNECTIONS='many'"):
         load_config({"config_dir": str(config_dir)}, env={"WERK_MAX_CONNECTIONS": "many"})
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ('timezon = "Europe/Berlin"\n', "unknown key 'timezon' (did you mean 'timezone'?)"),
+        ('catch_up = "no"\n', "catch_up must be a TOML boolean, true or false"),
+    ],
+)
+def test_werk_server_refuses_a_misspelt_cron_key(tmp_path: Path, entry: str, message: str) -> None:
+    # The finding: both started ("cron: 3 entries loaded"), in UTC and with catch-up on.
+    (tmp_path / "conf.d").mkdir()
+    cron = f'[[cron]]\nschedule = "0 3 * * *"\n{entry}[cron.job]\ntype = "Report"\n'
+    (tmp_path / "conf.d" / "cron.toml").write_text(cron)
+    result = subprocess.run(
+        [sys.executable, "-m", "werk", "server", "-b", "127.0.0.1:0", "-w", ":0"]
+        + ["-c", str(tmp_path), "-d", str(tmp_path / "d")],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert 'cron.toml: cron entry 1 ("Report", schedule "0 3 * * *"): ' + message in result.stderr

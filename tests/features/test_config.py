@@ -99,7 +99,10 @@ def test_an_entry_error_names_the_file_it_came_from(tmp_path: Path) -> None:
         load_config({"config_dir": str(conf)}, env={})
     # Then the error names that file and counts the entries within it
     assert str(bad.value).startswith(f"{conf / 'conf.d' / 'b.toml'}: cron entry 1 (")
-    assert str(bad.value).endswith("unknown [cron.job] keys: typ")
+    assert str(bad.value).endswith(
+        "unknown [cron.job] key 'typ' (did you mean 'type'?) (known: type, queue, args,"
+        " retry, reserve_for, custom, priority)"
+    )
     # And a bad throttle or [statsd] value names its file too
     (conf / "conf.d" / "b.toml").unlink()
     (conf / "conf.d" / "c.toml").write_text("[throttles]\nq = { concurrency = 0 }\n")

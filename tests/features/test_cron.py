@@ -9,10 +9,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.features.conftest import Clock
 from tests.storage.conftest import Backend
-from werk.manager.cron import Cron, CronConfigError, parse_cron
+from werk.manager.cron import ENTRY_KEYS, Cron, CronConfigError, parse_cron
 from werk.manager.manager import Manager
 from werk.server.cron import CronScheduler
 from werk.storage.base import Store
@@ -176,9 +178,19 @@ def test_bad_entries_name_the_entry() -> None:
         ({"schedule": "* * * * *"}, "needs a [cron.job] table"),
         (entry(job={"type": ""}), "jobs must have a jobtype parameter"),
         (entry(job={"queue": "bad queue"}), "queue names must match"),
-        (entry(job={"args": "x"}), "jobs must have an args parameter"),
-        (entry(job={"retries": 3}), "unknown [cron.job] keys: retries"),
+        (entry(job={"args": "1,2"}), "[cron.job] args must be an array (args = [1, 2]), not '1,2'"),
+        (entry(job={"type": 5}), "[cron.job] type must be a string, the jobtype"),
+        (entry(job={"retry": True}), "[cron.job] retry must be an integer"),
+        (entry(job={"custom": "x"}), "[cron.job] custom must be a table"),
+        (entry(job={"retries": 3}), "unknown [cron.job] key 'retries' (did you mean 'retry'?)"),
         ({"job": {"type": "X"}}, "needs a schedule string"),
+        ({"shedule": "* * * * *", "job": {"type": "X"}}, "'shedule' (did you mean 'schedule'?)"),
+        (entry(timezon="Europe/Berlin"), "unknown key 'timezon' (did you mean 'timezone'?)"),
+        (entry(catchup=True), "unknown key 'catchup' (did you mean 'catch_up'?)"),
+        (entry(catch_up="no"), "catch_up must be a TOML boolean, true or false"),
+        (entry(catch_up=1), "catch_up must be a TOML boolean"),
+        (entry(timezone=5), "timezone must be a string"),
+        (entry(name=["x"]), "name must be a string"),
     ]
     for raw, message in cases:
         with pytest.raises(CronConfigError, match="cron entry 1") as bad:
@@ -230,3 +242,27 @@ async def test_scheduler_loop_fires_in_real_time(store: Store) -> None:
         await scheduler.stop()
     assert len(await queued(store)) == 1
     assert scheduler.errors == 0
+
+
+@settings(deadline=None)
+@given(st.text(min_size=1, max_size=12).filter(lambda key: key not in ENTRY_KEYS))
+def test_any_unknown_entry_key_is_refused_naming_it(key: str) -> None:
+    # The finding: `timezon = ...` and `catchup = true` were ignored, the entry ran in UTC.
+    with pytest.raises(CronConfigError, match="unknown key") as bad:
+        parse_cron({"cron": [entry(**{key: "Europe/Berlin"})]})
+    assert repr(key) in str(bad.value)
+
+
+TOML_VALUES = st.one_of(
+    st.text(max_size=5), st.integers(), st.floats(), st.lists(st.booleans(), max_size=2)
+)
+
+
+@settings(deadline=None)
+@given(TOML_VALUES)
+def test_catch_up_is_a_toml_boolean_or_an_error(value: Any) -> None:
+    # The finding: catch_up = "no" was taken as true (bool("no")).
+    with pytest.raises(CronConfigError, match="catch_up must be a TOML boolean"):
+        parse_cron({"cron": [entry(catch_up=value)]})
+    for flag in (True, False):
+        assert parse_cron({"cron": [entry(catch_up=flag)]})[0].catch_up is flag

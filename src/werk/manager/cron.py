@@ -20,7 +20,7 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from werk.cronexpr import CronExpr, CronSyntaxError, describe, parse
-from werk.errors import CommandError, WerkError
+from werk.errors import CommandError, WerkError, did_you_mean
 from werk.job import check_queue_name, format_time, new_jid, validate
 from werk.manager.manager import Manager
 from werk.protocol import jsonwire
@@ -37,6 +37,25 @@ MAX_CATCH_UP: Final = 31 * 24 * 3600.0
 RECORD_PREFIX: Final = "cron:entry:"
 LOCK_PREFIX: Final = "cron:lock:"
 JOB_KEYS: Final = ("type", "queue", "args", "retry", "reserve_for", "custom", "priority")
+ENTRY_KEYS: Final = ("schedule", "job", "name", "timezone", "catch_up")
+"""The keys of a ``[[cron]]`` entry: Faktory Enterprise's ``schedule`` and ``job``, and
+Werk's ``name``, ``timezone`` and ``catch_up``. Any other key is refused, naming it."""
+JOB_TYPES: Final[dict[str, tuple[type, str]]] = {
+    "type": (str, 'a string, the jobtype (type = "Report")'),
+    "queue": (str, 'a string (queue = "default")'),
+    "args": (list, "an array (args = [1, 2])"),
+    "retry": (int, "an integer (retry = 5)"),
+    "reserve_for": (int, "an integer number of seconds (reserve_for = 600)"),
+    "custom": (dict, "a table ([cron.job.custom])"),
+    "priority": (int, "an integer 1-9 (priority = 5)"),
+}
+"""What each ``[cron.job]`` key must be, checked before the job rules so the message names
+the TOML key (``type``, not the wire's ``jobtype``) and what is expected."""
+ENTRY_TYPES: Final[dict[str, tuple[type, str]]] = {
+    "name": (str, 'a string (name = "nightly")'),
+    "timezone": (str, 'a string, a zoneinfo key (timezone = "Europe/Berlin")'),
+    "catch_up": (bool, "a TOML boolean, true or false (catch_up = true)"),
+}
 
 
 class CronConfigError(WerkError, ValueError):
@@ -86,9 +105,7 @@ def _job_template(raw: dict[str, Any]) -> dict[str, Any]:
     job = raw.get("job")
     if not isinstance(job, dict):
         raise ValueError("needs a [cron.job] table")
-    unknown = set(job) - set(JOB_KEYS)
-    if unknown:
-        raise ValueError(f"unknown [cron.job] keys: {', '.join(sorted(unknown))}")
+    _check_keys(job, JOB_KEYS, JOB_TYPES, "[cron.job] ")
     template = {"jobtype": job.get("type"), "args": job.get("args", [])}
     template.update({k: job[k] for k in JOB_KEYS[1:] if k in job and k != "args"})
     try:
@@ -102,14 +119,40 @@ def _job_template(raw: dict[str, Any]) -> dict[str, Any]:
     return template
 
 
+def _check_keys(
+    table: dict[str, Any],
+    known: tuple[str, ...],
+    types: dict[str, tuple[type, str]],
+    where: str,
+) -> None:
+    """Refuse a key not in ``known`` (with a did-you-mean) and a value of the wrong TOML
+    type: ``catch_up = "no"`` is an error, not true; ``args = "1,2"`` is not an array.
+
+    Raises:
+        ValueError: naming the key (``where`` says which table) and what it must be.
+    """
+    for key in table:
+        if key not in known:
+            raise ValueError(
+                f"unknown {where}key {key!r}{did_you_mean(key, known)} (known: {', '.join(known)})"
+            )
+    for key, (kind, expected) in types.items():
+        value = table.get(key)
+        if key in table and (
+            not isinstance(value, kind) or isinstance(value, bool) != (kind is bool)
+        ):
+            raise ValueError(f"{where}{key} must be {expected}, not {value!r}")
+
+
 def _entry(index: int, raw: Any) -> CronEntry:
     if not isinstance(raw, dict):
         raise ValueError("must be a table")
+    _check_keys(raw, ENTRY_KEYS, ENTRY_TYPES, "")
     schedule = raw.get("schedule")
     if not isinstance(schedule, str):
-        raise ValueError("needs a schedule string")
+        raise ValueError('needs a schedule string (schedule = "0 3 * * *")')
     expr = parse(schedule)
-    timezone = str(raw.get("timezone") or "UTC")
+    timezone = raw.get("timezone") or "UTC"
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -123,7 +166,7 @@ def _entry(index: int, raw: Any) -> CronEntry:
         label=str(name or template["jobtype"]),
         expr=expr,
         timezone=timezone,
-        catch_up=bool(raw.get("catch_up", False)),
+        catch_up=raw.get("catch_up", False),
         job=template,
     )
 
