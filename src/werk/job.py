@@ -41,6 +41,9 @@ MIN_RESERVE_FOR: Final = _min_reserve_for()
 """Faktory's minimum reservation, 60 s (see :data:`TEST_MIN_RESERVE_FOR_ENV`)."""
 MAX_RESERVE_FOR: Final = 86400
 QUEUE_NAME: Final = re.compile(r"\A[a-zA-Z0-9._-]+\Z")
+QUEUE_RULE: Final = "queue names must match \\A[a-zA-Z0-9._-]+\\z"
+"""Faktory's rule for queue names, as its error says it (Go's ``\\z``); the server, cron
+and ``werk worker -q`` all check :data:`QUEUE_NAME` and say this."""
 
 
 def new_jid() -> str:
@@ -244,6 +247,4 @@ def scheduled_at(job: dict[str, Any], now: float) -> float | None:
 def check_queue_name(name: str) -> None:
     """Raise Faktory's error unless ``name`` is a valid queue name."""
     if not QUEUE_NAME.match(name):
-        raise CommandError(
-            f'cannot get "{name}" queue: queue names must match \\A[a-zA-Z0-9._-]+\\z'
-        )
+        raise CommandError(f'cannot get "{name}" queue: {QUEUE_RULE}')

@@ -9,13 +9,15 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from werk.client import Job, Middleware, Worker, current_job
 from werk.client.queues import QueueOrder, parse_queue
 from werk.client.runner import Registration, Runner, backtrace_lines, unknown_jobtype_message
 from werk.client.testing import InlineClient
 from werk.client.url import ConfigurationError, parse_url, url_from_env
-from werk.job import parse_time
+from werk.job import QUEUE_NAME, check_queue_name, parse_time
 
 
 def test_parse_url() -> None:
@@ -73,6 +75,21 @@ def test_strict_and_weighted_queue_order() -> None:
     assert 2700 < firsts["a"] < 3300  # about 3 in 4
     with pytest.raises(ValueError):
         QueueOrder([])
+
+
+@settings(deadline=None)
+@given(st.text(max_size=10), st.one_of(st.none(), st.text(max_size=4)))
+def test_a_worker_queue_follows_the_servers_rule(name: str, weight: str | None) -> None:
+    # The finding: `werk worker -q "bad name"` ran; the server refuses such a queue name.
+    spec = name if weight is None else f"{name},{weight}"
+    good_weight = weight is None or (weight.isascii() and weight.isdigit() and int(weight) > 0)
+    server_accepts = QUEUE_NAME.match(name) is not None and "," not in name
+    if server_accepts and good_weight:
+        assert parse_queue(spec) == (name, int(weight or 0))
+        check_queue_name(name)  # the server's own check agrees
+    else:
+        with pytest.raises(ValueError, match="queue (name|weight)"):
+            parse_queue(spec)
 
 
 def test_backtrace_is_trimmed_innermost_first() -> None:

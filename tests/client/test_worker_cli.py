@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.client.conftest import retries_size, wait_until
 from tests.helpers import ServerProcess
 from werk.client import Client, Job
@@ -125,3 +127,28 @@ def test_wrong_password_exits_1(
     refused = f"the server tcp://:***@{server.host}:{server.port} refused the password:"
     first = next(i for i, line in enumerate(lines) if refused in line)
     assert "Invalid password" in lines[first] and "stopping" in lines[first + 1]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["-c", "0"], "argument -c/--concurrency: must be a whole number of 1 or more, not '0'"),
+        (["-c", "-3"], "argument -c/--concurrency: must be a whole number of 1 or more"),
+        (["-q", "bad name"], "argument -q/--queue: queue name 'bad name': queue names must"),
+        (["-q", "mail,x"], "argument -q/--queue: queue weight must be a whole number"),
+        (["-q", ",3"], "argument -q/--queue: queue name ''"),
+        (["--shutdown-timeout", "nan"], "argument --shutdown-timeout: must be a number"),
+        (["--url", "tcp://localhost:70000"], "argument --url: invalid port"),
+    ],
+)
+def test_bad_options_blame_the_option_and_run_nothing(
+    tmp_path: Path, werk_server: ServerProcess, client: Client, flags: list[str], message: str
+) -> None:
+    # The findings: -c 0 became 10, -c -3 ran no job, -q "bad name" fetched from "name",
+    # and -q mail,x said "cannot load jobs:tasks: invalid literal for int()".
+    client.push(Job("hello", queue="name"))
+    proc = start_worker(tmp_path, werk_server, "hello", *flags)
+    _, stderr = proc.communicate(timeout=15)
+    assert proc.returncode == 2, stderr.decode()
+    assert message in stderr.decode() and b"cannot load" not in stderr
+    assert client.info()["faktory"]["total_processed"] == 0

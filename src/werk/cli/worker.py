@@ -12,6 +12,7 @@ import argparse
 import importlib
 import inspect
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -20,6 +21,7 @@ from typing import Any
 from werk.cli.server import setup_logging
 from werk.client import Task, Worker
 from werk.client.queues import parse_queue
+from werk.client.url import ConfigurationError, parse_url
 from werk.errors import WerkError
 from werk.server.settings import LOG_FORMATS
 
@@ -49,6 +51,7 @@ def register(subparsers: Any) -> None:
         "-q",
         "--queue",
         action="append",
+        type=_queue_spec,
         default=[],
         metavar="NAME[,WEIGHT]",
         help="queue to fetch from, repeatable; weights make the order weighted (default:"
@@ -58,11 +61,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "-c",
         "--concurrency",
-        type=int,
+        type=_positive_int,
         help=f"jobs running at once, one connection each (default {defaults['concurrency']})",
     )
     parser.add_argument(
         "--url",
+        type=_server_url,
         help="server URL, tcp://:password@host:port (default $WERK_URL, $FAKTORY_URL, else"
         " tcp://localhost:7419)",
     )
@@ -74,7 +78,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--shutdown-timeout",
-        type=float,
+        type=_seconds,
         help="seconds running jobs get to finish on stop (default"
         f" {defaults['shutdown_timeout']:g})",
     )
@@ -93,6 +97,42 @@ def register(subparsers: Any) -> None:
         " default text)",
     )
     parser.set_defaults(func=run)
+
+
+def _queue_spec(text: str) -> tuple[str, int]:
+    """``-q NAME[,WEIGHT]``: the name by the server's rule, a weight >= 1 (argparse then
+    blames the option, not the TARGET)."""
+    try:
+        return parse_queue(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _server_url(text: str) -> str:
+    """``--url``: checked as the client will read it (scheme, port 1-65535) at once."""
+    try:
+        parse_url(text)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return text
+
+
+def _positive_int(text: str) -> int:
+    """``-c N``: a whole number of 1 or more (Worker's own rule; 0 is not "the default")."""
+    if not (text.isascii() and text.isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, not {text!r}")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    """``--shutdown-timeout S``: a finite number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more, not {text!r}")
+    return value
 
 
 def load_target(path: str) -> Any:
@@ -133,8 +173,8 @@ def build_worker(target: Any, args: argparse.Namespace) -> Worker:
     if args.url:
         worker._url = args.url
     if args.queue:
-        worker.queues = type(worker.queues)(parse_queue(spec) for spec in args.queue)
-    if args.concurrency:
+        worker.queues = type(worker.queues)(args.queue)
+    if args.concurrency is not None:
         worker.concurrency = args.concurrency
     if args.label:
         worker.labels = tuple(args.label)

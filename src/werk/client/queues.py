@@ -11,23 +11,34 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Sequence
 
+from werk.job import QUEUE_NAME, QUEUE_RULE
+
 
 def parse_queue(spec: str | tuple[str, int]) -> tuple[str, int]:
     """Parse ``"name"``, ``"name,weight"`` or ``(name, weight)`` into ``(name, weight)``.
 
+    The name follows the server's rule (:data:`werk.job.QUEUE_NAME`, Faktory's), so a
+    worker never fetches from a queue no job can be pushed to; a weight is a whole number
+    of 1 or more (0 in the result: none given).
+
     Raises:
-        ValueError: the name is empty or the weight is not a positive integer.
+        ValueError: the name breaks the rule, or the weight is not a whole number >= 1;
+            the message quotes the spec and says the rule.
     """
     if isinstance(spec, tuple):
         name, weight = spec
+        if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
+            raise ValueError(f"queue weight must be a whole number (0: none) in {spec!r}")
     else:
-        name, _, raw = spec.partition(",")
-        weight = int(raw) if raw else 0
-    name = name.strip()
-    if not name:
-        raise ValueError(f"empty queue name in {spec!r}")
-    if weight < 0:
-        raise ValueError(f"queue weight must be positive in {spec!r}")
+        name, comma, raw = spec.partition(",")
+        if comma and not (raw.isascii() and raw.isdigit() and int(raw) >= 1):
+            raise ValueError(
+                f"queue weight must be a whole number of 1 or more in {spec!r}, not {raw!r}"
+            )
+        weight = int(raw) if comma else 0
+    if not isinstance(name, str) or not QUEUE_NAME.match(name):
+        where = "" if spec == name else f" in {spec!r}"
+        raise ValueError(f"queue name {name!r}{where}: {QUEUE_RULE}")
     return name, weight
 
 
