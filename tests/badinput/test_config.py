@@ -138,3 +138,9 @@ def test_werk_server_refuses_a_misspelt_cron_key(tmp_path: Path, entry: str, mes
     )
     assert result.returncode == 1
     assert 'cron.toml: cron entry 1 ("Report", schedule "0 3 * * *"): ' + message in result.stderr
+
+
+def test_an_unreadable_conf_d_entry_is_named(config_dir: Path) -> None:
+    (config_dir / "conf.d" / "x.toml").mkdir()  # was an IsADirectoryError traceback
+    with pytest.raises(ConfigError, match=r"conf\.d/x\.toml: cannot read: Is a directory"):
+        load_config({"config_dir": str(config_dir)}, env={})

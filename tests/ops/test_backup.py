@@ -299,3 +299,36 @@ def test_periodic_backups_keep_the_newest(
     assert 1 <= len(backups) <= 2
     result = werk("restore", str(backups[-1]), "-d", str(tmp_path / "r"), "--dry-run")
     assert result.returncode == 0, result.stderr
+
+
+def test_bad_paths_give_one_line_and_a_failure_status(
+    backed_up: tuple[Path, ServerProcess], tmp_path: Path
+) -> None:
+    # The finding: `werk backup -o afile/x` and `-o /proc/nope/x` printed a traceback
+    # (FileExistsError, FileNotFoundError). Every command that creates a directory says
+    # which one, and why, on one line (werk.paths.make_dir); run as root too, so no chmod.
+    path, server = backed_up
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a directory")
+    store = str(server.data_dir)
+    cases = [
+        (["backup", "-d", store, "-o", f"{blocker}/x.sqlite3"], f"{blocker} is a file, not"),
+        (["backup", "-d", store, "-o", f"{blocker}/sub/"], f"{blocker} is a file, not"),
+        (["backup", "-d", store, "-o", "/proc/nope/x"], "cannot create the backup directory"),
+        (["backup", "-d", store, "-o", "/proc/x.sqlite3"], "to /proc/x.sqlite3 failed"),
+        (["restore", str(path), "-d", str(blocker)], f"data directory {blocker}: {blocker} is"),
+        (["restore", str(path), "-d", f"{blocker}/sub"], f"{blocker} is a file, not"),
+        (["restore", str(path), "-d", "/proc"], "cannot create its lock file"),
+        (["restore", str(tmp_path), "-d", store], "is a directory: give the backup's"),
+    ]
+    for args, message in cases:
+        result = werk(*args)
+        assert result.returncode == 1, (args, result.stderr)
+        assert message in result.stderr, (args, result.stderr)
+        assert result.stderr.startswith(f"werk {args[0]}: "), result.stderr
+        assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+    for data_dir, message in ((blocker, "is a file, not"), ("/proc", "lock file werk.lock")):
+        result = werk("server", "-b", "127.0.0.1:0", "-w", ":0", "-d", str(data_dir), timeout=30)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert "cannot start: cannot " in result.stderr and message in result.stderr
+    assert blocker.read_text() == "not a directory"

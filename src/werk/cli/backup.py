@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from werk.cli.progress import Progress, counts_text, duration_text, size_text
+from werk.paths import DirectoryError, make_dir
 from werk.server.config import ENVIRONMENTS, ServerConfig
 from werk.server.settings import ConfigError, load_config
 from werk.storage.sqlite.backup import BackupError, backup
@@ -132,9 +133,9 @@ def run(args: argparse.Namespace) -> int:
     if args.output.endswith(("/", os.sep)):
         # A directory, even one that does not exist yet (``Path`` drops the trailing slash).
         try:
-            output.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            print(f"werk backup: cannot create the directory {output}: {exc}", file=sys.stderr)
+            make_dir(output, "directory")
+        except DirectoryError as exc:
+            print(f"werk backup: {exc}", file=sys.stderr)
             return 1
     progress = Progress("werk backup")
     try:

@@ -18,6 +18,7 @@ from typing import Any
 from werk.cli.backup import add_store_options, refuse_redis, store_config
 from werk.cli.progress import Progress, counts_text, duration_text
 from werk.errors import StorageError
+from werk.paths import DirectoryError, make_dir
 from werk.server.settings import ConfigError
 from werk.storage.sqlite import schema
 from werk.storage.sqlite.backup import BackupError, is_empty, restore, store_counts, verify
@@ -74,9 +75,11 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(args, source, data_dir, manifest.counts, progress)
     lock = schema.DirectoryLock(data_dir / schema.LOCK_NAME)
-    data_dir.mkdir(parents=True, exist_ok=True)
     try:
+        make_dir(data_dir, "data directory")
         lock.acquire()
+    except DirectoryError as exc:
+        return _fail(str(exc))
     except StorageError as exc:
         return _fail(f"refusing: {exc}; stop the server first")
     try:

@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from werk.errors import StorageError
+from werk.paths import make_dir
 
 if TYPE_CHECKING:
     from werk.server.state import ServerState
@@ -78,7 +79,7 @@ class PeriodicBackups:
         directory = config.backup_dir or config.data_dir / "backups"
         started = time.monotonic()
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            make_dir(directory, "backup directory")
             path, manifest = await asyncio.to_thread(backup, config.data_dir, directory)
             removed = await asyncio.to_thread(prune, directory, config.backup_keep)
         except (StorageError, OSError) as exc:

@@ -149,7 +149,7 @@ def read_conf_dir(config_dir: Path) -> dict[str, Any]:
     """Read and merge every ``conf.d/*.toml`` of ``config_dir`` (missing: empty).
 
     Raises:
-        ConfigError: a file is not valid TOML, holds an unknown table or key or an
+        ConfigError: a file cannot be read or is not valid TOML, holds an unknown table or key or an
             invalid entry (a bad ``[[cron]]`` entry, throttle or ``[statsd]`` value; the
             message starts with the file), or two files define the same table.
     """
@@ -162,6 +162,8 @@ def read_conf_dir(config_dir: Path) -> dict[str, Any]:
             raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
         except RecursionError as exc:
             raise ConfigError(f"{path}: nested too deeply") from exc
+        except OSError as exc:  # a directory named *.toml, no permission, an I/O error
+            raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
         _check_document(path, document)
         for key, value in document.items():
             if key not in merged:

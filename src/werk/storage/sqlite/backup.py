@@ -25,6 +25,7 @@ from typing import Any
 
 from werk import __version__
 from werk.errors import StorageError
+from werk.paths import DirectoryError, make_dir
 from werk.storage.sqlite import schema
 
 MANIFEST_FORMAT = 1
@@ -123,7 +124,10 @@ def backup(
         raise BackupError(f"no Werk store at {source}")
     now = time.time()
     path = target / backup_name(now) if target.is_dir() else target
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        make_dir(path.parent, "backup directory")
+    except DirectoryError as exc:
+        raise BackupError(str(exc)) from exc
     partial = path.with_name(path.name + ".partial")
     try:
         expected = source.stat().st_size
@@ -145,7 +149,7 @@ def backup(
         _write_atomic(manifest_path(path), json.dumps(asdict(manifest), indent=2) + "\n")
     except (OSError, sqlite3.Error) as exc:
         partial.unlink(missing_ok=True)
-        raise BackupError(f"backup of {source} failed: {exc}") from exc
+        raise BackupError(f"backup of {source} to {path} failed: {exc}") from exc
     return path, manifest
 
 
@@ -205,6 +209,8 @@ def verify(path: Path, progress: StepCallback = _no_progress) -> Manifest:
     Raises:
         BackupError: naming what is wrong (checksum, integrity, identity, version).
     """
+    if path.is_dir():
+        raise BackupError(f"backup {path} is a directory: give the backup's .sqlite3 file")
     if not path.is_file():
         raise BackupError(f"backup {path} does not exist")
     manifest = read_manifest(path)
@@ -277,7 +283,10 @@ def restore(path: Path, data_dir: Path, progress: StepCallback = _no_progress) -
     Raises:
         BackupError: the copy failed (the old store is then left in place).
     """
-    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        make_dir(data_dir, "data directory")
+    except DirectoryError as exc:
+        raise BackupError(str(exc)) from exc
     live = data_dir / schema.DB_NAME
     staged = data_dir / (schema.DB_NAME + ".restoring")
     kept: Path | None = None

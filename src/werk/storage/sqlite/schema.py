@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Final
 
 from werk.errors import StorageError, StoreCorruptError
+from werk.paths import DirectoryError
 
 DB_NAME: Final = "werk.sqlite3"
 LOCK_NAME: Final = "werk.lock"
@@ -92,8 +93,15 @@ class DirectoryLock:
 
         Raises:
             StorageError: another process (or store) holds it.
+            DirectoryError: the lock file cannot be created (an ``OSError`` too).
         """
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # a read-only or virtual directory (/proc), no permission
+            raise DirectoryError(
+                f"cannot use the data directory {self.path.parent}: cannot create its lock"
+                f" file {self.path.name}: {exc.strerror or exc}"
+            ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

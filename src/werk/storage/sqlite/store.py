@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from werk.errors import StorageError
+from werk.paths import make_dir
 from werk.storage.base import (
     AvailableCallback,
     Counters,
@@ -118,7 +119,7 @@ class SqliteStore(CoordMixin):
         self._writer.start()
 
     def _open_sync(self) -> _Loaded:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        make_dir(self.directory, "data directory")
         self._lock.acquire()
         conns: list[sqlite3.Connection] = []
         try:
