@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+import hypothesis  # noqa: F401 - see below
 import pytest
 
 from tests import pg
@@ -15,6 +16,9 @@ from tests.helpers import Peer, ServerProcess
 from werk.protocol.resp import Simple
 
 IN_CI = bool(os.environ.get("CI"))
+# hypothesis is imported now, not by its plugin's end-of-run summary: after the worker tests,
+# Python 3.11.7 fails to parse a module then ("AST constructor recursion depth mismatch",
+# CPython gh-106905), and the plugin's import is parsed by pytest's assertion rewriter.
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

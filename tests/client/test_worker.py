@@ -14,7 +14,7 @@ import pytest
 
 from tests.client.conftest import async_wait_until, retries_size, wait_until
 from tests.helpers import Peer, ServerProcess
-from werk.client import Client, Job, Middleware, Worker, task
+from werk.client import Client, Job, Middleware, NoRetry, RetryIn, Worker, task
 from werk.protocol.resp import Simple
 
 Start = Callable[[Worker], "asyncio.Task[None]"]
@@ -74,6 +74,48 @@ async def test_failure_goes_to_retries_with_backtrace(
     failure = (await asyncio.to_thread(retry_jobs, client))[0]["failure"]
     assert failure["errtype"] == "ValueError" and failure["message"] == "kaboom"
     assert len(failure["backtrace"]) == 3 and "explode" in failure["backtrace"][0]
+
+
+async def test_a_job_decides_its_failure_no_retry_and_retry_in(
+    werk_server: ServerProcess, client: Client, start_worker: Start
+) -> None:
+    worker = Worker(werk_server.url, concurrency=2)
+    runs: list[str] = []
+
+    @worker.register
+    def parse(text: str) -> None:
+        runs.append("parse")
+        try:
+            int(text)
+        except ValueError as exc:
+            raise NoRetry("not a number, retrying will not help") from exc
+
+    @worker.register
+    def poll() -> None:
+        runs.append("poll")
+        if runs.count("poll") == 1:
+            raise RetryIn(0.2, "not ready yet")
+
+    client.push(Job("parse", ["x"], retry=25))
+    client.push(Job("poll", []))
+    running = start_worker(worker)
+    # NoRetry: dead at once, reported as the exception it came from; RetryIn: run again
+    # within a second (Faktory's first backoff is 15 to 44 s)
+    await async_wait_until(lambda: runs.count("poll") == 2, timeout=10)
+    worker.stop()
+    await running
+    sets = client.info()["faktory"]["sets"]
+    assert sets["dead"] == 1 and sets["retries"] == 0 and runs.count("parse") == 1
+    client.mutate("requeue", "dead", {})
+    job = client.fetch("default")
+    assert job is not None and job["jobtype"] == "parse"
+    assert job["failure"]["errtype"] == "ValueError"
+    assert job["failure"]["message"] == "not a number, retrying will not help"
+
+
+def test_retry_in_refuses_a_negative_delay() -> None:
+    with pytest.raises(ValueError, match="seconds from 0"):
+        RetryIn(-1)
 
 
 class Counting(Middleware):

@@ -136,6 +136,39 @@ def test_retry_zero_discards_and_negative_goes_dead(peer: Peer) -> None:
     assert sets["retries"] == 0 and sets["dead"] == 1
 
 
+def test_fail_with_retry_in_sets_when_the_retry_is_due(peer: Peer) -> None:
+    # Werk's extension: the worker names the delay (Faktory's first backoff is 15-44 s)
+    for jid, retry_in in (("soon-0001", 1), ("late-0001", None)):
+        assert peer.call(push_line(jid)) == OK
+        fetch(peer)
+        fail = {"jid": jid, "errtype": "Busy", "message": "try later", "retry_in": retry_in}
+        assert peer.call("FAIL " + json.dumps(fail)) == OK
+    assert info(peer)["faktory"]["sets"]["retries"] == 2
+    again = [fetch(peer) for _ in range(3)]  # each FETCH waits up to 2 s
+    jids = [job["jid"] for job in again if job is not None]
+    assert jids == ["soon-0001"]
+    assert again[0] is not None and again[0]["failure"]["retry_count"] == 0
+    assert info(peer)["faktory"]["sets"]["retries"] == 1  # the backoff one waits on
+
+
+def test_fail_with_dead_sends_the_job_to_the_dead_set_at_once(peer: Peer) -> None:
+    assert peer.call(push_line("final-001", retry=25)) == OK
+    fetch(peer)
+    fail = {"jid": "final-001", "errtype": "ValueError", "message": "bad input", "dead": True}
+    assert peer.call("FAIL " + json.dumps(fail)) == OK
+    sets = info(peer)["faktory"]["sets"]
+    assert sets["dead"] == 1 and sets["retries"] == 0
+
+
+def test_fail_extension_fields_of_the_wrong_type_are_refused(peer: Peer) -> None:
+    assert peer.call(push_line("typed-001")) == OK
+    fetch(peer)
+    for extra in ({"retry_in": -1}, {"retry_in": "5"}, {"retry_in": 1.5}, {"dead": "yes"}):
+        payload = json.dumps({"jid": "typed-001", "message": "x", **extra})
+        assert error_text(peer.call("FAIL " + payload)).startswith("ERR invalid FAIL")
+    assert info(peer)["faktory"]["sets"]["retries"] == 0  # the job is still reserved
+
+
 def test_scheduled_job_is_fetchable_when_due(peer: Peer) -> None:
     at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 1))
     at += f".{int((time.time() % 1) * 1e6):06d}Z"

@@ -19,6 +19,7 @@ from werk.client.connection import (
     NotWorkPortError,
     ServerUnreachableError,
 )
+from werk.client.failures import NoRetry, RetryIn
 from werk.client.job import Job
 from werk.client.middleware import Middleware
 from werk.client.proto import ClientProtocol, Identity
@@ -56,6 +57,8 @@ __all__ = [
     "SHUTDOWN_ERRTYPE",
     "TIMEOUT_ERRTYPE",
     "JobTimeoutError",
+    "NoRetry",
+    "RetryIn",
     "UnknownJobTypeError",
     "Worker",
     "current_job",

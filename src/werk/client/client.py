@@ -188,9 +188,22 @@ class Client:
         server when the job asked for it; a JSON value, ``None`` sends none)."""
         self._run(CALLS.ack(jid, result))
 
-    def fail(self, jid: str, errtype: str, message: str, backtrace: Sequence[str] = ()) -> None:
-        """Report a job as failed; the server retries it or moves it to the dead set."""
-        self._run(CALLS.fail(jid, errtype, message, backtrace))
+    def fail(
+        self,
+        jid: str,
+        errtype: str,
+        message: str,
+        backtrace: Sequence[str] = (),
+        *,
+        retry_in: int | None = None,
+        dead: bool = False,
+    ) -> None:
+        """Report a job as failed; the server retries it or moves it to the dead set.
+
+        Werk's extensions (a Faktory server ignores them): ``retry_in`` seconds until the
+        retry instead of the backoff, if one is left; ``dead`` sends the job to the dead
+        set at once."""
+        self._run(CALLS.fail(jid, errtype, message, backtrace, retry_in=retry_in, dead=dead))
 
     def beat(self, current_state: str | None = None, rss_kb: int | None = None) -> str | None:
         """Send a heartbeat for this client's ``wid``; return ``"quiet"``/``"terminate"``.

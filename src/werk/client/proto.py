@@ -263,15 +263,28 @@ class ClientProtocol:
         )
 
     def fail(
-        self, jid: str, errtype: str, message: str, backtrace: Sequence[str] = ()
+        self,
+        jid: str,
+        errtype: str,
+        message: str,
+        backtrace: Sequence[str] = (),
+        *,
+        retry_in: int | None = None,
+        dead: bool = False,
     ) -> Call[None]:
-        """``FAIL {"jid","errtype","message","backtrace"}`` → ``+OK``."""
-        payload = {
+        """``FAIL {"jid","errtype","message","backtrace"}`` → ``+OK``; with Werk's
+        ``retry_in`` (seconds) and ``dead`` fields when given (a Faktory server ignores
+        them)."""
+        payload: dict[str, Any] = {
             "jid": jid,
             "errtype": errtype,
             "message": message,
             "backtrace": list(backtrace),
         }
+        if retry_in is not None:
+            payload["retry_in"] = retry_in
+        if dead:
+            payload["dead"] = True
         return Call(encode_command(verbs.FAIL, compact_json(payload)), expect_ok)
 
     def beat(

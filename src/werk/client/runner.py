@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from werk.client.client import CALLS
+from werk.client.failures import RetryIn
 from werk.client.middleware import Middleware
 from werk.client.proto import Call
 from werk.client.threads import JobThreads
@@ -112,17 +113,23 @@ def fail_call(job: dict[str, Any], exc: BaseException, errtype: str | None = Non
     """Build the FAIL reporting ``exc`` for ``job``, trimmed to the job's ``backtrace``.
 
     The errtype is the exception's class name, unless the exception has a string
-    ``errtype`` attribute (as :class:`werk.client.limits.RateLimited` does).
+    ``errtype`` attribute (as :class:`werk.client.limits.RateLimited` does). A
+    :class:`~werk.client.failures.NoRetry` or :class:`~werk.client.failures.RetryIn` adds
+    Werk's ``dead`` or ``retry_in`` field.
     """
     wanted = job.get("backtrace")
     limit = wanted if isinstance(wanted, int) and wanted > 0 else DEFAULT_BACKTRACE
     message = str(exc) or type(exc).__name__
     declared = getattr(exc, "errtype", None)  # an exception may name its own errtype
+    fields = getattr(exc, "fail_fields", None)  # and Werk's FAIL fields (failures.py)
+    extra = fields if isinstance(fields, dict) else {}
     return CALLS.fail(
         str(job.get("jid", "")),
         errtype or (declared if isinstance(declared, str) and declared else type(exc).__name__),
         message,
         backtrace_lines(exc, limit),
+        retry_in=extra.get("retry_in"),
+        dead=bool(extra.get("dead")),
     )
 
 
@@ -306,12 +313,25 @@ class Runner:
         """Log a job's failure with its traceback; return the FAIL that reports it.
 
         A rate-limited job (errtype ``werk.RateLimited``) is an expected event that uses no
-        retry: one info line, no traceback."""
+        retry, and a :class:`~werk.client.failures.RetryIn` one the job asked for: one info
+        line each, no traceback. A :class:`~werk.client.failures.NoRetry` is logged as a
+        failure, with the traceback of the exception it was raised from."""
         if getattr(error, "errtype", None) == RATE_LIMITED_ERRTYPE:
             log.info(
                 "job %s %s: rate limited after %.3fs (%s); rescheduled, using no retry",
                 job.get("jid"),
                 job.get("jobtype", ""),
+                elapsed,
+                error,
+                extra=_extra(job),
+            )
+            return fail_call(job, error)
+        if isinstance(error, RetryIn):
+            log.info(
+                "job %s %s: retry in %gs asked after %.3fs (%s)",
+                job.get("jid"),
+                job.get("jobtype", ""),
+                error.seconds,
                 elapsed,
                 error,
                 extra=_extra(job),

@@ -7,6 +7,9 @@ after this failure was recorded. A FAIL with errtype ``werk.RateLimited`` (a job
 not get its rate limit) is rescheduled without using a retry; see :func:`rate_limited`.
 A FAIL with errtype ``WorkerShutdown`` (a job a worker handed back as it stopped) puts the
 job back to run again at once, without using a retry; see :func:`handed_back`.
+Two FAIL fields are Werk's own, for a worker that knows better than the backoff (a Faktory
+server ignores them): ``retry_in`` (seconds) sets when the retry is due, if one is left, and
+``dead: true`` sends the job to the dead set at once, whatever its ``retry``.
 """
 
 from __future__ import annotations
@@ -41,16 +44,25 @@ class FailureReport:
     message: str
     backtrace: list[str]
     jid: str = ""
+    retry_in: int | None = None
+    """Werk's extension: seconds until the retry, instead of Faktory's backoff."""
+    dead: bool = False
+    """Werk's extension: no more retries, the job goes to the dead set now."""
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> FailureReport | None:
         """Build a report from a FAIL payload, trimming and defaulting as Faktory does.
 
         Returns ``None`` when a field has a type Faktory's ``FailPayload`` refuses
-        (``errtype`` and ``message`` strings, ``backtrace`` a list of strings).
+        (``errtype`` and ``message`` strings, ``backtrace`` a list of strings), or one of
+        Werk's fields is wrong (``retry_in`` a whole number of seconds from 0, ``dead`` a
+        boolean).
         """
         typed = typed_payload(payload, FAIL_FIELDS)
         if typed is None:
+            return None
+        retry_in = typed.get("retry_in")
+        if retry_in is not None and retry_in < 0:
             return None
         errtype = typed.get("errtype", "").strip() or "unknown"
         message = typed.get("message", "").strip() or "unknown"
@@ -60,6 +72,8 @@ class FailureReport:
             message=_truncate(message, MAX_MESSAGE),
             backtrace=backtrace[:MAX_BACKTRACE],
             jid=typed.get("jid", ""),
+            retry_in=retry_in,
+            dead=typed.get("dead", False),
         )
 
 
@@ -68,8 +82,11 @@ FAIL_FIELDS: dict[str, Kind] = {
     "errtype": "str",
     "message": "str",
     "backtrace": "str_list",
+    "retry_in": "int",
+    "dead": "bool",
 }
-"""Faktory's ``FailPayload``: the field types a FAIL must have."""
+"""Faktory's ``FailPayload``: the field types a FAIL must have; ``retry_in`` and ``dead``
+are Werk's (a Faktory server ignores them)."""
 
 
 def _int(value: Any, default: int) -> int:
@@ -128,11 +145,15 @@ def record_failure(
         "backtrace": report.backtrace,
     }
     job["failure"] = failure
+    if report.dead:  # Werk: the worker said this failure is final, so keep it in sight
+        failure["remaining"] = 0
+        return Decision("dead", now + DEAD_TTL)
     if limit == 0:
         return Decision(None, now)
     if limit < 0 or count >= limit:
         return Decision("dead", now + DEAD_TTL)
-    due = now + backoff(count, rng)
+    delay = backoff(count, rng) if report.retry_in is None else min(report.retry_in, DEAD_TTL)
+    due = now + delay
     failure["next_at"] = format_time(due)
     return Decision("retries", due)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Final, Literal
 
-Kind = Literal["str", "int", "str_list", "object"]
+Kind = Literal["str", "int", "bool", "str_list", "object"]
 
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
@@ -29,6 +29,8 @@ def _fits(value: Any, kind: Kind) -> bool:
         return isinstance(value, str)
     if kind == "int":
         return is_int64(value)
+    if kind == "bool":
+        return isinstance(value, bool)
     if kind == "object":
         return isinstance(value, dict)
     return isinstance(value, list) and all(isinstance(item, str) for item in value)
