@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
+from werk.cli.argtypes import positive_int, seconds
 from werk.cli.main import build_parser, main
+from werk.cli.server import build_config
+from werk.server.settings import ConfigError
 
 VALUELESS = (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._HelpAction)
 
@@ -60,3 +64,35 @@ def test_help_prints_and_exits_zero(name: str, capsys: pytest.CaptureFixture[str
     for action in commands()[name]._actions:
         for option in action.option_strings:
             assert option in out
+
+
+NUMBER_TYPES = (int, float, positive_int, seconds)
+
+
+@pytest.mark.parametrize("name", sorted(commands()))
+@pytest.mark.parametrize("text", ["0", "-3", "nan", "inf", "x"])
+def test_every_number_flag_refuses_what_it_cannot_mean(
+    name: str, text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The findings: `werk worker -c 0` became 10 and `-c -3` ran no job; `werk bench
+    # --rounds 0` crashed. A number flag is refused by argparse naming it, or (werk server's
+    # flags, which files and variables can set too) by the configuration check.
+    parser = commands()[name]
+    numbers = [a for a in parser._actions if a.type in NUMBER_TYPES and a.option_strings]
+    for action in numbers:
+        flag = action.option_strings[-1]
+        if text == "0" and action.type is seconds:
+            continue  # 0 seconds means at once
+        argv = ["x:y"] if name == "worker" else []
+        try:
+            args = parser.parse_args([*argv, flag, text])
+        except SystemExit as exc:
+            assert exc.code == 2
+            assert f"argument {'/'.join(action.option_strings)}" in capsys.readouterr().err
+            continue
+        assert name == "server", f"werk {name} {flag} {text} was accepted"
+        if text == "0" and flag == "--idle-timeout":
+            continue  # 0 is documented: never
+        args.config_dir, args.data_dir = str(tmp_path), str(tmp_path / "d")
+        with pytest.raises(ConfigError, match=action.dest):
+            build_config(args)

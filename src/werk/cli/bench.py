@@ -12,6 +12,7 @@ import json
 import sys
 from typing import Any
 
+from werk.cli.argtypes import positive_int
 from werk.cli.progress import Progress, duration_text
 
 
@@ -59,10 +60,13 @@ def register(subparsers: Any) -> None:
         " (each server set gets a schema of its own, dropped after)",
     )
     parser.add_argument(
-        "-n", type=int, default=None, help="jobs per round (default: per scenario, below)"
+        "-n", type=positive_int, default=None, help="jobs per round (default: per scenario, below)"
     )
     parser.add_argument(
-        "--rounds", type=int, default=3, help="rounds per scenario, reported as medians (default 3)"
+        "--rounds",
+        type=positive_int,
+        default=3,
+        help="rounds per scenario, reported as medians (default 3)",
     )
     parser.set_defaults(func=run)
 
@@ -85,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     ]
     progress = Progress("werk bench")
     for index, name in enumerate(chosen, 1):
-        n = args.n or scenarios.DEFAULT_N[name]
+        n = scenarios.DEFAULT_N[name] if args.n is None else args.n
 
         def on_round(number: int, name: str = name, index: int = index, n: int = n) -> None:
             progress.show(

@@ -12,12 +12,12 @@ import argparse
 import importlib
 import inspect
 import logging
-import math
 import os
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from werk.cli.argtypes import positive_int, seconds
 from werk.cli.server import setup_logging
 from werk.client import Task, Worker
 from werk.client.queues import parse_queue
@@ -61,7 +61,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "-c",
         "--concurrency",
-        type=_positive_int,
+        type=positive_int,
         help=f"jobs running at once, one connection each (default {defaults['concurrency']})",
     )
     parser.add_argument(
@@ -78,7 +78,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--shutdown-timeout",
-        type=_seconds,
+        type=seconds,
         help="seconds running jobs get to finish on stop (default"
         f" {defaults['shutdown_timeout']:g})",
     )
@@ -115,24 +115,6 @@ def _server_url(text: str) -> str:
     except ConfigurationError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
     return text
-
-
-def _positive_int(text: str) -> int:
-    """``-c N``: a whole number of 1 or more (Worker's own rule; 0 is not "the default")."""
-    if not (text.isascii() and text.isdigit() and int(text) >= 1):
-        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, not {text!r}")
-    return int(text)
-
-
-def _seconds(text: str) -> float:
-    """``--shutdown-timeout S``: a finite number of seconds, 0 or more."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more, not {text!r}")
-    return value
 
 
 def load_target(path: str) -> Any:

@@ -42,6 +42,18 @@ TLS_CERT_FILE = "public.cert.pem"
 TLS_KEY_FILE = "private.key.pem"
 TRUTHY = ("1", "true", "yes")
 
+NUMBER_RULES: tuple[tuple[str, float, str], ...] = (
+    ("max_connections", 1, "max_connections ([limits], --max-connections)"),
+    ("max_line", 16, "max_line ([limits], --max-line)"),
+    ("handshake_timeout", 0, "handshake_timeout ([limits])"),
+    ("idle_timeout", 0, "idle_timeout ([limits], --idle-timeout)"),
+    ("backup_every", 0, "[backup] every"),
+    ("backup_keep", 1, "[backup] keep"),
+)
+"""The lowest value of each number setting, and where it is set, for the message."""
+STRICT = ("handshake_timeout",)
+"""Number settings that must be above their lowest value, not equal to it."""
+
 RESTART_ONLY = (
     "binding",
     "web_binding",
@@ -366,10 +378,14 @@ def _check(config: ServerConfig) -> None:
         raise ConfigError(f"log format {config.log_format!r}: use text or json")
     if config.durability not in DURABILITY_MODES:
         raise ConfigError(f"durability {config.durability!r}: use fsync or os")
-    if config.max_connections < 1 or config.max_line < 16 or config.handshake_timeout <= 0:
-        raise ConfigError("limits: max_connections >= 1, max_line >= 16, handshake_timeout > 0")
-    if config.idle_timeout < 0 or config.backup_every < 0 or config.backup_keep < 1:
-        raise ConfigError("idle_timeout and backup every must be >= 0, backup keep >= 1")
+    for name, lowest, where in NUMBER_RULES:
+        value = getattr(config, name)
+        # not (value >= lowest) refuses nan as well, which a flag (--idle-timeout nan) or a
+        # variable can carry past the files' finiteness check
+        if not (value >= lowest and math.isfinite(value)) or (name in STRICT and value == 0):
+            least = f"more than {lowest:g}" if name in STRICT else f"{lowest:g} or more"
+            least = f"a finite number, {least}" if isinstance(value, float) else least
+            raise ConfigError(f"{where} must be {least}, not {value!r}")
     if (config.tls_cert is None) != (config.tls_key is None):
         raise ConfigError("[tls] needs both cert and key")
     for path in (config.tls_cert, config.tls_key):
