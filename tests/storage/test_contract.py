@@ -463,8 +463,10 @@ async def test_processes_crud(store: Store) -> None:
     assert await store.get_process("w1") == process
     changed = Process("w1", hostname="h", pid=42, labels=["a"], last_beat=NOW, state="quiet")
     await store.put_process(changed)
-    await store.put_process(Process("w2", server="s1", connections=2))
+    linked = Process("w2", server="s1", connections=2, links={"s1:7419": [2, NOW]})
+    await store.put_process(linked)
     assert await store.get_process("w1") == changed
+    assert await store.get_process("w2") == linked
     assert sorted(p.wid for p in await store.processes()) == ["w1", "w2"]
     await store.delete_process("w1")
     assert await store.get_process("w1") is None

@@ -4,10 +4,24 @@ A process is known by its ``wid``; several connections may share one. Its state 
 forward: running (``""``) -> ``quiet`` -> ``terminate``. A process silent for more than
 60 seconds is forgotten and its connections are closed. The records live in the store, so
 every server sharing a backend shows every process.
+
+Connection counts (Werk's own; Faktory keeps processes in memory only): each server is the
+authority on its own connections, so it never adds to or subtracts from a stored count
+(concurrent HELLOs of one worker's connections would lose updates). Instead it writes
+``links[<its key>] = [the connections of that wid open on it now, now]`` whenever it
+writes the record, and refreshes the links of the processes connected to it every
+heartbeat period (:meth:`Processes.refresh`). ``connections`` is the sum of the links
+written less than 60 s ago, so a server that died stops counting after 60 s.
+
+Records are not state to keep across a restart (Faktory keeps heartbeats in memory,
+Sidekiq expires them after 60 s): when a server starts (:meth:`Processes.start`) it drops
+its own links (its connections died with it), the links older than 60 s, and the records
+left with no link or silent for over 60 s -- so a restored backup brings back no process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,58 +40,115 @@ def advance(current: str, wanted: str) -> str:
     return wanted if STATES.index(wanted) > STATES.index(current) else current
 
 
-class Processes:
-    """The registry of worker processes, over the store's process records."""
+def live_connections(process: Process, now: float) -> int:
+    """Return the connections of ``process`` counted by links written in the last 60 s."""
+    cutoff = now - HEARTBEAT_TTL
+    return sum(int(count) for count, stamp in process.links.values() if stamp >= cutoff)
 
-    def __init__(self, store: Store, server: str, clock: Callable[[], float] = time.time) -> None:
+
+class Processes:
+    """The registry of worker processes, over the store's process records.
+
+    ``open_connections(wid)`` returns how many connections of ``wid`` are open on this
+    server now (the server's own count; 0 where there is none, as in tests that call
+    :meth:`hello` without a connection).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        server: str,
+        clock: Callable[[], float] = time.time,
+        open_connections: Callable[[str], int] = lambda wid: 0,
+    ) -> None:
         self._store = store
         self._server = server
         self._clock = clock
+        self._open = open_connections
+        self.key = server
+        """This server's key in ``Process.links``: ``<name>:<port>`` once started."""
+        self._lock = asyncio.Lock()
+        """Serializes this server's read-modify-write of records."""
+
+    async def start(self, port: int, *, exclusive: bool = False) -> int:
+        """Forget what a previous run of this server left; return how many records went.
+
+        Called once the server listens on ``port``, before any HELLO. ``exclusive``: no
+        other server uses the store (the embedded one), so every stored record is stale.
+        """
+        self.key = f"{self._server}:{port}"
+        now = self._clock()
+        gone = 0
+        async with self._lock:
+            for process in await self._store.processes():
+                links = {k: v for k, v in process.links.items() if k != self.key}
+                process.links = {k: v for k, v in links.items() if v[1] >= now - HEARTBEAT_TTL}
+                process.connections = live_connections(process, now)
+                silent = process.last_beat < now - HEARTBEAT_TTL
+                if exclusive or silent or process.connections <= 0:
+                    await self._store.delete_process(process.wid)
+                    gone += 1
+                elif process.links != links:
+                    await self._store.put_process(process)
+        return gone
+
+    def _count(self, process: Process, now: float) -> None:
+        """Write this server's link of ``process`` and recount its connections."""
+        here = self._open(process.wid)
+        if here > 0:
+            process.links[self.key] = [here, now]
+        else:
+            process.links.pop(self.key, None)
+        process.connections = live_connections(process, now)
 
     async def hello(self, wid: str, hello: dict[str, Any]) -> Process:
         """Register a connection of process ``wid``; the first HELLO's details win."""
-        now = self._clock()
-        process = await self._store.get_process(wid)
-        if process is None:
-            # ``hello`` has Faktory's field types (server.connection.parse_hello); rss_kb is
-            # Werk's own and ignored unless it is an integer.
-            rss_kb = hello.get("rss_kb")
-            process = Process(
-                wid=wid,
-                hostname=hello.get("hostname", ""),
-                pid=hello.get("pid", 0),
-                labels=list(hello.get("labels", [])),
-                started_at=now,
-                rss_kb=rss_kb if isinstance(rss_kb, int) and is_int64(rss_kb) else 0,
-                server=self._server,
-            )
-        process.last_beat = now
-        process.connections += 1
-        await self._store.put_process(process)
-        return process
+        async with self._lock:
+            now = self._clock()
+            process = await self._store.get_process(wid)
+            if process is None or live_connections(process, now) <= 0:
+                # ``hello`` has Faktory's field types (server.connection.parse_hello); rss_kb
+                # is Werk's own and ignored unless it is an integer.
+                rss_kb = hello.get("rss_kb")
+                process = Process(
+                    wid=wid,
+                    hostname=hello.get("hostname", ""),
+                    pid=hello.get("pid", 0),
+                    labels=list(hello.get("labels", [])),
+                    started_at=now,
+                    rss_kb=rss_kb if isinstance(rss_kb, int) and is_int64(rss_kb) else 0,
+                    server=self._server,
+                )
+            process.last_beat = now
+            self._count(process, now)
+            await self._store.put_process(process)
+            return process
 
     async def beat(self, wid: str, wanted: str, rss_kb: int | None) -> str | None:
         """Record a heartbeat; return the process state, or ``None`` for an unknown wid."""
-        process = await self._store.get_process(wid)
-        if process is None:
-            return None
-        process.last_beat = self._clock()
-        process.state = advance(process.state, wanted)
-        if rss_kb is not None:
-            process.rss_kb = rss_kb
-        await self._store.put_process(process)
-        return process.state
+        async with self._lock:
+            process = await self._store.get_process(wid)
+            if process is None:
+                return None
+            now = self._clock()
+            process.last_beat = now
+            process.state = advance(process.state, wanted)
+            if rss_kb is not None:
+                process.rss_kb = rss_kb
+            self._count(process, now)
+            await self._store.put_process(process)
+            return process.state
 
     async def signal(self, wid: str | None, state: str) -> int:
         """Ask one process (``None``: every process) to go quiet or terminate."""
-        targets = await self._store.processes()
-        count = 0
-        for process in targets:
-            if wid is None or process.wid == wid:
-                process.state = advance(process.state, state)
-                await self._store.put_process(process)
-                count += 1
-        return count
+        async with self._lock:
+            count = 0
+            for process in await self._store.processes():
+                if wid is None or process.wid == wid:
+                    process.state = advance(process.state, state)
+                    await self._store.put_process(process)
+                    count += 1
+            return count
 
     async def state(self, wid: str) -> str | None:
         """Return the state of a process, or ``None`` if it is unknown."""
@@ -85,24 +156,43 @@ class Processes:
         return None if process is None else process.state
 
     async def disconnect(self, wid: str) -> None:
-        """Note that a connection of ``wid`` closed; forget the process with its last one."""
-        process = await self._store.get_process(wid)
-        if process is None:
-            return
-        process.connections -= 1
-        if process.connections <= 0:
-            await self._store.delete_process(wid)
-        else:
-            await self._store.put_process(process)
+        """Note that a connection of ``wid`` closed (it is no longer counted as open);
+        forget the process when no server holds a connection of it."""
+        async with self._lock:
+            process = await self._store.get_process(wid)
+            if process is None:
+                return
+            self._count(process, self._clock())
+            if process.connections <= 0:
+                await self._store.delete_process(wid)
+            else:
+                await self._store.put_process(process)
+
+    async def refresh(self, wids: set[str]) -> None:
+        """Rewrite this server's link of each process in ``wids`` (those with connections
+        open here), so other servers keep counting them."""
+        async with self._lock:
+            now = self._clock()
+            for wid in wids:
+                process = await self._store.get_process(wid)
+                if process is not None:
+                    self._count(process, now)
+                    await self._store.put_process(process)
 
     async def reap(self) -> list[str]:
         """Forget processes silent for over 60 s; return their wids."""
-        cutoff = self._clock() - HEARTBEAT_TTL
-        gone = [p.wid for p in await self._store.processes() if p.last_beat < cutoff]
-        for wid in gone:
-            await self._store.delete_process(wid)
-        return gone
+        async with self._lock:
+            cutoff = self._clock() - HEARTBEAT_TTL
+            gone = [p.wid for p in await self._store.processes() if p.last_beat < cutoff]
+            for wid in gone:
+                await self._store.delete_process(wid)
+            return gone
 
     async def list(self) -> list[Process]:
-        """Return every known process, the most recently started first."""
-        return sorted(await self._store.processes(), key=lambda p: -p.started_at)
+        """Return every known process, the most recently started first, each with its
+        ``connections`` counted now (stale links left out)."""
+        now = self._clock()
+        found = await self._store.processes()
+        for process in found:
+            process.connections = live_connections(process, now)
+        return sorted(found, key=lambda p: -p.started_at)

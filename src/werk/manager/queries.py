@@ -9,15 +9,15 @@ dicts (see :func:`job_view`) so templates never touch JSON or storage types.
 from __future__ import annotations
 
 import json
-import math
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Literal
 
 from werk.manager.manager import Manager
+from werk.manager.paging import PER_PAGE, Page, clamp
 from werk.manager.processes import Processes
 from werk.manager.retry import DEAD_TTL
 from werk.protocol import jsonwire
@@ -37,7 +37,6 @@ __all__ = [
     "job_view",
 ]
 
-PER_PAGE = 25
 MAX_HISTORY_DAYS = 180
 MAX_ARG_CHARS = 1024
 CHUNK = 1000
@@ -59,8 +58,6 @@ NEWEST_FIRST: dict[SetName, bool] = {"scheduled": False, "retries": False, "dead
 
 ACTIVE_JOB = "ActiveJob::QueueAdapters::FaktoryAdapter::JobWrapper"
 MAILERS = ("ActionMailer::DeliveryJob", "ActionMailer::MailDeliveryJob")
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,27 +81,6 @@ class QueueRow:
     size: int
     latency: float
     paused: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    """One page of a listing, numbered from 1, with the total it was cut from."""
-
-    items: list[T]
-    page: int
-    total: int
-    per_page: int = PER_PAGE
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def pages(self) -> int:
-        """The number of pages (at least 1)."""
-        return max(1, math.ceil(self.total / self.per_page))
-
-    @property
-    def offset(self) -> int:
-        """The index of this page's first item in the whole listing."""
-        return (self.page - 1) * self.per_page
 
 
 def _arg_text(arg: Any) -> str:
@@ -273,8 +249,8 @@ class Queries:
 
     async def queue_page(self, queue: str, page: int) -> Page[dict[str, Any]]:
         """Return a page of a queue's jobs in fetch order (``extra``: size, paused)."""
-        page = max(1, page)
         sizes = await self._store.queue_sizes()
+        page = clamp(page, sizes.get(queue, 0))
         rows = await self._store.queue_page(queue, (page - 1) * PER_PAGE, PER_PAGE)
         items = [job_view(q.entry.body, enqueued_ts=q.enqueued_at) for q in rows]
         paused = queue in await self._store.paused()
@@ -321,8 +297,8 @@ class Queries:
 
     async def working_page(self, page: int) -> Page[dict[str, Any]]:
         """Return a page of the jobs running now (reservations), soonest expiry first."""
-        page = max(1, page)
         total = await self._store.working_size()
+        page = clamp(page, total)
         rows = await self._store.working((page - 1) * PER_PAGE, PER_PAGE)
         items = [
             job_view(
@@ -349,10 +325,10 @@ class Queries:
 
         The total counts the matching entries (the set's size when unfiltered).
         """
-        page = max(1, page)
         where = None if is_empty(where) else where
         store = self._store
         total = await store.set_size(name) if where is None else await store.set_count(name, where)
+        page = clamp(page, total)
         rows = await store.set_page(
             name, (page - 1) * PER_PAGE, PER_PAGE, reverse=NEWEST_FIRST[name], where=where
         )

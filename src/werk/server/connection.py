@@ -133,9 +133,12 @@ class Connection:
             self.wid = wid
             self.hello = hello
             process = await self.server.processes.hello(wid, hello)
-            if process.connections == 1:
-                # A process coming back after all its connections closed starts running
-                # again, as in Faktory (its state belonged to its old connections).
+            # The record's state: a process coming back after all its connections closed
+            # starts running again, as in Faktory (its state belonged to its old
+            # connections), and a new record's state is "".
+            if process.state:
+                self.server.process_states[wid] = process.state
+            else:
                 self.server.process_states.pop(wid, None)
         await self._send(OK)
         return True

@@ -69,7 +69,9 @@ class Server:
         self.manager = Manager(
             self.store, middleware=default_middleware(self.store, config.settings)
         )
-        self.processes = Processes(self.store, config.name or socket.gethostname())
+        self.processes = Processes(
+            self.store, config.name or socket.gethostname(), open_connections=self.open_connections
+        )
         self.tasks = Tasks(self)
         self.connections: set[ConnectionState] = set()
         self.process_states: dict[str, str] = {}
@@ -101,6 +103,14 @@ class Server:
         """The number of identified connections."""
         return len(self.connections)
 
+    def connected_wids(self) -> set[str]:
+        """The worker processes with a connection open on this server."""
+        return {conn.wid for conn in self.connections if conn.wid}
+
+    def open_connections(self, wid: str) -> int:
+        """The number of this server's identified connections of worker process ``wid``."""
+        return sum(1 for conn in self.connections if conn.wid == wid)
+
     async def start(self) -> None:
         """Open the store, start the periodic tasks, listen, and start the subsystems."""
         self.tls = server_context(self.config)
@@ -124,6 +134,7 @@ class Server:
         except OSError as exc:
             raise bind_error("the work protocol", "-b", host, port, exc) from exc
         self.port = self._listener.sockets[0].getsockname()[1]
+        await self.processes.start(self.port, exclusive=getattr(self.store, "exclusive", False))
         for subsystem in self.subsystems:
             await subsystem.start()
         self._start_services()

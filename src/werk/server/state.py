@@ -58,6 +58,9 @@ class ServerState(Protocol):
     def connection_count(self) -> int:
         """The number of identified connections."""
 
+    def connected_wids(self) -> set[str]:
+        """The worker processes with a connection open on this server."""
+
     def admit(self, conn: ConnectionState) -> bool:
         """Count an identified connection in, unless the limit is reached."""
 

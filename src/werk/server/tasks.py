@@ -173,6 +173,7 @@ class Tasks:
             log.info("reaped %d expired reservations", reaped)
 
     async def _reap_processes(self) -> None:
+        await self.server.processes.refresh(self.server.connected_wids())
         gone = await self.server.processes.reap()
         self.stats.processes_reaped += len(gone)
         closed = sum(self.server.close_process(wid) for wid in gone)

@@ -115,7 +115,10 @@ class Process:
     """A worker process, known by its ``wid``, with what its HELLO and BEATs said.
 
     ``state`` is ``""`` (running), ``"quiet"`` or ``"terminate"``; it only moves forward.
-    ``last_beat`` is Unix seconds. ``server`` names the Werk server it is connected to.
+    ``last_beat`` is Unix seconds. ``server`` names the Werk server it first said HELLO to.
+    ``links`` maps each server holding connections of it (``"<name>:<port>"``) to
+    ``[open connections there, Unix seconds that server last wrote the count]``;
+    ``connections`` is their sum (see :mod:`werk.manager.processes`).
     """
 
     wid: str
@@ -128,6 +131,7 @@ class Process:
     state: str = ""
     connections: int = 0
     server: str = ""
+    links: dict[str, list[float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Route
 
 from werk.errors import CommandError
 from werk.manager.batches import Batches, batches_of
-from werk.manager.queries import PER_PAGE, Page
+from werk.manager.paging import cut
 from werk.webui.i18n import N_, translate
 from werk.webui.render import int_param
 
@@ -45,9 +45,7 @@ def routes(ui: Ui) -> list[BaseRoute]:
     async def listing(request: Request) -> Response:
         batches = subsystem()
         rows = await batches.listing(ui.server.manager.clock()) if batches else []
-        number = int_param(request, "page", 1)
-        start = (number - 1) * PER_PAGE
-        page = Page(rows[start : start + PER_PAGE], number, len(rows))
+        page = cut(rows, int_param(request, "page", 1))
         context = {
             "page_name": "batches",
             "batches": page,

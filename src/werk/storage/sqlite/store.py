@@ -76,6 +76,11 @@ class SqliteStore(CoordMixin):
             lose the last commits, neither corrupts). See docs/storage.md.
     """
 
+    exclusive = True
+    """One server at a time holds the data directory (``werk.lock``): when it starts, no
+    worker process can be connected to another (:meth:`Processes.start
+    <werk.manager.processes.Processes.start>` forgets every stored one)."""
+
     def __init__(self, directory: Path, *, durability: str = "fsync") -> None:
         if durability not in schema.DURABILITY:
             raise ValueError(f"durability must be one of {', '.join(schema.DURABILITY)}")
@@ -356,7 +361,7 @@ class SqliteStore(CoordMixin):
 
     async def put_process(self, process: Process) -> None:
         """Create or replace a worker process record (durable on return)."""
-        copy = replace(process, labels=list(process.labels))
+        copy = _copy_process(process)
 
         def done(_: None) -> None:
             self._processes[copy.wid] = copy
@@ -366,11 +371,11 @@ class SqliteStore(CoordMixin):
     async def get_process(self, wid: str) -> Process | None:
         """Return a copy of a worker process record."""
         found = self._processes.get(wid)
-        return None if found is None else replace(found, labels=list(found.labels))
+        return None if found is None else _copy_process(found)
 
     async def processes(self) -> list[Process]:
         """Return every known worker process."""
-        return [replace(p, labels=list(p.labels)) for p in self._processes.values()]
+        return [_copy_process(p) for p in self._processes.values()]
 
     async def delete_process(self, wid: str) -> None:
         """Forget a worker process."""
@@ -430,3 +435,9 @@ def _load(conn: sqlite3.Connection, conns: Any) -> _Loaded:
 
 _: type[Store] = SqliteStore
 __all__ = ["SqliteStore"]
+
+
+def _copy_process(process: Process) -> Process:
+    """Return a copy of a process record that shares no list or dict with it."""
+    links = {server: list(link) for server, link in process.links.items()}
+    return replace(process, labels=list(process.labels), links=links)

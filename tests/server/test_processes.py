@@ -1,0 +1,142 @@
+"""The worker process registry: connection counts (the Busy page's "Conns") and the
+records a server finds when it starts (a restore, a crash), on every backend.
+
+A Python worker with concurrency ``c`` holds ``c + 1`` connections: one per processor
+(a FETCH blocks its connection) and the heartbeat's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.webui.conftest import client_of, start_server
+from werk.client import AsyncClient, Worker
+from werk.manager.processes import HEARTBEAT_TTL
+from werk.server.server import Server
+from werk.storage.base import Process
+
+
+async def until(check: Callable[[], Awaitable[Any]], timeout: float = 15.0) -> Any:
+    """Poll ``check`` until it returns a true value; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := await check():
+            return value
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+async def conns(server: Server, wid: str) -> int | None:
+    """Return the connections the registry counts for ``wid`` (None: no record)."""
+    found = [p for p in await server.processes.list() if p.wid == wid]
+    return found[0].connections if found else None
+
+
+def busy_row(html: str, wid: str) -> str:
+    """Return the Busy page's table row of process ``wid``."""
+    match = re.search(rf'<tr data-wid="{wid}">.*?</tr>', html, re.S)
+    assert match, html[:2000]
+    return match.group(0)
+
+
+@pytest.mark.parametrize("concurrency", [1, 5])
+async def test_conns_counts_every_connection_of_a_real_worker(
+    tmp_path: Path, backend: str | None, concurrency: int
+) -> None:
+    # Given a server and a Python worker whose connections all say HELLO at once
+    server = await start_server(tmp_path / "data", storage_url=backend)
+    worker = Worker(f"tcp://127.0.0.1:{server.port}", concurrency=concurrency)
+    task = asyncio.create_task(worker.run_async())
+    try:
+        expected = concurrency + 1
+        # Then the registry counts each of them (it used to lose concurrent HELLOs)
+        await until(lambda: _is(server.open_connections(worker.wid), expected))
+        await until(lambda: _counted(server, worker.wid, expected))
+        # And the Busy page's Conns cell says so
+        async with client_of(server) as web:
+            row = busy_row((await web.get("/busy")).text, worker.wid)
+        assert f'data-label="Conns" class="num">{expected}<' in row
+    finally:
+        worker.stop()
+        await task
+        await server.stop()
+
+
+async def _is(value: Any, expected: Any) -> bool:
+    return bool(value == expected)
+
+
+async def _counted(server: Server, wid: str, expected: int) -> bool:
+    return await conns(server, wid) == expected
+
+
+async def test_each_server_counts_its_own_connections(tmp_path: Path, backend: str | None) -> None:
+    if backend is None:
+        pytest.skip("one server at a time holds an embedded store")
+    # Given one worker process (one wid) with 2 connections to each of two servers
+    one = await start_server(tmp_path / "one", storage_url=backend)
+    two = await start_server(tmp_path / "two", storage_url=backend)
+    clients = [
+        AsyncClient(f"tcp://127.0.0.1:{server.port}", wid="w-shared", pool_size=2)
+        for server in (one, two)
+    ]
+    try:
+        for client in clients:
+            await asyncio.gather(client.beat(), client.beat())
+        # Then both servers show the 4 connections of that process
+        for server in (one, two):
+            assert await conns(server, "w-shared") == 4
+        # When the connections to the second server close
+        await clients[1].close()
+        await until(lambda: _is(two.open_connections("w-shared"), 0))
+        # Then both servers count the first server's 2, and the process stays known
+        for server in (one, two):
+            assert await conns(server, "w-shared") == 2
+        # And once the last one closes the process is forgotten everywhere
+        await clients[0].close()
+        await until(lambda: _is(one.open_connections("w-shared"), 0))
+        assert await conns(one, "w-shared") is None and await conns(two, "w-shared") is None
+    finally:
+        for client in clients:
+            await client.close()
+        await one.stop()
+        await two.stop()
+
+
+async def test_a_starting_server_forgets_the_processes_a_crash_or_restore_left(
+    tmp_path: Path, backend: str | None
+) -> None:
+    # Given records a crashed server (or a backup) left: a process whose only link is
+    # older than the heartbeat expiry, one silent for longer, and one from before links
+    now = time.time()
+    stale = [
+        Process("w-old-link", last_beat=now, links={"gone:1": [3, now - HEARTBEAT_TTL - 1]}),
+        Process("w-silent", last_beat=now - HEARTBEAT_TTL - 1, links={"gone:1": [3, now]}),
+        Process("w-no-links", last_beat=now, connections=2),
+    ]
+    # ... and a process another server counted just now
+    alive = Process("w-alive", last_beat=now, links={"other:2": [2, now]})
+    first = await start_server(tmp_path / "data", storage_url=backend)
+    for process in [*stale, alive]:
+        await first.store.put_process(process)
+    await first.stop()
+    # When a server starts on that store
+    server = await start_server(tmp_path / "data", storage_url=backend)
+    try:
+        # Then the stale ones are gone; the live one stays on a shared backend (another
+        # server holds its connections) and goes on the embedded store (none can)
+        left = {p.wid: p.connections for p in await server.processes.list()}
+        assert left == ({} if backend is None else {"w-alive": 2})
+        async with client_of(server) as web:
+            page = (await web.get("/busy")).text
+        assert ("No worker process is connected." in page) == (backend is None)
+        assert "w-old-link" not in page and "w-silent" not in page
+    finally:
+        await server.stop()
