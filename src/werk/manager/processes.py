@@ -30,6 +30,11 @@ from werk.protocol.fields import is_int64
 from werk.storage.base import Process, Store
 
 HEARTBEAT_TTL = 60.0
+LINK_FRESH = 10.0
+"""A HELLO or a close that finds this server's link already counting what is open now, and
+written less than this many seconds ago, writes nothing (a worker's connections say HELLO
+all at once: the first write counts most of them)."""
+LOCK_STRIPES = 64
 STATES = ("", "quiet", "terminate")
 
 
@@ -67,8 +72,11 @@ class Processes:
         self._open = open_connections
         self.key = server
         """This server's key in ``Process.links``: ``<name>:<port>`` once started."""
-        self._lock = asyncio.Lock()
-        """Serializes this server's read-modify-write of records."""
+        self._locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
+        """Serialize this server's read-modify-writes of one record (striped by wid)."""
+
+    def _lock(self, wid: str) -> asyncio.Lock:
+        return self._locks[hash(wid) % LOCK_STRIPES]
 
     async def start(self, port: int, *, exclusive: bool = False) -> int:
         """Forget what a previous run of this server left; return how many records went.
@@ -79,18 +87,30 @@ class Processes:
         self.key = f"{self._server}:{port}"
         now = self._clock()
         gone = 0
-        async with self._lock:
-            for process in await self._store.processes():
-                links = {k: v for k, v in process.links.items() if k != self.key}
-                process.links = {k: v for k, v in links.items() if v[1] >= now - HEARTBEAT_TTL}
+        for process in await self._store.processes():
+            async with self._lock(process.wid):
+                before = process.links
+                process.links = {
+                    k: v for k, v in before.items() if k != self.key and v[1] >= now - HEARTBEAT_TTL
+                }
                 process.connections = live_connections(process, now)
                 silent = process.last_beat < now - HEARTBEAT_TTL
                 if exclusive or silent or process.connections <= 0:
                     await self._store.delete_process(process.wid)
                     gone += 1
-                elif process.links != links:
+                elif process.links != before:
                     await self._store.put_process(process)
         return gone
+
+    def _current(self, process: Process, now: float) -> bool:
+        """Whether this server's link of ``process`` counts what is open now, and is fresh."""
+        here = self._open(process.wid)
+        count, stamp = self._link(process)
+        return count == here and now - stamp < LINK_FRESH
+
+    def _link(self, process: Process) -> tuple[int, float]:
+        link = process.links.get(self.key)
+        return (int(link[0]), link[1]) if link else (0, 0.0)
 
     def _count(self, process: Process, now: float) -> None:
         """Write this server's link of ``process`` and recount its connections."""
@@ -103,9 +123,12 @@ class Processes:
 
     async def hello(self, wid: str, hello: dict[str, Any]) -> Process:
         """Register a connection of process ``wid``; the first HELLO's details win."""
-        async with self._lock:
+        async with self._lock(wid):
             now = self._clock()
             process = await self._store.get_process(wid)
+            if process is not None and self._open(wid) > 0 and self._current(process, now):
+                process.connections = live_connections(process, now)
+                return process
             if process is None or live_connections(process, now) <= 0:
                 # ``hello`` has Faktory's field types (server.connection.parse_hello); rss_kb
                 # is Werk's own and ignored unless it is an integer.
@@ -126,7 +149,7 @@ class Processes:
 
     async def beat(self, wid: str, wanted: str, rss_kb: int | None) -> str | None:
         """Record a heartbeat; return the process state, or ``None`` for an unknown wid."""
-        async with self._lock:
+        async with self._lock(wid):
             process = await self._store.get_process(wid)
             if process is None:
                 return None
@@ -141,14 +164,16 @@ class Processes:
 
     async def signal(self, wid: str | None, state: str) -> int:
         """Ask one process (``None``: every process) to go quiet or terminate."""
-        async with self._lock:
-            count = 0
-            for process in await self._store.processes():
-                if wid is None or process.wid == wid:
-                    process.state = advance(process.state, state)
-                    await self._store.put_process(process)
-                    count += 1
-            return count
+        count = 0
+        for listed in await self._store.processes():
+            if wid is None or listed.wid == wid:
+                async with self._lock(listed.wid):
+                    process = await self._store.get_process(listed.wid)
+                    if process is not None:
+                        process.state = advance(process.state, state)
+                        await self._store.put_process(process)
+                        count += 1
+        return count
 
     async def state(self, wid: str) -> str | None:
         """Return the state of a process, or ``None`` if it is unknown."""
@@ -158,11 +183,12 @@ class Processes:
     async def disconnect(self, wid: str) -> None:
         """Note that a connection of ``wid`` closed (it is no longer counted as open);
         forget the process when no server holds a connection of it."""
-        async with self._lock:
+        async with self._lock(wid):
             process = await self._store.get_process(wid)
-            if process is None:
+            now = self._clock()
+            if process is None or (self._open(wid) > 0 and self._current(process, now)):
                 return
-            self._count(process, self._clock())
+            self._count(process, now)
             if process.connections <= 0:
                 await self._store.delete_process(wid)
             else:
@@ -171,22 +197,25 @@ class Processes:
     async def refresh(self, wids: set[str]) -> None:
         """Rewrite this server's link of each process in ``wids`` (those with connections
         open here), so other servers keep counting them."""
-        async with self._lock:
-            now = self._clock()
-            for wid in wids:
+        for wid in wids:
+            async with self._lock(wid):
                 process = await self._store.get_process(wid)
                 if process is not None:
-                    self._count(process, now)
+                    self._count(process, self._clock())
                     await self._store.put_process(process)
 
     async def reap(self) -> list[str]:
         """Forget processes silent for over 60 s; return their wids."""
-        async with self._lock:
-            cutoff = self._clock() - HEARTBEAT_TTL
-            gone = [p.wid for p in await self._store.processes() if p.last_beat < cutoff]
-            for wid in gone:
-                await self._store.delete_process(wid)
-            return gone
+        cutoff = self._clock() - HEARTBEAT_TTL
+        gone = []
+        for listed in await self._store.processes():
+            if listed.last_beat < cutoff:
+                async with self._lock(listed.wid):
+                    process = await self._store.get_process(listed.wid)
+                    if process is not None and process.last_beat < cutoff:
+                        await self._store.delete_process(listed.wid)
+                        gone.append(listed.wid)
+        return gone
 
     async def list(self) -> list[Process]:
         """Return every known process, the most recently started first, each with its
