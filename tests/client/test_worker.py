@@ -231,6 +231,21 @@ def beat_as(server: ServerProcess, wid: str, state: str | None = None) -> Any:
         peer.close()
 
 
+async def test_a_stopped_worker_leaves_no_connection_open(
+    werk_server: ServerProcess, client: Client, start_worker: Start
+) -> None:
+    # A worker stopped inside a process that goes on (run_async) closes its job slots'
+    # connections and its heartbeat's: the server then counts only this test's client.
+    before = client.info()["server"]["connections"]
+    worker = Worker(werk_server.url, concurrency=3, heartbeat_interval=0.2)
+    running = start_worker(worker)
+    await async_wait_until(lambda: client.info()["server"]["connections"] == before + 4)
+    worker.stop()
+    await running
+    # closed as it stopped (not when the garbage collector gets to the connection)
+    await async_wait_until(lambda: client.info()["server"]["connections"] == before, timeout=5)
+
+
 async def test_worker_announces_quiet_in_beat(
     werk_server: ServerProcess, start_worker: Start
 ) -> None:

@@ -226,22 +226,26 @@ async def heartbeat(worker: WorkerHost, connector: Connector) -> None:
     goodbye, so the server may have forgotten it).
     """
     conn: AsyncConnection | None = None
-    while True:
-        try:
-            if conn is None or conn.closed:
-                conn = await connector.connect("heartbeat")
-            call = CALLS.beat(worker.wid, worker.announced_state, worker.rss_kb())
-            state = await conn.call(call)
-            worker.obey(state)
-        except CommandError as exc:
-            if conn is not None:
-                conn.close()
-            if worker.stopping:
-                log.debug("BEAT refused while stopping: %s", exc)
+    try:
+        while True:
+            try:
+                if conn is None or conn.closed:
+                    conn = await connector.connect("heartbeat")
+                call = CALLS.beat(worker.wid, worker.announced_state, worker.rss_kb())
+                state = await conn.call(call)
+                worker.obey(state)
+            except CommandError as exc:
+                if conn is not None:
+                    conn.close()
+                if worker.stopping:
+                    log.debug("BEAT refused while stopping: %s", exc)
+                    return
+                log.info("BEAT refused: %s; registering again", exc)
+            except CONNECTION_ERRORS as exc:
+                connector.lost("heartbeat", exc, conn)
+            except GiveUpError:
                 return
-            log.info("BEAT refused: %s; registering again", exc)
-        except CONNECTION_ERRORS as exc:
-            connector.lost("heartbeat", exc, conn)
-        except GiveUpError:
-            return
-        await worker.wait_state_change(worker.heartbeat_interval)
+            await worker.wait_state_change(worker.heartbeat_interval)
+    finally:  # the worker stopped (or gave up): its process record loses this connection
+        if conn is not None and not conn.closed:
+            conn.close()
