@@ -154,11 +154,13 @@ class Connection:
                 line = await self._read_line()
             if line is None:
                 return
+            if self.writer.transport.get_write_buffer_size() > READ_SIZE:
+                await self._send(b"")  # its replies are not read: wait (bounded) for room
             replies = [await self._dispatch(line)]
             # Answer every complete line already received in one write.
             while not self.closing and (line := self.lines.next_line()) is not None:
                 replies.append(await self._dispatch(line))
-            await self._send(b"".join(reply for reply in replies if reply))
+            self._reply(b"".join(reply for reply in replies if reply))
             if self.server.stopping:
                 return
 
@@ -189,16 +191,24 @@ class Connection:
             self.busy = False
             self.server.timings.observe(verb, time.perf_counter() - started)
 
+    def _reply(self, data: bytes) -> None:
+        """Queue command replies in the server's outbox (written at the loop's next pass,
+        with the other connections' replies: :mod:`werk.server.outbox`)."""
+        if data:
+            self.server.outbox.put(self.writer, data)
+
     async def _send(self, data: bytes) -> None:
-        if not data:
-            return
-        self.writer.write(data)
+        """Write ``data`` now, after any reply still queued for this connection."""
+        self.server.outbox.flush(self.writer)
+        if data:
+            self.writer.write(data)
         if self.writer.transport.get_write_buffer_size() > READ_SIZE:
             # A client that does not read its replies is cut off, not waited for forever.
             async with asyncio.timeout(WRITE_TIMEOUT):
                 await self.writer.drain()
 
     async def _close(self) -> None:
+        self.server.outbox.flush(self.writer)
         self.server.release(self)
         if self.wid:
             try:

@@ -28,6 +28,7 @@ from werk.manager.processes import Processes
 from werk.server.config import BACKEND_DURABILITY, ServerConfig
 from werk.server.connection import Connection
 from werk.server.cron import attach, check_settings
+from werk.server.outbox import Outbox
 from werk.server.settings import reloaded
 from werk.server.startup import bind_error, startup_lines
 from werk.server.state import ConnectionState, ReloadHook
@@ -78,6 +79,8 @@ class Server:
         """Each worker process's state as its last BEAT on this server saw it."""
         self.command_count = 0
         self.timings = CommandTimings()
+        self.outbox = Outbox()
+        """Command replies, written together once per pass of the event loop."""
         self.reload_hooks: list[ReloadHook] = []
         """Called with the new configuration after SIGHUP (cron, throttles, ...)."""
         self.tls: ssl.SSLContext | None = None

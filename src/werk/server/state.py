@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from werk.manager import Manager
 from werk.manager.processes import Processes
 from werk.server.config import ServerConfig
+from werk.server.outbox import Outbox
 from werk.server.timings import CommandTimings
 from werk.storage.base import Store
 
@@ -50,6 +51,8 @@ class ServerState(Protocol):
     """Each worker process's state as its last BEAT on this server saw it."""
     command_count: int
     timings: CommandTimings
+    outbox: Outbox
+    """Command replies, written together once per pass of the event loop."""
     reload_hooks: list[ReloadHook]
     """Called with the new configuration after SIGHUP."""
     stopping: bool
