@@ -1,6 +1,6 @@
 """Two servers in one run, the same worker: drain rate, worker and server CPU per job.
 
-"Before" is ``src`` of ``--before`` (default ``07a9128``, the last commit before the reply
+"Before" is ``src`` of ``--before`` (default ``d2e14c7``, the last commit before the reply
 outbox), "after" this checkout's ``src``; both run as ``werk server`` (SQLite) side by side,
 and each pass drains N jobs from one of them with the ``werk worker`` processes of
 ``bench/worker_before_after.py`` (this checkout's worker, or with ``--old-worker`` the one
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=20_000, help="jobs per pass (default 20,000)")
     parser.add_argument("--passes", type=int, default=4, help="passes per server (default 4)")
     parser.add_argument("--jobs", default="anoop,noop", help="job types: noop (def), anoop")
-    parser.add_argument("--before", default="07a9128", help="commit of the before server")
+    parser.add_argument("--before", default="d2e14c7", help="commit of the before server")
     parser.add_argument("--old-worker", action="store_true", help="afcf964's worker")
     args = parser.parse_args()
     results: dict[tuple[str, str], list[Pass]] = {}
