@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
 from pathlib import Path
 
-from worker_before_after import ROOT, Pass, _extract, build_before, one_pass
+from worker_before_after import ROOT, Pass, _extract, build_before, one_pass, report
 
 from werk.benchmarks.harness import BenchServer
 
@@ -61,20 +60,7 @@ def main() -> None:
         finally:
             for server in servers.values():
                 server.stop()
-    print(f"\nmedians of {args.passes} passes, {args.n} jobs (server before {args.before}):")
-    print(
-        "| job | before jobs/s | after jobs/s | ratio | worker CPU us/job, before | after |"
-        " ratio | server CPU us/job, before | after | ratio |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for jobtype in args.jobs.split(","):
-        before, after = results[(jobtype, "before")], results[(jobtype, "after")]
-        cells = [f"| {jobtype} "]
-        for index, fmt in ((0, ",.0f"), (1, ".1f"), (2, ".1f")):
-            b = statistics.median(p[index] for p in before)
-            a = statistics.median(p[index] for p in after)
-            cells.append(f"| {b:{fmt}} | {a:{fmt}} | {a / b:.2f}x ")
-        print("".join(cells) + "|")
+    report(results, args, f" (server before {args.before})")
 
 
 if __name__ == "__main__":

@@ -198,8 +198,11 @@ def main() -> None:
     report(results, args)
 
 
-def report(results: dict[tuple[str, str], list[Pass]], args: object) -> None:
-    print(f"\nmedians of {getattr(args, 'passes', '?')} passes, {getattr(args, 'n', '?')} jobs:")
+def report(results: dict[tuple[str, str], list[Pass]], args: object, what: str = "") -> None:
+    """Print the medians of each job type's passes, before and after, as a Markdown table;
+    ``what`` names the versions compared in the heading."""
+    passes, n = getattr(args, "passes", "?"), getattr(args, "n", "?")
+    print(f"\nmedians of {passes} passes, {n} jobs{what}:")
     print(
         "| job | before jobs/s | after jobs/s | ratio | worker CPU us/job, before | after |"
         " ratio | server CPU us/job, before | after | ratio |"
