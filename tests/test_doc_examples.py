@@ -16,6 +16,16 @@ from tests.helpers import ServerProcess
 from werk.server.cron import check_settings
 
 
+def run_script(name: str, cwd: Path, env: dict[str, str]) -> str:
+    """Run an example script to its end (30 s at most); return its output, asserting it
+    exited 0."""
+    done = subprocess.run(
+        [sys.executable, name], cwd=cwd, env=env, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def test_batch_example_runs_the_success_callback(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data").start()
     try:
@@ -30,30 +40,12 @@ def test_batch_example_runs_the_success_callback(tmp_path: Path) -> None:
         env = {**os.environ, "WERK_URL": server.url, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
         worker = Output(["werk", "worker", "import_worker:worker"], work, env)
         try:
-            done = subprocess.run(
-                [sys.executable, "import_batch.py"],
-                cwd=work,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
-            assert done.returncode == 0, done.stderr
-            assert done.stdout.startswith("3 jobs in b-")
+            assert run_script("import_batch.py", work, env).startswith("3 jobs in b-")
             wait_until(lambda: "all of users.csv imported" in worker.text, timeout=20)
             before = worker.text.split("all of users.csv imported")[0]
             assert all(f"imported {name}" in before for name in ("ada", "grace", "edsger"))
             # the task API's variant: with_options(custom={"bid": ...}) keeps unique_for
-            done = subprocess.run(
-                [sys.executable, "import_batch_tasks.py"],
-                cwd=work,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
-            assert done.returncode == 0, done.stderr
-            assert done.stdout.startswith("2 jobs in b-")
+            assert run_script("import_batch_tasks.py", work, env).startswith("2 jobs in b-")
             wait_until(lambda: "all of admins.csv imported" in worker.text, timeout=20)
             before = worker.text.split("all of admins.csv imported")[0]
             assert "imported barbara" in before and "imported alan" in before
