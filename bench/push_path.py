@@ -133,11 +133,11 @@ def render(m: dict[str, dict[str, float]], meta: dict[str, Any]) -> str:
         "",
         f"Measured {meta['when']}, {meta['rounds']} rounds of N = {meta['n']} (medians), by",
         "`.venv/bin/python bench/push_path.py`: every server in turn in each round, raw",
-        "protocol connections (the same bytes for every server), a fresh server per cell. The",
-        "machine was shared with other engineers' work (their tests, browsers, databases), so",
-        "the disk and both cores were busy: compare the columns of this one run, not",
-        "absolute figures across runs. *Before* is commit "
-        f"`{meta['before']}`; Redis runs without persistence.",
+        "protocol connections (the same bytes for every server), a fresh server per cell.",
+        f"Load average before and after the run: {meta['load']}. Compare the columns of this",
+        "one run, not absolute figures across runs (the disk's fsync rate and the other load",
+        f"on the 2 cores move between runs). *Before* is commit `{meta['before']}`; Redis",
+        "runs without persistence.",
         "",
         "The raw write+fsync rate (300-byte appends, each fsynced, on the data directory's",
         "disk) is measured for half a second right before and right after each one-producer",
@@ -217,6 +217,7 @@ def main() -> None:
     try:
         time.sleep(0.5)
         url = f"redis://127.0.0.1:{REDIS_PORT}/0"
+        load_before = os.getloadavg()[0]
         rounds = []
         for number in range(args.rounds):
             rounds.append(measure(before, args.n, url))
@@ -226,6 +227,7 @@ def main() -> None:
         redis.wait(10)
     result = medians(rounds)
     meta = {
+        "load": f"{load_before:.2f} and {os.getloadavg()[0]:.2f}",
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "rounds": args.rounds,
         "n": args.n,
