@@ -82,6 +82,7 @@ def test_example_runs(name: str, code: str, docs_server: ServerProcess, tmp_path
     assert "Traceback" not in done.stderr or "resize" in code or "NoRetry" in code, done.stderr
     if "NoRetry" in code:
         assert "fetched https://example.com/feed on try 2" in done.stdout
+        assert "gave up on import_row ['twelve'] after NoRetry" in done.stdout
         assert done.stdout.rstrip().endswith("dead: 1")
     if "build_report" in code:
         assert "built q3 (1, 2)" in done.stdout

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from werk.errors import CommandError
+from werk.fate import FINAL, MAX_RATE_LIMITED, RATE_LIMITED, failure_fate
 from werk.job import check_queue_name, clamp_reserve_for, format_time, parse_time, validate
 from werk.manager.manager import render
 from werk.manager.retry import DEAD_TTL, WORKER_SHUTDOWN, FailureReport, backoff, record_failure
@@ -114,3 +115,35 @@ def test_a_job_handed_back_at_a_shutdown_runs_again_at_once_using_no_retry(retry
 
 def test_render_splices_enqueued_at() -> None:
     assert render(b'{"jid":"x"}', NOW) == b'{"jid":"x","enqueued_at":"2023-11-14T22:13:20Z"}'
+
+
+@pytest.mark.parametrize("retry", [None, "x", -3, -1, 0, 1, 2, 25])
+@pytest.mark.parametrize("retry_count", [None, 0, 1, 2, 24, 30])
+@pytest.mark.parametrize("errtype", ["Boom", WORKER_SHUTDOWN, RATE_LIMITED])
+@pytest.mark.parametrize("dead", [False, True])
+@pytest.mark.parametrize("limited", [0, MAX_RATE_LIMITED])
+def test_the_fate_the_worker_predicts_is_the_one_the_server_applies(
+    retry: Any, retry_count: int | None, errtype: str, dead: bool, limited: int
+) -> None:
+    # The worker's retries-exhausted hooks and the server read one rule (werk.fate): the
+    # fate it predicts from the fetched job is final exactly when the server then sends
+    # the job to the dead set or discards it.
+    fetched = job(retry=retry, rate_limited={"count": limited})
+    if retry_count is not None:
+        fetched["failure"] = {"retry_count": retry_count, "remaining": 1}
+    fate = failure_fate(fetched, errtype, dead=dead)
+    decision = record_failure(fetched, FailureReport(errtype, "m", [], dead=dead), NOW)
+    expected = {"dead": "dead", None: "discard"}.get(decision.target)
+    assert (fate in FINAL) == (expected is not None)
+    if expected is not None:
+        assert fate == expected
+
+
+def test_the_fate_follows_faktory_retry_rule() -> None:
+    assert failure_fate(job(retry=0)) == "discard"
+    assert failure_fate(job(retry=-1)) == "dead"  # negative: the dead set at once
+    assert failure_fate(job(retry=2)) == "retry"  # first failure: retry_count 0
+    assert failure_fate(job(retry=2, failure={"retry_count": 0})) == "retry"
+    assert failure_fate(job(retry=2, failure={"retry_count": 1})) == "dead"  # 3rd run failed
+    assert failure_fate(job(retry=0), dead=True) == "dead"  # NoRetry keeps it in sight
+    assert failure_fate(job(retry=0), WORKER_SHUTDOWN) == "handed_back"

@@ -2,7 +2,9 @@
 
 Subclass :class:`Middleware` and override only the hooks you need; the base class does
 nothing. Job hooks run in the thread that runs the job: the event loop for ``async def``
-jobs, a pool thread for plain functions. A hook that raises fails the job.
+jobs, a pool thread for plain functions. A hook that raises fails the job, except
+:meth:`Middleware.on_retries_exhausted`, which runs after the job's last FAIL (see
+:mod:`werk.client.exhausted`): its errors are logged.
 """
 
 from __future__ import annotations
@@ -30,3 +32,11 @@ class Middleware:
 
     def after_job(self, job: dict[str, Any], exc: BaseException | None) -> None:
         """Called after a job's function returned (``exc`` is ``None``) or raised."""
+
+    def on_retries_exhausted(self, job: dict[str, Any], exc: BaseException) -> None:
+        """Called once when a job failed for the last time: after the server accepted the
+        FAIL that sends it to the dead set or discards it (``retry`` 0), for jobs of every
+        type, after the task's own ``on_retries_exhausted``. ``job`` is the payload as
+        fetched, ``exc`` the exception of its last run. Runs on a job thread; an override
+        may be ``async def`` (it then runs on the event loop). Its errors are logged.
+        """

@@ -4,7 +4,9 @@ A processor owns one connection (a FETCH blocks it for up to ~2 s, so fetchers c
 share one) and loops: FETCH, run the job, then send the job's ACK or FAIL *pipelined* with
 the next FETCH in a single write, reading the two replies in order. A report that could
 not be delivered (the server went away) is kept and sent first after reconnecting, so a
-restart loses nothing. The heartbeat uses a connection of its own.
+restart loses nothing. A job's last FAIL (:class:`~werk.client.exhausted.LastFail`) goes
+alone, and its retries-exhausted hooks run in the slot once the server accepted it, before
+the next FETCH. The heartbeat uses a connection of its own.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from werk.client.client import CALLS
 from werk.client.connection import CONNECTION_ERRORS, AsyncConnection
+from werk.client.exhausted import LastFail, call_hooks
 from werk.client.proto import Call
 from werk.client.reconnect import Connector, GiveUpError
 from werk.client.runner import ResultAck, Runner, shutdown_call
@@ -62,6 +65,10 @@ class Processor:
                 continue
             try:
                 conn = await self._connection()
+                if isinstance(report, LastFail):  # alone, then its hooks
+                    await self._delivered(report, (await conn.pipeline([report]))[0])
+                    report = None
+                    continue
                 calls: list[Call[Any]] = [report] if report is not None else []
                 if fetching:
                     calls.append(worker.fetch_call())
@@ -99,6 +106,14 @@ class Processor:
             jid,
             extra={"jid": jid},
         )
+
+    async def _delivered(self, report: Call[None], outcome: Any) -> None:
+        """Handle the server's answer to a report sent alone: log a refusal, or call the
+        hooks of an accepted last FAIL (a refused one, after the job's reservation expired,
+        was not the job's last failure: the reaper's was)."""
+        self._check_report(report, outcome)
+        if outcome is None and isinstance(report, LastFail):
+            await call_hooks(report, self.runner.threads)
 
     async def _refused(self, conn: AsyncConnection, report: Call[None], outcome: Any) -> None:
         fail = self._check_report(report, outcome)
@@ -174,12 +189,13 @@ class Processor:
         """Send a timed-out job's FAIL now, then keep this slot busy until its thread ends."""
         try:
             conn = await self._connection()
-            self._check_report(report, (await conn.pipeline([report]))[0])
+            outcome = (await conn.pipeline([report]))[0]
         except CONNECTION_ERRORS as exc:
             self.connector.lost(f"processor {self.index}", exc, self._conn)
             return report  # sent first after reconnecting
         except GiveUpError:
             return None
+        await self._delivered(report, outcome)
         started = time.monotonic()
         self.lingering = True
         try:

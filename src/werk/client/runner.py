@@ -30,17 +30,19 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from werk.client.client import CALLS
+from werk.client.exhausted import ExhaustedHook, last_fail
 from werk.client.failures import RetryIn
 from werk.client.middleware import Middleware
 from werk.client.proto import Call
 from werk.client.threads import JobThreads
+from werk.fate import RATE_LIMITED, WORKER_SHUTDOWN
 
 DEFAULT_BACKTRACE = 30
 """Backtrace lines reported when the job does not ask for a number (``backtrace`` 0/unset)."""
-SHUTDOWN_ERRTYPE = "WorkerShutdown"
+SHUTDOWN_ERRTYPE: Final = WORKER_SHUTDOWN
 """``errtype`` of jobs handed back to the server because the worker stopped: a Werk server
 puts them back in their queue at once without using a retry (Faktory: an ordinary failure)."""
-RATE_LIMITED_ERRTYPE: Final = "werk.RateLimited"
+RATE_LIMITED_ERRTYPE: Final = RATE_LIMITED
 """The ``errtype`` a worker sends in FAIL for :class:`werk.client.limits.RateLimited`."""
 TIMEOUT_ERRTYPE = "JobTimeout"
 """``errtype`` of jobs FAILed because they ran past their timeout."""
@@ -67,16 +69,23 @@ class JobTimeoutError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Registration:
-    """A registered job function, whether it is a coroutine function, and its timeout
-    in seconds (``None``: no limit)."""
+    """A registered job function, whether it is a coroutine function, its timeout in
+    seconds (``None``: no limit) and its retries-exhausted hook."""
 
     name: str
     func: Callable[..., Any]
     is_async: bool
     timeout: float | None = None
+    on_retries_exhausted: ExhaustedHook | None = None
 
     @classmethod
-    def of(cls, name: str, func: Callable[..., Any], timeout: float | None = None) -> Registration:
+    def of(
+        cls,
+        name: str,
+        func: Callable[..., Any],
+        timeout: float | None = None,
+        on_retries_exhausted: ExhaustedHook | None = None,
+    ) -> Registration:
         """Describe ``func`` registered under ``name``.
 
         Raises:
@@ -84,7 +93,8 @@ class Registration:
         """
         if timeout is not None and timeout <= 0:
             raise ValueError("timeout must be positive seconds")
-        return cls(name, func, inspect.iscoroutinefunction(func), timeout)
+        is_async = inspect.iscoroutinefunction(func)
+        return cls(name, func, is_async, timeout, on_retries_exhausted)
 
 
 def _extra(job: dict[str, Any]) -> dict[str, Any]:
@@ -120,17 +130,28 @@ def fail_call(job: dict[str, Any], exc: BaseException, errtype: str | None = Non
     wanted = job.get("backtrace")
     limit = wanted if isinstance(wanted, int) and wanted > 0 else DEFAULT_BACKTRACE
     message = str(exc) or type(exc).__name__
-    declared = getattr(exc, "errtype", None)  # an exception may name its own errtype
-    fields = getattr(exc, "fail_fields", None)  # and Werk's FAIL fields (failures.py)
-    extra = fields if isinstance(fields, dict) else {}
+    extra = _fail_fields(exc)
     return CALLS.fail(
         str(job.get("jid", "")),
-        errtype or (declared if isinstance(declared, str) and declared else type(exc).__name__),
+        errtype or reported_errtype(exc),
         message,
         backtrace_lines(exc, limit),
         retry_in=extra.get("retry_in"),
         dead=bool(extra.get("dead")),
     )
+
+
+def reported_errtype(exc: BaseException) -> str:
+    """The errtype a FAIL reports for ``exc``: its string ``errtype`` attribute when it has
+    one (an exception may name its own), else its class name."""
+    declared = getattr(exc, "errtype", None)
+    return declared if isinstance(declared, str) and declared else type(exc).__name__
+
+
+def _fail_fields(exc: BaseException) -> dict[str, Any]:
+    """Werk's FAIL fields an exception asks for (:mod:`werk.client.failures`)."""
+    fields = getattr(exc, "fail_fields", None)
+    return fields if isinstance(fields, dict) else {}
 
 
 Outcome = tuple[BaseException | None, Any]
@@ -246,6 +267,12 @@ class Runner:
         self.registry = registry
         self.middleware = list(middleware)
         self.threads = threads
+        self._exhausted: list[ExhaustedHook] = [
+            m.on_retries_exhausted
+            for m in self.middleware
+            if type(m).on_retries_exhausted is not Middleware.on_retries_exhausted
+        ]
+        """The middleware's retries-exhausted hooks (those that override the no-op)."""
 
     async def run(self, job: dict[str, Any]) -> tuple[Call[None], asyncio.Future[Any] | None]:
         """Run ``job``; return the ACK or FAIL that reports it, and, when a plain function
@@ -255,7 +282,7 @@ class Runner:
         if entry is None:
             exc = UnknownJobTypeError(unknown_jobtype_message(job, self.registry))
             log.error("job %s %s: %s", job.get("jid"), jobtype, exc, extra=_extra(job))
-            return fail_call(job, exc), None
+            return self._last(job, exc, fail_call(job, exc), None), None
         # One level check per job (DEBUG implies INFO); the common case builds no ``extra``.
         verbose = log.isEnabledFor(logging.INFO)
         if verbose and log.isEnabledFor(logging.DEBUG):
@@ -283,7 +310,23 @@ class Runner:
                 return result_ack(job, value, time.perf_counter() - started), None
             except (TypeError, ValueError) as exc:
                 error = exc
-        return self._failed(job, error, time.perf_counter() - started), lingering
+        report = self._failed(job, error, time.perf_counter() - started)
+        return self._last(job, error, report, entry), lingering
+
+    def _last(
+        self,
+        job: dict[str, Any],
+        error: BaseException,
+        report: Call[None],
+        entry: Registration | None,
+    ) -> Call[None]:
+        """The FAIL ``report``, as a :class:`~werk.client.exhausted.LastFail` when it ends
+        the job's retries and retries-exhausted hooks wait for it."""
+        hooks = self._exhausted
+        if entry is not None and entry.on_retries_exhausted is not None:
+            hooks = [entry.on_retries_exhausted, *hooks]
+        dead = bool(_fail_fields(error).get("dead"))
+        return last_fail(report, job, error, reported_errtype(error), dead, hooks)
 
     async def _in_thread(
         self, entry: Registration, job: dict[str, Any], timeout: float | None

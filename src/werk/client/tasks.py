@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from werk.client.client import Client
+from werk.client.exhausted import ExhaustedHook
 from werk.client.job import Job
 from werk.client.results import JobState
 
@@ -104,7 +105,7 @@ class BulkPushed:
 @dataclass(frozen=True, slots=True)
 class TaskOptions:
     """A task's job defaults; ``None`` leaves a field to the server (or, for ``timeout``,
-    to no limit)."""
+    to no limit). ``on_retries_exhausted`` is the worker's, never sent: see :func:`task`."""
 
     queue: str | None = None
     retry: int | None = None
@@ -114,6 +115,7 @@ class TaskOptions:
     backtrace: int | None = None
     custom: Mapping[str, Any] | None = field(default=None, hash=False)
     result_ttl: float | None = None
+    on_retries_exhausted: ExhaustedHook | None = field(default=None, compare=False)
 
 
 def _signature(func: Callable[..., Any]) -> inspect.Signature:
@@ -291,6 +293,7 @@ def task(
     backtrace: int | None = None,
     custom: Mapping[str, Any] | None = None,
     result_ttl: float | None = None,
+    on_retries_exhausted: ExhaustedHook | None = None,
     client: Client | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
@@ -307,6 +310,7 @@ def task(
     backtrace: int | None = None,
     custom: Mapping[str, Any] | None = None,
     result_ttl: float | None = None,
+    on_retries_exhausted: ExhaustedHook | None = None,
     client: Client | None = None,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Declare a job type: ``@task`` or ``@task("JobType", queue=..., retry=..., ...)``.
@@ -316,14 +320,25 @@ def task(
     (seconds), ``backtrace``, ``custom``, and ``timeout`` (seconds the worker lets it run;
     sent as ``custom.timeout``), ``result_ttl`` (seconds a Werk server keeps the outcome
     and return value, which :meth:`Pushed.result` waits for; sent as ``custom.result_ttl``).
-    ``client``: push with this client instead of :func:`default_client`.
+    ``on_retries_exhausted``: ``hook(job, exc)``, called by the worker once the job failed
+    for the last time (dead set, or discarded with ``retry=0``); see
+    :mod:`werk.client.exhausted`. ``client``: push with this client instead of
+    :func:`default_client`.
 
     Raises:
         TypeError: the function has keyword-only parameters or ``**kwargs``.
         ValueError: ``timeout`` is not positive.
     """
     options = TaskOptions(
-        queue, retry, priority, reserve_for, timeout, backtrace, custom, result_ttl
+        queue,
+        retry,
+        priority,
+        reserve_for,
+        timeout,
+        backtrace,
+        custom,
+        result_ttl,
+        on_retries_exhausted,
     )
     if callable(jobtype):
         return Task(jobtype, None, options, client)

@@ -29,6 +29,7 @@ from typing import Any, TypeVar, overload
 
 from werk.client.client import CALLS
 from werk.client.connection import DEFAULT_TIMEOUT
+from werk.client.exhausted import ExhaustedHook
 from werk.client.middleware import Middleware
 from werk.client.processor import Processor, heartbeat
 from werk.client.proto import Call, Identity, new_wid
@@ -118,41 +119,67 @@ class Worker:
 
     @overload
     def register(
-        self, name: str | None = None, *, timeout: float | None = None
+        self,
+        name: str | None = None,
+        *,
+        timeout: float | None = None,
+        on_retries_exhausted: ExhaustedHook | None = None,
     ) -> Callable[[F], F]: ...
 
     def register(
-        self, name: str | F | None = None, *, timeout: float | None = None
+        self,
+        name: str | F | None = None,
+        *,
+        timeout: float | None = None,
+        on_retries_exhausted: ExhaustedHook | None = None,
     ) -> F | Callable[[F], F]:
         """Register a job function, as ``@worker.register("Name")`` or ``@worker.register``.
 
         Without a name the function's ``__name__`` is the jobtype. ``async def`` functions
         run on the worker's event loop, plain functions on its thread pool. ``timeout``:
         seconds a job of this type may run (see :mod:`werk.client.runner`).
+        ``on_retries_exhausted``: ``hook(job, exc)``, called once a job of this type
+        failed for the last time (see :mod:`werk.client.exhausted`).
         """
         if callable(name):
             return self.add(getattr(name, "__name__", repr(name)), name)
 
         def decorator(func: F) -> F:
-            return self.add(name or func.__name__, func, timeout=timeout)
+            jobtype = name or func.__name__
+            return self.add(
+                jobtype, func, timeout=timeout, on_retries_exhausted=on_retries_exhausted
+            )
 
         return decorator
 
-    def add(self, jobtype: str, func: F, *, timeout: float | None = None) -> F:
+    def add(
+        self,
+        jobtype: str,
+        func: F,
+        *,
+        timeout: float | None = None,
+        on_retries_exhausted: ExhaustedHook | None = None,
+    ) -> F:
         """Register ``func`` for jobs of type ``jobtype``; return ``func``.
 
         Raises:
             ValueError: ``timeout`` is not positive.
         """
-        self.registry[jobtype] = Registration.of(jobtype, func, timeout)
+        self.registry[jobtype] = Registration.of(jobtype, func, timeout, on_retries_exhausted)
         return func
 
     def include(self, *tasks: Task[..., Any]) -> None:
         """Register declared tasks (:func:`werk.client.task`) under their jobtypes, with
-        their timeouts."""
+        their timeouts and retries-exhausted hooks."""
         for declared in tasks:
-            self.add(declared.jobtype, declared.func, timeout=declared.options.timeout)
-            queue = declared.options.queue
+            options = declared.options
+            self.add(
+                declared.jobtype,
+                declared.func,
+                timeout=options.timeout,
+                on_retries_exhausted=options.on_retries_exhausted,
+            )
+            queue = options.queue
             if queue and queue not in self._declared:
                 self._declared.append(queue)
                 self._auto = declared_queues(self._declared)

@@ -9,7 +9,8 @@ A FAIL with errtype ``WorkerShutdown`` (a job a worker handed back as it stopped
 job back to run again at once, without using a retry; see :func:`handed_back`.
 Two FAIL fields are Werk's own, for a worker that knows better than the backoff (a Faktory
 server ignores them): ``retry_in`` (seconds) sets when the retry is due, if one is left, and
-``dead: true`` sends the job to the dead set at once, whatever its ``retry``.
+``dead: true`` sends the job to the dead set at once, whatever its ``retry``. Which of
+these a FAIL does is decided in :mod:`werk.fate`, shared with the Python worker.
 """
 
 from __future__ import annotations
@@ -19,20 +20,37 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from werk.job import DEFAULT_RETRY, format_time
-from werk.protocol.fields import Kind, is_int64, typed_payload
+from werk.fate import (
+    MAX_RATE_LIMITED,
+    RATE_LIMITED,
+    WORKER_SHUTDOWN,
+    counter,
+    failure_fate,
+    next_retry_count,
+    rate_limited_count,
+    retry_limit,
+)
+from werk.job import format_time
+from werk.protocol.fields import Kind, typed_payload
 from werk.storage.base import SetName
+
+__all__ = [
+    "DEAD_TTL",
+    "MAX_RATE_LIMITED",
+    "RATE_LIMITED",
+    "WORKER_SHUTDOWN",
+    "Decision",
+    "FailureReport",
+    "backoff",
+    "handed_back",
+    "rate_limited",
+    "record_failure",
+]
 
 DEAD_TTL: Final = 180 * 24 * 3600.0
 MAX_ERRTYPE: Final = 100
 MAX_MESSAGE: Final = 1000
 MAX_BACKTRACE: Final = 50
-RATE_LIMITED: Final = "werk.RateLimited"
-WORKER_SHUTDOWN: Final = "WorkerShutdown"
-"""The errtype of a job a worker handed back at a graceful shutdown (the Python client's
-``SHUTDOWN_ERRTYPE``): a Werk extension runs it again at once, using no retry."""
-MAX_RATE_LIMITED: Final = 20
-"""A job rate-limited more often than this fails as usual (and uses its retries)."""
 _RETRY_AFTER = re.compile(r"retry after (\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
@@ -89,11 +107,6 @@ FAIL_FIELDS: dict[str, Kind] = {
 are Werk's (a Faktory server ignores them)."""
 
 
-def _int(value: Any, default: int) -> int:
-    """A server-owned counter read back from a stored job: anything but an int is unset."""
-    return value if is_int64(value) else default
-
-
 def _truncate(text: str, limit: int) -> str:
     data = text.encode()
     if len(data) <= limit:
@@ -119,23 +132,24 @@ class Decision:
 def record_failure(
     job: dict[str, Any], report: FailureReport, now: float, rng: random.Random | None = None
 ) -> Decision:
-    """Update ``job["failure"]`` in place for one more failure and decide its fate."""
-    if report.errtype == WORKER_SHUTDOWN:
+    """Update ``job["failure"]`` in place for one more failure and decide its fate, as
+    :func:`werk.fate.failure_fate` says (the rule the Python worker's retries-exhausted
+    hooks follow too)."""
+    fate = failure_fate(job, report.errtype, dead=report.dead)
+    if fate == "handed_back":
         return handed_back(job, report, now)
-    if report.errtype == RATE_LIMITED:
-        limited = rate_limited(job, report, now, rng)
-        if limited is not None:
-            return limited
-    limit = _int(job.get("retry"), DEFAULT_RETRY)
+    if fate == "rate_limited":
+        return _reschedule(job, report, now, rng)
+    limit = retry_limit(job)
+    count = next_retry_count(job)
     previous = job.get("failure")
     if isinstance(previous, dict):
-        count = _int(previous.get("retry_count"), 0) + 1
-        remaining = max(0, _int(previous.get("remaining"), limit) - 1)
+        remaining = max(0, counter(previous.get("remaining"), limit) - 1)
         failed_at = previous.get("failed_at")
         if not isinstance(failed_at, str) or not failed_at:
             failed_at = format_time(now)
     else:
-        count, remaining, failed_at = 0, limit, format_time(now)
+        remaining, failed_at = limit, format_time(now)
     failure: dict[str, Any] = {
         "retry_count": count,
         "remaining": remaining,
@@ -147,10 +161,9 @@ def record_failure(
     job["failure"] = failure
     if report.dead:  # Werk: the worker said this failure is final, so keep it in sight
         failure["remaining"] = 0
-        return Decision("dead", now + DEAD_TTL)
-    if limit == 0:
+    if fate == "discard":
         return Decision(None, now)
-    if limit < 0 or count >= limit:
+    if fate == "dead":
         return Decision("dead", now + DEAD_TTL)
     delay = backoff(count, rng) if report.retry_in is None else min(report.retry_in, DEAD_TTL)
     due = now + delay
@@ -168,10 +181,15 @@ def rate_limited(
     plus up to 10% jitter. The count goes in ``job["rate_limited"]``. Returns ``None``
     past :data:`MAX_RATE_LIMITED`: then the FAIL is an ordinary failure.
     """
-    previous = job.get("rate_limited")
-    count = _int(previous.get("count"), 0) if isinstance(previous, dict) else 0
-    if count >= MAX_RATE_LIMITED:
+    if rate_limited_count(job) >= MAX_RATE_LIMITED:
         return None
+    return _reschedule(job, report, now, rng)
+
+
+def _reschedule(
+    job: dict[str, Any], report: FailureReport, now: float, rng: random.Random | None
+) -> Decision:
+    count = rate_limited_count(job)
     found = _RETRY_AFTER.search(report.message)
     delay = float(found.group(1)) if found else min(15.0 * 2**count, 3600.0)
     delay = min(max(delay, 1.0), DEAD_TTL)
@@ -192,6 +210,6 @@ def handed_back(job: dict[str, Any], report: FailureReport, now: float) -> Decis
     hand-backs and the last reason go in ``job["handed_back"]``.
     """
     previous = job.get("handed_back")
-    count = _int(previous.get("count"), 0) if isinstance(previous, dict) else 0
+    count = counter(previous.get("count"), 0) if isinstance(previous, dict) else 0
     job["handed_back"] = {"count": count + 1, "message": report.message, "at": format_time(now)}
     return Decision("scheduled", now)
