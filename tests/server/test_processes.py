@@ -1,5 +1,6 @@
 """The worker process registry: connection counts (the Busy page's "Conns") and the
-records a server finds when it starts (a restore, a crash), on every backend.
+records a server finds when it starts (a restore, a crash, a restart on another port), on
+every backend.
 
 A Python worker with concurrency ``c`` holds ``c + 1`` connections: one per processor
 (a FETCH blocks its connection) and the heartbeat's.
@@ -8,6 +9,7 @@ A Python worker with concurrency ``c`` holds ``c + 1`` connections: one per proc
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -15,11 +17,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from tests.helpers import ServerProcess
 from tests.webui.conftest import client_of, start_server
 from werk.client import AsyncClient, Worker
 from werk.manager.processes import HEARTBEAT_TTL
+from werk.manager.servers import SERVER_PREFIX
 from werk.server.server import Server
 from werk.storage.base import Process
 
@@ -121,11 +126,12 @@ async def test_a_starting_server_forgets_the_processes_a_crash_or_restore_left(
         Process("w-silent", last_beat=now - HEARTBEAT_TTL - 1, links={"gone:1": [3, now]}),
         Process("w-no-links", last_beat=now, connections=2),
     ]
-    # ... and a process another server counted just now
+    # ... and a process that another server, running on another machine, counted just now
     alive = Process("w-alive", last_beat=now, links={"other:2": [2, now]})
     first = await start_server(tmp_path / "data", storage_url=backend)
     for process in [*stale, alive]:
         await first.store.put_process(process)
+    await first.store.put_record(SERVER_PREFIX + "other:2", far_server(), 60, now)
     await first.stop()
     # When a server starts on that store
     server = await start_server(tmp_path / "data", storage_url=backend)
@@ -138,5 +144,107 @@ async def test_a_starting_server_forgets_the_processes_a_crash_or_restore_left(
             page = (await web.get("/busy")).text
         assert ("No worker process is connected." in page) == (backend is None)
         assert "w-old-link" not in page and "w-silent" not in page
+    finally:
+        await server.stop()
+
+
+def far_server() -> bytes:
+    """The liveness record of a server on another machine (its pid cannot be checked)."""
+    return json.dumps({"host": "far", "machine": "another-machine", "pid": 1}).encode()
+
+
+def page_conns(server: ServerProcess, wid: str) -> int | None:
+    """Return the Conns cell of ``wid`` on the Busy page of a ``werk server`` (None: no row)."""
+    html = httpx.get(f"http://127.0.0.1:{server.web_port}/busy", timeout=10).text
+    if f'data-wid="{wid}"' not in html:
+        return None
+    found = re.search(r'data-label="Conns" class="num">(\d+)<', busy_row(html, wid))
+    assert found, html[:2000]
+    return int(found.group(1))
+
+
+async def connect(server: ServerProcess, wid: str, count: int) -> AsyncClient:
+    """Open ``count`` connections of worker process ``wid`` to ``server``."""
+    client = AsyncClient(server.url, wid=wid, pool_size=count)
+    await asyncio.gather(*(client.beat() for _ in range(count)))
+    return client
+
+
+def restart_on_another_port(server: ServerProcess) -> None:
+    old = server.port
+    server.port = server.web_port = 0
+    server.start()
+    assert server.port != old
+
+
+@pytest.mark.parametrize("end", ["kill", "stop"])
+async def test_a_server_restarted_on_another_port_counts_only_its_own_connections(
+    werk_server_factory: Callable[..., ServerProcess], end: str
+) -> None:
+    # Given a werk server and a worker process with 3 connections to it
+    server = werk_server_factory(web=True)
+    old = await connect(server, "w-restart", 3)
+    new: AsyncClient | None = None
+    try:
+        assert page_conns(server, "w-restart") == 3
+        # When the server is killed (or stopped) and started again on another port, and
+        # the worker process connects to it with 2 connections
+        getattr(server, end)()
+        restart_on_another_port(server)
+        new = await connect(server, "w-restart", 2)
+        # Then the Busy page and INFO count only those 2, not the old server's 3 for 60 s
+        assert page_conns(server, "w-restart") == 2
+        assert (await new.info())["faktory"]["tasks"]["Workers"]["size"] == 1
+    finally:
+        for client in (old, new):
+            if client is not None:
+                await client.close()
+
+
+async def test_servers_sharing_a_store_stop_counting_one_that_is_gone(
+    werk_server_factory: Callable[..., ServerProcess], backend: str | None
+) -> None:
+    if backend is None:
+        pytest.skip("one server at a time holds an embedded store")
+    # Given two servers on one store and a worker process with 2 connections to each
+    one, two = werk_server_factory(web=True), werk_server_factory(web=True)
+    clients = [await connect(server, "w-two", 2) for server in (one, two)]
+    try:
+        assert page_conns(one, "w-two") == page_conns(two, "w-two") == 4
+        # When the first server is killed
+        one.kill()
+        # Then the second counts only its own 2 at once (the killed one ran on this
+        # machine and its pid is gone), not the dead server's for 60 s
+        assert page_conns(two, "w-two") == 2
+        # When it comes back on another port and the process connects to it once
+        restart_on_another_port(one)
+        clients.append(await connect(one, "w-two", 1))
+        # Then both count 3
+        assert page_conns(one, "w-two") == page_conns(two, "w-two") == 3
+        # And when the second server stops cleanly, the first counts its own 1
+        two.stop()
+        assert page_conns(one, "w-two") == 1
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def test_a_server_on_another_machine_counts_until_its_record_expires(
+    tmp_path: Path, backend: str | None
+) -> None:
+    if backend is None:
+        pytest.skip("one server at a time holds an embedded store")
+    # Given a process connected only to a server on another machine, whose liveness
+    # record expires in 1 s (it crashed: nobody rewrites it)
+    server = await start_server(tmp_path / "data", storage_url=backend)
+    try:
+        now = time.time()
+        await server.store.put_record(SERVER_PREFIX + "far:7419", far_server(), 1.0, now)
+        await server.store.put_process(
+            Process("w-far", last_beat=now, links={"far:7419": [3, now]})
+        )
+        # Then it counts while the record lives, and the process is not listed after
+        assert await conns(server, "w-far") == 3
+        await until(partial(_counted, server, "w-far", None), timeout=5)
     finally:
         await server.stop()

@@ -11,21 +11,26 @@ authority on its own connections, so it never adds to or subtracts from a stored
 ``links[<its key>] = [the connections of that wid open on it now, now]`` whenever it
 writes the record, and refreshes the links of the processes connected to it every
 heartbeat period (:meth:`Processes.refresh`). ``connections`` is the sum of the links
-written less than 60 s ago, so a server that died stops counting after 60 s.
+written less than 60 s ago by a server that is still running: on a shared store each
+server keeps a liveness record (:mod:`werk.manager.servers`) and deletes it, and its links,
+when it stops, so a stopped server stops counting at once and a crashed one within 20 s
+(at once when it ran on the same machine), even when it comes back on another port.
 
 Records are not state to keep across a restart (Faktory keeps heartbeats in memory,
 Sidekiq expires them after 60 s): when a server starts (:meth:`Processes.start`) it drops
-its own links (its connections died with it), the links older than 60 s, and the records
-left with no link or silent for over 60 s -- so a restored backup brings back no process.
+its own links (its connections died with it), the links older than 60 s or of servers that
+are gone, and the records left with no link or silent for over 60 s -- so a restored backup
+brings back no process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any
 
+from werk.manager.servers import ServerRecords
 from werk.protocol.fields import is_int64
 from werk.storage.base import Process, Store
 
@@ -45,10 +50,15 @@ def advance(current: str, wanted: str) -> str:
     return wanted if STATES.index(wanted) > STATES.index(current) else current
 
 
-def live_connections(process: Process, now: float) -> int:
-    """Return the connections of ``process`` counted by links written in the last 60 s."""
+def live_connections(process: Process, now: float, servers: Container[str] | None = None) -> int:
+    """Return the connections of ``process`` counted by links written in the last 60 s
+    (and, when ``servers`` is given, by one of those servers: the running ones)."""
     cutoff = now - HEARTBEAT_TTL
-    return sum(int(count) for count, stamp in process.links.values() if stamp >= cutoff)
+    return sum(
+        int(count)
+        for key, (count, stamp) in process.links.items()
+        if stamp >= cutoff and (servers is None or key in servers)
+    )
 
 
 class Processes:
@@ -74,6 +84,14 @@ class Processes:
         """This server's key in ``Process.links``: ``<name>:<port>`` once started."""
         self._locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
         """Serialize this server's read-modify-writes of one record (striped by wid)."""
+        self.servers = ServerRecords(store, clock)
+        """The liveness records of the servers sharing the store."""
+        self.exclusive = False
+        """No other server uses the store (the embedded one): no liveness records."""
+
+    async def _live(self) -> set[str] | None:
+        """The running servers' keys (``None``: every link is this server's)."""
+        return None if self.exclusive else await self.servers.live()
 
     def _lock(self, wid: str) -> asyncio.Lock:
         return self._locks[hash(wid) % LOCK_STRIPES]
@@ -85,13 +103,22 @@ class Processes:
         other server uses the store (the embedded one), so every stored record is stale.
         """
         self.key = f"{self._server}:{port}"
+        self.exclusive = exclusive
+        if not exclusive:
+            await self.servers.announce(self.key)
         now = self._clock()
         gone = 0
-        for process in await self._store.processes():
+        found = await self._store.processes()
+        servers = await self._live()
+        for process in found:
             async with self._lock(process.wid):
                 before = process.links
                 process.links = {
-                    k: v for k, v in before.items() if k != self.key and v[1] >= now - HEARTBEAT_TTL
+                    k: v
+                    for k, v in before.items()
+                    if k != self.key
+                    and v[1] >= now - HEARTBEAT_TTL
+                    and (servers is None or k in servers)
                 }
                 process.connections = live_connections(process, now)
                 silent = process.last_beat < now - HEARTBEAT_TTL
@@ -182,13 +209,18 @@ class Processes:
 
     async def disconnect(self, wid: str) -> None:
         """Note that a connection of ``wid`` closed (it is no longer counted as open);
-        forget the process when no server holds a connection of it."""
+        forget the process when no running server holds a connection of it."""
         async with self._lock(wid):
             process = await self._store.get_process(wid)
             now = self._clock()
             if process is None or (self._open(wid) > 0 and self._current(process, now)):
                 return
             self._count(process, now)
+            if self._open(wid) <= 0:
+                servers = await self._live()
+                if servers is not None:
+                    process.links = {k: v for k, v in process.links.items() if k in servers}
+                    process.connections = live_connections(process, now)
             if process.connections <= 0:
                 await self._store.delete_process(wid)
             else:
@@ -219,9 +251,46 @@ class Processes:
 
     async def list(self) -> list[Process]:
         """Return every known process, the most recently started first, each with its
-        ``connections`` counted now (stale links left out)."""
+        ``connections`` counted now (stale links left out). On a shared store a process
+        whose connections were all on servers that are gone is left out too (its record
+        goes once it is silent for 60 s, or when it says HELLO again)."""
         now = self._clock()
         found = await self._store.processes()
+        servers = await self._live()
+        shown = []
         for process in found:
-            process.connections = live_connections(process, now)
-        return sorted(found, key=lambda p: -p.started_at)
+            counted = live_connections(process, now)
+            process.connections = live_connections(process, now, servers)
+            if process.connections > 0 or counted <= 0:
+                shown.append(process)
+        return sorted(shown, key=lambda p: -p.started_at)
+
+    async def announce(self) -> None:
+        """Rewrite this server's liveness record (every ``SERVER_BEAT`` seconds)."""
+        if not self.exclusive:
+            await self.servers.announce()
+
+    async def stop(self) -> None:
+        """A clean stop: delete this server's liveness record and its links, and forget
+        the processes no running server holds a connection of. Call it once the
+        connections are closed."""
+        if self.exclusive:
+            return
+        await self.servers.withdraw()
+        found = await self._store.processes()
+        servers = await self.servers.live()
+        servers.discard(self.key)
+        now = self._clock()
+        for listed in found:
+            if self.key not in listed.links:
+                continue
+            async with self._lock(listed.wid):
+                process = await self._store.get_process(listed.wid)
+                if process is None:
+                    continue
+                process.links.pop(self.key, None)
+                process.connections = live_connections(process, now, servers)
+                if process.connections <= 0:
+                    await self._store.delete_process(process.wid)
+                else:
+                    await self._store.put_process(process)

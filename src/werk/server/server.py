@@ -282,6 +282,11 @@ class Server:
             await service.stop()
         await self.cron.stop()
         await self.tasks.stop()
+        try:
+            # After the tasks: their heartbeat must not write the liveness record again.
+            await self.processes.stop()
+        except Exception:
+            log.exception("could not remove this server's process links")
         if self.manager.results is not None:
             await self.manager.results.flush()  # outcomes still being written
         await self.store.close()

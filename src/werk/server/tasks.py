@@ -1,4 +1,5 @@
-"""Periodic work: moving due jobs, reaping reservations and silent processes, purging dead.
+"""Periodic work: moving due jobs, reaping reservations and silent processes, purging dead,
+rewriting the server's liveness record.
 
 Scheduled and retry jobs move when they are due, not on a fixed tick: the mover sleeps
 until the earliest due time (at most :data:`MAX_SLEEP`, so jobs added by another server
@@ -14,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from werk.manager.servers import SERVER_BEAT
 from werk.protocol import jsonwire
 from werk.storage.base import SetName, TransactionalIntake
 
@@ -91,6 +93,7 @@ class Tasks:
             asyncio.create_task(self._every(RESERVATION_PERIOD, self._reap_reservations)),
             asyncio.create_task(self._every(HEARTBEAT_PERIOD, self._reap_processes)),
             asyncio.create_task(self._every(DEAD_PERIOD, self._purge_dead)),
+            asyncio.create_task(self._every(SERVER_BEAT, self.server.processes.announce)),
         ]
         store = self.server.manager.store
         if isinstance(store, TransactionalIntake):
