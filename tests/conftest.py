@@ -116,6 +116,13 @@ def backend(request: pytest.FixtureRequest) -> Iterator[str | None]:
     delete_prefix(prefix)
 
 
+SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+"""Run a test on the embedded store only, where what it checks is the client's or the
+worker's side (log lines, flags, timeouts, ports) and the storage behind the server does
+not change it; storage behaviour is checked on every backend by tests/server,
+tests/storage and the client tests left on all three."""
+
+
 @pytest.fixture
 def werk_server_factory(
     tmp_path: Path, backend: str | None

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.client.conftest import retries_size
+from tests.conftest import SQLITE_ONLY
 from tests.helpers import ServerProcess, free_port
 from werk.client import (
     AsyncClient,
@@ -104,6 +105,7 @@ async def test_async_password(werk_server_factory: Callable[..., ServerProcess])
         await AsyncClient(f"tcp://:bad@{server.host}:{server.port}").info()
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("args", ["ann@example.com", {"to": "ann"}, 3, b"raw"])
 def test_job_args_must_be_a_list_or_tuple(client: Client, args: object) -> None:
     with pytest.raises(TypeError, match="list or a tuple"):

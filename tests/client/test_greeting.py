@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.conftest import SQLITE_ONLY
 from tests.helpers import ServerProcess
 from werk.client import AsyncClient, Client, NoGreetingError, NotWorkPortError, Worker
 from werk.client.connection import ServerUnreachableError
@@ -29,6 +30,7 @@ def silent_port() -> Iterator[int]:
         yield listener.getsockname()[1]
 
 
+@SQLITE_ONLY
 def test_the_web_ui_port_is_named_at_once(web_server: ServerProcess) -> None:
     url = f"tcp://127.0.0.1:{web_server.web_port}"
     began = time.monotonic()
@@ -41,6 +43,7 @@ def test_the_web_ui_port_is_named_at_once(web_server: ServerProcess) -> None:
     assert "not a Werk/Faktory work port (the web UI is usually on 7420" in message
 
 
+@SQLITE_ONLY
 async def test_the_async_client_and_the_worker_stop_on_the_web_ui_port(
     web_server: ServerProcess,
 ) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.client.conftest import async_wait_until
+from tests.conftest import SQLITE_ONLY
 from tests.helpers import ServerProcess
 from werk.client import (
     AsyncClient,
@@ -128,6 +129,7 @@ async def test_a_task_handle_waits_for_its_result(
     assert pushed.state().state == "succeeded"
 
 
+@SQLITE_ONLY
 async def test_a_job_is_logged_once_done_or_once_failed(
     werk_server: ServerProcess,
     client: Client,

@@ -10,10 +10,12 @@ import pytest
 
 from tests.client.conftest import async_wait_until, retries_size
 from tests.client.test_worker import Start, retry_jobs
+from tests.conftest import SQLITE_ONLY
 from tests.helpers import ServerProcess
 from werk.client import TIMEOUT_ERRTYPE, Client, Job, Worker
 
 
+@SQLITE_ONLY
 async def test_timed_out_coroutine_is_cancelled_and_failed(
     werk_server: ServerProcess, client: Client, start_worker: Start
 ) -> None:
@@ -43,6 +45,7 @@ async def test_timed_out_coroutine_is_cancelled_and_failed(
     assert "timeout of 0.5s" in job["failure"]["message"]
 
 
+@SQLITE_ONLY
 async def test_job_timeout_overrides_the_jobtype_timeout(
     werk_server: ServerProcess, client: Client, start_worker: Start
 ) -> None:
@@ -61,6 +64,7 @@ async def test_job_timeout_overrides_the_jobtype_timeout(
     await async_wait_until(lambda: client.info()["faktory"]["total_processed"] == 2)
 
 
+@SQLITE_ONLY
 async def test_timed_out_thread_keeps_its_slot_busy(
     werk_server: ServerProcess, client: Client, start_worker: Start
 ) -> None:

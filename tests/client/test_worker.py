@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.client.conftest import async_wait_until, retries_size, wait_until
+from tests.conftest import SQLITE_ONLY
 from tests.helpers import Peer, ServerProcess
 from werk.client import Client, Job, Middleware, NoRetry, RetryIn, Worker, task
 from werk.protocol.resp import Simple
@@ -289,6 +290,7 @@ async def test_quiet_then_terminate_from_the_server(
     assert worker.state == "terminate"
 
 
+@SQLITE_ONLY
 async def test_the_start_line_shows_queues_and_warns_of_left_out_task_queues(
     werk_server: ServerProcess, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.client.conftest import retries_size, wait_until
+from tests.conftest import SQLITE_ONLY
 from tests.helpers import ServerProcess
 from werk.client import Client, Job
 
@@ -92,12 +93,14 @@ def test_sigterm_hands_back_jobs_at_the_timeout(
     assert info["sets"]["working"] == 0 and retries_size(client) == 0
 
 
+@SQLITE_ONLY
 def test_bad_target_exits_2(tmp_path: Path, werk_server: ServerProcess) -> None:
     proc = start_worker(tmp_path, werk_server, "missing")
     _, stderr = proc.communicate(timeout=15)
     assert proc.returncode == 2 and b"cannot load" in stderr
 
 
+@SQLITE_ONLY
 def test_a_plain_function_is_a_target_and_other_things_are_named(
     tmp_path: Path, werk_server: ServerProcess, client: Client
 ) -> None:
@@ -129,6 +132,7 @@ def test_wrong_password_exits_1(
     assert "Invalid password" in lines[first] and "stopping" in lines[first + 1]
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(
     ("flags", "message"),
     [

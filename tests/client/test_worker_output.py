@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.client.conftest import wait_until
+from tests.conftest import SQLITE_ONLY
 from tests.helpers import ServerProcess
 from werk.client import Client, Job
 
@@ -58,6 +59,7 @@ def processed(client: Client) -> int:
     return int(client.info()["faktory"]["total_processed"])
 
 
+@SQLITE_ONLY
 def test_failures_show_exception_and_traceback(
     tmp_path: Path, werk_server: ServerProcess, client: Client
 ) -> None:
@@ -80,6 +82,7 @@ def test_failures_show_exception_and_traceback(
     assert "BEAT refused" not in out and "stopped" in out
 
 
+@SQLITE_ONLY
 def test_json_lines_carry_jid_and_jobtype(
     tmp_path: Path, werk_server: ServerProcess, client: Client
 ) -> None:
@@ -92,6 +95,7 @@ def test_json_lines_carry_jid_and_jobtype(
     assert "ValueError: bad input 1" in failed[0]["exc"]
 
 
+@SQLITE_ONLY
 def test_one_warning_per_outage_and_a_reconnected_line(
     tmp_path: Path, werk_server: ServerProcess, client: Client
 ) -> None:
@@ -110,6 +114,7 @@ def test_one_warning_per_outage_and_a_reconnected_line(
     assert "cannot reach" not in out and "BEAT refused" not in out
 
 
+@SQLITE_ONLY
 def test_a_job_running_across_a_restart_makes_no_second_outage(
     tmp_path: Path, werk_server: ServerProcess, client: Client
 ) -> None:
@@ -129,6 +134,7 @@ def test_a_job_running_across_a_restart_makes_no_second_outage(
     assert out.count("reconnected to") == 1, out
 
 
+@SQLITE_ONLY
 def test_second_interrupt_stops_at_once(
     tmp_path: Path, werk_server: ServerProcess, client: Client
 ) -> None:
@@ -173,6 +179,7 @@ def test_stop_is_prompt_while_the_server_is_unreachable(tmp_path: Path) -> None:
     assert "stopped" in out
 
 
+@SQLITE_ONLY
 def test_a_report_given_up_at_the_shutdown_deadline_is_named(
     tmp_path: Path, werk_server: ServerProcess, client: Client
 ) -> None:
@@ -188,6 +195,7 @@ def test_a_report_given_up_at_the_shutdown_deadline_is_named(
     assert "b'ACK" not in out
 
 
+@SQLITE_ONLY
 def test_the_library_never_configures_logging(tmp_path: Path, werk_server: ServerProcess) -> None:
     script = textwrap.dedent(
         f"""
@@ -208,6 +216,7 @@ def test_the_library_never_configures_logging(tmp_path: Path, werk_server: Serve
     assert done.stdout.split() == ["0", "WARNING"] and done.stderr == ""
 
 
+@SQLITE_ONLY
 def test_the_start_line_masks_the_password(
     tmp_path: Path, werk_server_factory: Callable[..., ServerProcess]
 ) -> None:
