@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.helpers import Peer, ServerProcess
@@ -111,3 +112,84 @@ def test_an_entry_error_names_the_file_it_came_from(tmp_path: Path) -> None:
     (conf / "conf.d" / "c.toml").write_text("[statsd]\ninterval = 0\n")
     with pytest.raises(ConfigError, match=rf"^{conf / 'conf.d' / 'c.toml'}: \[statsd\] interval"):
         load_config({"config_dir": str(conf)}, env={})
+
+
+ONE_FILE = """
+[storage]
+durability = "os"
+
+[[cron]]
+  schedule = "0 3 * * *"
+  name = "nightly"
+  [cron.job]
+    type = "Cleanup"
+
+[throttles]
+pdf = { concurrency = 2, timeout = 120 }
+"""
+
+
+def test_one_file_holds_the_server_settings_cron_and_throttles(tmp_path: Path) -> None:
+    # Given one conf.d file with server settings, a cron entry and a throttle, as the
+    # sample packaging/conf.d/werk.toml has them
+    conf = confdir(tmp_path, ONE_FILE, "werk.toml")
+    server = ServerProcess(tmp_path / "data", web=True, extra_args=["-c", str(conf)]).start()
+    try:
+        # Then the server runs with all three
+        assert "durability: os" in server.log.decode()
+        web = f"http://127.0.0.1:{server.web_port}"
+        assert "0 3 * * *" in httpx.get(f"{web}/cron/nightly", timeout=10).text
+        assert "2 concurrent" in httpx.get(f"{web}/throttles", timeout=10).text
+    finally:
+        server.stop()
+
+
+NIGHTLY = '[[cron]]\nschedule = "0 3 * * *"\nname = "nightly"\n[cron.job]\ntype = "{type}"\n'
+
+
+def test_a_cron_name_in_two_files_stops_the_start_and_a_reload(tmp_path: Path) -> None:
+    # Given the entry "nightly" in cron.toml, and again in werk.toml
+    conf = confdir(tmp_path, NIGHTLY.format(type="Cleanup"), "cron.toml")
+    confdir(tmp_path, NIGHTLY.format(type="Vacuum"), "werk.toml")
+    # Then the server does not start (each would run, and share one history), and
+    # the message names both files
+    taken = (
+        f'{conf / "conf.d" / "werk.toml"}: cron entry 1 ("nightly"): the name'
+        f" 'nightly' is taken by cron entry 1 of {conf / 'conf.d' / 'cron.toml'};"
+        " a cron entry's name must be unique"
+    )
+    refused = ServerProcess(tmp_path / "data", extra_args=["-c", str(conf)])
+    with pytest.raises(RuntimeError, match="werk server exited"):
+        refused.start()
+    assert refused.stop() == 1
+    assert f"cannot start: {taken}" in refused.log.decode()
+    # And a reload that adds the second one is refused, the running entry kept
+    (conf / "conf.d" / "werk.toml").unlink()
+    server = ServerProcess(tmp_path / "data", extra_args=["-c", str(conf)]).start()
+    try:
+        assert server.proc is not None
+        confdir(tmp_path, NIGHTLY.format(type="Vacuum"), "werk.toml")
+        server.proc.send_signal(signal.SIGHUP)
+        wait_for(server, f"reload failed, configuration unchanged: {taken}")
+    finally:
+        server.kill()
+    # And two entries with one name in one file are refused too
+    confdir(tmp_path, NIGHTLY.format(type="Cleanup") + NIGHTLY.format(type="Vacuum"))
+    with pytest.raises(ConfigError, match=r"cron entry 2 .*taken by cron entry 1;"):
+        load_config({"config_dir": str(conf)}, env={})
+
+
+def test_a_toml_file_beside_conf_d_is_named_at_start(tmp_path: Path) -> None:
+    # Given a werk.toml put in the configuration directory itself, not in its conf.d
+    conf = confdir(tmp_path, GOOD)
+    (conf / "werk.toml").write_text(NIGHTLY.format(type="Cleanup"))
+    # Then the server starts without it, and says so with where it belongs
+    server = ServerProcess(tmp_path / "data", extra_args=["-c", str(conf)]).start()
+    try:
+        wait_for(server, f"{conf / 'werk.toml'} is not read: Werk reads only {conf}/conf.d/*.toml")
+        [line] = [line for line in server.log.decode().splitlines() if "is not read" in line]
+        assert line.startswith("W "), line  # a warning
+        read = f"configuration files read: {conf / 'conf.d' / 'cron.toml'}\n"
+        assert read in server.log.decode()  # and only conf.d's file
+    finally:
+        server.kill()

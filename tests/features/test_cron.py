@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from tests.features.conftest import Clock
 from tests.storage.conftest import Backend
-from werk.manager.cron import ENTRY_KEYS, Cron, CronConfigError, parse_cron
+from werk.manager.cron import ENTRY_KEYS, Cron, CronConfigError, CronNameTakenError, parse_cron
 from werk.manager.manager import Manager
 from werk.server.cron import CronScheduler
 from werk.storage.base import Store
@@ -203,6 +203,16 @@ def test_bad_entries_name_the_entry() -> None:
 def test_identical_entries_are_kept_apart() -> None:
     entries = parse_cron({"cron": [entry(), entry(), entry(name="x")]})
     assert len({e.id for e in entries}) == 3
+
+
+def test_a_name_is_unique() -> None:
+    with pytest.raises(CronNameTakenError) as taken:
+        parse_cron({"cron": [entry(name="x"), entry(), entry("0 3 * * *", name="x")]})
+    assert (taken.value.name, taken.value.first, taken.value.index) == ("x", 1, 3)
+    assert (
+        'cron entry 3 ("x", schedule "0 3 * * *"): the name \'x\' is taken by cron entry 1;'
+        in str(taken.value)
+    )
 
 
 async def test_scheduler_reload_keeps_old_entries_on_error(store: Store) -> None:

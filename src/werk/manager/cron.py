@@ -62,6 +62,21 @@ class CronConfigError(WerkError, ValueError):
     """A ``[[cron]]`` entry is invalid; the message names the entry."""
 
 
+class CronNameTakenError(CronConfigError):
+    """Two ``[[cron]]`` entries have one ``name`` (Werk's rule: the name is the entry's
+    stable id, its history and web UI row, so two entries cannot share it).
+
+    Attributes:
+        name: the name.
+        first: the 1-based index of the entry that has it first.
+        index: the 1-based index of the entry that has it again.
+    """
+
+    def __init__(self, message: str, name: str, first: int, index: int) -> None:
+        super().__init__(message)
+        self.name, self.first, self.index = name, first, index
+
+
 @dataclass(frozen=True, slots=True)
 class CronEntry:
     """One ``[[cron]]`` entry, validated.
@@ -174,20 +189,36 @@ def _entry(index: int, raw: Any) -> CronEntry:
 def parse_cron(settings: dict[str, Any]) -> list[CronEntry]:
     """Validate the ``[[cron]]`` entries of the parsed configuration.
 
+    Entries without a ``name`` may be identical (each runs, as in Faktory Enterprise);
+    a ``name`` must be unique.
+
     Raises:
         CronConfigError: an entry is invalid; the message names it (1-based index, name
             or job type, schedule) and says what is wrong.
+        CronNameTakenError: two entries have the same ``name``.
     """
     raw_entries = settings.get("cron", [])
     if not isinstance(raw_entries, list):
         raise CronConfigError("cron must be an array of tables ([[cron]])")
     entries: list[CronEntry] = []
     seen: dict[str, int] = {}
+    named: dict[str, int] = {}
     for index, raw in enumerate(raw_entries, start=1):
         try:
             entry = _entry(index, raw)
         except (ValueError, CronSyntaxError) as exc:
             raise CronConfigError(f"{_where(index, raw)}: {exc}") from exc
+        name = raw.get("name")
+        if name and name in named:
+            raise CronNameTakenError(
+                f"{_where(index, raw)}: the name {name!r} is taken by cron entry"
+                f" {named[name]}; a cron entry's name must be unique",
+                name,
+                named[name],
+                index,
+            )
+        if name:
+            named[name] = index
         seen[entry.id] = seen.get(entry.id, 0) + 1
         if seen[entry.id] > 1:
             entry = CronEntry(

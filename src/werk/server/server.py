@@ -30,7 +30,7 @@ from werk.server.connection import Connection
 from werk.server.cron import attach, check_settings
 from werk.server.outbox import Outbox
 from werk.server.settings import reloaded
-from werk.server.startup import bind_error, startup_lines
+from werk.server.startup import bind_error, startup_lines, startup_warnings
 from werk.server.state import ConnectionState, ReloadHook
 from werk.server.tasks import Tasks
 from werk.server.timings import CommandTimings
@@ -143,6 +143,8 @@ class Server:
         self._start_services()
         for line in startup_lines(self):
             log.info("%s", line)
+        for line in startup_warnings(self.config):
+            log.warning("%s", line)
 
     def _start_services(self) -> None:
         from werk.server.backups import PeriodicBackups

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from werk.errors import JSONDepthError, WerkError, did_you_mean
-from werk.manager.cron import parse_cron
+from werk.manager.cron import CronNameTakenError, parse_cron
 from werk.manager.features import max_result_bytes
 from werk.manager.throttles import parse_throttles
 from werk.protocol import jsonwire
@@ -157,16 +157,27 @@ def conf_files(config_dir: Path) -> list[Path]:
     return sorted((config_dir / "conf.d").glob("*.toml"))
 
 
+def unread_files(config_dir: Path) -> list[Path]:
+    """Return the ``*.toml`` files directly in ``config_dir``: Werk does not read them (as
+    Faktory, it reads only ``conf.d/*.toml``), so the server warns about each."""
+    return sorted(path for path in config_dir.glob("*.toml") if path.is_file())
+
+
 def read_conf_dir(config_dir: Path) -> dict[str, Any]:
     """Read and merge every ``conf.d/*.toml`` of ``config_dir`` (missing: empty).
+
+    Every file may hold every table: the one with ``[werk]`` and ``[storage]`` may hold
+    ``[[cron]]`` and ``[throttles]`` too.
 
     Raises:
         ConfigError: a file cannot be read or is not valid TOML, holds an unknown table or key or an
             invalid entry (a bad ``[[cron]]`` entry, throttle or ``[statsd]`` value; the
-            message starts with the file), or two files define the same table.
+            message starts with the file), two files define the same table, or two
+            ``[[cron]]`` entries have the same ``name`` (naming both files).
     """
     merged: dict[str, Any] = {}
     origin: dict[str, Path] = {}
+    cron_origin: list[tuple[Path, int]] = []
     for path in conf_files(config_dir):
         try:
             document = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -177,6 +188,8 @@ def read_conf_dir(config_dir: Path) -> dict[str, Any]:
         except OSError as exc:  # a directory named *.toml, no permission, an I/O error
             raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
         _check_document(path, document)
+        cron = document.get("cron", [])
+        cron_origin += [(path, index) for index in range(1, len(cron) + 1)]
         for key, value in document.items():
             if key not in merged:
                 merged[key], origin[key] = value, path
@@ -184,7 +197,20 @@ def read_conf_dir(config_dir: Path) -> dict[str, Any]:
                 merged[key] = [*merged[key], *value]
             else:
                 raise ConfigError(f"[{key}] is defined in both {origin[key]} and {path}")
+    _check_cron_names(merged, cron_origin)
     return merged
+
+
+def _check_cron_names(merged: dict[str, Any], cron_origin: list[tuple[Path, int]]) -> None:
+    """Refuse one cron ``name`` in two files, naming both (each file alone was checked)."""
+    try:
+        parse_cron(merged)
+    except CronNameTakenError as exc:
+        (first, at), (path, index) = cron_origin[exc.first - 1], cron_origin[exc.index - 1]
+        raise ConfigError(
+            f'{path}: cron entry {index} ("{exc.name}"): the name {exc.name!r} is taken by'
+            f" cron entry {at} of {first}; a cron entry's name must be unique"
+        ) from exc
 
 
 def _check_document(path: Path, document: dict[str, Any]) -> None:

@@ -2,7 +2,8 @@
 
 :func:`startup_lines` is the few lines an operator reads first: version and environment,
 the store and its durability mode, the configuration
-files read, whether passwords and TLS are on, and both addresses with the web UI's URL.
+files read, whether passwords and TLS are on, and both addresses with the web UI's URL;
+:func:`startup_warnings` names the TOML files put beside ``conf.d`` instead of in it.
 :func:`bind_error` turns a failed ``bind`` into an error that names the address and says
 what to do, since Python's own (``[Errno 98] Address already in use``) names neither.
 """
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from werk import __version__
 from werk.server.config import DURABILITY_MEANING, ServerConfig
-from werk.server.settings import conf_files
+from werk.server.settings import conf_files, unread_files
 
 
 class Server(Protocol):
@@ -105,6 +106,18 @@ def startup_lines(server: Server) -> list[str]:
     else:
         lines.append("Web UI off")
     return lines
+
+
+def startup_warnings(config: ServerConfig) -> list[str]:
+    """Return a warning for each ``*.toml`` directly in the configuration directory: only
+    ``conf.d/*.toml`` is read, so a ``werk.toml`` (with its ``[[cron]]``, say) put there
+    would otherwise be ignored without a word."""
+    if config.config_dir is None:
+        return []
+    return [
+        f"{path} is not read: Werk reads only {config.config_dir / 'conf.d'}/*.toml, move it there"
+        for path in unread_files(config.config_dir)
+    ]
 
 
 class BindError(OSError):
