@@ -190,3 +190,68 @@ async def test_web_bulk_action_with_a_filter_too_long_acts_on_nothing(web: Web) 
     response = await web.post("/dead", {"action": "delete_all", "q": "bulk-dead-1"})
     assert response.status_code == 303
     assert (await web.stats())["sets"]["dead"] == 2
+
+
+# -- Werk's MUTATE target "queue": discard by jids only -----------------------------------
+
+
+def discard_queued(peer: Peer, payload: dict[str, Any]) -> Any:
+    return peer.call("MUTATE " + json.dumps({"cmd": "discard", "target": "queue", **payload}))
+
+
+def test_queue_target_refuses_any_selector_but_jids(seeded: tuple[Peer, dict[str, Any]]) -> None:
+    peer, before = seeded
+    wide: list[Any] = [None, {}, {"regexp": "*"}, {"jobtype": "Test"}, {"jids": None}]
+    mixed = [{"jids": ["seed-waiting"], "regexp": "*"}, {"jids": ["seed-waiting"], "jobtype": "T"}]
+    for flt in [*MALFORMED_FILTERS, *wide, *mixed]:
+        text = error_text(discard_queued(peer, {"queue": "q1", "filter": flt}))
+        assert text.startswith("ERR invalid filter"), (flt, text)
+        assert snapshot(peer) == before, flt
+    text = error_text(discard_queued(peer, {"queue": "q1"}))  # no filter: not "all"
+    assert text.startswith("ERR invalid filter"), text
+    for queue in (None, "", "*", "q1 q2", "q1\u00e9", 5, ["q1"]):
+        text = error_text(discard_queued(peer, {"queue": queue, "filter": {"jids": ["x"]}}))
+        assert "needs a queue" in text, (queue, text)
+        assert snapshot(peer) == before, queue
+    for cmd in ("clear", "kill", "requeue"):
+        payload = {
+            "cmd": cmd,
+            "target": "queue",
+            "queue": "q1",
+            "filter": {"jids": ["seed-waiting"]},
+        }
+        text = error_text(peer.call("MUTATE " + json.dumps(payload)))
+        assert text.startswith("ERR only discard"), (cmd, text)
+        assert snapshot(peer) == before, cmd
+
+
+def test_queue_target_deletes_what_it_names_only(seeded: tuple[Peer, dict[str, Any]]) -> None:
+    peer, before = seeded
+    # Given one job waiting in q1 and one scheduled for q1
+    # When jids name nothing there, nothing changes and the reply counts 0
+    assert discard_queued(peer, {"queue": "q1", "filter": {"jids": []}}) == 0
+    assert discard_queued(peer, {"queue": "q1", "filter": {"jids": ["someone-else"]}}) == 0
+    assert discard_queued(peer, {"queue": "q2", "filter": {"jids": ["seed-waiting"]}}) == 0
+    assert discard_queued(peer, {"queue": "q1", "filter": {"jids": ["seed-scheduled"]}}) == 0
+    assert snapshot(peer) == before
+    # Then the waiting job named in its queue is deleted, and nothing else
+    reply = discard_queued(peer, {"queue": "q1", "filter": {"jids": ["seed-waiting", "x"]}})
+    assert reply == 1
+    after = snapshot(peer)
+    assert after["queues"] == {} and after["sets"] == before["sets"]
+    assert fetch(peer, "q1") is None
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(flt=malformed_filters())
+def test_any_malformed_queue_selector_changes_nothing(
+    seeded: tuple[Peer, dict[str, Any]], flt: Any
+) -> None:
+    peer, before = seeded
+    reply = discard_queued(peer, {"queue": "q1", "filter": flt})
+    assert error_text(reply).startswith("ERR "), reply
+    assert snapshot(peer) == before

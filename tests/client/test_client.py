@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -17,6 +18,7 @@ from werk.client import (
     Job,
     ServerUnreachableError,
     WerkError,
+    task,
 )
 
 
@@ -57,6 +59,38 @@ def test_queue_admin(client: Client) -> None:
     assert client.info()["faktory"]["queues"].get("gone", 0) == 0
 
 
+def test_delete_queued_deletes_a_waiting_job_and_leaves_a_running_one(client: Client) -> None:
+    # Given two jobs in "mail", one of them already fetched by a worker, and one scheduled
+    waiting = client.push(Job("Send", [1], queue="mail"))
+    running = client.push(Job("Send", [2], queue="mail"))
+    later = client.push(Job("Send", [3], queue="mail", at=time.time() + 3600))
+    job = client.fetch("mail")
+    assert job is not None and job["jid"] == waiting
+    # When the client deletes all three from the queue
+    deleted = client.delete_queued("mail", waiting, running, later)
+    # Then only the one still waiting went; the running one still ACKs, the scheduled stays
+    assert deleted == 1
+    assert client.fetch("mail") is None
+    client.ack(waiting)
+    info = client.info()["faktory"]
+    assert info["sets"]["scheduled"] == 1 and info["sets"]["working"] == 0
+    assert client.delete_queued("mail", running) == 0  # gone: nothing to delete
+    with pytest.raises(CommandError, match="needs a queue"):
+        client.delete_queued("no such queue", running)
+    with pytest.raises(ValueError, match="at least one jid"):
+        client.delete_queued("mail")
+
+
+def test_pushed_delete(client: Client) -> None:
+    @task(queue="reports", client=client)
+    def build(name: str) -> None: ...
+
+    pushed = build.push("q3")
+    assert pushed.delete() is True
+    assert pushed.delete() is False
+    assert client.info()["faktory"]["queues"].get("reports", 0) == 0
+
+
 def test_client_survives_a_server_restart(werk_server: ServerProcess, client: Client) -> None:
     client.push(Job("A"))
     werk_server.kill()
@@ -95,6 +129,11 @@ async def test_async_client(werk_server: ServerProcess) -> None:
         assert job is not None
         await client.fail(job["jid"], "E", "m")
         assert (await client.info())["faktory"]["tasks"]["Retries"]["size"] == 1
+        kept = await client.push(Job("D", queue="other"))
+        dropped = await client.push(Job("E", queue="other"))
+        assert await client.delete_queued("other", dropped, "not-there") == 1
+        job = await client.fetch("other")
+        assert job is not None and job["jid"] == kept
 
 
 async def test_async_password(werk_server_factory: Callable[..., ServerProcess]) -> None:

@@ -206,6 +206,11 @@ class AsyncClient:
         """Run MUTATE: ``cmd`` clear/kill/discard/requeue on retries/scheduled/dead."""
         await self._run(CALLS.mutate(cmd, target, filter))
 
+    async def delete_queued(self, queue: str, *jids: str) -> int:
+        """Delete jobs that still wait in ``queue``, by jid; return how many were deleted.
+        A running job is not stopped: see :meth:`werk.client.Client.delete_queued`."""
+        return await self._run(CALLS.delete_queued(queue, jids))
+
     async def pause_queues(self, *names: str) -> None:
         """Pause queues (``"*"`` for all): FETCH skips them until resumed."""
         await self._run(CALLS.queue("PAUSE", names))

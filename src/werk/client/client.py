@@ -229,6 +229,22 @@ class Client:
         """Run MUTATE: ``cmd`` clear/kill/discard/requeue on retries/scheduled/dead."""
         self._run(CALLS.mutate(cmd, target, filter))
 
+    def delete_queued(self, queue: str, *jids: str) -> int:
+        """Delete jobs that still wait in ``queue``, by jid (Celery's ``revoke``, Sidekiq's
+        ``Queue#find_job(jid).delete``); return how many were deleted.
+
+        A job not in that queue now is left alone and not counted: one a worker already
+        fetched keeps running (it is not stopped, and its ACK or FAIL counts as usual), and
+        a scheduled job or one waiting for a retry is in a set, not a queue (use
+        :meth:`mutate` ``discard`` on ``scheduled`` or ``retries``). Werk's extension of
+        MUTATE (docs/protocol.md); a Faktory server refuses it.
+
+        Raises:
+            CommandError: the server refused it (a Faktory server: ``invalid target``).
+            ValueError: no jid given.
+        """
+        return self._run(CALLS.delete_queued(queue, jids))
+
     def pause_queues(self, *names: str) -> None:
         """Pause queues (``"*"`` for all): FETCH skips them until resumed."""
         self._run(CALLS.queue("PAUSE", names))

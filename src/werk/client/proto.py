@@ -107,6 +107,12 @@ def _json_object(reply: Reply) -> dict[str, Any]:
     return value
 
 
+def _int(reply: Reply) -> int:
+    if isinstance(reply, int) and not isinstance(reply, bool):
+        return reply
+    raise _unexpected(reply)
+
+
 def _text_bulk(reply: Reply) -> str:
     if isinstance(reply, Simple):
         return reply.text
@@ -312,6 +318,14 @@ class ClientProtocol:
         if filter is not None:
             payload["filter"] = dict(filter)
         return Call(encode_command(verbs.MUTATE, compact_json(payload)), expect_ok)
+
+    def delete_queued(self, queue: str, jids: Sequence[str]) -> Call[int]:
+        """Werk's ``MUTATE {"cmd":"discard","target":"queue","queue","filter":{"jids"}}``
+        → the number of jobs deleted."""
+        if not jids:
+            raise ValueError("delete_queued needs at least one jid")
+        payload = {"cmd": "discard", "target": "queue", "queue": queue, "filter": {"jids": jids}}
+        return Call(encode_command(verbs.MUTATE, compact_json(payload)), _int)
 
     def queue(self, subcommand: str, names: Sequence[str]) -> Call[None]:
         """``QUEUE PAUSE|RESUME|REMOVE names...`` → ``+OK``."""

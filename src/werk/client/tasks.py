@@ -90,6 +90,11 @@ class Pushed(Generic[R]):
         ``timeout`` seconds): see :meth:`werk.client.Client.job_state`."""
         return self._client().job_state(self.jid, timeout)
 
+    def delete(self) -> bool:
+        """Delete the job if it still waits in its queue; return whether it did. A job a
+        worker already fetched keeps running; see :meth:`werk.client.Client.delete_queued`."""
+        return self._client().delete_queued(self.queue, self.jid) == 1
+
     def _client(self) -> Client:
         return self.client if self.client is not None else default_client()
 

@@ -380,6 +380,13 @@ class Manager:
         """Delete queues and their jobs (``None``: all)."""
         await self.store.remove_queues(names)
 
+    async def delete_queued(self, queue: str, jids: Sequence[str]) -> int:
+        """Delete the listed jobs from a queue if they are still waiting there; return how
+        many were deleted (a job already fetched, scheduled or gone is not touched)."""
+        if not jids:
+            return 0
+        return await self.store.queue_delete(queue, list(jids))
+
     async def latency(self, names: Sequence[str]) -> dict[str, float]:
         """Return, per queue, the age in seconds of its oldest job (0 when empty)."""
         now = self.clock()

@@ -274,9 +274,7 @@ class Queries:
 
     async def delete_queued(self, queue: str, jids: Sequence[str]) -> int:
         """Delete the listed jobs from a queue; return how many were deleted."""
-        if not jids:
-            return 0
-        return await self._store.queue_delete(queue, list(jids))
+        return await self._manager.delete_queued(queue, jids)
 
     # -- busy ----------------------------------------------------------------------
 

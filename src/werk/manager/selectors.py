@@ -3,7 +3,8 @@
 The rule (Werk's, stricter than Faktory where Faktory would widen): a selector that does
 not parse is refused with ``-ERR`` and changes nothing; a selector never names more than a
 valid input spells out. "Everything" is only ever said explicitly: MUTATE without a
-filter (or with ``{}``), ``QUEUE <sub> *`` with ``*`` alone. docs/protocol.md lists where
+filter (or with ``{}``), ``QUEUE <sub> *`` with ``*`` alone. Werk's MUTATE target
+``queue`` never means "everything": it names jobs by jid only. docs/protocol.md lists where
 this differs from Faktory 1.10.
 """
 
@@ -14,11 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from werk.errors import CommandError
+from werk.job import QUEUE_NAME, QUEUE_RULE
 
 FILTER_KEYS = ("jids", "regexp", "jobtype")
 MAX_FILTER_JIDS = 10_000
 """The most jids one MUTATE filter may list."""
 ALL_QUEUES = "*"
+QUEUE_TARGET = "queue"
+"""Werk's MUTATE target for jobs still waiting in a queue (``discard`` by ``jids`` only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +102,27 @@ def queue_selection(names: Sequence[str]) -> list[str] | None:
             raise CommandError("'*' (every queue) must be the only queue name")
         return None
     return listed
+
+
+def queued_selection(cmd: str, payload: dict[str, Any]) -> tuple[str, list[str]]:
+    """Parse a MUTATE on Werk's target ``queue``: the queue name and the jids to discard.
+
+    Only ``discard`` applies, the payload's ``queue`` names one queue (Faktory's rule for
+    names), and the filter must be ``{"jids": [...]}``: no filter, ``{}``, ``regexp`` or
+    ``jobtype`` are refused (deleting a whole queue is ``QUEUE REMOVE``). ``"jids": []``
+    names no job.
+
+    Raises:
+        CommandError: any other command, queue or filter.
+    """
+    if cmd != "discard":
+        raise CommandError(f"only discard applies to target {QUEUE_TARGET} (not {cmd})")
+    queue = payload.get("queue")
+    if not isinstance(queue, str) or not QUEUE_NAME.match(queue):
+        raise CommandError(f"target {QUEUE_TARGET} needs a queue: {QUEUE_RULE}")
+    flt = parse_filter(payload.get("filter"))
+    if flt is None or flt.jids is None or flt.regexp is not None or flt.jobtype is not None:
+        raise CommandError(
+            f'invalid filter: target {QUEUE_TARGET} takes jids only, as {{"jids": [...]}}'
+        )
+    return queue, sorted(flt.jids)

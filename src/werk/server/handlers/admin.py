@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from werk.errors import CommandError
-from werk.manager.selectors import parse_filter, queue_selection
-from werk.protocol.resp import OK, encode_bulk
+from werk.manager.selectors import QUEUE_TARGET, parse_filter, queue_selection, queued_selection
+from werk.protocol.resp import OK, encode_bulk, encode_int
 from werk.server.handlers.parse import object_arg, reply_json, text_arg
 from werk.storage.base import SET_NAMES, SetName
 
@@ -29,13 +29,18 @@ async def flush(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes
 
 async def mutate(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
     """MUTATE {"cmd": "clear|kill|discard|requeue", "target": "retries|scheduled|dead",
-    "filter": {"jids": [...], "regexp": "glob", "jobtype": "..."}}"""
+    "filter": {"jids": [...], "regexp": "glob", "jobtype": "..."}};
+    Werk's MUTATE {"cmd": "discard", "target": "queue", "queue": "...", "filter": {"jids":
+    [...]}} answers ``:n``, the jobs deleted."""
     payload = object_arg(arg, "MUTATE", "invalid format")
     # Faktory's order: the command first, then the target, then the filter.
     cmd = payload.get("cmd")
     if cmd not in MUTATE_COMMANDS:
         raise CommandError("unknown mutate operation")
     target = payload.get("target")
+    if target == QUEUE_TARGET:
+        queue_name, jids = queued_selection(cmd, payload)
+        return encode_int(await server.manager.delete_queued(queue_name, jids))
     if target not in SET_NAMES:
         raise CommandError("invalid target for mutation command")
     flt = parse_filter(payload.get("filter"))
