@@ -8,14 +8,13 @@ Reads take a plain connection. Table layout: see :mod:`werk.storage.sqlite.schem
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
-from functools import lru_cache
 from typing import Any
 
 from werk.storage.base import Entry, Placement, Process, Queued, Scored, SetFilter
+from werk.storage.matching import glob
 from werk.storage.sqlite.batch import Batch
 
 JOB_INSERT = (
@@ -304,54 +303,6 @@ def oldest(conn: sqlite3.Connection, job_ids: Sequence[int]) -> float | None:
     return None if value is None else float(value)
 
 
-# -- Redis-style glob ------------------------------------------------------------------
-
-
-@lru_cache(maxsize=64)
-def glob_regex(pattern: str) -> re.Pattern[bytes]:
-    """Translate a Redis MATCH glob (``*``, ``?``, ``[...]``, ``[^...]``, ``\\x``) to a regex."""
-    out, i, n = [], 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        i += 1
-        if c == "*":
-            out.append(".*")
-        elif c == "?":
-            out.append(".")
-        elif c == "\\" and i < n:
-            out.append(re.escape(pattern[i]))
-            i += 1
-        elif c == "[":
-            part, i = _glob_class(pattern, i)
-            out.append(part)
-        else:
-            out.append(re.escape(c))
-    return re.compile("".join(out).encode(), re.DOTALL)
-
-
-def _glob_class(pattern: str, i: int) -> tuple[str, int]:
-    """Translate a ``[...]`` class starting after the ``[``; return it and the next index."""
-    negate = i < len(pattern) and pattern[i] == "^"
-    i += negate
-    members: list[str] = []
-    while i < len(pattern) and pattern[i] != "]":
-        c = pattern[i]
-        if c == "\\" and i + 1 < len(pattern):
-            members.append(re.escape(pattern[i + 1]))
-            i += 2
-        elif i + 2 < len(pattern) and pattern[i + 1] == "-" and pattern[i + 2] != "]":
-            low, high = sorted((c, pattern[i + 2]))
-            members.append(f"{re.escape(low)}-{re.escape(high)}")
-            i += 3
-        else:
-            members.append(re.escape(c))
-            i += 1
-    body = "".join(members)
-    if not body:
-        return ("[^\\s\\S]" if not negate else "[\\s\\S]"), i + 1
-    return f"[{'^' if negate else ''}{body}]", i + 1
-
-
 def glob_match(pattern: str, body: bytes) -> bool:
     """Whether ``body`` matches the Redis glob ``pattern`` (the ``werk_match`` SQL function)."""
-    return glob_regex(pattern).fullmatch(bytes(body)) is not None
+    return glob(pattern).match(bytes(body))
