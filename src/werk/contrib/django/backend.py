@@ -1,7 +1,7 @@
 """The ``django.tasks`` backend: enqueue pushes a Werk job, get_result reads RESULT.
 
-Settings (``TASKS[alias]``): ``QUEUES`` (the queue names tasks may use; Werk's rule
-``[a-zA-Z0-9._-]+`` applies too), and ``OPTIONS``: ``URL`` (the Werk server, default
+Settings (``TASKS[alias]``): ``QUEUES`` (the queue names tasks may use; the server's rule,
+:data:`werk.job.QUEUE_NAME`, applies too), and ``OPTIONS``: ``URL`` (the Werk server, default
 ``WERK_URL``/``FAKTORY_URL`` or ``tcp://localhost:7419``), ``RESULT_TTL`` (seconds a
 finished task's result is kept, default 86400, at most 30 days) and ``RETRY`` (how often a
 failing task is retried, default 0: as in Django, a task that raised is FAILED).
@@ -22,8 +22,8 @@ from django.tasks.signals import task_enqueued
 from django.utils import timezone
 
 from werk.client import Client
-from werk.contrib.django.jobs import QUEUE_NAME, job_payload, task_result
-from werk.job import new_jid
+from werk.contrib.django.jobs import job_payload, task_result
+from werk.job import QUEUE_NAME, QUEUE_RULE, new_jid
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -62,11 +62,8 @@ class WerkBackend(BaseTaskBackend):
             InvalidTask: the task cannot run on this backend.
         """
         super().validate_task(task)
-        if not QUEUE_NAME.fullmatch(task.queue_name):
-            raise InvalidTask(
-                f"Queue name {task.queue_name!r} is not valid for Werk: it must match"
-                " [a-zA-Z0-9._-]+."
-            )
+        if not QUEUE_NAME.match(task.queue_name):
+            raise InvalidTask(f"Queue name {task.queue_name!r} is not valid for Werk: {QUEUE_RULE}")
 
     def enqueue(
         self, task: Task[P, R], args: list[Any], kwargs: dict[str, Any]
@@ -133,11 +130,11 @@ class WerkBackend(BaseTaskBackend):
                     id="werk.E001",
                 )
             )
-        bad = sorted(name for name in self.queues if not QUEUE_NAME.fullmatch(name))
+        bad = sorted(name for name in self.queues if not QUEUE_NAME.match(name))
         if bad:
             errors.append(
                 CheckError(
-                    f"Queue names must match [a-zA-Z0-9._-]+: {', '.join(bad)}",
+                    f"Invalid queue names {', '.join(bad)}: {QUEUE_RULE}",
                     obj=f"TASKS[{self.alias!r}]",
                     id="werk.E002",
                 )

@@ -30,8 +30,6 @@ from werk.job import format_time, parse_time
 
 CUSTOM_KEY = "django"
 """The key of ``custom`` holding a Django task's keyword arguments and backend alias."""
-QUEUE_NAME = re.compile(r"[a-zA-Z0-9._-]+")
-"""Werk's (and Faktory's) rule for queue names."""
 STATUS: dict[str, TaskResultStatus] = {
     "queued": TaskResultStatus.READY,
     "scheduled": TaskResultStatus.READY,

@@ -296,6 +296,10 @@ class Validation(SimpleTestCase):
         self.assertEqual(tasks.add.using(queue_name="any.queue-1").queue_name, "any.queue-1")
         with self.assertRaisesMessage(InvalidTask, "not valid for Werk"):
             tasks.add.using(queue_name="two words")
+        # werk.job.QUEUE_NAME's \Z: a name ending in a newline is refused as the server does
+        rule = "queue names must match \\A[a-zA-Z0-9._-]+\\z"
+        with self.assertRaisesMessage(InvalidTask, rule):
+            tasks.add.using(queue_name="mail\n")
 
     @override_settings(
         TASKS={
