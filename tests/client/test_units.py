@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from werk.client import Job, Middleware, Worker, current_job
+from werk.client import Job, Middleware, UnknownJobTypeError, Worker, current_job
+from werk.client.job import job_dict
 from werk.client.queues import QueueOrder, parse_queue
 from werk.client.runner import Registration, Runner, backtrace_lines, unknown_jobtype_message
 from werk.client.testing import InlineClient
@@ -201,3 +202,18 @@ def test_an_unknown_jobtype_names_its_queue_and_at_most_ten_known_jobtypes() -> 
         " push it to a queue that only workers running it fetch"
     )
     assert "this worker runs none)" in unknown_jobtype_message({"jobtype": "add"}, {})
+
+
+def test_inline_client_and_worker_say_the_same_of_an_unknown_jobtype() -> None:
+    worker = Worker("tcp://localhost:1")
+    worker.add("add", print)
+    job = Job("Nope", [1], queue="mail")
+    with pytest.raises(UnknownJobTypeError) as inline:
+        InlineClient(worker).push(job)
+    report, _ = asyncio.run(Runner(worker.registry, []).run(job_dict(job)))
+    sent = json.loads(report.data[len(b"FAIL ") :])
+    assert sent["errtype"] == "UnknownJobTypeError"
+    assert str(inline.value) == sent["message"]
+    assert sent["message"].startswith(
+        "no function registered for jobtype 'Nope' (from queue 'mail'"
+    )

@@ -60,6 +60,13 @@ def current_job() -> dict[str, Any] | None:
 class UnknownJobTypeError(Exception):
     """A job arrived whose ``jobtype`` no function was registered for."""
 
+    @classmethod
+    def for_job(cls, job: dict[str, Any], registry: dict[str, Registration]) -> UnknownJobTypeError:
+        """The error for ``job`` given ``registry``, with :func:`unknown_jobtype_message`:
+        the one text the worker FAILs the job with and
+        :class:`~werk.client.testing.InlineClient` raises."""
+        return cls(unknown_jobtype_message(job, registry))
+
 
 class JobTimeoutError(Exception):
     """A job ran past its timeout; reported with errtype ``JobTimeout``."""
@@ -280,7 +287,7 @@ class Runner:
         jobtype = job.get("jobtype", "")
         entry = self.registry.get(jobtype)
         if entry is None:
-            exc = UnknownJobTypeError(unknown_jobtype_message(job, self.registry))
+            exc = UnknownJobTypeError.for_job(job, self.registry)
             log.error("job %s %s: %s", job.get("jid"), jobtype, exc, extra=_extra(job))
             return self._last(job, exc, fail_call(job, exc), None), None
         # One level check per job (DEBUG implies INFO); the common case builds no ``extra``.

@@ -47,13 +47,14 @@ class InlineClient:
         """Run the job now; return its jid.
 
         Raises:
-            UnknownJobTypeError: no function is registered for the jobtype.
+            UnknownJobTypeError: no function is registered for the jobtype (the message
+                is the one a real worker FAILs the job with).
             Exception: whatever the job raised, when ``raise_errors`` is set.
         """
         payload = job_dict(job)
         entry = self.worker.registry.get(payload.get("jobtype", ""))
         if entry is None:
-            raise UnknownJobTypeError(f"no function registered for {payload.get('jobtype')!r}")
+            raise UnknownJobTypeError.for_job(payload, self.worker.registry)
         runner = Runner(self.worker.registry, self.worker.middleware)
         if entry.is_async:
             error, _ = asyncio.run(runner._run_async(entry, payload))
