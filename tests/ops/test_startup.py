@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -58,6 +59,40 @@ def test_startup_lines_say_what_an_operator_needs(
         "password on, web UI password on, TLS off",
         f"Web UI on http://127.0.0.1:{web}/",
     ]
+
+
+SAMPLE = Path(__file__).parents[2] / "packaging" / "conf.d" / "werk.toml"
+
+
+@pytest.mark.parametrize("password", [None, "s3cret"])
+def test_the_sample_configuration_in_a_new_home_warns_of_ports_open_without_a_password(
+    sqlite_server_factory: Callable[..., ServerProcess], tmp_path: Path, password: str | None
+) -> None:
+    # Given a new user's home with the sample configuration copied where its header says
+    # (development: ~/.werk/conf.d/werk.toml; it binds every interface, 0.0.0.0)
+    home = tmp_path / "home"
+    (home / ".werk" / "conf.d").mkdir(parents=True)
+    shutil.copy(SAMPLE, home / ".werk" / "conf.d" / "werk.toml")
+    # When werk server starts with it on every interface (free ports), with no password
+    server = sqlite_server_factory(
+        start=False, password=password, web=True, env={"HOME": str(home)}
+    )
+    server.host = "0.0.0.0"
+    server.start()
+    assert server.stop() == 0  # the whole log of the start is in
+    lines = log_lines(server)
+    assert f"configuration files read: {home / '.werk' / 'conf.d' / 'werk.toml'}" in lines
+    # Then the start warns that anyone on the network can use both ports, unless a
+    # password is set
+    warnings = [line for line in server.log.decode().splitlines() if line.startswith("W ")]
+    assert [line.split(" ", 2)[2].split(":")[0] for line in warnings] == (
+        [
+            "the work protocol listens on 0.0.0.0 without a password",
+            "the web UI listens on 0.0.0.0 without a password",
+        ]
+        if password is None
+        else []
+    )
 
 
 def test_startup_lines_without_files_with_tls_and_no_web_ui(

@@ -3,7 +3,8 @@
 :func:`startup_lines` is the few lines an operator reads first: version and environment,
 the store and its durability mode, the configuration
 files read, whether passwords and TLS are on, and both addresses with the web UI's URL;
-:func:`startup_warnings` names the TOML files put beside ``conf.d`` instead of in it.
+:func:`startup_warnings` names a port open to the network without a password, and the TOML
+files put beside ``conf.d`` instead of in it.
 :func:`bind_error` turns a failed ``bind`` into an error that names the address and says
 what to do, since Python's own (``[Errno 98] Address already in use``) names neither.
 """
@@ -11,6 +12,7 @@ what to do, since Python's own (``[Errno 98] Address already in use``) names nei
 from __future__ import annotations
 
 import errno
+import ipaddress
 import os
 import platform
 import ssl
@@ -109,15 +111,37 @@ def startup_lines(server: Server) -> list[str]:
 
 
 def startup_warnings(config: ServerConfig) -> list[str]:
-    """Return a warning for each ``*.toml`` directly in the configuration directory: only
-    ``conf.d/*.toml`` is read, so a ``werk.toml`` (with its ``[[cron]]``, say) put there
-    would otherwise be ignored without a word."""
-    if config.config_dir is None:
-        return []
-    return [
-        f"{path} is not read: Werk reads only {config.config_dir / 'conf.d'}/*.toml, move it there"
-        for path in unread_files(config.config_dir)
-    ]
+    """Return the warnings of a start: a port open beyond this machine without a password
+    (development needs none, and the sample configuration binds ``0.0.0.0``), and each
+    ``*.toml`` directly in the configuration directory (only ``conf.d/*.toml`` is read, so a
+    ``werk.toml`` put there, with its ``[[cron]]`` say, would be ignored without a word)."""
+    warnings = []
+    if not config.password and not _loopback(config.binding[0]):
+        warnings.append(
+            f"the work protocol listens on {config.binding[0]} without a password: anyone who"
+            " reaches the port can push, fetch and delete jobs; set one (WERK_PASSWORD,"
+            " [werk] password) or bind localhost"
+        )
+    web = config.web_binding
+    if web is not None and not (config.web_password or config.password) and not _loopback(web[0]):
+        warnings.append(
+            f"the web UI listens on {web[0]} without a password: anyone who reaches the port"
+            " can delete jobs; set one (WERK_WEB_PASSWORD, [web] password) or bind localhost"
+        )
+    if config.config_dir is not None:
+        warnings += [
+            f"{path} is not read: Werk reads only {config.config_dir / 'conf.d'}/*.toml,"
+            " move it there"
+            for path in unread_files(config.config_dir)
+        ]
+    return warnings
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class BindError(OSError):
