@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -93,27 +94,65 @@ def delete_prefix(prefix: str) -> None:
 def shared_postgres() -> Iterator[str]:
     """A ``--storage`` URL naming a fresh schema of the session's PostgreSQL database
     (``tests/pg.py``), dropped after the test."""
-    require(pg.pg_available(), f"PostgreSQL at {pg.PG_ADMIN} is not reachable")
-    schema = pg.new_schema()
-    yield pg.schema_url(schema)
-    pg.drop_schema(schema)
+    with backend_storage("postgres") as url:
+        assert url is not None
+        yield url
 
 
-@pytest.fixture(params=["sqlite", "redis", "postgres"])
-def backend(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """The storage of the servers a test starts: the embedded SQLite store, a Redis key
-    prefix of its own, or a PostgreSQL schema of its own (a ``--storage`` URL), deleted
-    after the test."""
-    if request.param == "sqlite":
+BACKENDS = ["sqlite", "redis", "postgres"]
+
+
+@contextmanager
+def backend_storage(name: str) -> Iterator[str | None]:
+    """The ``--storage`` URL of fresh data on backend ``name`` (``None``: the embedded
+    SQLite store in the server's data directory): a Redis key prefix or a PostgreSQL schema
+    of its own, deleted at the end."""
+    if name == "sqlite":
         yield None
         return
-    if request.param == "postgres":
-        yield request.getfixturevalue("shared_postgres")
+    if name == "postgres":
+        require(pg.pg_available(), f"PostgreSQL at {pg.PG_ADMIN} is not reachable")
+        schema = pg.new_schema()
+        yield pg.schema_url(schema)
+        pg.drop_schema(schema)
         return
     require(redis_available(), "Redis at 127.0.0.1:6379 is not reachable")
     prefix = f"werktest:{uuid4().hex}:"
     yield f"{REDIS_URL}?prefix={prefix}"
     delete_prefix(prefix)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The storage of the servers a test starts: the embedded SQLite store, a Redis key
+    prefix of its own, or a PostgreSQL schema of its own (a ``--storage`` URL), deleted
+    after the test."""
+    with backend_storage(request.param) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """One ``werk server`` per backend for a whole module, for tests that each FLUSH it
+    first (``flushed_peer``) and change nothing a later test could see but the store's
+    contents: a server start costs more than most such tests."""
+    with backend_storage(request.param) as url:
+        extra = ["--storage", url] if url is not None else []
+        server = ServerProcess(tmp_path_factory.mktemp("module-server"), extra_args=extra)
+        yield server.start()
+        server.kill()
+
+
+@pytest.fixture
+def flushed_peer(module_server: ServerProcess) -> Peer:
+    """A raw peer that has said HELLO (no wid) to ``module_server``, emptied by FLUSH:
+    the test starts on an empty store, as on a server of its own."""
+    conn = Peer(module_server.host, module_server.port)
+    assert conn.hello() == Simple("OK")
+    assert conn.call("FLUSH") == Simple("OK")
+    return conn
 
 
 SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

@@ -212,8 +212,8 @@ def test_status_of_rate_limiters(peer: Peer) -> None:
         ("LIMIT STATUS", "a limiter needs a name"),
     ],
 )
-def test_bad_arguments(peer: Peer, line: str, message: str) -> None:
-    text = error_text(peer.call(line))
+def test_bad_arguments(flushed_peer: Peer, line: str, message: str) -> None:
+    text = error_text(flushed_peer.call(line))
     assert text.startswith("ERR ") and message in text, text
 
 

@@ -55,11 +55,11 @@ from werk.protocol.resp import Simple
         ("TRACK FROB x", "ERR no such TRACK subcommand: FROB"),
     ],
 )
-def test_error_replies(peer: Peer, line: str, error: str) -> None:
-    text = error_text(peer.call(line))
+def test_error_replies(flushed_peer: Peer, line: str, error: str) -> None:
+    text = error_text(flushed_peer.call(line))
     assert text.startswith(error), text
     # The connection carries on after every error.
-    assert peer.call(push_line("after-err1")) == Simple("OK")
+    assert flushed_peer.call(push_line("after-err1")) == Simple("OK")
 
 
 def test_line_over_the_limit_errors_then_closes(
