@@ -1,5 +1,6 @@
 """The examples of the user docs work: the batch examples of docs/enterprise.md and the
-limiter example of docs/cron-and-limits.md run against a real server, the configuration
+limiter example of docs/cron-and-limits.md run against a real server, the testing example of
+docs/howto/web-frameworks.md runs with no server, the configuration
 examples of docs/cron-and-limits.md (and the sample file's) are accepted by the server's own
 checks, and a bucket limiter behaves at a boundary as that page says."""
 
@@ -131,3 +132,25 @@ def check_bucket_boundary(url: str) -> None:
         with pytest.raises(RateLimited):
             with limiter(client, "doc-window", kind="window", limit=2, period=10):
                 pass
+
+
+def test_inline_testing_example_runs_the_job_in_the_test(tmp_path: Path) -> None:
+    # docs/howto/web-frameworks.md's "Testing your app": no server at all; WERK_URL names
+    # a closed port, so a push that reached for a real Client would fail.
+    work = tmp_path / "example"
+    blocks = blocks_run_by("tests/test_doc_examples.py", "docs/howto/web-frameworks.md")
+    assert write_files(blocks, work) == {"test_signup.py"}
+    (work / "run_test.py").write_text(
+        "import test_signup\n\ntest_signup.test_signup_sends_the_welcome_mail()\nprint('ok')\n"
+    )
+    env = {**os.environ, "WERK_URL": "tcp://127.0.0.1:9"}
+    assert run_script("run_test.py", work, env).strip() == "ok"
+    # and mypy reports the InlineClient as the page says
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "test_signup.py"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "[arg-type]" in done.stdout and done.stdout.count("error:") == 1, done.stdout

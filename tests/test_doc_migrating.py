@@ -33,6 +33,8 @@ def test_celery_examples_run_on_a_worker(tmp_path: Path) -> None:
             out = run_script("shop_push.py", work, env)
             # Then the revoked job is gone from the scheduled set
             assert "scheduled: 0" in out
+            # and the job still waiting in its queue was deleted
+            assert "deleted: True" in out
             # and the chain ran in order, the chord's callback summed the parts' results,
             # and the job with retry=-1 reached the dead set once, calling the hook
             wait_until(lambda: "invoice total 11" in worker.text, timeout=20)
@@ -44,6 +46,7 @@ def test_celery_examples_run_on_a_worker(tmp_path: Path) -> None:
             with Client(server.url) as client:
                 sets = client.info()["faktory"]["sets"]
             assert sets["dead"] == 1 and sets["retries"] == 0 and sets["scheduled"] == 0
+            assert client.info()["faktory"]["queues"].get("shop-later", 0) == 0
         finally:
             worker.stop()
     finally:
