@@ -82,7 +82,8 @@ def client_of(server: Server, **kwargs: Any) -> httpx.AsyncClient:
 
 @pytest.fixture
 async def web(tmp_path: Path, backend: str | None) -> AsyncIterator[Web]:
-    """A running server without a password (on SQLite, then on Redis) and a web client."""
+    """A running server without a password (on each backend of the ``backend`` fixture)
+    and a web client."""
     server = await start_server(tmp_path / "data", storage_url=backend)
     async with client_of(server) as client:
         yield Web(server, client)

@@ -12,6 +12,7 @@ from pathlib import Path
 import jinja2
 import pytest
 
+from tests.conftest import SQLITE_ONLY
 from tests.webui.conftest import Web
 from werk.webui import i18n
 
@@ -105,6 +106,7 @@ def test_language_from_accept_language(header: str, lang: str) -> None:
     assert i18n.choose(header) == lang
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(
     ("header", "lang", "words"),
     [
@@ -131,6 +133,7 @@ async def test_pages_follow_accept_language(
     assert missing.status_code == 404 and f'<html lang="{lang}">' in missing.text
 
 
+@SQLITE_ONLY
 async def test_notices_and_relative_times_are_translated(web: Web) -> None:
     await web.fail("retry-00001")
     token = await web.token()

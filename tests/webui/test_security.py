@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import SQLITE_ONLY
 from tests.webui.conftest import Web, client_of, start_server
 from werk.webui.security import authorized
 
@@ -56,6 +57,7 @@ async def test_server_password_is_used_without_a_web_password(tmp_path: Path) ->
         await server.stop()
 
 
+@SQLITE_ONLY
 async def test_action_without_a_token_is_refused(web: Web) -> None:
     await web.push("job-000001")
     await web.token()  # the browser holds the cookie, but the form lacks the token
@@ -64,6 +66,7 @@ async def test_action_without_a_token_is_refused(web: Web) -> None:
     assert (await web.stats())["total_enqueued"] == 1
 
 
+@SQLITE_ONLY
 async def test_action_with_a_wrong_token_is_refused(web: Web) -> None:
     await web.fail("retry-000001")
     await web.token()
@@ -72,6 +75,7 @@ async def test_action_with_a_wrong_token_is_refused(web: Web) -> None:
     assert (await web.stats())["sets"]["retries"] == 1
 
 
+@SQLITE_ONLY
 async def test_action_without_the_cookie_is_refused(web: Web) -> None:
     await web.push("job-000001")
     token = await web.token()
@@ -90,6 +94,7 @@ CROSS_SITE = [
 ]
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("headers", CROSS_SITE)
 async def test_cross_site_action_is_refused_even_with_a_token(
     web: Web, headers: dict[str, str]
@@ -112,6 +117,7 @@ SAME_SITE = [
 ]
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("headers", SAME_SITE)
 async def test_same_site_action_with_a_token_is_done(web: Web, headers: dict[str, str]) -> None:
     await web.push("job-000001")
@@ -121,6 +127,7 @@ async def test_same_site_action_with_a_token_is_done(web: Web, headers: dict[str
     assert response.status_code == 303
 
 
+@SQLITE_ONLY
 async def test_the_token_cookie_is_set_once_and_http_only(web: Web) -> None:
     first = await web.client.get("/")
     cookie = first.headers["set-cookie"]
@@ -129,6 +136,7 @@ async def test_the_token_cookie_is_set_once_and_http_only(web: Web) -> None:
     assert "set-cookie" not in again.headers
 
 
+@SQLITE_ONLY
 async def test_script_name_prefixes_links_and_redirects(web: Web) -> None:
     # Given a proxy that passes /werk/... unchanged and says so in X-Script-Name
     headers = {"X-Script-Name": "/werk"}
@@ -146,12 +154,14 @@ async def test_script_name_prefixes_links_and_redirects(web: Web) -> None:
     assert response.headers["location"] == "/werk/queues?done=pause"
 
 
+@SQLITE_ONLY
 async def test_a_bad_script_name_is_ignored(web: Web) -> None:
     headers = {"X-Script-Name": '"><script>alert(1)</script>'}
     page = await web.client.get("/queues", headers=headers)
     assert page.status_code == 200 and "<script>alert" not in page.text
 
 
+@SQLITE_ONLY
 async def test_actions_are_post_only(web: Web) -> None:
     response = await web.client.get("/busy", params={"wid": "all", "signal": "terminate"})
     assert response.status_code == 200
