@@ -246,5 +246,10 @@ async def test_a_server_on_another_machine_counts_until_its_record_expires(
         # Then it counts while the record lives, and the process is not listed after
         assert await conns(server, "w-far") == 3
         await until(partial(_counted, server, "w-far", None), timeout=5)
+        # But its record stays: a server that only stalled past the expiry writes its
+        # liveness record again and counts again
+        assert await server.store.get_process("w-far") is not None
+        await server.store.put_record(SERVER_PREFIX + "far:7419", far_server(), 60, time.time())
+        assert await conns(server, "w-far") == 3
     finally:
         await server.stop()

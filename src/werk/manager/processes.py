@@ -18,9 +18,11 @@ when it stops, so a stopped server stops counting at once and a crashed one with
 
 Records are not state to keep across a restart (Faktory keeps heartbeats in memory,
 Sidekiq expires them after 60 s): when a server starts (:meth:`Processes.start`) it drops
-its own links (its connections died with it), the links older than 60 s or of servers that
-are gone, and the records left with no link or silent for over 60 s -- so a restored backup
-brings back no process.
+its own links (its connections died with it), the links older than 60 s, and the records
+left with no link or silent for over 60 s -- so a restored backup brings back no process.
+The links of a server that is gone stay in the records until then (a server that merely
+stalled past its liveness record's expiry must not lose its processes' records), but
+:meth:`Processes.list` neither counts them nor shows a process counted only by them.
 """
 
 from __future__ import annotations
@@ -108,17 +110,11 @@ class Processes:
             await self.servers.announce(self.key)
         now = self._clock()
         gone = 0
-        found = await self._store.processes()
-        servers = await self._live()
-        for process in found:
+        for process in await self._store.processes():
             async with self._lock(process.wid):
                 before = process.links
                 process.links = {
-                    k: v
-                    for k, v in before.items()
-                    if k != self.key
-                    and v[1] >= now - HEARTBEAT_TTL
-                    and (servers is None or k in servers)
+                    k: v for k, v in before.items() if k != self.key and v[1] >= now - HEARTBEAT_TTL
                 }
                 process.connections = live_connections(process, now)
                 silent = process.last_beat < now - HEARTBEAT_TTL
@@ -209,18 +205,13 @@ class Processes:
 
     async def disconnect(self, wid: str) -> None:
         """Note that a connection of ``wid`` closed (it is no longer counted as open);
-        forget the process when no running server holds a connection of it."""
+        forget the process when no server holds a connection of it."""
         async with self._lock(wid):
             process = await self._store.get_process(wid)
             now = self._clock()
             if process is None or (self._open(wid) > 0 and self._current(process, now)):
                 return
             self._count(process, now)
-            if self._open(wid) <= 0:
-                servers = await self._live()
-                if servers is not None:
-                    process.links = {k: v for k, v in process.links.items() if k in servers}
-                    process.connections = live_connections(process, now)
             if process.connections <= 0:
                 await self._store.delete_process(wid)
             else:
@@ -253,7 +244,7 @@ class Processes:
         """Return every known process, the most recently started first, each with its
         ``connections`` counted now (stale links left out). On a shared store a process
         whose connections were all on servers that are gone is left out too (its record
-        goes once it is silent for 60 s, or when it says HELLO again)."""
+        stays until it is silent for 60 s; a HELLO to a running server shows it again)."""
         now = self._clock()
         found = await self._store.processes()
         servers = await self._live()
@@ -272,16 +263,13 @@ class Processes:
 
     async def stop(self) -> None:
         """A clean stop: delete this server's liveness record and its links, and forget
-        the processes no running server holds a connection of. Call it once the
-        connections are closed."""
+        the processes left with no link written in the last 60 s. Call it once the
+        connections are closed, and the periodic tasks (which rewrite the record) stopped."""
         if self.exclusive:
             return
         await self.servers.withdraw()
-        found = await self._store.processes()
-        servers = await self.servers.live()
-        servers.discard(self.key)
         now = self._clock()
-        for listed in found:
+        for listed in await self._store.processes():
             if self.key not in listed.links:
                 continue
             async with self._lock(listed.wid):
@@ -289,7 +277,7 @@ class Processes:
                 if process is None:
                     continue
                 process.links.pop(self.key, None)
-                process.connections = live_connections(process, now, servers)
+                process.connections = live_connections(process, now)
                 if process.connections <= 0:
                     await self._store.delete_process(process.wid)
                 else:
