@@ -158,3 +158,23 @@ async def test_a_hook_that_raises_is_logged_and_changes_nothing(
     info = client.info()["faktory"]
     assert info["sets"]["dead"] == 1 and info["total_failures"] == 1
     assert not task_.done()
+
+
+@SQLITE_ONLY
+async def test_a_result_refused_as_too_large_on_the_last_run_calls_the_hooks(
+    werk_server: ServerProcess, client: Client, start_worker: Start
+) -> None:
+    # The worker's ACK carried a result over the server's 1 MiB limit; the FAIL it sends
+    # instead (errtype ResultTooLarge) is the job's last one with retry 0
+    calls: list[tuple[str, str]] = []
+    worker = Worker(werk_server.url, concurrency=1)
+
+    @worker.register(on_retries_exhausted=lambda job, exc: calls.append((job["jid"], str(exc))))
+    def huge() -> str:
+        return "x" * (1024 * 1024 + 10)
+
+    jid = client.push(Job("huge", [], retry=0, result_ttl=60))
+    start_worker(worker)
+    await async_wait_until(lambda: calls, timeout=15)
+    await asyncio.sleep(0.3)
+    assert len(calls) == 1 and calls[0][0] == jid and "over the limit" in calls[0][1]

@@ -121,7 +121,7 @@ class Processor:
             return
         # If this FAIL is lost too, the job stays reserved until it expires, then retries.
         try:
-            self._check_report(fail, (await conn.pipeline([fail]))[0])
+            await self._delivered(fail, (await conn.pipeline([fail]))[0])
         except CONNECTION_ERRORS as exc:
             self.connector.lost(f"processor {self.index}", exc, self._conn)
 
@@ -130,13 +130,13 @@ class Processor:
             self._conn = await self.connector.connect(f"processor {self.index}")
         return self._conn
 
-    @staticmethod
-    def _check_report(report: Call[None], outcome: Any) -> Call[None] | None:
+    def _check_report(self, report: Call[None], outcome: Any) -> Call[None] | None:
         """Log a refused ACK or FAIL; return the FAIL to send for an ACK whose result
         the server refused as too large (the job is still reserved then)."""
         if isinstance(outcome, ResultTooLargeError) and isinstance(report, ResultAck):
             report.log_refused(RESULT_TOO_LARGE_ERRTYPE, outcome.message)
-            return CALLS.fail(report.jid, RESULT_TOO_LARGE_ERRTYPE, outcome.message)
+            fail = CALLS.fail(report.jid, RESULT_TOO_LARGE_ERRTYPE, outcome.message)
+            return self.runner.last_fail(report.job, outcome, fail, RESULT_TOO_LARGE_ERRTYPE)
         if isinstance(outcome, CommandError):
             # ACK/FAIL after a reservation expired answers "Job not found": nothing to redo.
             verb, _, rest = report.data.partition(b" ")

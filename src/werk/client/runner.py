@@ -26,7 +26,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from werk.client.client import CALLS
@@ -183,6 +183,8 @@ class ResultAck(Call[None]):
     jid: str = ""
     jobtype: str = ""
     elapsed: float = 0.0
+    job: dict[str, Any] = field(default_factory=dict)
+    """The payload as fetched (for the FAIL sent instead if the server refuses the result)."""
 
     def answered(self, outcome: Any) -> None:
         """Log the job's "done" line if the server accepted the ACK (answered ``None``);
@@ -220,7 +222,8 @@ def result_ack(job: dict[str, Any], value: Any, elapsed: float) -> ResultAck:
         call = CALLS.ack(jid, value)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"the job's return value cannot be stored as JSON: {exc}") from exc
-    return ResultAck(call.data, call.parse, call.wait, jid, str(job.get("jobtype", "")), elapsed)
+    jobtype = str(job.get("jobtype", ""))
+    return ResultAck(call.data, call.parse, call.wait, jid, jobtype, elapsed, job)
 
 
 KNOWN_SHOWN = 10
@@ -289,7 +292,7 @@ class Runner:
         if entry is None:
             exc = UnknownJobTypeError.for_job(job, self.registry)
             log.error("job %s %s: %s", job.get("jid"), jobtype, exc, extra=_extra(job))
-            return self._last(job, exc, fail_call(job, exc), None), None
+            return self.last_fail(job, exc, fail_call(job, exc)), None
         # One level check per job (DEBUG implies INFO); the common case builds no ``extra``.
         verbose = log.isEnabledFor(logging.INFO)
         if verbose and log.isEnabledFor(logging.DEBUG):
@@ -318,22 +321,24 @@ class Runner:
             except (TypeError, ValueError) as exc:
                 error = exc
         report = self._failed(job, error, time.perf_counter() - started)
-        return self._last(job, error, report, entry), lingering
+        return self.last_fail(job, error, report), lingering
 
-    def _last(
+    def last_fail(
         self,
         job: dict[str, Any],
         error: BaseException,
         report: Call[None],
-        entry: Registration | None,
+        errtype: str | None = None,
     ) -> Call[None]:
-        """The FAIL ``report``, as a :class:`~werk.client.exhausted.LastFail` when it ends
-        the job's retries and retries-exhausted hooks wait for it."""
+        """The FAIL ``report`` of ``error`` (sent with ``errtype``, else the error's own),
+        as a :class:`~werk.client.exhausted.LastFail` when it ends the job's retries and
+        retries-exhausted hooks (its jobtype's, the middleware's) wait for it."""
         hooks = self._exhausted
+        entry = self.registry.get(job.get("jobtype", ""))
         if entry is not None and entry.on_retries_exhausted is not None:
             hooks = [entry.on_retries_exhausted, *hooks]
         dead = bool(_fail_fields(error).get("dead"))
-        return last_fail(report, job, error, reported_errtype(error), dead, hooks)
+        return last_fail(report, job, error, errtype or reported_errtype(error), dead, hooks)
 
     async def _in_thread(
         self, entry: Registration, job: dict[str, Any], timeout: float | None
