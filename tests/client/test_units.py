@@ -162,6 +162,30 @@ def test_register_forms() -> None:
     assert worker.registry["Named"].is_async and not worker.registry["plain"].is_async
 
 
+def test_two_functions_cannot_share_a_jobtype() -> None:
+    """Two tasks named after their functions (``send`` in two modules) must not silently
+    replace each other: the second registration names both functions."""
+    from werk.client import task
+
+    worker = Worker("tcp://localhost:1")
+
+    def first(a: int) -> None: ...
+
+    def second(a: str) -> None: ...
+
+    second.__name__ = "first"  # the same function name, as in another module
+    worker.include(task(first))
+    with pytest.raises(ValueError) as raised:
+        worker.include(task(second))
+    message = str(raised.value)
+    assert "'first'" in message and "first" in message and "second" in message
+    assert "name=" in message
+    assert worker.registry["first"].func is first
+    worker.include(task(first))  # the same function again is fine
+    worker.add("first", first, timeout=5)
+    assert worker.registry["first"].timeout == 5
+
+
 def test_inline_client_runs_jobs_at_once() -> None:
     worker = Worker("tcp://localhost:1")
     results: list[int] = []

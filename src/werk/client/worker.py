@@ -160,11 +160,21 @@ class Worker:
         timeout: float | None = None,
         on_retries_exhausted: ExhaustedHook | None = None,
     ) -> F:
-        """Register ``func`` for jobs of type ``jobtype``; return ``func``.
+        """Register ``func`` for jobs of type ``jobtype``; return ``func``. Registering the
+        same function again replaces its options.
 
         Raises:
-            ValueError: ``timeout`` is not positive.
+            ValueError: ``timeout`` is not positive, or another function already has
+                ``jobtype`` (two tasks named after their functions, ``send`` in two
+                modules, say: give one a ``name``).
         """
+        known = self.registry.get(jobtype)
+        if known is not None and known.func is not func:
+            raise ValueError(
+                f"jobtype {jobtype!r} is already registered for {_qualified(known.func)}; "
+                f"{_qualified(func)} needs another name (@task(name=...) or "
+                "register('Name'))"
+            )
         self.registry[jobtype] = Registration.of(jobtype, func, timeout, on_retries_exhausted)
         return func
 
@@ -460,3 +470,9 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
         return None
     factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
     return factory
+
+
+def _qualified(func: Callable[..., Any]) -> str:
+    """``module.qualname`` of a function, for messages."""
+    module = getattr(func, "__module__", None) or "?"
+    return f"{module}.{getattr(func, '__qualname__', repr(func))}"
