@@ -29,6 +29,11 @@ def log_lines(server: ServerProcess) -> list[str]:
     return [line.split(" ", 2)[2] for line in server.log.decode().splitlines()]
 
 
+def store_line(server: ServerProcess) -> str:
+    """The startup block's ``store: ...`` line (a store's own warnings may come before it)."""
+    return next(line for line in log_lines(server) if line.startswith("store: "))
+
+
 @pytest.fixture
 def taken_port() -> Iterator[int]:
     """A port that another socket is listening on."""
@@ -116,8 +121,8 @@ def test_redis_store_line_hides_the_password(
     require(redis_available(), "Redis at 127.0.0.1:6379 is not reachable")
     url = REDIS_URL.replace("redis://", "redis://:@") + "?prefix=werktest:startup:"
     server = sqlite_server_factory(extra_args=["--storage", url])
-    assert log_lines(server)[1] == (
-        f"store: Redis at {REDIS_URL}?prefix=werktest:startup:;"
+    assert store_line(server) == (
+        f"store: Redis at {REDIS_URL}?prefix=werktest:startup: (from --storage);"
         " durability: backend (as durable as the storage backend is configured)"
     )
     assert public_url("redis://:pw@h:6379/0") == "redis://h:6379/0"
@@ -127,6 +132,20 @@ def test_redis_store_line_hides_the_password(
         "postgresql://db/jobs?sslmode=require"
     )
     assert public_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_a_redis_url_in_the_environment_is_named_as_the_stores_source(
+    sqlite_server_factory: Callable[..., ServerProcess],
+) -> None:
+    # Given REDIS_URL set for an application (Faktory reads it too) and no --storage
+    require(redis_available(), "Redis at 127.0.0.1:6379 is not reachable")
+    url = REDIS_URL + "?prefix=werktest:startupenv:"
+    server = sqlite_server_factory(env={"REDIS_URL": url})
+    # Then the store line says where the URL came from, and (this Redis keeps no
+    # append-only file) a warning says what +OK means there
+    line = store_line(server)
+    assert line.startswith(f"store: Redis at {url} (from REDIS_URL); durability: backend")
+    assert any("Redis keeps no append-only file" in line for line in log_lines(server))
 
 
 def run_server(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 import signal
@@ -333,6 +334,24 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path).start()
     yield server
     server.kill()
+
+
+async def test_a_redis_without_aof_is_warned_about(
+    private_redis: RedisServer, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given one Redis with appendonly yes (private_redis) and one without (the suite's)
+    with_aof = RedisStore.from_url(f"redis://127.0.0.1:{private_redis.port}/0?prefix=aof:")
+    without = RedisStore.from_url(f"{redis_url}?prefix=werktest:noaof:")
+    for store, warned in ((with_aof, False), (without, True)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="werk.storage.redis"):
+            await store.open()
+        await store.close()
+        # Then opening warns exactly when +OK would mean "in Redis' memory" only
+        said = [r.getMessage() for r in caplog.records if r.name == "werk.storage.redis"]
+        assert bool(said) == warned, said
+        if warned:
+            assert "appendonly yes" in said[0]
 
 
 async def test_store_survives_a_redis_restart(private_redis: RedisServer) -> None:

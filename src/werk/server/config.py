@@ -99,6 +99,9 @@ class ServerConfig:
     web_binding: tuple[str, int] | None = ("127.0.0.1", 7420)
     data_dir: Path = field(default_factory=lambda: default_data_dir("development"))
     storage_url: str | None = None
+    storage_source: str = ""
+    """Where ``storage_url`` was set (``--storage``, ``[storage] url``, or the environment
+    variable's name, such as ``REDIS_URL``), for the startup line; empty when unset."""
     durability: str = "fsync"
     """The embedded store's commit mode (:data:`DURABILITY_MODES`): ``fsync`` answers a
     PUSH once its commit is fsynced; ``os`` once it reached the operating system (survives a

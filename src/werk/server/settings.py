@@ -269,6 +269,8 @@ def _from_file(settings: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"[{table}] {key} must be a finite number: {value!r}")
         values[name] = value
+        if name == "storage_url":
+            values["storage_source"] = f"[{table}] {key}"
     return values
 
 
@@ -277,9 +279,12 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     for var, name in ENV_KEYS:
         if env.get(var) and name not in values:
             values[name] = env[var]
+            if name == "storage_url":
+                values["storage_source"] = var
     provider = env.get("REDIS_PROVIDER")
     if provider and "storage_url" not in values and env.get(provider):
         values["storage_url"] = env[provider]
+        values["storage_source"] = f"{provider}, named by REDIS_PROVIDER"
     password = env.get("WERK_PASSWORD") or env.get("FAKTORY_PASSWORD")
     if password:
         values["password"] = password
@@ -318,6 +323,8 @@ def load_config(
     """
     env = os.environ if env is None else env
     given = {k: v for k, v in (flags or {}).items() if v is not None}
+    if "storage_url" in given:
+        given.setdefault("storage_source", "--storage")
     environment = environment_of(given.pop("environment", None), env)
     config_dir = Path(
         given.pop("config_dir", None)

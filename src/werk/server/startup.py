@@ -69,6 +69,8 @@ def store_line(server: Server) -> str:
     url = config.storage_url or ""
     meaning = DURABILITY_MEANING.get(server.durability, "")
     mode = f"; durability: {server.durability} ({meaning})"
+    if config.storage_source:  # REDIS_URL set for an app must not move Werk silently
+        mode = f" (from {config.storage_source}){mode}"
     scheme = urlsplit(url).scheme
     if scheme in REDIS_SCHEMES:
         return f"store: Redis at {public_url(url)}{mode}"

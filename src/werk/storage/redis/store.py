@@ -12,6 +12,7 @@ redis-py errors become :class:`~werk.errors.StorageError`; the client reconnects
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Awaitable, Sequence
 from dataclasses import asdict
@@ -48,6 +49,8 @@ from werk.storage.redis.listener import AvailableListener
 from werk.storage.redis.scripts import BATCH
 from werk.storage.redis.sets import RedisSets
 from werk.storage.redis.url import parse_url
+
+log = logging.getLogger("werk.storage.redis")
 
 
 class RedisStore(RedisCoord, RedisSets):
@@ -123,11 +126,28 @@ class RedisStore(RedisCoord, RedisSets):
         self._link = ScriptLink(self._redis, BATCH, self.retries)
         self._batcher.link = self._link
         await self._redis.ping()
+        await self._warn_without_aof()
         listener = AvailableListener(
             lambda: self._connect(retries=0), self.keys, self.origin, self._notify
         )
         await listener.start()
         self._listener = listener
+
+    async def _warn_without_aof(self) -> None:
+        """Log a warning when Redis writes no append-only file: ``+OK`` to a PUSH then
+        means the job is in Redis' memory only. Say nothing when ``INFO`` is refused."""
+        try:
+            info = await self._redis.info("persistence")
+        except Exception:  # a managed Redis may rename or refuse INFO
+            return
+        if str(info.get("aof_enabled", "1")) != "0":
+            return
+        log.warning(
+            "Redis keeps no append-only file (appendonly no): +OK to a PUSH means the job"
+            " is in Redis' memory, and a Redis restart loses every job written since its"
+            " last snapshot; set 'appendonly yes' in Redis to keep them"
+            " (docs/storage-redis.md)"
+        )
 
     async def close(self) -> None:
         """Stop the subscriber and close the connections (Redis owns durability)."""
