@@ -49,7 +49,8 @@ def confdir(tmp_path: Path, text: str, name: str = "cron.toml") -> Path:
         (
             "throttles.toml",
             "[throttles]\ntq = { concurrency = 0 }\n",
-            "throttle for queue 'tq': concurrency must be a positive integer, not 0",
+            "throttle for queue 'tq': concurrency must be a positive integer up to 2147483647,"
+            " not 0",
         ),
     ],
 )

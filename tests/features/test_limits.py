@@ -207,7 +207,7 @@ def test_status_of_rate_limiters(peer: Peer) -> None:
         ('LIMIT ACQUIRE {"name":"x","kind":"bucket","limit":1}', "period must be a number"),
         ('LIMIT ACQUIRE {"name":"x","kind":"window","limit":1,"period":-1}', "period must be"),
         ('LIMIT ACQUIRE {"name":"x","limit":1}', "a concurrent limiter needs a holder"),
-        ('LIMIT ACQUIRE {"name":"x","limit":1,"holder":"h","wait":-1}', "wait must not be"),
+        ('LIMIT ACQUIRE {"name":"x","limit":1,"holder":"h","wait":-1}', "wait must be a number"),
         ('LIMIT RELEASE {"name":"x"}', "LIMIT RELEASE needs a holder"),
         ("LIMIT STATUS", "a limiter needs a name"),
     ],

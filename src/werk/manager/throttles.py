@@ -26,6 +26,13 @@ from werk.storage.base import LimitKind, LimitResult, Placement, Reservation, Sc
 
 log = logging.getLogger("werk.throttles")
 
+MAX_LIMIT: Final = 2**31 - 1
+"""The largest limit of a limiter or throttle: what every store keeps (PostgreSQL's column is
+a 32-bit integer; past 64 bits SQLite's overflowed with ``-ERR internal error``)."""
+MIN_PERIOD: Final = 0.001
+MAX_PERIOD: Final = 31_536_000
+"""A limiter's ``period`` (a throttle's ``timeout``), in seconds: 1 ms to a year. Outside it
+the stores' arithmetic breaks (``now / 1e-320`` is infinite) or a hold never ends."""
 DEFAULT_TIMEOUT: Final = 60.0
 """Seconds after which a unit that was never released is reclaimed."""
 PREFIX: Final = "throttle:"
@@ -66,11 +73,16 @@ def _throttle(queue: str, raw: Any) -> Throttle:
         raise ValueError("needs exactly one of concurrency or worker")
     key = "worker" if "worker" in raw else "concurrency"
     limit = raw[key]
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-        raise ValueError(f"{key} must be a positive integer, not {limit!r}")
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"{key} must be a positive integer up to {MAX_LIMIT}, not {limit!r}")
     timeout = raw.get("timeout", DEFAULT_TIMEOUT)
-    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
-        raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+    if (
+        not isinstance(timeout, int | float)
+        or isinstance(timeout, bool)
+        or not MIN_PERIOD <= timeout <= MAX_PERIOD  # also refuses nan and inf (TOML has both)
+    ):
+        span = f"{MIN_PERIOD:g} to {MAX_PERIOD:,}"
+        raise ValueError(f"timeout must be a number of seconds, {span}, not {timeout!r}")
     return Throttle(queue, limit, float(timeout), key == "worker")
 
 

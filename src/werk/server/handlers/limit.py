@@ -11,7 +11,8 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from werk.errors import CommandError, InvalidJSONError, JSONDepthError, LimitedError
-from werk.manager.throttles import LIMIT_KINDS, RateLimiters
+from werk.manager.throttles import LIMIT_KINDS, MAX_LIMIT, MAX_PERIOD, MIN_PERIOD, RateLimiters
+from werk.protocol.fields import is_int64
 from werk.protocol.resp import OK, encode_bulk
 from werk.server.handlers.parse import json_arg, reply_json
 from werk.storage.base import LimitKind
@@ -46,10 +47,21 @@ def _name(value: Any) -> str:
     return value
 
 
-def _number(payload: dict[str, Any], key: str, default: float | None = None) -> float:
+def _number(
+    payload: dict[str, Any], key: str, default: float | None, low: float, high: float | None
+) -> float:
+    """A number of seconds in ``[low, high]`` (``None``: no bound but finiteness), or
+    ``-ERR LIMIT ACQUIRE: <key> must be a number of seconds, ...``."""
     value = payload.get(key, default)
-    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-        raise CommandError(f"LIMIT ACQUIRE: {key} must be a number")
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        span = f"{low:g} or more" if high is None else f"{low:g} to {high:,.0f}"
+        raise CommandError(f"LIMIT ACQUIRE: {key} must be a number of seconds, {span}")
     return float(value)
 
 
@@ -59,19 +71,16 @@ def _acquire_args(payload: dict[str, Any]) -> tuple[str, LimitKind, int, float, 
     if kind not in LIMIT_KINDS:
         raise CommandError(f"LIMIT ACQUIRE: kind must be one of {', '.join(LIMIT_KINDS)}")
     limit = payload.get("limit")
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-        raise CommandError("LIMIT ACQUIRE: limit must be a positive integer")
-    period = _number(payload, "period", 60.0 if kind == "concurrent" else None)
-    if period <= 0:
-        raise CommandError("LIMIT ACQUIRE: period must be positive")
+    if not isinstance(limit, int) or not is_int64(limit) or not 1 <= limit <= MAX_LIMIT:
+        raise CommandError(f"LIMIT ACQUIRE: limit must be a whole number, 1 to {MAX_LIMIT}")
+    default = 60.0 if kind == "concurrent" else None
+    period = _number(payload, "period", default, MIN_PERIOD, MAX_PERIOD)
     holder = payload.get("holder")
     if holder is not None and (not isinstance(holder, str) or not holder or "\x00" in holder):
         raise CommandError("LIMIT ACQUIRE: holder must be a non-empty string")
     if kind == "concurrent" and holder is None:
         raise CommandError("LIMIT ACQUIRE: a concurrent limiter needs a holder")
-    wait = _number(payload, "wait", 0.0)
-    if wait < 0:
-        raise CommandError("LIMIT ACQUIRE: wait must not be negative")
+    wait = _number(payload, "wait", 0.0, 0, None)  # the limiters cut it to 30 s
     found: LimitKind = kind
     return name, found, limit, period, holder, wait
 
