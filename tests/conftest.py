@@ -146,12 +146,20 @@ def module_server(
 
 
 @pytest.fixture
-def flushed_peer(module_server: ServerProcess) -> Peer:
-    """A raw peer that has said HELLO (no wid) to ``module_server``, emptied by FLUSH:
-    the test starts on an empty store, as on a server of its own."""
+def flushed_server(module_server: ServerProcess) -> ServerProcess:
+    """``module_server`` emptied by FLUSH: the test starts on an empty store, as on a server
+    of its own (FLUSH keeps only the worker process records)."""
     conn = Peer(module_server.host, module_server.port)
     assert conn.hello() == Simple("OK")
     assert conn.call("FLUSH") == Simple("OK")
+    return module_server
+
+
+@pytest.fixture
+def flushed_peer(flushed_server: ServerProcess) -> Peer:
+    """A raw peer that has said HELLO (no wid) to ``flushed_server``."""
+    conn = Peer(flushed_server.host, flushed_server.port)
+    assert conn.hello() == Simple("OK")
     return conn
 
 

@@ -44,6 +44,14 @@ def node_project() -> Path:
     return NODE_DIR
 
 
+@pytest.fixture
+def werk_server(flushed_server: ServerProcess) -> ServerProcess:
+    """The module's server on each backend, FLUSHed before each scenario. Every scenario is
+    a node process that has exited (its connections closed) before the next one starts, so
+    nothing of one reaches the next but the worker process records FLUSH keeps."""
+    return flushed_server
+
+
 def scenario(project: Path, url: str, name: str, timeout: float = 45) -> dict[str, Any]:
     """Run ``node scenario.js <name>`` against ``url`` and return its JSON result."""
     env = {**os.environ, "FAKTORY_URL": url}
