@@ -241,3 +241,52 @@ def test_inline_client_and_worker_say_the_same_of_an_unknown_jobtype() -> None:
     assert sent["message"].startswith(
         "no function registered for jobtype 'Nope' (from queue 'mail'"
     )
+
+
+class _Opaque:
+    """A value JSON cannot hold."""
+
+
+@given(
+    st.recursive(
+        st.lists(st.integers(), max_size=3),
+        lambda inner: (
+            st.lists(inner, min_size=1, max_size=3)
+            | st.dictionaries(st.sampled_from("abc"), inner, min_size=1, max_size=2)
+        ),
+        max_leaves=6,
+    ),
+    st.data(),
+)
+@settings(max_examples=60, deadline=None)
+def test_an_argument_json_cannot_hold_is_named_with_its_place(args: Any, data: Any) -> None:
+    """Wherever a value JSON cannot hold sits in a job's arguments, the push names the
+    jobtype and the place (``args[1].b[0]``), not only json's bare type message."""
+    from werk.client.client import CALLS
+
+    # Given arguments with one opaque value put at a place drawn from their structure
+    path, holder, key = "args", {"args": [args]}, "args"
+    node: Any = holder["args"]
+    path, key, holder = "args[0]", 0, node
+    while isinstance(holder[key], list | dict) and holder[key] and data.draw(st.booleans()):
+        child = holder[key]
+        inner = data.draw(
+            st.sampled_from(sorted(child) if isinstance(child, dict) else range(len(child)))
+        )
+        path += f".{inner}" if isinstance(child, dict) else f"[{inner}]"
+        holder, key = child, inner
+    holder[key] = _Opaque()
+    # When the job is pushed, Then the message names the job and that place
+    with pytest.raises(TypeError) as raised:
+        CALLS.push({"jid": "j1", "jobtype": "Resize", "args": node})
+    message = str(raised.value)
+    assert "'Resize'" in message and "'j1'" in message
+    assert f"{path} is a _Opaque" in message
+
+
+def test_a_time_in_milliseconds_is_refused_with_a_hint() -> None:
+    assert Job("x", at=1_700_000_000).to_dict()["at"] == "2023-11-14T22:13:20Z"
+    for bad in (1_700_000_000_000, -1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="Unix seconds from 1970 to 9999") as raised:
+            Job("x", at=bad).to_dict()
+        assert ("milliseconds" in str(raised.value)) == (bad == 1_700_000_000_000)

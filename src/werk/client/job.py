@@ -15,15 +15,28 @@ from typing import Any
 
 from werk.job import format_time, new_jid
 
+LATEST_AT = 253402300799.0
+"""9999-12-31T23:59:59Z in Unix seconds: the latest ``at`` RFC 3339 can write."""
+
 
 def _at(value: datetime | float | str | None) -> str | None:
+    """Return ``at`` as RFC 3339 text.
+
+    Raises:
+        ValueError: a naive ``datetime``, or a number that is not Unix seconds from 1970
+            to 9999 (a time in milliseconds, say).
+    """
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("'at' must be an aware datetime (give it a tzinfo)")
         return format_time(value.timestamp())
-    return format_time(float(value))
+    seconds = float(value)
+    if not 0.0 <= seconds <= LATEST_AT:
+        hint = " (milliseconds? divide by 1000)" if LATEST_AT < seconds < 1e15 else ""
+        raise ValueError(f"'at' must be Unix seconds from 1970 to 9999, not {value!r}{hint}")
+    return format_time(seconds)
 
 
 @dataclass(slots=True)

@@ -141,6 +141,50 @@ def parse_beat(reply: Reply) -> str | None:
     return str(state) if state else None
 
 
+def job_json(jobs: Sequence[Mapping[str, Any]]) -> str:
+    """Encode a list of jobs as compact JSON.
+
+    Raises:
+        TypeError: a job holds a value JSON cannot (a ``datetime``, a set, an object):
+            the message names the job's jobtype and jid and where the value is, such as
+            ``args[0]``, instead of json's bare "Object of type datetime is not JSON
+            serializable".
+    """
+    try:
+        return compact_json(jobs)
+    except (TypeError, ValueError) as exc:
+        for job in jobs:
+            where = _unencodable(job, "")
+            if where is not None:
+                raise TypeError(
+                    f"job {job.get('jobtype')!r} (jid {job.get('jid')!r}) cannot be sent:"
+                    f" {where[0] or 'the job'} is {where[1]}, which JSON cannot hold"
+                    " (pass a string, a number, a list or a dict of them)"
+                ) from exc
+        raise TypeError(f"jobs cannot be sent as JSON: {exc}") from exc
+
+
+def _unencodable(value: Any, path: str) -> tuple[str, str] | None:
+    """Return ``(path, type name)`` of the first value JSON cannot hold, or ``None``."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str | int | float | bool) and key is not None:
+                return f"{path}[{key!r}]", f"a key of type {type(key).__name__}"
+            found = _unencodable(item, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _unencodable(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+        return None
+    if value is None or isinstance(value, str | int | float | bool):
+        return None
+    return path, f"a {type(value).__name__}"
+
+
 class ClientProtocol:
     """The protocol state of one connection, with no I/O.
 
@@ -239,12 +283,20 @@ class ClientProtocol:
     # -- commands ---------------------------------------------------------------------------
 
     def push(self, job: Mapping[str, Any]) -> Call[None]:
-        """``PUSH {job}`` → ``+OK``."""
-        return Call(encode_command(verbs.PUSH, compact_json(job)), expect_ok)
+        """``PUSH {job}`` → ``+OK``.
+
+        Raises:
+            TypeError: the job holds a value JSON cannot (naming the job and where).
+        """
+        return Call(encode_command(verbs.PUSH, job_json([job])[1:-1]), expect_ok)
 
     def push_bulk(self, jobs: Iterable[Mapping[str, Any]]) -> Call[dict[str, str]]:
-        """``PUSHB [jobs]`` → bulk JSON ``{jid: error}`` for the jobs that were refused."""
-        data = encode_command(verbs.PUSHB, compact_json(list(jobs)))
+        """``PUSHB [jobs]`` → bulk JSON ``{jid: error}`` for the jobs that were refused.
+
+        Raises:
+            TypeError: a job holds a value JSON cannot (naming the job and where).
+        """
+        data = encode_command(verbs.PUSHB, job_json(list(jobs)))
         return Call(data, _json_object)
 
     def fetch(self, queues: Sequence[str]) -> Call[dict[str, Any] | None]:
