@@ -4,7 +4,8 @@ Declare job types with :func:`task` and push them with ``.push(...)``; run them 
 :meth:`Worker.include`. Below that, producers use :class:`Client` (blocking) or
 :class:`AsyncClient` (asyncio) to push jobs built with :class:`Job`; consumers register
 functions on a :class:`Worker` and run it.
-This package never imports the server: workers install it alone.
+This package never imports the server's modules, though installing ``werk`` brings the
+server's dependencies too (one package).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from werk.client.client import Client
 from werk.client.exhausted import ExhaustedHook
@@ -41,11 +41,27 @@ from werk.client.results import JobState
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_default: Client | None = None
+
+class TaskClient(Protocol):
+    """What tasks push and read results with: a :class:`Client`, or a
+    :class:`~werk.client.testing.InlineClient` that runs jobs as they are pushed."""
+
+    def push(self, job: Job | Mapping[str, Any]) -> str: ...
+
+    def push_bulk(self, jobs: Iterable[Job | Mapping[str, Any]]) -> dict[str, str]: ...
+
+    def job_state(self, jid: str, timeout: float | None = 0.0) -> JobState: ...
+
+    def result(self, jid: str, timeout: float | None = None) -> Any: ...
+
+    def delete_queued(self, queue: str, *jids: str) -> int: ...
+
+
+_default: TaskClient | None = None
 _default_lock = threading.Lock()
 
 
-def default_client() -> Client:
+def default_client() -> TaskClient:
     """The client tasks push with unless given one: set by :func:`set_default_client`, else
     a :class:`Client` made on first use from ``WERK_URL``/``FAKTORY_URL``."""
     global _default
@@ -55,7 +71,7 @@ def default_client() -> Client:
         return _default
 
 
-def set_default_client(client: Client | None) -> None:
+def set_default_client(client: TaskClient | None) -> None:
     """Make ``client`` the one tasks push with (``None``: make one from the environment)."""
     global _default
     with _default_lock:
@@ -70,7 +86,7 @@ class Pushed(Generic[R]):
     jid: str
     jobtype: str
     queue: str
-    client: Client | None = field(default=None, repr=False, compare=False)
+    client: TaskClient | None = field(default=None, repr=False, compare=False)
 
     def result(self, timeout: float | None = None) -> R:
         """Wait up to ``timeout`` seconds (``None``: no limit) for the job to end, on the
@@ -95,7 +111,7 @@ class Pushed(Generic[R]):
         worker already fetched keeps running; see :meth:`werk.client.Client.delete_queued`."""
         return self._client().delete_queued(self.queue, self.jid) == 1
 
-    def _client(self) -> Client:
+    def _client(self) -> TaskClient:
         return self.client if self.client is not None else default_client()
 
 
@@ -180,7 +196,7 @@ class Task(Generic[P, R]):
         func: Callable[P, R],
         jobtype: str | None = None,
         options: TaskOptions | None = None,
-        client: Client | None = None,
+        client: TaskClient | None = None,
     ) -> None:
         self.func = func
         self.jobtype = jobtype or func.__name__
@@ -217,7 +233,7 @@ class Task(Generic[P, R]):
                 options[name] = {**declared, **value}
         return Task(self.func, self.jobtype, replace(self.options, **options), self.client)
 
-    def using(self, client: Client) -> Task[P, R]:
+    def using(self, client: TaskClient) -> Task[P, R]:
         """Return a copy of the task that pushes with ``client``."""
         return Task(self.func, self.jobtype, self.options, client)
 
@@ -270,7 +286,7 @@ class Task(Generic[P, R]):
             result_ttl=opts.result_ttl,
         )
 
-    def _client(self) -> Client:
+    def _client(self) -> TaskClient:
         return self.client if self.client is not None else default_client()
 
     def _push(self, job: Job) -> Pushed[R]:
@@ -299,7 +315,7 @@ def task(
     custom: Mapping[str, Any] | None = None,
     result_ttl: float | None = None,
     on_retries_exhausted: ExhaustedHook | None = None,
-    client: Client | None = None,
+    client: TaskClient | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
@@ -316,7 +332,7 @@ def task(
     custom: Mapping[str, Any] | None = None,
     result_ttl: float | None = None,
     on_retries_exhausted: ExhaustedHook | None = None,
-    client: Client | None = None,
+    client: TaskClient | None = None,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Declare a job type: ``@task`` or ``@task("JobType", queue=..., retry=..., ...)``.
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from werk.client.job import Job, job_dict
+from werk.client.results import JobState
 from werk.client.runner import Runner, UnknownJobTypeError, current_job
 from werk.client.worker import Worker
 
@@ -33,6 +34,11 @@ class InlineClient:
         raise_errors: re-raise a job's exception from :meth:`push` (default), or only
             record it in :attr:`failed`.
 
+    It stands in for a :class:`~werk.client.Client` wherever tasks push
+    (``set_default_client(InlineClient(worker))``, Celery's eager mode): ``Pushed.result()``
+    returns what the job's function returned, or raises
+    :class:`~werk.client.JobFailedError` for a job that raised.
+
     Attributes:
         done: payloads of the jobs that succeeded, in order.
         failed: ``(payload, exception)`` of the jobs that raised.
@@ -42,6 +48,7 @@ class InlineClient:
     raise_errors: bool = True
     done: list[dict[str, Any]] = field(default_factory=list)
     failed: list[tuple[dict[str, Any], BaseException]] = field(default_factory=list)
+    _states: dict[str, JobState] = field(default_factory=dict, repr=False)
 
     def push(self, job: Job | Mapping[str, Any]) -> str:
         """Run the job now; return its jid.
@@ -57,16 +64,21 @@ class InlineClient:
             raise UnknownJobTypeError.for_job(payload, self.worker.registry)
         runner = Runner(self.worker.registry, self.worker.middleware)
         if entry.is_async:
-            error, _ = asyncio.run(runner._run_async(entry, payload))
+            error, value = asyncio.run(runner._run_async(entry, payload))
         else:
-            error, _ = runner._run_sync(entry, payload)
+            error, value = runner._run_sync(entry, payload)
+        jid = str(payload["jid"])
+        doc = {"jid": jid, "jobtype": payload.get("jobtype"), "queue": payload.get("queue")}
         if error is None:
             self.done.append(payload)
+            self._states[jid] = JobState.from_doc({**doc, "state": "succeeded", "result": value})
         else:
             self.failed.append((payload, error))
+            failure = {"errtype": type(error).__name__, "message": str(error)}
+            self._states[jid] = JobState.from_doc({**doc, "state": "failed", "error": failure})
             if self.raise_errors:
                 raise error
-        return str(payload["jid"])
+        return jid
 
     def push_bulk(self, jobs: Iterable[Job | Mapping[str, Any]]) -> dict[str, str]:
         """Run every job now; return ``{jid: "errtype message"}`` for those that raised."""
@@ -82,6 +94,25 @@ class InlineClient:
                 exc = self.failed[-1][1]
                 errors[str(payload["jid"])] = f"{type(exc).__name__} {exc}"
         return errors
+
+    def job_state(self, jid: str, timeout: float | None = 0.0) -> JobState:
+        """Return the outcome of a job pushed here (``succeeded`` with its return value,
+        or ``failed`` with its error), or ``unknown``; ``timeout`` is accepted for the
+        :class:`~werk.client.Client` signature (inline jobs have ended already)."""
+        return self._states.get(jid) or JobState(jid, "unknown")
+
+    def result(self, jid: str, timeout: float | None = None) -> Any:
+        """Return what a job pushed here returned, as :meth:`werk.client.Client.result`.
+
+        Raises:
+            JobFailedError: the job raised.
+            UnknownJobError: no job with this jid was pushed here.
+        """
+        return self.job_state(jid).value()
+
+    def delete_queued(self, queue: str, *jids: str) -> int:
+        """Return 0: inline jobs run when pushed and never wait in a queue."""
+        return 0
 
 
 @dataclass(frozen=True)
