@@ -66,7 +66,8 @@ def format_time(ts: float) -> str:
 @functools.lru_cache(maxsize=64)
 def _second(whole: int) -> str:
     # Every PUSH stamps created_at with "now": format each second once, not every job.
-    return datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    moment = datetime.fromtimestamp(whole, UTC)
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}"  # %Y does not pad year 1 to 0001
 
 
 _FRACTION = re.compile(r"\.(\d+)")
@@ -77,13 +78,23 @@ RFC3339: Final = re.compile(
 offset as UTC (some clients send one), but never a bare date."""
 
 
+OUT_OF_RANGE: Final = "outside the years 0001 to 9999 in UTC"
+FIRST_TIME: Final = -62135596800.0
+"""0001-01-01T00:00:00Z in Unix seconds: the first time Werk takes."""
+LAST_TIME: Final = 253402300799.999
+"""9999-12-31T23:59:59.999Z in Unix seconds: the last time Werk takes (a float this large
+holds no finer fraction, and a later one would format as the year 10000)."""
+
+
 def parse_time(text: str) -> float:
     """Parse an RFC 3339 timestamp (any offset, any fraction) into Unix seconds.
 
-    A time without an offset is UTC. A bare date is refused, as Faktory refuses it.
+    A time without an offset is UTC. A bare date is refused, as Faktory refuses it, and so
+    is a time whose offset carries it out of the years 0001 to 9999 in UTC
+    (``9999-12-31T23:59:59-01:00``): no page, reply or store could show it.
 
     Raises:
-        ValueError: the text is not an RFC 3339 timestamp.
+        ValueError: the text is not an RFC 3339 timestamp, or lies outside those years.
     """
     value = text.strip()
     if not RFC3339.match(value):
@@ -99,7 +110,14 @@ def parse_time(text: str) -> float:
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp() + fraction
+    try:
+        parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(OUT_OF_RANGE) from None
+    result = parsed.timestamp() + fraction
+    if result > LAST_TIME:
+        raise ValueError(OUT_OF_RANGE)
+    return result
 
 
 def clamp_reserve_for(value: int) -> int:

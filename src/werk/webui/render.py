@@ -18,7 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from werk import __version__
-from werk.job import parse_time
+from werk.job import FIRST_TIME, LAST_TIME, parse_time
 from werk.manager.queries import Queries
 from werk.webui import i18n
 from werk.webui.i18n import N_
@@ -32,8 +32,12 @@ def prefix_of(request: Request) -> str:
 
 
 def to_ts(value: Any) -> float | None:
-    """Return Unix seconds from a number or an RFC 3339 string, else ``None``."""
+    """Return Unix seconds from a number or an RFC 3339 string, else ``None`` (also for a
+    time outside the years 0001 to 9999, which a store may hold from before Werk refused
+    them: a page never fails for one job)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
+        if not FIRST_TIME <= value <= LAST_TIME:
+            return None
         return float(value)
     if isinstance(value, str) and value:
         try:
