@@ -2,7 +2,10 @@
 
 Each test starts ``werk server`` with its web UI, fills it through the work protocol,
 clicks through the pages as a user would (confirm dialogs accepted), and checks the effect
-on the page and in ``/stats``. Screenshots are saved as test artifacts (see
+on the page and in ``/stats``. The server runs on the embedded store only: the pages'
+scripts and forms are the same whatever the storage, and every action's effect and every
+page are checked on each backend without a browser (test_actions.py, test_pages.py,
+test_cron_and_metrics.py). Screenshots are saved as test artifacts (see
 :func:`tests.webui.browser.screenshot`). Live refreshes are paused here, so a page never
 changes under a click; ``test_browser_pages.py`` tests them.
 """
@@ -16,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require
+from tests.conftest import SQLITE_ONLY, require
 from tests.helpers import ServerProcess
 from tests.webui.browser import OK, Filler, browser_missing, launch, screenshot
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), SQLITE_ONLY]
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require
+from tests.conftest import SQLITE_ONLY, require
 from tests.helpers import Peer, ServerProcess
 from tests.webui.browser import OK, Filler, browser_missing, launch, screenshot
 
@@ -253,6 +253,7 @@ def _refreshes(page: Any) -> int:
     return int(page.locator("#live-bar").get_attribute("data-refreshes") or 0)
 
 
+@SQLITE_ONLY
 def test_busy_and_retries_update_without_a_reload(live: Any) -> None:
     server, page = live
     filler = Filler(server)
