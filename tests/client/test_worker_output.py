@@ -70,7 +70,7 @@ def test_failures_show_exception_and_traceback(
     wait_until(lambda: processed(client) >= 3)
     out = stop(proc)
     assert "starting: server tcp://127.0.0.1:" in out
-    assert "queues default, concurrency 2" in out and "jobtypes boom,ok,slow" in out
+    assert "queues default, concurrency 2" in out and "jobtypes boom, ok, slow" in out
     assert f"job {ok} ok: start" in out and f"job {ok} ok: done in " in out
     assert f"job {bad} boom: failed after" in out and "ValueError: bad input 7" in out
     assert "Traceback (most recent call last)" in out and 'out_jobs.py", line' in out

@@ -230,6 +230,20 @@ KNOWN_SHOWN = 10
 """How many of a worker's jobtypes an unknown jobtype's message lists."""
 
 
+def known_jobtypes(registry: dict[str, Registration], shown: int | None = None) -> str:
+    """Say which jobtypes a worker runs: the registry's own ``known()`` description when it
+    has one (the Django worker resolves task paths on demand), else the sorted names, the
+    first ``shown`` of them (``None``: all), or ``none``."""
+    described = getattr(registry, "known", None)
+    if callable(described):
+        return str(described())
+    names = sorted(registry)
+    known = ", ".join(names if shown is None else names[:shown]) or "none"
+    if shown is not None and len(names) > shown:
+        known += f" and {len(names) - shown} more"
+    return known
+
+
 def unknown_jobtype_message(job: dict[str, Any], registry: dict[str, Registration]) -> str:
     """Say that no function runs ``job``'s jobtype, the queue the job came from, and the
     jobtypes this worker runs (the first :data:`KNOWN_SHOWN`, sorted; a registry with a
@@ -238,14 +252,7 @@ def unknown_jobtype_message(job: dict[str, Any], registry: dict[str, Registratio
 
     The job is FAILed, as Faktory's own workers do, and retried like any failure.
     """
-    described = getattr(registry, "known", None)
-    if callable(described):
-        known = str(described())
-    else:
-        names = sorted(registry)
-        known = ", ".join(names[:KNOWN_SHOWN]) or "none"
-        if len(names) > KNOWN_SHOWN:
-            known += f" and {len(names) - KNOWN_SHOWN} more"
+    known = known_jobtypes(registry, KNOWN_SHOWN)
     return (
         f"no function registered for jobtype {job.get('jobtype', '')!r} (from queue"
         f" {job.get('queue', 'default')!r}; this worker runs {known}): push it to a queue"

@@ -36,7 +36,7 @@ from werk.client.proto import Call, Identity, new_wid
 from werk.client.queues import QueueOrder, declared_queues
 from werk.client.reconnect import Connector
 from werk.client.reservations import ReservationKeeper
-from werk.client.runner import Registration, Runner
+from werk.client.runner import Registration, Runner, known_jobtypes
 from werk.client.state import QUIET, RUNNING, STOPPING
 from werk.client.tasks import Task
 from werk.client.threads import JobThreads
@@ -375,7 +375,7 @@ class Worker:
             queues,
             self.concurrency,
             ",".join(self.labels),
-            ",".join(sorted(self.registry)) or "(none)",
+            known_jobtypes(self.registry),
         )
         left_out = [name for name in self._declared if name not in order.names]
         if self._queues is not None and left_out:

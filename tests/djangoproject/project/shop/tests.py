@@ -267,7 +267,9 @@ class JsonWorkerOutput(TransactionTestCase):
         self.assertEqual(out.read_text(), "")
         lines = [json.loads(line) for line in err.read_text().splitlines()]  # all JSON
         messages = [line["msg"] for line in lines]
-        self.assertTrue(any(m.startswith("worker ") and " starting: " in m for m in messages))
+        starting = [m for m in messages if m.startswith("worker ") and " starting: " in m]
+        self.assertEqual(len(starting), 1)
+        self.assertIn("jobtypes Django tasks only", starting[0])  # not "(none)"
         self.assertFalse([m for m in messages if m.startswith("Task id=")])  # django.tasks
         self.assertIn(f"job {added.id} shop.tasks.add: done in ", "\n".join(messages))
         tracebacks = [line for line in lines if "salt is out of stock" in line.get("exc", "")]
