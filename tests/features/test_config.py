@@ -194,3 +194,19 @@ def test_a_toml_file_beside_conf_d_is_named_at_start(tmp_path: Path) -> None:
         assert read in server.log.decode()  # and only conf.d's file
     finally:
         server.kill()
+
+
+def test_throttles_are_named_at_start_and_after_a_reload(
+    tmp_path: Path, werk_server_factory: Callable[..., ServerProcess]
+) -> None:
+    # Given one throttled queue
+    conf = confdir(tmp_path, "[throttles]\nmail = { concurrency = 2 }\n", "throttles.toml")
+    server = werk_server_factory(extra_args=["-c", str(conf)])
+    assert server.proc is not None
+    wait_for(server, "throttles: 1 loaded (mail)")
+    # When a second one is added and the server reloads, Then the log says so, as for cron
+    (conf / "conf.d" / "throttles.toml").write_text(
+        "[throttles]\nmail = { concurrency = 2 }\nslow = { concurrency = 1 }\n"
+    )
+    server.proc.send_signal(signal.SIGHUP)
+    wait_for(server, "throttles: 2 loaded (mail, slow)")

@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from werk.manager.cron import Cron, CronConfigError, parse_cron
 from werk.manager.manager import Manager
-from werk.manager.throttles import ThrottleConfigError, parse_throttles, throttles_of
+from werk.manager.throttles import (
+    ThrottleConfigError,
+    ThrottleMiddleware,
+    parse_throttles,
+    throttles_of,
+)
 from werk.server.config import ServerConfig
 from werk.server.settings import ConfigError
 
@@ -144,6 +149,16 @@ def attach(server: ServerState) -> CronScheduler:
         scheduler.reload(config.settings)
         if throttles is not None:
             throttles.reload(config.settings)
+            _log_throttles(throttles)
 
+    if throttles is not None:
+        _log_throttles(throttles)
     server.reload_hooks.append(reload)
     return scheduler
+
+
+def _log_throttles(throttles: ThrottleMiddleware) -> None:
+    """Say which queues are throttled (at start and after a reload), as cron says its
+    entries."""
+    names = sorted(throttles.throttles)
+    log.info("throttles: %d loaded%s", len(names), f" ({', '.join(names)})" if names else "")
