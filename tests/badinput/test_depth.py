@@ -41,6 +41,7 @@ def deep_lines(levels: int) -> list[str]:
         f'TRACK SET {{"jid":"abcdefghij12","desc":{nest}}}',
         f'LIMIT ACQUIRE {{"name":"n","limit":1,"holder":"h","x":{nest}}}',
         f'BATCH NEW {{"success":{{"jobtype":"S","args":{nest}}}}}',
+        f'JOBS {{"target":"dead","filter":{{"jids":{nest}}}}}',
     ]
 
 

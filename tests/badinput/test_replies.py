@@ -34,6 +34,8 @@ BARE_AND_MISTYPED = [
     ("QUEUE LATENCY", "ERR QUEUE LATENCY needs at least one queue name"),
     ("LIMIT", "ERR LIMIT needs an argument"),
     ("RESULT", "ERR RESULT needs an argument"),
+    ("JOBS", "ERR JOBS needs an argument"),
+    ("JOBS ", "ERR JOBS needs a JSON object"),
     ("BATCH", "ERR no such BATCH subcommand: "),
     ("TRACK", "ERR no such TRACK subcommand: "),
     (

@@ -25,6 +25,7 @@ BATCH: Final = "BATCH"
 TRACK: Final = "TRACK"
 LIMIT: Final = "LIMIT"
 RESULT: Final = "RESULT"
+JOBS: Final = "JOBS"
 
 VERBS: Final = frozenset(
     {
@@ -43,6 +44,7 @@ VERBS: Final = frozenset(
         TRACK,
         LIMIT,
         RESULT,
+        JOBS,
     }
 )
 

@@ -3,7 +3,7 @@
 Handlers hold no job rules (Faktory's rule: commands have no business logic). Each one's
 docstring starts with its wire syntax; docs/protocol.md is the full reference. One module
 per verb family: :mod:`.jobs`, :mod:`.workers`, :mod:`.admin`, :mod:`.batch`,
-:mod:`.track`, :mod:`.limit`, :mod:`.results`.
+:mod:`.track`, :mod:`.limit`, :mod:`.results`, :mod:`.listing`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from werk.server.handlers.admin import flush, info, mutate, queue
 from werk.server.handlers.batch import batch
 from werk.server.handlers.jobs import NO_JSON, ack, fail, fetch, push, pushb
 from werk.server.handlers.limit import limit
+from werk.server.handlers.listing import jobs
 from werk.server.handlers.results import result
 from werk.server.handlers.track import track
 from werk.server.handlers.workers import beat, end
@@ -41,6 +42,7 @@ HANDLERS: dict[str, Handler] = {
     verbs.TRACK: track,
     verbs.LIMIT: limit,
     verbs.RESULT: result,
+    verbs.JOBS: jobs,
 }
 
 BARE_REPLIES: dict[str, str] = {
@@ -54,6 +56,7 @@ BARE_REPLIES: dict[str, str] = {
     verbs.QUEUE: "QUEUE needs an argument",
     verbs.LIMIT: "LIMIT needs an argument",
     verbs.RESULT: "RESULT needs an argument",
+    verbs.JOBS: "JOBS needs an argument",
 }
 """The ``-ERR`` text for a verb sent bare (no space, no argument): Faktory's where it has
 one (``FETCH``: its manager's message; ``PUSH``: Go's decoder on empty input)."""

@@ -1,0 +1,143 @@
+"""JOBS (Werk's extension): pages of the retry, scheduled and dead sets and of a queue, on
+SQLite, Redis and PostgreSQL (one server per backend, FLUSHed before each test)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from tests.helpers import Peer, error_text, push_line
+from werk.job import parse_time
+from werk.manager.retry import DEAD_TTL
+from werk.protocol.resp import Simple
+
+OK = Simple("OK")
+
+
+def jobs(peer: Peer, **payload: Any) -> dict[str, Any]:
+    reply = peer.call("JOBS " + json.dumps(payload))
+    assert isinstance(reply, bytes), reply
+    doc: dict[str, Any] = json.loads(reply)
+    return doc
+
+
+def jids(doc: dict[str, Any]) -> list[str]:
+    return [item["jid"] for item in doc["jobs"]]
+
+
+def to_retries(peer: Peer, jid: str, **fields: Any) -> None:
+    queue = fields.get("queue", "default")
+    assert peer.call(push_line(jid, **fields)) == OK
+    reply = peer.call(f"FETCH {queue}")
+    assert isinstance(reply, bytes) and json.loads(reply)["jid"] == jid
+    assert peer.call("FAIL " + json.dumps({"jid": jid, "message": "boom"})) == OK
+
+
+def test_scheduled_set_is_paged_due_soonest_first(flushed_peer: Peer) -> None:
+    peer = flushed_peer
+    for n in (3, 1, 4, 2, 5):
+        at = f"2099-01-0{n}T00:00:00.5Z"
+        assert peer.call(push_line(f"sched-{n:04d}", at=at, args=[n])) == OK
+    first = jobs(peer, target="scheduled", limit=2)
+    assert jids(first) == ["sched-0001", "sched-0002"]
+    assert first["total"] == 5 and first["offset"] == 0 and first["next_offset"] == 2
+    entry = first["jobs"][0]
+    assert entry["at"] == "2099-01-01T00:00:00.5Z"
+    assert entry["job"]["jid"] == "sched-0001" and entry["job"]["args"] == [1]
+    assert entry["job"]["at"] == "2099-01-01T00:00:00.5Z"
+    second = jobs(peer, target="scheduled", offset=2, limit=2)
+    assert jids(second) == ["sched-0003", "sched-0004"] and second["next_offset"] == 4
+    last = jobs(peer, target="scheduled", offset=4, limit=2)
+    assert jids(last) == ["sched-0005"] and last["next_offset"] is None
+    # A full page that ends the set says so: no empty page to read after it.
+    exact = jobs(peer, target="scheduled", offset=3, limit=2)
+    assert jids(exact) == ["sched-0004", "sched-0005"] and exact["next_offset"] is None
+    past = jobs(peer, target="scheduled", offset=50)
+    assert past["jobs"] == [] and past["next_offset"] is None and past["total"] == 5
+    everything = jobs(peer, target="scheduled")  # no filter: the whole set, limit 100
+    assert len(everything["jobs"]) == 5
+
+
+def test_retry_and_dead_sets_with_their_times(flushed_peer: Peer) -> None:
+    peer = flushed_peer
+    to_retries(peer, "retry-0001", retry=5)
+    retry = jobs(peer, target="retries")
+    assert jids(retry) == ["retry-0001"] and retry["total"] == 1
+    job = retry["jobs"][0]["job"]
+    assert job["failure"]["message"] == "boom" and job["failure"]["retry_count"] == 0
+    assert retry["jobs"][0]["at"] == job["failure"]["next_at"]
+    for jid in ("dead-0001", "dead-0002", "dead-0003"):
+        before = time.time()
+        to_retries(peer, jid, retry=-1)
+        time.sleep(0.01)
+    dead = jobs(peer, target="dead")
+    assert jids(dead) == ["dead-0003", "dead-0002", "dead-0001"]  # most recent death first
+    died = parse_time(dead["jobs"][0]["at"])
+    assert before - 1 <= died <= time.time() + 1  # when it died, not when it expires
+    assert died < time.time() + DEAD_TTL / 2
+
+
+def test_filters_list_what_mutate_acts_on(flushed_peer: Peer) -> None:
+    peer = flushed_peer
+    for n in range(6):
+        jobtype = "Elephant" if n % 2 else "Mouse"
+        to_retries(peer, f"filt-{n:04d}", jobtype=jobtype, args=[f"size-{n}"], retry=5)
+    filters: list[dict[str, Any]] = [
+        {"jobtype": "Elephant"},
+        {"jids": ["filt-0000", "filt-0003", "not-there-at-all"]},
+        {"jids": []},
+        {"regexp": "*size-[0-3]*"},
+        {"regexp": "*size-[0-3]*", "jobtype": "Mouse"},
+        {"jids": ["filt-0001", "filt-0002"], "jobtype": "Elephant"},
+        {"jobtype": "Elephant", "regexp": None, "jids": None},
+    ]
+    expected = [
+        ["filt-0001", "filt-0003", "filt-0005"],
+        ["filt-0000", "filt-0003"],
+        [],
+        ["filt-0000", "filt-0001", "filt-0002", "filt-0003"],
+        ["filt-0000", "filt-0002"],
+        ["filt-0001"],
+        ["filt-0001", "filt-0003", "filt-0005"],
+    ]
+    for flt, want in zip(filters, expected, strict=True):
+        page = jobs(peer, target="retries", filter=flt)
+        assert sorted(jids(page)) == want, flt
+        assert page["total"] == len(want) and page["next_offset"] is None
+        paged = jobs(peer, target="retries", filter=flt, offset=1, limit=1)
+        assert jids(paged) == jids(page)[1:2], flt
+    # What JOBS lists is what MUTATE with the same filter acts on.
+    flt = {"regexp": "*size-[2-5]*", "jobtype": "Elephant"}
+    listed = jids(jobs(peer, target="retries", filter=flt))
+    assert (
+        peer.call("MUTATE " + json.dumps({"cmd": "kill", "target": "retries", "filter": flt})) == OK
+    )
+    assert sorted(jids(jobs(peer, target="dead"))) == sorted(listed) == ["filt-0003", "filt-0005"]
+
+
+def test_queue_in_fetch_order(flushed_peer: Peer) -> None:
+    peer = flushed_peer
+    before = time.time()
+    for n in range(3):
+        assert peer.call(push_line(f"queued-{n:04d}", queue="mail", args=[n])) == OK
+    assert peer.call(push_line("urgent-0001", queue="mail", priority=9)) == OK
+    page = jobs(peer, target="queue", queue="mail", limit=3)
+    assert jids(page) == ["urgent-0001", "queued-0000", "queued-0001"]
+    assert page["total"] == 4 and page["next_offset"] == 3 and page["target"] == "queue"
+    assert before - 1 <= parse_time(page["jobs"][1]["at"]) <= time.time() + 1
+    rest = jobs(peer, target="queue", queue="mail", offset=3)
+    assert jids(rest) == ["queued-0002"] and rest["next_offset"] is None
+    empty = jobs(peer, target="queue", queue="nothing-here")
+    assert empty == {"target": "queue", "total": 0, "offset": 0, "next_offset": None, "jobs": []}
+    # Listing changes nothing: the jobs are still there in the same order.
+    reply = peer.call("FETCH mail")
+    assert isinstance(reply, bytes) and json.loads(reply)["jid"] == "urgent-0001"
+
+
+def test_errors(flushed_peer: Peer) -> None:
+    peer = flushed_peer
+    assert error_text(peer.call("JOBS")) == "ERR JOBS needs an argument"
+    assert error_text(peer.call("JOBS dead")) == "ERR JOBS needs a JSON object"
+    text = error_text(peer.call('JOBS {"target":"graveyard"}'))
+    assert text == "ERR JOBS target must be one of scheduled, retries, dead, queue"
