@@ -12,6 +12,7 @@ types"): a wrong type refuses the job, ``null`` means the field is not given. We
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import re
@@ -242,6 +243,19 @@ def validate(job: Any, now: float) -> dict[str, Any]:
     if not job.get("created_at"):
         job["created_at"] = format_time(now)
     return job
+
+
+def check_later(job: dict[str, Any], now: float) -> dict[str, Any]:
+    """Check a job kept to be pushed later (a batch callback, a chain step) as its push
+    will, without changing it: a copy, given a jid when it has none, must pass
+    :func:`validate`. Returns that validated copy (defaults filled).
+
+    Raises:
+        CommandError: with Faktory's message for the first rule the job breaks.
+    """
+    trial = copy.deepcopy(job)
+    trial["jid"] = trial.get("jid") or new_jid()
+    return validate(trial, now)
 
 
 def scheduled_at(job: dict[str, Any], now: float) -> float | None:

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from werk.errors import CommandError
-from werk.job import check_queue_name, format_time, new_jid, validate
+from werk.job import check_later, check_queue_name, format_time, new_jid, validate
 from werk.manager.manager import make_entry
 from werk.manager.middleware import Middleware
 from werk.storage.base import Placement, Reservation, Store
@@ -78,9 +78,7 @@ def _callback_spec(spec: dict[str, Any], name: str, now: float) -> dict[str, Any
         return None
     if not isinstance(job, dict):
         raise CommandError(f"batch {name} callback must be a job object")
-    trial = copy.deepcopy(job)
-    trial["jid"] = trial.get("jid") or new_jid()
-    validate(trial, now)
+    check_later(job, now)
     return job
 
 

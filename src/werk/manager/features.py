@@ -1,7 +1,7 @@
 """The middleware every server runs, in order: the features built on the core.
 
-Each feature (unique jobs, expiring jobs, batches, tracking, throttles, job metrics) adds its
-middleware here, one line each.
+Each feature (unique jobs, expiring jobs, chains, batches, tracking, throttles, job metrics)
+adds its middleware here, one line each.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from werk.manager.batches import Batches
+from werk.manager.chains import Chains
 from werk.manager.expiry import ExpiringJobs
 from werk.manager.jobmetrics import JobMetrics
 from werk.manager.middleware import Middleware
@@ -32,6 +33,7 @@ def default_middleware(store: Store, settings: dict[str, Any]) -> list[Middlewar
     results = Results(store, max_result_bytes(settings))
     # First: an expired job is dropped before the rest; batches, tracking and results hear.
     chain.append(ExpiringJobs(store, notify=(batches, tracking, ExpiredJobs(results))))
+    chain.append(Chains())  # before any that keeps state at push: a refused chain leaves none
     chain.append(ThrottleMiddleware(store, settings))  # next: a handed-back job saw no other
     chain.append(UniqueJobs(store))  # before Batches: a refused push is never counted
     chain.append(batches)

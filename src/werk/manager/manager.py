@@ -90,8 +90,10 @@ class Manager:
                 for m in self.middleware
                 if getattr(type(m), hook) is not getattr(Middleware, hook)
             ]
-            for hook in ("push", "pushed", "fetch", "fetched", "acked", "failed")
+            for hook in ("push", "pushed", "fetch", "fetched", "acked", "returned", "failed")
         }
+        for feature in self.middleware:
+            feature.attach(self)
         self.results = next((m for m in self.middleware if isinstance(m, Results)), None)
         """The job results subsystem, when its middleware is registered."""
         self.waiters = Waiters()
@@ -280,6 +282,8 @@ class Manager:
                 await self.results.succeeded(reservation, result, now)
             for middleware in self._hooks["acked"]:
                 await middleware.acked(reservation, now)
+            for middleware in self._hooks["returned"]:
+                await middleware.returned(reservation, result, now)
 
     async def fail(self, jid: str, report: FailureReport) -> None:
         """Record a failed execution and send the job to retries, dead, or nowhere (a job

@@ -9,13 +9,28 @@ registration order. A hook may raise :class:`~werk.errors.CommandError` (for ins
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from werk.storage.base import Placement, Reservation
 
 
+class Pusher(Protocol):
+    """What a middleware sees of the manager that runs it: its push path."""
+
+    async def push(self, job: Any) -> None:
+        """Store one job as a PUSH does (validation and every push hook included).
+
+        Raises:
+            CommandError: the job breaks a rule, or middleware refused it.
+        """
+
+
 class Middleware:
     """The no-op base class; override what a feature needs."""
+
+    def attach(self, manager: Pusher) -> None:
+        """Called once by the manager that runs this middleware (for a feature that pushes
+        jobs through the manager's own push path, as chains do)."""
 
     async def push(self, job: dict[str, Any], now: float) -> None:
         """Called before a validated job is stored; may change ``job`` or raise to refuse."""
@@ -35,6 +50,10 @@ class Middleware:
 
     async def acked(self, reservation: Reservation, now: float) -> None:
         """Called after a job was acknowledged."""
+
+    async def returned(self, reservation: Reservation, result: bytes | None, now: float) -> None:
+        """Called after every ``acked`` hook, with the JSON value the worker sent in its ACK
+        (Werk's results extension; ``None`` when it sent none)."""
 
     async def failed(
         self, reservation: Reservation, placement: Placement | None, now: float

@@ -1,0 +1,138 @@
+"""Job chains (a Werk extension, Celery's ``chain``): the next steps a job carries in
+``custom.chain``, pushed by the server when it succeeds.
+
+A job with ``custom.chain = [step, ...]`` (1 to :data:`MAX_STEPS` job objects, each checked
+at PUSH as a batch callback is) continues, when it is acknowledged, with ``step[0]`` pushed
+through the manager's own push path (so unique jobs, batches, results and throttles apply),
+with a fresh jid unless it has one, ``created_at`` now, and ``custom.chain`` the steps left.
+A step whose own ``custom.chain_result`` is ``true`` gets the ACK's ``result`` (or ``null``)
+prepended to its ``args``. A failure continues nothing: a retried job continues its chain
+when it succeeds; a job that dies or is discarded ends it. docs/protocol.md ("Job chains")
+is the wire reference.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from werk.errors import CommandError
+from werk.job import check_later, check_queue_name, format_time, new_jid
+from werk.manager.middleware import Middleware, Pusher
+from werk.manager.results import result_ttl
+from werk.protocol import jsonwire
+from werk.storage.base import Reservation
+
+log = logging.getLogger("werk.chains")
+
+MAX_STEPS = 50
+"""The most steps one ``custom.chain`` may hold."""
+MARKER = b'"chain"'
+"""Jobs whose body lacks this byte string carry no chain (the cheap check at ACK)."""
+
+
+def check_chain(job: dict[str, Any], now: float) -> None:
+    """Refuse a job whose ``custom.chain`` is malformed; a job without one passes.
+
+    Raises:
+        CommandError: ``custom.chain`` is not a list of 1 to :data:`MAX_STEPS` jobs, or a
+            step breaks a push rule, carries its own ``custom.chain`` (chains do not nest),
+            has a ``chain_result`` that is not a boolean, an invalid queue name or
+            ``result_ttl``; the message names the step (``custom.chain[2]: ...``).
+    """
+    custom = job.get("custom")
+    steps = custom.get("chain") if isinstance(custom, dict) else None
+    if steps is None:
+        return
+    if not isinstance(steps, list):
+        raise CommandError("custom.chain must be a list of jobs")
+    if not 1 <= len(steps) <= MAX_STEPS:
+        raise CommandError(f"custom.chain must hold 1 to {MAX_STEPS} jobs, not {len(steps)}")
+    for index, step in enumerate(steps):
+        try:
+            _check_step(step, now)
+        except CommandError as exc:
+            raise CommandError(f"custom.chain[{index}]: {exc.message}") from exc
+
+
+def _check_step(step: Any, now: float) -> None:
+    if not isinstance(step, dict):
+        raise CommandError("a chain step must be a job object")
+    trial = check_later(step, now)
+    check_queue_name(trial["queue"])
+    custom = trial.get("custom")
+    if not isinstance(custom, dict):
+        return
+    if custom.get("chain") is not None:
+        raise CommandError("chains do not nest: a step cannot carry its own custom.chain")
+    if not isinstance(custom.get("chain_result", False), bool):
+        raise CommandError("custom.chain_result must be true or false")
+    result_ttl(trial)
+
+
+def next_step(steps: list[Any], result: bytes | None, now: float) -> dict[str, Any]:
+    """Return the job that continues a chain: ``steps[0]`` with its jid, ``created_at``
+    now, the other steps as its ``custom.chain``, and ``result`` (JSON, ``None`` for none)
+    prepended to its ``args`` when it asks with ``custom.chain_result``."""
+    step: dict[str, Any] = dict(steps[0])
+    step["jid"] = step.get("jid") or new_jid()
+    step["created_at"] = format_time(now)
+    custom = dict(step.get("custom") or {})
+    custom.pop("chain", None)
+    if len(steps) > 1:
+        custom["chain"] = steps[1:]
+    if custom.get("chain_result") is True:
+        value = None if result is None else jsonwire.loads(result)
+        step["args"] = [value, *(step.get("args") or [])]
+    if custom:
+        step["custom"] = custom
+    return step
+
+
+class Chains(Middleware):
+    """The chain middleware: checks ``custom.chain`` at push, pushes the next step at ACK.
+
+    It must come before the middleware that keeps state at push (unique locks, batch
+    counts), so that a refused chain leaves nothing behind.
+    """
+
+    def __init__(self) -> None:
+        self.manager: Pusher | None = None
+
+    def attach(self, manager: Pusher) -> None:
+        """Keep the manager whose push path the next steps take."""
+        self.manager = manager
+
+    async def push(self, job: dict[str, Any], now: float) -> None:
+        """Refuse a malformed ``custom.chain`` (see :func:`check_chain`)."""
+        check_chain(job, now)
+
+    async def returned(self, reservation: Reservation, result: bytes | None, now: float) -> None:
+        """A job succeeded: push the next step of its chain, if it has one."""
+        body = reservation.entry.body
+        if MARKER not in body or self.manager is None:
+            return
+        custom = jsonwire.loads(body).get("custom")
+        steps = custom.get("chain") if isinstance(custom, dict) else None
+        if not isinstance(steps, list) or not steps:
+            return
+        step = next_step(steps, result, now)
+        if jsonwire.depth(step) > jsonwire.MAX_DEPTH:
+            log.error(
+                "job %s: its chain ends: the next step with the result prepended nests "
+                "deeper than %d levels",
+                reservation.entry.jid,
+                jsonwire.MAX_DEPTH,
+            )
+            return
+        try:
+            await self.manager.push(step)
+        except CommandError as exc:
+            # Checked at the first push; a step can still be refused now (a unique lock
+            # held, a batch gone): the chain ends there, and the log says why.
+            log.warning(
+                "job %s: its chain ends: the next step %s was refused: %s",
+                reservation.entry.jid,
+                step["jid"],
+                exc.wire(),
+            )

@@ -1,0 +1,214 @@
+"""Job chains (Werk's extension) through a real server on SQLite, Redis and PostgreSQL: the
+steps in ``custom.chain`` run in order, each once; a failure waits for the retry; a dead step
+ends the chain; ``chain_result`` passes the ACK's result on; a malformed chain is refused at
+PUSH and PUSHB, naming the step, with nothing stored (property-tested)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.badinput.conftest import snapshot
+from tests.enterprise.support import bulk_json, job
+from tests.helpers import Peer, error_text
+from werk.manager.chains import MAX_STEPS
+from werk.protocol.resp import Simple
+
+OK = Simple("OK")
+
+
+def push(peer: Peer, payload: dict[str, Any]) -> None:
+    assert peer.call("PUSH " + json.dumps(payload)) == OK
+
+
+def take(peer: Peer, queue: str = "work") -> dict[str, Any]:
+    fetched = bulk_json(peer.call(f"FETCH {queue}"))
+    assert isinstance(fetched, dict)
+    return fetched
+
+
+def ack(peer: Peer, jid: str, **extra: Any) -> None:
+    assert peer.call("ACK " + json.dumps({"jid": jid, **extra})) == OK
+
+
+def fail(peer: Peer, jid: str) -> None:
+    doc = {"jid": jid, "errtype": "E", "message": "boom"}
+    assert peer.call("FAIL " + json.dumps(doc)) == OK
+
+
+def nothing_queued(peer: Peer) -> bool:
+    return snapshot(peer)["queues"] == {}
+
+
+def chained(*steps: dict[str, Any], **custom: Any) -> dict[str, Any]:
+    return job("A", **custom, chain=list(steps))
+
+
+def test_three_steps_run_in_order_each_once(flushed_peer: Peer) -> None:
+    # Given a chain A -> B -> C, where B has a jid of its own and C has none
+    b, c = job("B", args=[2]), job("C", args=[3])
+    del c["jid"]
+    first = chained(b, c)
+    push(flushed_peer, first)
+    # When each step is fetched and acknowledged, the next one (only) appears
+    assert take(flushed_peer)["jid"] == first["jid"]
+    assert nothing_queued(flushed_peer)
+    ack(flushed_peer, first["jid"])
+    second = take(flushed_peer)
+    assert (second["jid"], second["jobtype"], second["args"]) == (b["jid"], "B", [2])
+    assert second["custom"] == {"chain": [c]}
+    assert second["created_at"].endswith("Z")
+    ack(flushed_peer, second["jid"])
+    ack(flushed_peer, second["jid"])  # a second ACK of the same job continues nothing
+    third = take(flushed_peer)
+    assert third["jobtype"] == "C" and third["args"] == [3] and "custom" not in third
+    assert third["jid"] not in (first["jid"], second["jid"]) and third["jid"]
+    assert nothing_queued(flushed_peer)
+    ack(flushed_peer, third["jid"])
+    # Then the chain is over: nothing more is queued
+    assert nothing_queued(flushed_peer)
+    assert flushed_peer.call("FETCH work") is None
+
+
+def test_a_failed_step_continues_once_its_retry_succeeds(flushed_peer: Peer) -> None:
+    b, c = {**job("B"), "retry": 2}, job("C")
+    first = chained(b, c)
+    push(flushed_peer, first)
+    ack(flushed_peer, take(flushed_peer)["jid"])
+    # When B fails, C does not come; B waits in the retry set
+    fail(flushed_peer, take(flushed_peer)["jid"])
+    assert nothing_queued(flushed_peer)
+    assert snapshot(flushed_peer)["sets"]["retries"] == 1
+    # Then B, retried and acknowledged, continues the chain with C
+    requeue = {"cmd": "requeue", "target": "retries", "filter": {"jids": [b["jid"]]}}
+    assert flushed_peer.call("MUTATE " + json.dumps(requeue)) == OK
+    retried = take(flushed_peer)
+    assert retried["jid"] == b["jid"] and retried["custom"]["chain"] == [c]
+    ack(flushed_peer, b["jid"])
+    assert take(flushed_peer)["jid"] == c["jid"]
+    assert nothing_queued(flushed_peer)
+
+
+def test_a_dead_step_ends_the_chain(flushed_peer: Peer) -> None:
+    b, c = {**job("B"), "retry": -1}, job("C")
+    push(flushed_peer, chained(b, c))
+    ack(flushed_peer, take(flushed_peer)["jid"])
+    fail(flushed_peer, take(flushed_peer)["jid"])
+    state = snapshot(flushed_peer)
+    assert state["queues"] == {} and state["sets"]["dead"] == 1
+    assert state["sets"]["scheduled"] == 0 and state["sets"]["retries"] == 0
+
+
+def test_a_step_with_chain_result_gets_the_previous_result(flushed_peer: Peer) -> None:
+    b = job("B", args=["x"], chain_result=True)
+    c = job("C", args=[1], chain_result=True)
+    d = job("D", args=[2])
+    push(flushed_peer, chained(b, c, d))
+    ack(flushed_peer, take(flushed_peer)["jid"], result={"n": [1, 2]})
+    second = take(flushed_peer)
+    assert second["args"] == [{"n": [1, 2]}, "x"]
+    ack(flushed_peer, second["jid"])  # no result: null goes on
+    third = take(flushed_peer)
+    assert third["args"] == [None, 1]
+    ack(flushed_peer, third["jid"], result=7)  # D does not ask: its args stay
+    assert take(flushed_peer)["args"] == [2]
+
+
+def test_steps_take_the_normal_push_path(flushed_peer: Peer) -> None:
+    # A step with result_ttl gets its result record, and a scheduled step waits for its time
+    b = job("B", result_ttl=60)
+    c = {**job("C"), "at": "2099-01-01T00:00:00Z"}
+    push(flushed_peer, chained(b, c))
+    ack(flushed_peer, take(flushed_peer)["jid"])
+    doc = bulk_json(flushed_peer.call("RESULT " + json.dumps({"jid": b["jid"]})))
+    assert doc["state"] == "queued"
+    ack(flushed_peer, take(flushed_peer)["jid"], result="done")
+    doc = bulk_json(flushed_peer.call("RESULT " + json.dumps({"jid": b["jid"]})))
+    assert doc["state"] == "succeeded" and doc["result"] == "done"
+    state = snapshot(flushed_peer)
+    assert state["queues"] == {} and state["sets"]["scheduled"] == 1
+
+
+def test_a_refused_step_ends_the_chain_quietly(flushed_peer: Peer) -> None:
+    # The next step is unique and its twin holds the lock: the chain ends there
+    b, c = job("B", unique_for=60), job("C")
+    twin = {**b, "jid": "twin-of-b"}
+    push(flushed_peer, chained(b, c))
+    push(flushed_peer, twin)
+    ack(flushed_peer, take(flushed_peer)["jid"])
+    assert take(flushed_peer)["jid"] == "twin-of-b"
+    assert nothing_queued(flushed_peer)
+
+
+MALFORMED: list[tuple[Any, str]] = [
+    ({}, "custom.chain must be a list of jobs"),
+    ("B", "custom.chain must be a list of jobs"),
+    ([], "custom.chain must hold 1 to 50 jobs, not 0"),
+    ([job("B")] * (MAX_STEPS + 1), "custom.chain must hold 1 to 50 jobs, not 51"),
+    (["B"], "custom.chain[0]: a chain step must be a job object"),
+    ([job("B"), {"jobtype": "C"}], "custom.chain[1]: "),
+    ([job("B"), job("C", args=[1], chain=[job("D")])], "custom.chain[1]: chains do not nest"),
+    ([job("B", chain_result=1)], "custom.chain[0]: custom.chain_result must be true or false"),
+    ([{**job("B"), "queue": "a b"}], 'custom.chain[0]: cannot get "a b" queue'),
+    ([{**job("B"), "priority": 10}], "custom.chain[0]: jobs must have a priority"),
+    ([job("B", result_ttl=-1)], "custom.chain[0]: result_ttl must be between"),
+    ([job("B"), {**job("C"), "args": "x"}], "custom.chain[1]: "),
+]
+
+
+@pytest.mark.parametrize(("steps", "message"), MALFORMED)
+def test_a_malformed_chain_is_refused_naming_the_step(
+    flushed_peer: Peer, steps: Any, message: str
+) -> None:
+    payload = chained(unique_for=60)
+    payload["custom"]["chain"] = steps
+    assert error_text(flushed_peer.call("PUSH " + json.dumps(payload))).startswith(
+        "ERR " + message
+    ), steps
+    refused = bulk_json(flushed_peer.call("PUSHB " + json.dumps([payload])))
+    assert refused[payload["jid"]].startswith(message)
+    # Nothing stored, no unique lock left: the same job without its chain is accepted
+    assert nothing_queued(flushed_peer)
+    del payload["custom"]["chain"]
+    push(flushed_peer, payload)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=8,
+)
+BAD_STEP = JSON.filter(lambda v: not isinstance(v, dict)) | st.fixed_dictionaries(
+    {"jobtype": st.text(max_size=3) | JSON, "args": JSON}, optional={"queue": JSON, "jid": JSON}
+).filter(lambda v: not (isinstance(v.get("args"), list) and v.get("jobtype")))
+"""A value that is no valid step: not an object, or one whose jobtype or args is wrong."""
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    good=st.integers(min_value=0, max_value=3),
+    bad=BAD_STEP,
+    where=st.integers(min_value=0, max_value=3),
+)
+def test_any_malformed_step_is_refused_and_nothing_is_stored(
+    flushed_peer: Peer, good: int, bad: Any, where: int
+) -> None:
+    steps: list[Any] = [job("B") for _ in range(good)]
+    index = min(where, good)
+    steps.insert(index, bad)
+    payload = chained(*steps)
+    text = error_text(flushed_peer.call("PUSH " + json.dumps(payload)))
+    assert text.startswith(f"ERR custom.chain[{index}]: "), (steps, text)
+    refused = bulk_json(flushed_peer.call("PUSHB " + json.dumps([payload, job("Other")])))
+    assert list(refused) == [payload["jid"]]
+    assert refused[payload["jid"]].startswith(f"custom.chain[{index}]: ")
+    assert snapshot(flushed_peer)["queues"] == {"work": 1}
+    assert flushed_peer.call("FLUSH") == OK
