@@ -46,6 +46,14 @@ def mutate(client: faktory.Client, **operation: Any) -> str:
 
 
 @pytest.fixture
+def werk_server(flushed_server: ServerProcess) -> ServerProcess:
+    """The module's server on each backend, FLUSHed before each test. Each test's clients
+    disconnect and its worker threads are joined before the next test starts, so nothing
+    of one reaches the next but the worker process records FLUSH keeps."""
+    return flushed_server
+
+
+@pytest.fixture
 def client(werk_server: ServerProcess) -> Iterator[faktory.Client]:
     with faktory.Client(werk_server.url) as connected:
         yield connected

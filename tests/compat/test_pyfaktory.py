@@ -33,6 +33,14 @@ HEARTBEAT_RACE = "while `_beat` is only valid"
 
 
 @pytest.fixture
+def werk_server(flushed_server: ServerProcess) -> ServerProcess:
+    """The module's server on each backend, FLUSHed before each test. Each test's clients
+    disconnect and its worker threads are joined before the next test starts, so nothing
+    of one reaches the next but the worker process records FLUSH keeps."""
+    return flushed_server
+
+
+@pytest.fixture
 def make_client(werk_server: ServerProcess) -> Iterator[ClientFactory]:
     """Return a factory of connected pyfaktory clients; disconnect them all at the end.
 
