@@ -22,12 +22,18 @@ Start = Callable[[Worker], "asyncio.Task[None]"]
 
 
 def retry_jobs(client: Client) -> list[dict[str, Any]]:
-    """The jobs in the Retries set, requeued so they can be fetched and inspected."""
+    """The jobs in the Retries set, requeued so they can be fetched and inspected (as many
+    FETCHes as the set held, then INFO shows the queue empty: no last FETCH waiting ~2 s
+    for nothing)."""
+    count = retries_size(client)
     client.mutate("requeue", "retries", {})
     jobs = []
-    while (job := client.fetch("default")) is not None:
+    for _ in range(count):
+        job = client.fetch("default")
+        assert job is not None
         jobs.append(job)
         client.ack(job["jid"])
+    assert client.info()["faktory"]["queues"].get("default", 0) == 0
     return jobs
 
 
