@@ -32,6 +32,7 @@ from werk.client.runner import (
     UnknownJobTypeError,
     current_job,
 )
+from werk.client.sets import JobsPage, SetEntry
 from werk.client.tasks import BulkPushed, Pushed, Task, set_default_client, task
 from werk.client.url import ConfigurationError, ServerAddress, parse_url
 from werk.client.worker import Worker
@@ -48,6 +49,9 @@ __all__ = [
     "AsyncClient",
     "Client",
     "Job",
+    # the retry, scheduled and dead sets
+    "JobsPage",
+    "SetEntry",
     # results
     "JobFailedError",
     "JobState",

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any, TypeVar, Unpack
 
 from werk.client.backoff import backoff_delays
 from werk.client.client import CALLS
@@ -25,6 +25,16 @@ from werk.client.connection import (
 from werk.client.job import Job, batch_dict, job_dict
 from werk.client.proto import Call, Identity
 from werk.client.results import Deadline, JobState
+from werk.client.sets import (
+    PAGE_SIZE,
+    JobsPage,
+    SetEntry,
+    SetName,
+    Target,
+    Where,
+    jobs_call,
+    mutate_calls,
+)
 from werk.client.url import ServerAddress, resolve
 
 T = TypeVar("T")
@@ -226,6 +236,46 @@ class AsyncClient:
     async def queue_latency(self, *names: str) -> dict[str, float]:
         """Return the age in seconds of the oldest job in each queue."""
         return await self._run(CALLS.queue_latency(names))
+
+    # -- the retry, scheduled and dead sets (Werk's JOBS) ---------------------------------
+
+    async def jobs(
+        self, target: Target, *, offset: int = 0, limit: int = PAGE_SIZE, **where: Unpack[Where]
+    ) -> JobsPage:
+        """Return one page of a set or a queue: see :meth:`werk.client.Client.jobs`."""
+        return await self._run(jobs_call(target, offset=offset, limit=limit, **where))
+
+    async def iter_jobs(
+        self, target: Target, *, page_size: int = PAGE_SIZE, **where: Unpack[Where]
+    ) -> AsyncIterator[SetEntry]:
+        """Yield every matching entry, a page at a time: see
+        :meth:`werk.client.Client.iter_jobs`."""
+        offset: int | None = 0
+        while offset is not None:
+            page = await self.jobs(target, offset=offset, limit=page_size, **where)
+            for entry in page.entries:
+                yield entry
+            offset = page.next_offset
+
+    async def find_job(self, target: SetName, jid: str) -> SetEntry | None:
+        """Return the entry of ``jid`` in the retry, scheduled or dead set, or ``None``."""
+        entries = (await self.jobs(target, jids=[jid], limit=1)).entries
+        return entries[0] if entries else None
+
+    async def requeue_jobs(self, target: SetName, jobs: Iterable[SetEntry | str]) -> None:
+        """Move the listed jobs of a set to their queues now (MUTATE ``requeue``)."""
+        for call in mutate_calls("requeue", target, jobs):
+            await self._run(call)
+
+    async def discard_jobs(self, target: SetName, jobs: Iterable[SetEntry | str]) -> None:
+        """Delete the listed jobs from a set (MUTATE ``discard``)."""
+        for call in mutate_calls("discard", target, jobs):
+            await self._run(call)
+
+    async def kill_jobs(self, target: SetName, jobs: Iterable[SetEntry | str]) -> None:
+        """Move the listed jobs of a set to the dead set (MUTATE ``kill``)."""
+        for call in mutate_calls("kill", target, jobs):
+            await self._run(call)
 
     # -- Enterprise commands ------------------------------------------------------------------
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import ssl
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar, Unpack
 
 from werk.client.backoff import backoff_delays
 from werk.client.connection import (
@@ -25,9 +25,20 @@ from werk.client.connection import (
 from werk.client.job import Job, batch_dict, job_dict
 from werk.client.proto import Call, ClientProtocol, Identity
 from werk.client.results import Deadline, JobState
+from werk.client.sets import (
+    PAGE_SIZE,
+    JobsPage,
+    SetEntry,
+    SetName,
+    Target,
+    Where,
+    jobs_call,
+    mutate_calls,
+)
 from werk.client.url import ServerAddress, resolve
 
 T = TypeVar("T")
+
 CALLS = ClientProtocol()
 """Builds :class:`Call` objects; a call does not depend on any connection's state."""
 
@@ -260,6 +271,62 @@ class Client:
     def queue_latency(self, *names: str) -> dict[str, float]:
         """Return the age in seconds of the oldest job in each queue."""
         return self._run(CALLS.queue_latency(names))
+
+    # -- the retry, scheduled and dead sets (Werk's JOBS) ---------------------------------
+
+    def jobs(
+        self, target: Target, *, offset: int = 0, limit: int = PAGE_SIZE, **where: Unpack[Where]
+    ) -> JobsPage:
+        """Return one page of the retry set (``"retries"``), the scheduled set, the dead
+        set, or (``"queue"`` with ``queue=``) a queue, in the web UI's order.
+
+        ``jids``, ``regexp`` (a glob over the job's JSON) and ``jobtype`` are MUTATE's
+        filter and must all hold; none lists every entry. ``limit`` is 1..1000. Werk's
+        ``JOBS`` extension (docs/protocol.md).
+
+        Raises:
+            CommandError: the server refused it (a bad argument; a Faktory server:
+                ``unknown command JOBS``).
+        """
+        return self._run(jobs_call(target, offset=offset, limit=limit, **where))
+
+    def iter_jobs(
+        self, target: Target, *, page_size: int = PAGE_SIZE, **where: Unpack[Where]
+    ) -> Iterator[SetEntry]:
+        """Yield every entry of a set (or a queue) that matches, a page at a time (see
+        :meth:`jobs`). Pages are read by offset: collect what you mean to act on
+        (``list(...)``) before you requeue, discard or kill it, since those shift the
+        entries after it."""
+        offset: int | None = 0
+        while offset is not None:
+            page = self.jobs(target, offset=offset, limit=page_size, **where)
+            yield from page.entries
+            offset = page.next_offset
+
+    def find_job(self, target: SetName, jid: str) -> SetEntry | None:
+        """Return the entry of ``jid`` in the retry, scheduled or dead set, or ``None``
+        (Sidekiq's ``find_job``)."""
+        entries = self.jobs(target, jids=[jid], limit=1).entries
+        return entries[0] if entries else None
+
+    def requeue_jobs(self, target: SetName, jobs: Iterable[SetEntry | str]) -> None:
+        """Move the listed jobs (entries or jids) of a set to their queues now (MUTATE
+        ``requeue``; Sidekiq's ``retry`` and ``add_to_queue``). A jid no longer in the
+        set is skipped."""
+        for call in mutate_calls("requeue", target, jobs):
+            self._run(call)
+
+    def discard_jobs(self, target: SetName, jobs: Iterable[SetEntry | str]) -> None:
+        """Delete the listed jobs (entries or jids) from a set (MUTATE ``discard``;
+        Sidekiq's ``delete``)."""
+        for call in mutate_calls("discard", target, jobs):
+            self._run(call)
+
+    def kill_jobs(self, target: SetName, jobs: Iterable[SetEntry | str]) -> None:
+        """Move the listed jobs (entries or jids) of a set to the dead set (MUTATE
+        ``kill``; Sidekiq's ``kill``)."""
+        for call in mutate_calls("kill", target, jobs):
+            self._run(call)
 
     # -- Enterprise commands ------------------------------------------------------------------
 
