@@ -73,6 +73,13 @@ def test_retry_and_dead_sets_with_their_times(flushed_peer: Peer) -> None:
         time.sleep(0.01)
     dead = jobs(peer, target="dead")
     assert jids(dead) == ["dead-0003", "dead-0002", "dead-0001"]  # most recent death first
+    # Every way of filtering keeps that order: the store's (jobtype), by jid, by glob.
+    for flt in ({"jobtype": "Test"}, {"jids": jids(dead)}, {"regexp": "*dead-*"}):
+        assert jids(jobs(peer, target="dead", filter=flt)) == jids(dead), flt
+    assert jids(jobs(peer, target="dead", filter={"regexp": "*dead-*"}, offset=1)) == [
+        "dead-0002",
+        "dead-0001",
+    ]
     died = parse_time(dead["jobs"][0]["at"])
     assert before - 1 <= died <= time.time() + 1  # when it died, not when it expires
     assert died < time.time() + DEAD_TTL / 2
