@@ -248,14 +248,18 @@ def validate(job: Any, now: float) -> dict[str, Any]:
 def check_later(job: dict[str, Any], now: float) -> dict[str, Any]:
     """Check a job kept to be pushed later (a batch callback, a chain step) as its push
     will, without changing it: a copy, given a jid when it has none, must pass
-    :func:`validate`. Returns that validated copy (defaults filled).
+    :func:`validate` and have a valid queue name. Returns that validated copy (defaults
+    filled).
 
     Raises:
         CommandError: with Faktory's message for the first rule the job breaks.
     """
     trial = copy.deepcopy(job)
     trial["jid"] = trial.get("jid") or new_jid()
-    return validate(trial, now)
+    checked = validate(trial, now)
+    # Its push will refuse such a queue: found only then, the job would never be pushed.
+    check_queue_name(checked["queue"])
+    return checked
 
 
 def scheduled_at(job: dict[str, Any], now: float) -> float | None:
@@ -274,6 +278,20 @@ def scheduled_at(job: dict[str, Any], now: float) -> float | None:
     except ValueError as exc:
         raise CommandError(f"invalid timestamp for 'at': \"{at}\": {exc}") from exc
     return due if due > now else None
+
+
+def check(job: Any, now: float) -> tuple[dict[str, Any], float | None]:
+    """Apply PUSH's own rules to a job (:func:`validate`, :func:`scheduled_at`, and the
+    queue name, also for a scheduled job so that no invalid queue appears when it falls
+    due); return it and when it is due (``None``: now).
+
+    Raises:
+        CommandError: with Faktory's message for the first rule the job breaks.
+    """
+    job = validate(job, now)
+    due = scheduled_at(job, now)
+    check_queue_name(job["queue"])
+    return job, due
 
 
 def check_queue_name(name: str) -> None:

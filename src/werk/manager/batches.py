@@ -72,6 +72,12 @@ class Batch:
         return cls(**json.loads(data))
 
 
+def _keepable(bid: str) -> bool:
+    # Bids are made by new_bid: an empty one or one holding NUL names no batch, and
+    # PostgreSQL refuses NUL in a key (it answered -ERR storage error).
+    return bool(bid) and "\x00" not in bid
+
+
 def _callback_spec(spec: dict[str, Any], name: str, now: float) -> dict[str, Any] | None:
     job = spec.get(name)
     if job is None or job == {} or job == "":
@@ -123,10 +129,12 @@ class Batches(Middleware):
                 callbacks[name] = job
         if not callbacks:
             raise CommandError("a batch needs a success or complete callback")
-        parent = str(spec.get("parent_bid") or "")
+        parent, description = spec.get("parent_bid") or "", spec.get("description") or ""
+        if not isinstance(parent, str) or not isinstance(description, str):
+            raise CommandError("invalid batch: parent_bid and description must be strings")
         if parent:
             await self.get(parent, now)
-        batch = Batch(new_bid(), now, parent, str(spec.get("description") or ""), callbacks)
+        batch = Batch(new_bid(), now, parent, description, callbacks)
         await self.store.put_record(KEY + batch.bid, batch.encode(), OPEN_TTL, now)
         if parent:
             await self.store.add_counts(
@@ -140,7 +148,7 @@ class Batches(Middleware):
         Raises:
             CommandError: ``no such batch <bid>``.
         """
-        data = await self.store.get_record(KEY + bid, now) if bid else None
+        data = await self.store.get_record(KEY + bid, now) if _keepable(bid) else None
         if data is None:
             raise CommandError(f"no such batch {bid}")
         return Batch.decode(data)
@@ -188,7 +196,7 @@ class Batches(Middleware):
 
     async def overview(self, bid: str, now: float) -> dict[str, Any] | None:
         """Return one batch as an :func:`overview` dict, or ``None`` if it is not kept."""
-        data = await self.store.get_record(KEY + bid, now) if bid else None
+        data = await self.store.get_record(KEY + bid, now) if _keepable(bid) else None
         try:
             batch = None if data is None else Batch.decode(data)
         except (ValueError, TypeError):

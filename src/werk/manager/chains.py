@@ -17,7 +17,7 @@ import logging
 from typing import Any
 
 from werk.errors import CommandError
-from werk.job import check_later, check_queue_name, format_time, new_jid
+from werk.job import check_later, format_time, new_jid
 from werk.manager.middleware import Middleware, Pusher
 from werk.manager.results import result_ttl
 from werk.protocol import jsonwire
@@ -59,7 +59,6 @@ def _check_step(step: Any, now: float) -> None:
     if not isinstance(step, dict):
         raise CommandError("a chain step must be a job object")
     trial = check_later(step, now)
-    check_queue_name(trial["queue"])
     custom = trial.get("custom")
     if not isinstance(custom, dict):
         return

@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from werk.errors import CommandError, InvalidJSONError, JobTypeError
-from werk.job import check_queue_name, clamp_reserve_for, format_time, scheduled_at, validate
+from werk.job import QUEUE_NAME, check, check_queue_name, clamp_reserve_for, format_time
 from werk.manager.middleware import Middleware
 from werk.manager.results import Results
 from werk.manager.retry import DEAD_TTL, FailureReport, record_failure
@@ -64,6 +64,13 @@ def _stamp(enqueued_at: float) -> bytes:
 def render(body: bytes, enqueued_at: float) -> bytes:
     """Return the job JSON handed to a worker: the body with ``enqueued_at`` spliced in."""
     return b'%b,"enqueued_at":"%b"}' % (body[:-1], _stamp(enqueued_at))
+
+
+def _queue_names(names: Sequence[str] | None) -> Sequence[str] | None:
+    """Check the names given to QUEUE PAUSE, RESUME and REMOVE (``None``: every queue)."""
+    for name in names or ():
+        check_queue_name(name)
+    return names
 
 
 class Manager:
@@ -138,10 +145,7 @@ class Manager:
             CommandError: the job breaks a rule, with Faktory's message, or middleware
                 refused it.
         """
-        job = validate(job, now)
-        due = scheduled_at(job, now)
-        # Also for a scheduled job: it must not create an invalid queue when it falls due.
-        check_queue_name(job["queue"])
+        job, due = check(job, now)
         for middleware in self._hooks["push"]:
             await middleware.push(job, now)
         return job, make_entry(job), due
@@ -373,16 +377,20 @@ class Manager:
     # -- queues ---------------------------------------------------------------------
 
     async def pause(self, names: Sequence[str] | None) -> None:
-        """Pause queues (``None``: all known queues)."""
-        await self.store.pause(names)
+        """Pause queues (``None``: all known queues).
+
+        Raises:
+            CommandError: a name breaks Faktory's rule for queue names (nothing changes).
+        """
+        await self.store.pause(_queue_names(names))
 
     async def resume(self, names: Sequence[str] | None) -> None:
-        """Resume queues (``None``: all)."""
-        await self.store.resume(names)
+        """Resume queues (``None``: all); raises as :meth:`pause`."""
+        await self.store.resume(_queue_names(names))
 
     async def remove(self, names: Sequence[str] | None) -> None:
-        """Delete queues and their jobs (``None``: all)."""
-        await self.store.remove_queues(names)
+        """Delete queues and their jobs (``None``: all); raises as :meth:`pause`."""
+        await self.store.remove_queues(_queue_names(names))
 
     async def delete_queued(self, queue: str, jids: Sequence[str]) -> int:
         """Delete the listed jobs from a queue if they are still waiting there; return how
@@ -394,8 +402,12 @@ class Manager:
     async def latency(self, names: Sequence[str]) -> dict[str, float]:
         """Return, per queue, the age in seconds of its oldest job (0 when empty)."""
         now = self.clock()
-        oldest = await self.store.oldest_enqueued(names)
-        return {name: round(max(0.0, now - t), 6) if t else 0 for name, t in oldest.items()}
+        # A name breaking the queue rule holds no job: 0, as an unknown queue, without
+        # asking the store (PostgreSQL cannot even look up a name holding NUL).
+        valid = [name for name in names if QUEUE_NAME.match(name)]
+        oldest = await self.store.oldest_enqueued(valid) if valid else {}
+        ages = {name: round(max(0.0, now - t), 6) if t else 0 for name, t in oldest.items()}
+        return {name: ages.get(name, 0) for name in names}
 
     # -- mutate -----------------------------------------------------------------------
 

@@ -80,7 +80,8 @@ def parse_filter(raw: Any) -> JobFilter | None:
         if len(jids) > MAX_FILTER_JIDS:
             raise CommandError(f"invalid filter: more than {MAX_FILTER_JIDS} jids")
     return JobFilter(
-        jids=None if jids is None else frozenset(jids),
+        # A jid holding NUL names no job (PUSH refuses it) and no store can look it up.
+        jids=None if jids is None else frozenset(j for j in jids if "\x00" not in j),
         regexp=_string(raw, "regexp"),
         jobtype=_string(raw, "jobtype"),
     )

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from werk.job import QUEUE_NAME
 from werk.webui.audit import audit, jobs
 from werk.webui.i18n import N_, translate
 from werk.webui.render import int_param, redirect
@@ -44,6 +45,8 @@ def routes(ui: Ui) -> list[BaseRoute]:
     async def queue_action(request: Request) -> Response:
         form = await check_token(request)
         name = request.path_params["name"]
+        if not QUEUE_NAME.match(name):  # no such queue can exist (PUSH refuses the name)
+            raise HTTPException(404, translate(N_("No queue named %(name)s."), name=name))
         action = str(form.get("action", ""))
         if action == "pause":
             await queries.pause(name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from werk.errors import CommandError, JSONDepthError
+from werk.job import QUEUE_NAME
 from werk.manager.retry import FailureReport
 from werk.protocol import jsonwire
 from werk.protocol.resp import OK, encode_bulk
@@ -45,7 +46,9 @@ async def pushb(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes
 
 async def fetch(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
     """FETCH queue [queue ...]"""
-    queues = [name for name in text_arg(arg).split(" ") if name]
+    # A name breaking the queue rule never holds a job (PUSH refuses it), and PostgreSQL
+    # cannot even look up one holding NUL: such names are left out.
+    queues = [name for name in text_arg(arg).split(" ") if QUEUE_NAME.match(name)]
     # The state a process learnt at its last BEAT: no store lookup on every FETCH.
     if not queues or (conn.wid and server.process_states.get(conn.wid) in ("quiet", "terminate")):
         # ``FETCH `` names only the empty queue, which never has a job (as in Faktory).
