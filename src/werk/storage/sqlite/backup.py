@@ -124,6 +124,7 @@ def backup(
         raise BackupError(f"no Werk store at {source}")
     now = time.time()
     path = target / backup_name(now) if target.is_dir() else target
+    _check_target(path, data_dir)
     try:
         make_dir(path.parent, "backup directory")
     except DirectoryError as exc:
@@ -151,6 +152,18 @@ def backup(
         partial.unlink(missing_ok=True)
         raise BackupError(f"backup of {source} to {path} failed: {exc}") from exc
     return path, manifest
+
+
+def _check_target(path: Path, data_dir: Path) -> None:
+    """Refuse a backup path whose replacement would destroy something: anything but a
+    regular file (run as root, ``-o /dev/full`` replaced the device with the backup), or
+    a file of the store itself (``-o <data dir>/werk.sqlite3`` replaced the live database
+    under a running server)."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise BackupError(f"{path} exists and is not a regular file: give a directory or a file")
+    own = (schema.DB_NAME, schema.LOCK_NAME)
+    if path.name.startswith(own) and path.parent.resolve() == data_dir.resolve():
+        raise BackupError(f"{path} is a file of the store itself: write the backup elsewhere")
 
 
 def _copy(source: Path, dest: Path) -> tuple[dict[str, int], int]:
@@ -200,6 +213,8 @@ def read_manifest(path: Path) -> Manifest:
         raise BackupError(f"{where} is missing: the backup is incomplete or not Werk's") from exc
     except (OSError, ValueError, TypeError) as exc:
         raise BackupError(f"{where} is not a valid backup manifest: {exc}") from exc
+    except RecursionError as exc:  # a manifest is a flat object: this is not one
+        raise BackupError(f"{where} is not a valid backup manifest: nested too deeply") from exc
 
 
 def verify(path: Path, progress: StepCallback = _no_progress) -> Manifest:
