@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -156,3 +157,57 @@ def test_bad_options_blame_the_option_and_run_nothing(
     assert proc.returncode == 2, stderr.decode()
     assert message in stderr.decode() and b"cannot load" not in stderr
     assert client.info()["faktory"]["total_processed"] == 0
+
+
+def children_of(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+@SQLITE_ONLY
+def test_processes_run_workers_and_replace_one_that_dies(
+    tmp_path: Path, werk_server: ServerProcess, client: Client
+) -> None:
+    # Given werk worker -p 2 -c 2 and four slow jobs: all four run at once, so both
+    # worker processes fetch
+    client.push_bulk([Job("slow", [3]) for _ in range(4)])
+    proc = start_worker(tmp_path, werk_server, "registry", "-p", "2", "-c", "2")
+    wait_until(lambda: busy(client) == 4)
+    workers = wait_until(lambda: len(children_of(proc.pid)) == 2 and children_of(proc.pid))
+    # When one worker process is killed, Then another takes its place and fetches
+    os.kill(workers[0], signal.SIGKILL)
+    wait_until(lambda: len(set(children_of(proc.pid)) - set(workers)) == 1)
+    client.push_bulk([Job("slow", [0.1]) for _ in range(2)])
+    wait_until(lambda: client.info()["faktory"]["queues"].get("default", 0) == 0)
+    # And SIGTERM stops both gracefully: the supervisor exits 0 and leaves no process
+    survivors = children_of(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 0, stderr.decode()
+    assert b"starting another" in stderr
+    assert not [pid for pid in survivors if Path(f"/proc/{pid}").exists()]
+
+
+def test_a_supervised_worker_gets_the_same_options() -> None:
+    """``--processes`` starts copies of the command: every other option reaches them."""
+    from werk.cli.main import build_parser
+    from werk.cli.supervisor import child_argv
+
+    given = ["worker", "m:a", "-q", "a,2", "-q", "b", "-c", "3", "--url", "tcp://x:1"]
+    given += ["--label", "l1", "--label", "l2", "--shutdown-timeout", "2.5", "-l", "debug"]
+    given += ["--log-format", "json", "-p", "4"]
+    parser = build_parser()
+    parsed = parser.parse_args(given)
+    again = parser.parse_args(["worker", *child_argv(parsed)])
+    assert {**vars(again), "processes": 4} == vars(parsed)
+    assert again.processes == 1
+    defaults = parser.parse_args(["worker", "m:a"])
+    assert vars(parser.parse_args(["worker", *child_argv(defaults)])) == vars(defaults)

@@ -19,6 +19,7 @@ from typing import Any
 
 from werk.cli.argtypes import positive_int, seconds
 from werk.cli.server import setup_logging
+from werk.cli.supervisor import Supervisor, child_argv
 from werk.client import Task, Worker
 from werk.client.queues import parse_queue
 from werk.client.url import ConfigurationError, parse_url
@@ -75,6 +76,15 @@ def register(subparsers: Any) -> None:
         action="append",
         default=[],
         help=f"label shown on the Busy page, repeatable (default {', '.join(defaults['labels'])})",
+    )
+    parser.add_argument(
+        "-p",
+        "--processes",
+        type=positive_int,
+        default=1,
+        help="worker processes to run, each with CONCURRENCY jobs at once, under this one,"
+        " which restarts any that exits (default 1: this process is the worker; use the"
+        " number of cores for CPU-bound jobs)",
     )
     parser.add_argument(
         "--shutdown-timeout",
@@ -206,6 +216,8 @@ def run(args: argparse.Namespace) -> int:
     except (ImportError, AttributeError, ValueError, TypeError) as exc:
         log.error("cannot load %s: %s", args.target, exc)
         return 2
+    if args.processes > 1:  # the target loads: start the workers it describes
+        return Supervisor(child_argv(args), args.processes).run()
     try:
         worker.run()
     except (WerkError, OSError) as exc:
