@@ -52,6 +52,17 @@ def _document(data: bytes | None) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
+def _check_progress(update: dict[str, Any]) -> None:
+    """Faktory's types for TRACK SET: ``percent`` a whole number 0..100, ``desc`` a string
+    (``null`` leaves either out). Anything else was kept and echoed by TRACK GET as sent
+    (``1e300``, ``"x"``, an object)."""
+    percent, desc = update.get("percent"), update.get("desc")
+    if percent is not None and (type(percent) is not int or not 0 <= percent <= 100):
+        raise CommandError("TRACK SET percent must be a whole number from 0 to 100")
+    if desc is not None and not isinstance(desc, str):
+        raise CommandError("TRACK SET desc must be a string")
+
+
 class Tracking(Middleware):
     """The tracking subsystem: TRACK commands and the middleware that records states.
 
@@ -126,6 +137,7 @@ class Tracking(Middleware):
         ):
             raise CommandError("TRACK SET needs a JSON object with a jid")
         jid: str = update["jid"]
+        _check_progress(update)
         until = update.get("reserve_until")
         if until:
             if not isinstance(until, str):
