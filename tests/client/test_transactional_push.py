@@ -145,6 +145,9 @@ REFUSED: list[str] = [
     '{"jid": "abcdefgh1", "jobtype": "T", "args": [], "at": 12}',
     '{"jid": "abcdefgh1", "jobtype": "T", "args": [], "at": "soon"}',
     '{"jid": "abcdefgh1", "jobtype": "T", "args": [], "at": "2001-02-03 04:05:06Z"}',
+    '{"jid": "abcdefgh1", "jobtype": "T", "args": [], "at": "9999-12-31T23:59:59-14:00"}',
+    '{"jid": "abcdefgh1", "jobtype": "T", "args": [], "at": "9999-12-31T23:59:59.9999Z"}',
+    '{"jid": "abcdefgh1", "jobtype": "T", "args": [], "at": "0001-01-01T00:00:00+00:01"}',
     '{"jid": "abcdefgh1", "jobtype": "T", "args": [], "queue": "a b"}',
     '{"jid": "abcdefgh1", "jobtype": "T", "args": [], "queue": "ü"}',
 ]
@@ -257,3 +260,14 @@ def test_a_jid_of_three_wide_characters_is_taken_as_push_takes_it(app: App) -> N
         werk_pg.push(conn, {"jid": "日本語x", "jobtype": "T", "args": []}, schema=app.schema)
     jids = {job["jid"] for job in (fetch(worker), fetch(worker)) if job is not None}
     assert jids == {"日本語", "日本語x"}
+
+
+def test_an_offset_postgresql_cannot_read_is_push_s_error_class(app: App) -> None:
+    # PostgreSQL reads offsets up to 15:59 only: -23:59 raised its own error (SQLSTATE
+    # 22009), not PUSH's 22023 with an "invalid timestamp for 'at'" message.
+    job = '{"jid": "abcdefgh1", "jobtype": "T", "args": [], "at": "2030-01-01T00:00:00-23:59"}'
+    with app.connect() as conn:
+        conn.autocommit = True
+        with pytest.raises(psycopg.errors.InvalidParameterValue) as refused:
+            conn.execute(f"SELECT {app.schema}.push(%s::json)", (job,))
+        assert refused.value.diag.message_primary.startswith("invalid timestamp for 'at'")

@@ -144,10 +144,17 @@ BEGIN
       t := btrim(t, E' \t\n\r\f\v');
       -- a time without an offset is UTC, as Werk reads it
       due := (CASE WHEN t ~ '([Zz]|[+-]\d{2}:\d{2})$' THEN t ELSE t || 'Z' END)::timestamptz;
-    EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow THEN
+    EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow
+                   OR invalid_time_zone_displacement_value THEN
       RETURN format('invalid timestamp for ''at'': "%s": %s', {s}.push_field(job, 'at') #>> '{}',
                     SQLERRM);
     END;
+    -- werk.job.parse_time's range (FIRST_TIME, LAST_TIME): an offset can carry a time there
+    IF due < '0001-01-01T00:00:00Z'::timestamptz
+       OR due > '9999-12-31T23:59:59.999Z'::timestamptz THEN
+      RETURN format('invalid timestamp for ''at'': "%s": outside the years 0001 to 9999 in UTC',
+                    {s}.push_field(job, 'at') #>> '{}');
+    END IF;
     IF due > clock_timestamp() THEN
       RETURN NULL;  -- scheduled: the queue name is checked when it becomes due
     END IF;

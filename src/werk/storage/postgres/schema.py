@@ -132,6 +132,7 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("0002_fetch_commits_asynchronously", (FETCH_FUNCTION,)),
     ("0003_push_checks_field_types", PUSH_FUNCTIONS),
     ("0004_push_folds_key_case", PUSH_FUNCTIONS),
+    ("0005_push_refuses_at_outside_the_years", PUSH_FUNCTIONS),
 )
 
 
