@@ -262,6 +262,26 @@ def check_later(job: dict[str, Any], now: float) -> dict[str, Any]:
     return checked
 
 
+def next_step(steps: list[Any], result: Any, now: float) -> dict[str, Any]:
+    """Return the job that continues a chain (Werk's chains extension): ``steps[0]`` (a job
+    object) with its jid or a fresh one, ``created_at`` now, the other steps as its
+    ``custom.chain``, and ``result`` (the previous step's return value) prepended to its
+    ``args`` when it asks with ``custom.chain_result``. The server and the inline client
+    both continue chains with it."""
+    step: dict[str, Any] = dict(steps[0])
+    step["jid"] = step.get("jid") or new_jid()
+    step["created_at"] = format_time(now)
+    custom = dict(step.get("custom") or {})
+    custom.pop("chain", None)
+    if len(steps) > 1:
+        custom["chain"] = steps[1:]
+    if custom.get("chain_result") is True:
+        step["args"] = [result, *(step.get("args") or [])]
+    if custom:
+        step["custom"] = custom
+    return step
+
+
 def scheduled_at(job: dict[str, Any], now: float) -> float | None:
     """Return when a job is due if its ``at`` lies in the future, else ``None``.
 

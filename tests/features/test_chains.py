@@ -133,6 +133,19 @@ def test_steps_take_the_normal_push_path(flushed_peer: Peer) -> None:
     assert state["queues"] == {} and state["sets"]["scheduled"] == 1
 
 
+def test_a_later_step_asking_for_a_result_can_be_waited_for_at_once(flushed_peer: Peer) -> None:
+    # The last step's RESULT is "queued" from the chain's push on, not "unknown"
+    c = job("C", result_ttl=60)
+    push(flushed_peer, chained(job("B"), c))
+    doc = bulk_json(flushed_peer.call("RESULT " + json.dumps({"jid": c["jid"], "timeout": 0.2})))
+    assert doc["state"] == "queued" and doc["jobtype"] == "C"
+    ack(flushed_peer, take(flushed_peer)["jid"])
+    ack(flushed_peer, take(flushed_peer)["jid"])
+    ack(flushed_peer, take(flushed_peer)["jid"], result=[3])
+    doc = bulk_json(flushed_peer.call("RESULT " + json.dumps({"jid": c["jid"]})))
+    assert doc["state"] == "succeeded" and doc["result"] == [3]
+
+
 def test_a_refused_step_ends_the_chain_quietly(flushed_peer: Peer) -> None:
     # The next step is unique and its twin holds the lock: the chain ends there
     b, c = job("B", unique_for=60), job("C")

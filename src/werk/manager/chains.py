@@ -7,8 +7,9 @@ through the manager's own push path (so unique jobs, batches, results and thrott
 with a fresh jid unless it has one, ``created_at`` now, and ``custom.chain`` the steps left.
 A step whose own ``custom.chain_result`` is ``true`` gets the ACK's ``result`` (or ``null``)
 prepended to its ``args``. A failure continues nothing: a retried job continues its chain
-when it succeeds; a job that dies or is discarded ends it. docs/protocol.md ("Job chains")
-is the wire reference.
+when it succeeds; a job that dies or is discarded ends it. A step with a jid and
+``custom.result_ttl`` has its ``pending`` result record from the chain's push on, so its
+result can be waited for at once. docs/protocol.md ("Job chains") is the wire reference.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import logging
 from typing import Any
 
 from werk.errors import CommandError
-from werk.job import check_later, format_time, new_jid
+from werk.job import check_later, next_step
 from werk.manager.middleware import Middleware, Pusher
-from werk.manager.results import result_ttl
+from werk.manager.results import Results, result_ttl
 from werk.protocol import jsonwire
 from werk.storage.base import Reservation
 
@@ -69,34 +70,20 @@ def _check_step(step: Any, now: float) -> None:
     result_ttl(trial)
 
 
-def next_step(steps: list[Any], result: bytes | None, now: float) -> dict[str, Any]:
-    """Return the job that continues a chain: ``steps[0]`` with its jid, ``created_at``
-    now, the other steps as its ``custom.chain``, and ``result`` (JSON, ``None`` for none)
-    prepended to its ``args`` when it asks with ``custom.chain_result``."""
-    step: dict[str, Any] = dict(steps[0])
-    step["jid"] = step.get("jid") or new_jid()
-    step["created_at"] = format_time(now)
-    custom = dict(step.get("custom") or {})
-    custom.pop("chain", None)
-    if len(steps) > 1:
-        custom["chain"] = steps[1:]
-    if custom.get("chain_result") is True:
-        value = None if result is None else jsonwire.loads(result)
-        step["args"] = [value, *(step.get("args") or [])]
-    if custom:
-        step["custom"] = custom
-    return step
-
-
 class Chains(Middleware):
     """The chain middleware: checks ``custom.chain`` at push, pushes the next step at ACK.
+
+    Args:
+        results: the results subsystem, which keeps a ``pending`` record for each step
+            that asks for a result from the moment its chain is pushed.
 
     It must come before the middleware that keeps state at push (unique locks, batch
     counts), so that a refused chain leaves nothing behind.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, results: Results | None = None) -> None:
         self.manager: Pusher | None = None
+        self.results = results
 
     def attach(self, manager: Pusher) -> None:
         """Keep the manager whose push path the next steps take."""
@@ -105,6 +92,18 @@ class Chains(Middleware):
     async def push(self, job: dict[str, Any], now: float) -> None:
         """Refuse a malformed ``custom.chain`` (see :func:`check_chain`)."""
         check_chain(job, now)
+
+    async def pushed(self, job: dict[str, Any], now: float) -> None:
+        """Write the ``pending`` result record of each later step that has a jid and asks
+        for a result, so that a RESULT wait on it (the last step's, say) waits."""
+        custom = job.get("custom")
+        steps = custom.get("chain") if isinstance(custom, dict) else None
+        if self.results is None or not isinstance(steps, list):
+            return
+        for step in steps:
+            later = step.get("custom") if isinstance(step, dict) else None
+            if step.get("jid") and isinstance(later, dict) and "result_ttl" in later:
+                await self.results.expect(check_later(step, now), now)
 
     async def returned(self, reservation: Reservation, result: bytes | None, now: float) -> None:
         """A job succeeded: push the next step of its chain, if it has one."""
@@ -115,7 +114,8 @@ class Chains(Middleware):
         steps = custom.get("chain") if isinstance(custom, dict) else None
         if not isinstance(steps, list) or not steps:
             return
-        step = next_step(steps, result, now)
+        value = None if result is None else jsonwire.loads(result)
+        step = next_step(steps, value, now)
         if jsonwire.depth(step) > jsonwire.MAX_DEPTH:
             log.error(
                 "job %s: its chain ends: the next step with the result prepended nests "

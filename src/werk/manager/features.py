@@ -33,7 +33,7 @@ def default_middleware(store: Store, settings: dict[str, Any]) -> list[Middlewar
     results = Results(store, max_result_bytes(settings))
     # First: an expired job is dropped before the rest; batches, tracking and results hear.
     chain.append(ExpiringJobs(store, notify=(batches, tracking, ExpiredJobs(results))))
-    chain.append(Chains())  # before any that keeps state at push: a refused chain leaves none
+    chain.append(Chains(results))  # before any that keeps state: a refused chain leaves none
     chain.append(ThrottleMiddleware(store, settings))  # next: a handed-back job saw no other
     chain.append(UniqueJobs(store))  # before Batches: a refused push is never counted
     chain.append(batches)

@@ -136,12 +136,21 @@ class Results(Middleware):
         The record is written before the job is stored, so a fast worker's outcome is
         never overwritten by it."""
         if result_ttl(job) is not None:
-            doc = {"state": "pending", "queue": job.get("queue"), "jobtype": job.get("jobtype")}
-            doc.update(_job_fields(job), enqueued_at=format_time(now))
             # Started now, awaited in ``pushed``: the writes of one PUSHB (and the job's own
             # enqueue) share the store's commits instead of taking one each.
-            write = self.store.put_record(RECORD + job["jid"], _encode(doc), PENDING_TTL, now)
-            self._writes[job["jid"]] = asyncio.ensure_future(write)
+            self._writes[job["jid"]] = asyncio.ensure_future(self._pending(job, now))
+
+    async def expect(self, job: dict[str, Any], now: float) -> None:
+        """Write the ``pending`` record of a validated job that will be pushed later (a
+        chain's step), if it asks for a result: a RESULT wait on its jid waits for it
+        instead of answering ``unknown`` at once."""
+        if result_ttl(job) is not None:
+            await self._pending(job, now)
+
+    async def _pending(self, job: dict[str, Any], now: float) -> None:
+        doc = {"state": "pending", "queue": job.get("queue"), "jobtype": job.get("jobtype")}
+        doc.update(_job_fields(job), enqueued_at=format_time(now))
+        await self.store.put_record(RECORD + job["jid"], _encode(doc), PENDING_TTL, now)
 
     async def pushed(self, job: dict[str, Any], now: float) -> None:
         """Wait until the job's ``pending`` record is durable, before the PUSH is answered."""
