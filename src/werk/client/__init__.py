@@ -33,7 +33,16 @@ from werk.client.runner import (
     current_job,
 )
 from werk.client.sets import JobsPage, SetEntry
-from werk.client.tasks import BulkPushed, Pushed, Task, set_default_client, task
+from werk.client.tasks import (
+    BulkPushed,
+    Chain,
+    Pushed,
+    Task,
+    chain,
+    set_default_client,
+    takes_result,
+    task,
+)
 from werk.client.url import ConfigurationError, ServerAddress, parse_url
 from werk.client.worker import Worker
 from werk.errors import AuthenticationError, CommandError, NotUniqueError, ProtocolError, WerkError
@@ -41,9 +50,12 @@ from werk.errors import AuthenticationError, CommandError, NotUniqueError, Proto
 __all__ = [
     # tasks
     "BulkPushed",
+    "Chain",
     "Pushed",
     "Task",
+    "chain",
     "set_default_client",
+    "takes_result",
     "task",
     # producing
     "AsyncClient",

@@ -166,9 +166,18 @@ Outcome = tuple[BaseException | None, Any]
 
 
 def wants_result(job: dict[str, Any]) -> bool:
-    """Whether a job asked the server to keep its result (``custom.result_ttl``)."""
+    """Whether the server wants the job's return value on ACK: the job asked it to keep
+    its result (``custom.result_ttl``), or the next step of its chain takes it
+    (``custom.chain[0].custom.chain_result``, Werk's chains extension)."""
     custom = job.get("custom")
-    return isinstance(custom, dict) and custom.get("result_ttl") is not None
+    if not isinstance(custom, dict):
+        return False
+    if custom.get("result_ttl") is not None:
+        return True
+    steps = custom.get("chain")
+    step = steps[0] if isinstance(steps, list) and steps else None
+    then = step.get("custom") if isinstance(step, dict) else None
+    return isinstance(then, dict) and then.get("chain_result") is True
 
 
 @dataclass(frozen=True, slots=True)

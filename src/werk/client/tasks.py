@@ -9,6 +9,7 @@
     add.push(2, 3).result(timeout=10)                          # 5, for @task(result_ttl=...)
     send_email.push_in(timedelta(hours=1), "bob@example.com")  # scheduled
     send_email.push_bulk([send_email.job(a) for a in addresses])
+    chain(fetch.job(url), parse.step(), store.step()).push().result(timeout=60)  # chains
 
 The decorator returns a :class:`Task`: calling it runs the function as before; ``push`` and
 friends take the function's own parameters, which mypy checks (``ParamSpec``). A producer
@@ -29,9 +30,9 @@ import inspect
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from werk.client.client import Client
 from werk.client.exhausted import ExhaustedHook
@@ -39,6 +40,7 @@ from werk.client.job import Job
 from werk.client.results import JobState
 
 P = ParamSpec("P")
+Q = ParamSpec("Q")
 R = TypeVar("R")
 
 
@@ -242,6 +244,18 @@ class Task(Generic[P, R]):
         :class:`AsyncClient <werk.client.async_client.AsyncClient>`)."""
         return self._job(None, args, kwargs)
 
+    def step(self: Task[Concatenate[Any, Q], R], *args: Q.args, **kwargs: Q.kwargs) -> Job:
+        """Build a :func:`chain` step that takes the return value of the step before it as
+        its first argument (Celery's ``.s()``): ``args``/``kwargs`` are the others, and the
+        server prepends the value (``custom.chain_result``).
+
+        Raises:
+            TypeError: the arguments do not fit the function's signature after its first
+                parameter.
+        """
+        positions = positional_args(self.signature, (None, *args), kwargs)
+        return takes_result(self._build(None, positions[1:]))
+
     def push(self, *args: P.args, **kwargs: P.kwargs) -> Pushed[R]:
         """Push one job with these arguments.
 
@@ -271,10 +285,13 @@ class Task(Generic[P, R]):
         return BulkPushed(pushed, refused)
 
     def _job(self, at: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Job:
+        return self._build(at, positional_args(self.signature, args, kwargs))
+
+    def _build(self, at: Any, positions: list[Any]) -> Job:
         opts = self.options
         return Job(
             self.jobtype,
-            positional_args(self.signature, args, kwargs),
+            positions,
             queue=opts.queue,
             at=at,
             retry=opts.retry,
@@ -294,7 +311,72 @@ class Task(Generic[P, R]):
         return self._pushed(job)
 
     def _pushed(self, job: Job) -> Pushed[R]:
+        if isinstance(job, Chain) and job.last is not None:
+            job = job.last  # the handle of a chain is on its last step
         return Pushed(job.jid, job.jobtype, job.queue or "default", self.client)
+
+
+CHAIN_MAX_STEPS = 50
+"""The most steps after the first that a chain may carry (the server's limit)."""
+
+
+@dataclass(slots=True)
+class Chain(Job):
+    """A chain's first job, carrying the steps after it in ``custom.chain`` (Werk's chains
+    extension; built by :func:`chain`). It is a :class:`Job`: :meth:`Client.push
+    <werk.client.Client.push>`, ``push_bulk`` and :class:`~werk.client.AsyncClient` push it
+    as one. :meth:`push` returns a :class:`Pushed` on the chain's last step.
+
+    Attributes:
+        last: the chain's last step (its jid was fixed when the chain was built).
+    """
+
+    last: Job | None = None
+
+    def push(self, client: TaskClient | None = None) -> Pushed[Any]:
+        """Push the chain (with ``client``, else :func:`default_client`) and return a handle
+        on its last step: ``.result()`` waits for the value the last step returned, when it
+        has ``result_ttl`` (Celery's ``chain(...).apply_async().get()``).
+
+        Raises:
+            CommandError: the server refused the chain (the message names the step).
+        """
+        (client or default_client()).push(self)
+        last = self.last or self
+        return Pushed(last.jid, last.jobtype, last.queue or "default", client)
+
+
+def takes_result(job: Job) -> Job:
+    """Return a copy of ``job`` that, as a step of a :func:`chain`, gets the return value of
+    the step before it prepended to its ``args`` (``custom.chain_result``; Celery's ``.s()``
+    as opposed to ``.si()``)."""
+    return replace(job, custom={**(job.custom or {}), "chain_result": True})
+
+
+def chain(*jobs: Job) -> Chain:
+    """Chain jobs (Celery's ``chain``): the server pushes each one once the one before it
+    succeeded; a failure waits for its retry, and a job that dies ends the chain.
+
+    A step built with :meth:`Task.step` (or marked with :func:`takes_result`) gets the
+    return value of the step before it as its first argument (Celery's ``.s()``); a step
+    built with :meth:`Task.job` takes nothing (Celery's ``.si()``). Needs a Werk server: a
+    Faktory server runs the first job only.
+
+    Raises:
+        ValueError: fewer than two jobs, more than 51, or a step that carries a chain.
+    """
+    if not 2 <= len(jobs) <= CHAIN_MAX_STEPS + 1:
+        raise ValueError(f"a chain takes 2 to {CHAIN_MAX_STEPS + 1} jobs, not {len(jobs)}")
+    steps = []
+    for index, job in enumerate(jobs):
+        if isinstance(job, Chain) or "chain" in (job.custom or {}):
+            raise ValueError(f"job {index} of the chain carries a chain itself: chains do not nest")
+        if index:
+            steps.append(job.to_dict())
+    first = jobs[0]
+    values = {f.name: getattr(first, f.name) for f in fields(Job)}
+    values["custom"] = {**(first.custom or {}), "chain": steps}
+    return Chain(**values, last=jobs[-1])
 
 
 @overload

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from werk.client.job import Job, job_dict
 from werk.client.results import JobState
 from werk.client.runner import Runner, UnknownJobTypeError, current_job
 from werk.client.worker import Worker
+from werk.job import next_step
 
 __all__ = ["InlineClient", "RunningServer", "current_job", "run_server"]
 
@@ -37,7 +39,8 @@ class InlineClient:
     It stands in for a :class:`~werk.client.Client` wherever tasks push
     (``set_default_client(InlineClient(worker))``, Celery's eager mode): ``Pushed.result()``
     returns what the job's function returned, or raises
-    :class:`~werk.client.JobFailedError` for a job that raised.
+    :class:`~werk.client.JobFailedError` for a job that raised. A job that succeeds runs
+    the next step of its :func:`~werk.client.chain` at once, as a Werk server pushes it.
 
     Attributes:
         done: payloads of the jobs that succeeded, in order.
@@ -72,6 +75,10 @@ class InlineClient:
         if error is None:
             self.done.append(payload)
             self._states[jid] = JobState.from_doc({**doc, "state": "succeeded", "result": value})
+            custom = payload.get("custom")
+            steps = custom.get("chain") if isinstance(custom, dict) else None
+            if isinstance(steps, list) and steps:  # a chain goes on, as a Werk server does
+                self.push(next_step(steps, value, time.time()))
         else:
             self.failed.append((payload, error))
             failure = {"errtype": type(error).__name__, "message": str(error)}

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from werk.client import Client, Job, Pushed, Task, Worker, task
+from werk.client import Client, Job, Pushed, Task, Worker, chain, task
 
 
 @task(queue="mail", retry=5, timeout=30)
@@ -35,3 +36,5 @@ ok: bool = resize(1, 2)  # calling the task calls the function
 typed: Task[[int, int, int], bool] = resize
 worker = Worker()
 worker.include(resize, crawl)
+step: Job = resize.step(800, height=600)  # a chain step: image_id comes from the step before
+last: Pushed[Any] = chain(crawl.job("https://example.com"), resize.step(800)).push()

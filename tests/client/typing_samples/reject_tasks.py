@@ -21,3 +21,5 @@ resize.push_at(1.0, 42, width="wide")  # E: arg-type
 resize.job(42, 800, 600, 1)  # E: call-arg
 name: str = resize.push(42, 800)  # E: assignment
 resize(42, width=None)  # E: arg-type
+resize.step("wide")  # E: arg-type
+resize.step(800, 600, 1)  # E: call-arg
