@@ -146,6 +146,20 @@ def test_a_later_step_asking_for_a_result_can_be_waited_for_at_once(flushed_peer
     assert doc["state"] == "succeeded" and doc["result"] == [3]
 
 
+def test_a_result_too_deep_for_the_next_step_ends_the_chain(flushed_peer: Peer) -> None:
+    # 99 levels are a valid result (the ACK is 100 deep), but prepended to the step's args
+    # the job would nest 101 levels: the chain ends and the server goes on
+    deep: Any = 0
+    for _ in range(99):
+        deep = [deep]
+    push(flushed_peer, chained(job("B", chain_result=True)))
+    ack(flushed_peer, take(flushed_peer)["jid"], result=deep)
+    assert nothing_queued(flushed_peer)
+    push(flushed_peer, chained(job("B", chain_result=True)))
+    ack(flushed_peer, take(flushed_peer)["jid"], result=deep[0][0])  # 97 levels: it goes on
+    assert take(flushed_peer)["args"] == [deep[0][0]]
+
+
 def test_a_refused_step_ends_the_chain_quietly(flushed_peer: Peer) -> None:
     # The next step is unique and its twin holds the lock: the chain ends there
     b, c = job("B", unique_for=60), job("C")
