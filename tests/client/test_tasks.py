@@ -50,6 +50,34 @@ def test_push_sends_the_declared_defaults_and_positional_args(client: Client) ->
     assert resize(2, 3) == 6  # calling the task still calls the function
 
 
+@task(queue="feeds", unique_for=600, expires_in=300, track=True)
+def refresh_feed(feed_id: int) -> None: ...
+
+
+def test_enterprise_options_are_task_options(client: Client) -> None:
+    """unique_for, expires_in and track are declared like retry, not through custom."""
+    from werk.errors import NotUniqueError
+
+    # Given a task declared unique for 10 minutes, expiring after 5, and tracked
+    pushed = refresh_feed.using(client).push(42)
+    # Then the server applied all three: an equal push is refused, the job carries its
+    # expiry time, and its state is tracked
+    with pytest.raises(NotUniqueError):
+        refresh_feed.using(client).push(42)
+    refresh_feed.using(client).push(43)  # other args: another job
+    assert client.track_get(pushed.jid)["state"] == "enqueued"
+    job = fetch_one(client, "feeds")
+    assert job["jid"] == pushed.jid
+    assert job["custom"]["unique_for"] == 600 and job["custom"]["track"] == 1
+    expires = datetime.fromisoformat(job["custom"]["expires_at"].replace("Z", "+00:00"))
+    assert timedelta(seconds=290) < expires - datetime.now(UTC) <= timedelta(seconds=300)
+    assert Job("x", unique_for=5, unique_until="start").to_dict()["custom"] == {
+        "unique_for": 5,
+        "unique_until": "start",
+    }
+    assert "custom" not in Job("x").to_dict()  # nothing declared, nothing sent
+
+
 def test_positional_args_convention() -> None:
     signature = resize.signature
     assert positional_args(signature, (1,), {}) == [1]

@@ -59,6 +59,15 @@ class Job:
         result_ttl: keep the job's outcome and its function's return value this many
             seconds after it ends (Werk's results extension, sent as
             ``custom.result_ttl``); read it with :meth:`werk.client.Client.result`.
+        unique_for: refuse an equal job (same jobtype, args and queue) for this many
+            seconds while this one waits or runs (Faktory Enterprise's unique jobs, sent
+            as ``custom.unique_for``; a refused push raises ``NotUniqueError``).
+        unique_until: ``"success"`` (the default) or ``"start"``: when the uniqueness
+            lock ends (``custom.unique_until``).
+        expires_in: drop the job, unrun, if it still waits this many seconds after the
+            push (Faktory Enterprise's expiring jobs, ``custom.expires_in``).
+        track: record the job's state and progress for ``Client.track_get`` (Faktory
+            Enterprise's tracking, ``custom.track``).
 
     Raises:
         TypeError: ``args`` is not a list or a tuple (a string would become one argument
@@ -77,6 +86,10 @@ class Job:
     custom: Mapping[str, Any] | None = None
     timeout: float | None = None
     result_ttl: float | None = None
+    unique_for: float | None = None
+    unique_until: str | None = None
+    expires_in: float | None = None
+    track: bool = False
 
     def __post_init__(self) -> None:
         check_args(self.args)
@@ -102,7 +115,14 @@ class Job:
         return payload
 
     def _custom(self) -> dict[str, Any] | None:
-        extra = {"timeout": self.timeout, "result_ttl": self.result_ttl}
+        extra = {
+            "timeout": self.timeout,
+            "result_ttl": self.result_ttl,
+            "unique_for": self.unique_for,
+            "unique_until": self.unique_until,
+            "expires_in": self.expires_in,
+            "track": 1 if self.track else None,
+        }
         extra = {key: value for key, value in extra.items() if value is not None}
         if not extra:
             return dict(self.custom) if self.custom is not None else None

@@ -138,6 +138,10 @@ class TaskOptions:
     backtrace: int | None = None
     custom: Mapping[str, Any] | None = field(default=None, hash=False)
     result_ttl: float | None = None
+    unique_for: float | None = None
+    unique_until: str | None = None
+    expires_in: float | None = None
+    track: bool = False
     on_retries_exhausted: ExhaustedHook | None = field(default=None, compare=False)
 
 
@@ -301,6 +305,10 @@ class Task(Generic[P, R]):
             custom=opts.custom,
             timeout=opts.timeout,
             result_ttl=opts.result_ttl,
+            unique_for=opts.unique_for,
+            unique_until=opts.unique_until,
+            expires_in=opts.expires_in,
+            track=opts.track,
         )
 
     def _client(self) -> TaskClient:
@@ -396,6 +404,10 @@ def task(
     backtrace: int | None = None,
     custom: Mapping[str, Any] | None = None,
     result_ttl: float | None = None,
+    unique_for: float | None = None,
+    unique_until: str | None = None,
+    expires_in: float | None = None,
+    track: bool = False,
     on_retries_exhausted: ExhaustedHook | None = None,
     client: TaskClient | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
@@ -413,6 +425,10 @@ def task(
     backtrace: int | None = None,
     custom: Mapping[str, Any] | None = None,
     result_ttl: float | None = None,
+    unique_for: float | None = None,
+    unique_until: str | None = None,
+    expires_in: float | None = None,
+    track: bool = False,
     on_retries_exhausted: ExhaustedHook | None = None,
     client: TaskClient | None = None,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
@@ -422,7 +438,9 @@ def task(
     defaults of every push: ``queue``, ``retry``, ``priority`` (1..9, Werk), ``reserve_for``
     (seconds), ``backtrace``, ``custom``, and ``timeout`` (seconds the worker lets it run;
     sent as ``custom.timeout``), ``result_ttl`` (seconds a Werk server keeps the outcome
-    and return value, which :meth:`Pushed.result` waits for; sent as ``custom.result_ttl``).
+    and return value, which :meth:`Pushed.result` waits for; sent as ``custom.result_ttl``),
+    ``unique_for``/``unique_until``, ``expires_in`` and ``track`` (Faktory Enterprise's
+    unique, expiring and tracked jobs, sent in ``custom``: see :class:`Job`).
     ``on_retries_exhausted``: ``hook(job, exc)``, called by the worker once the job failed
     for the last time (dead set, or discarded with ``retry=0``); see
     :mod:`werk.client.exhausted`. ``client``: push with this client instead of
@@ -433,15 +451,19 @@ def task(
         ValueError: ``timeout`` is not positive.
     """
     options = TaskOptions(
-        queue,
-        retry,
-        priority,
-        reserve_for,
-        timeout,
-        backtrace,
-        custom,
-        result_ttl,
-        on_retries_exhausted,
+        queue=queue,
+        retry=retry,
+        priority=priority,
+        reserve_for=reserve_for,
+        timeout=timeout,
+        backtrace=backtrace,
+        custom=custom,
+        result_ttl=result_ttl,
+        unique_for=unique_for,
+        unique_until=unique_until,
+        expires_in=expires_in,
+        track=track,
+        on_retries_exhausted=on_retries_exhausted,
     )
     if callable(jobtype):
         return Task(jobtype, None, options, client)
