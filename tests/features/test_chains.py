@@ -103,6 +103,33 @@ def test_a_dead_step_ends_the_chain(flushed_peer: Peer) -> None:
     assert state["sets"]["scheduled"] == 0 and state["sets"]["retries"] == 0
 
 
+def result_of(peer: Peer, jid: str, timeout: float = 0.0) -> dict[str, Any]:
+    doc = bulk_json(peer.call("RESULT " + json.dumps({"jid": jid, "timeout": timeout})))
+    assert isinstance(doc, dict)
+    return doc
+
+
+def test_an_ended_chain_fails_the_later_steps_results(flushed_peer: Peer) -> None:
+    # Given a chain whose middle step dies and whose last step asks for a result
+    b, c = {**job("B"), "retry": -1}, job("C", result_ttl=60)
+    push(flushed_peer, chained(b, c))
+    assert result_of(flushed_peer, c["jid"])["state"] == "queued"
+    ack(flushed_peer, take(flushed_peer)["jid"])
+    # When B dies, Then a wait on C's result ends with its failure, naming why
+    fail(flushed_peer, take(flushed_peer)["jid"])
+    doc = result_of(flushed_peer, c["jid"], timeout=5)
+    assert doc["state"] == "failed" and doc["error"]["errtype"] == "ChainEnded"
+    assert f"job {b['jid']} died" in doc["error"]["message"]
+    # And a chain ended by a refused step does the same for the steps after it
+    d, e = job("D", unique_for=60), job("E", result_ttl=60)
+    push(flushed_peer, {**d, "jid": "twin-of-d"})
+    push(flushed_peer, chained(d, e))
+    take(flushed_peer)  # the twin
+    ack(flushed_peer, take(flushed_peer)["jid"])  # A: D is refused, the chain ends
+    doc = result_of(flushed_peer, e["jid"], timeout=5)
+    assert doc["state"] == "failed" and "the next step was refused" in doc["error"]["message"]
+
+
 def test_a_step_with_chain_result_gets_the_previous_result(flushed_peer: Peer) -> None:
     b = job("B", args=["x"], chain_result=True)
     c = job("C", args=[1], chain_result=True)

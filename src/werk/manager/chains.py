@@ -15,6 +15,7 @@ result can be waited for at once. docs/protocol.md ("Job chains") is the wire re
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from werk.errors import CommandError
@@ -22,7 +23,7 @@ from werk.job import check_later, next_step
 from werk.manager.middleware import Middleware, Pusher
 from werk.manager.results import Results, result_ttl
 from werk.protocol import jsonwire
-from werk.storage.base import Reservation
+from werk.storage.base import Placement, Reservation
 
 log = logging.getLogger("werk.chains")
 
@@ -100,10 +101,8 @@ class Chains(Middleware):
         steps = custom.get("chain") if isinstance(custom, dict) else None
         if self.results is None or not isinstance(steps, list):
             return
-        for step in steps:
-            later = step.get("custom") if isinstance(step, dict) else None
-            if step.get("jid") and isinstance(later, dict) and "result_ttl" in later:
-                await self.results.expect(check_later(step, now), now)
+        for step in _awaited(steps, now):
+            await self.results.expect(step, now)
 
     async def returned(self, reservation: Reservation, result: bytes | None, now: float) -> None:
         """A job succeeded: push the next step of its chain, if it has one."""
@@ -116,22 +115,53 @@ class Chains(Middleware):
             return
         value = None if result is None else jsonwire.loads(result)
         step = next_step(steps, value, now)
+        jid = reservation.entry.jid
         if jsonwire.depth(step) > jsonwire.MAX_DEPTH:
-            log.error(
-                "job %s: its chain ends: the next step with the result prepended nests "
-                "deeper than %d levels",
-                reservation.entry.jid,
-                jsonwire.MAX_DEPTH,
+            reason = (
+                f"the chain ended after job {jid}: the next step with the result prepended"
+                f" nests deeper than {jsonwire.MAX_DEPTH} levels"
             )
+            log.error("%s", reason)
+            self._end(steps, reason, now)
             return
         try:
             await self.manager.push(step)
         except CommandError as exc:
             # Checked at the first push; a step can still be refused now (a unique lock
             # held, a batch gone): the chain ends there, and the log says why.
-            log.warning(
-                "job %s: its chain ends: the next step %s was refused: %s",
-                reservation.entry.jid,
-                step["jid"],
-                exc.wire(),
-            )
+            reason = f"the chain ended after job {jid}: the next step was refused: {exc.wire()}"
+            log.warning("%s", reason)
+            self._end(steps, reason, now)
+
+    async def failed(
+        self, reservation: Reservation, placement: Placement | None, now: float
+    ) -> None:
+        """A job died or was discarded: its chain ends, and the later steps that asked for
+        a result are recorded ``failed`` (errtype ``ChainEnded``), so that a wait on the
+        last step's result ends instead of running out."""
+        body = reservation.entry.body
+        if self.results is None or MARKER not in body:
+            return
+        if placement is not None and placement.set != "dead":
+            return  # retried or handed back: the chain goes on when the job succeeds
+        custom = jsonwire.loads(body).get("custom")
+        steps = custom.get("chain") if isinstance(custom, dict) else None
+        if isinstance(steps, list) and steps:
+            outcome = "was discarded" if placement is None else "died"
+            jid = reservation.entry.jid
+            self._end(steps, f"the chain ended: job {jid} {outcome}", now)
+
+    def _end(self, steps: list[Any], reason: str, now: float) -> None:
+        """Record every later step that asked for a result as failed with ``reason``."""
+        if self.results is None:
+            return
+        for step in _awaited(steps, now):
+            self.results.abandoned(step, reason, now)
+
+
+def _awaited(steps: list[Any], now: float) -> Iterator[dict[str, Any]]:
+    """The steps, validated, whose result can be waited for: a jid and ``result_ttl``."""
+    for step in steps:
+        later = step.get("custom") if isinstance(step, dict) else None
+        if step.get("jid") and isinstance(later, dict) and "result_ttl" in later:
+            yield check_later(step, now)

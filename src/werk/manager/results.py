@@ -239,6 +239,19 @@ class Results(Middleware):
             self._keep(entry.jid, _encode(doc), ttl, now, "failed")
         self._wake(entry.jid)
 
+    def abandoned(self, job: dict[str, Any], reason: str, now: float) -> None:
+        """Record that a validated job that was never pushed will never run (a chain's
+        later step, once its chain ended): if it asked for a result, its record becomes
+        ``failed`` with errtype ``ChainEnded`` and ``reason``, and waits on it end."""
+        ttl = result_ttl(job)
+        if ttl is None:
+            return
+        doc = {"state": "failed", "queue": job.get("queue"), "jobtype": job.get("jobtype")}
+        doc.update(_job_fields(job), finished_at=format_time(now))
+        doc["error"] = {"errtype": "ChainEnded", "message": reason, "backtrace": []}
+        self._keep(job["jid"], _encode(doc), ttl, now, "failed")
+        self._wake(job["jid"])
+
     @staticmethod
     def _finished(
         state: str, reservation: Reservation, job: dict[str, Any], now: float
