@@ -208,13 +208,37 @@ def read_manifest(path: Path) -> Manifest:
     where = manifest_path(path)
     try:
         data: dict[str, Any] = json.loads(where.read_text())
-        return Manifest(**data)
+        manifest = Manifest(**data)
     except FileNotFoundError as exc:
         raise BackupError(f"{where} is missing: the backup is incomplete or not Werk's") from exc
     except (OSError, ValueError, TypeError) as exc:
         raise BackupError(f"{where} is not a valid backup manifest: {exc}") from exc
     except RecursionError as exc:  # a manifest is a flat object: this is not one
         raise BackupError(f"{where} is not a valid backup manifest: nested too deeply") from exc
+    wrong = _wrong_field(manifest)
+    if wrong:
+        raise BackupError(f"{where} is not a valid backup manifest: {wrong}")
+    return manifest
+
+
+def _wrong_field(manifest: Manifest) -> str | None:
+    """Name the first field of a manifest with the wrong type or value (``counts="x"`` was
+    an AttributeError traceback, ``format: 99`` was restored as if it were format 1)."""
+    if manifest.format != MANIFEST_FORMAT or type(manifest.format) is not int:
+        return f"format {manifest.format!r} is not {MANIFEST_FORMAT} (made by another Werk?)"
+    numbers = {"schema_version": manifest.schema_version, "size": manifest.size}
+    for name, value in numbers.items():
+        if type(value) is not int or value < 0:
+            return f"{name} must be a whole number, not {value!r}"
+    if not isinstance(manifest.created_at, int | float) or isinstance(manifest.created_at, bool):
+        return f"created_at must be a number, not {manifest.created_at!r}"
+    for name, text in (("werk_version", manifest.werk_version), ("sha256", manifest.sha256)):
+        if not isinstance(text, str):
+            return f"{name} must be a string, not {text!r}"
+    counts = manifest.counts
+    if not isinstance(counts, dict) or not all(type(n) is int for n in counts.values()):
+        return f"counts must be an object of whole numbers, not {counts!r}"
+    return None
 
 
 def verify(path: Path, progress: StepCallback = _no_progress) -> Manifest:
