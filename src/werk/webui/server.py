@@ -13,6 +13,7 @@ import socket
 from typing import TYPE_CHECKING
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from werk.server.startup import bind_error
 from werk.webui.app import create_app
@@ -21,6 +22,48 @@ if TYPE_CHECKING:
     from werk.server.server import Server
 
 log = logging.getLogger("werk.server")
+
+HEAD_TIMEOUT = 10.0
+"""Seconds a web UI connection has to send a request's head (request line and headers),
+counted from the connection or from the end of its last response. uvicorn sets no such
+limit: a client sending a header byte now and then kept its connection, and a file
+descriptor the work port needs too, for ever (300 such connections were all still open
+after 70 s)."""
+
+
+class HeadDeadline(H11Protocol):
+    """uvicorn's h11 protocol, closing a connection whose request head is late
+    (:data:`HEAD_TIMEOUT`); a request whose head arrived may take as long as it needs."""
+
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Start the connection and the wait for its first request's head."""
+        super().connection_made(transport)
+        self._await_head()
+
+    def on_response_complete(self) -> None:
+        """Finish the response and start the wait for the next request's head."""
+        super().on_response_complete()
+        self._await_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Forget the wait, then let uvicorn close the connection."""
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        super().connection_lost(exc)
+
+    def _await_head(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        # A new request's head replaces ``cycle``: the same cycle when the time is up means
+        # no head came.
+        self._head_timer = self.loop.call_later(HEAD_TIMEOUT, self._head_late, self.cycle)
+
+    def _head_late(self, waited_after: object) -> None:
+        self._head_timer = None
+        if self.cycle is waited_after and not self.transport.is_closing():
+            self.transport.close()
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -71,6 +114,7 @@ class WebServer:
             lifespan="off",
             access_log=False,
             log_config=None,
+            http=HeadDeadline,
             # The command port's context: same certificate, TLS 1.2+, rotated on SIGHUP.
             ssl_context_factory=None if tls is None else (lambda _config, _default: tls),
         )
