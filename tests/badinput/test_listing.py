@@ -75,6 +75,9 @@ def test_an_empty_or_malformed_filter_lists_nothing(seeded: tuple[Peer, dict[str
         for flt in MALFORMED_FILTERS:
             text = error_text(jobs(peer, {"target": target, "filter": flt}))
             assert text.startswith("ERR invalid filter: "), (target, flt, text)
+        # An empty jids list names no job: nothing is listed (never the whole set)
+        page = json.loads(jobs(peer, {"target": target, "filter": {"jids": []}}))
+        assert page["jobs"] == [] and page["total"] == 0, (target, page)
         # No filter at all is the whole set (here: its one job), as MUTATE's rule is.
         page = json.loads(jobs(peer, {"target": target}))
         assert [item["jid"] for item in page["jobs"]] == [SEEDED[target]]
@@ -129,7 +132,9 @@ def test_any_request_is_refused_or_lists_what_it_names(
     assert type(got_offset) is int and 0 <= got_offset and page["offset"] == got_offset
     assert type(got_limit) is int and 1 <= got_limit and len(page["jobs"]) <= got_limit
     if "filter" in payload:
-        assert isinstance(flt, dict) and any(flt.get(key) for key in flt)
+        assert isinstance(flt, dict)
+        if not any(flt.get(key) for key in flt):  # only {"jids": []}: a criterion naming
+            assert flt.get("jids") == [] and page["jobs"] == []  # no job, so nothing listed
         for item in page["jobs"]:
             assert flt.get("jobtype") in (None, "", item["job"]["jobtype"])
             assert flt.get("jids") is None or item["jid"] in flt["jids"]
