@@ -23,6 +23,11 @@ class LineTooLongError(ProtocolError):
     """A command line exceeded the configured maximum length."""
 
 
+class SlowLineError(ProtocolError):
+    """A command line was begun and not finished in time (a Werk rule against clients that
+    hold a connection by sending a line a byte at a time)."""
+
+
 class StorageError(WerkError):
     """The store failed to read or write; the operation did not take effect."""
 

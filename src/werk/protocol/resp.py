@@ -148,6 +148,11 @@ class LineReader:
         """Append bytes read from the connection."""
         self._buf += data
 
+    @property
+    def pending(self) -> int:
+        """Bytes held of a line not finished yet (0 between lines)."""
+        return len(self._buf)
+
     def next_line(self) -> bytes | None:
         """Return the next complete line without its terminator, or ``None``."""
         end = self._buf.find(b"\n", self._scanned)

@@ -13,7 +13,13 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from werk.errors import CommandError, InvalidJSONError, LineTooLongError, StorageError
+from werk.errors import (
+    CommandError,
+    InvalidJSONError,
+    LineTooLongError,
+    SlowLineError,
+    StorageError,
+)
 from werk.protocol import jsonwire
 from werk.protocol.auth import check_password, new_challenge
 from werk.protocol.commands import HELLO, hi_payload, split_command
@@ -28,6 +34,10 @@ log = logging.getLogger("werk.server")
 
 READ_SIZE = 256 * 1024
 WRITE_TIMEOUT = 30.0
+LINE_TIMEOUT = 60.0
+"""Seconds a command line may take from its first byte to its end (16 MiB at about
+2 Mbit/s); a client that dribbles a line is told so and closed. Between lines a connection
+may be silent as long as it likes (``idle_timeout`` aside)."""
 
 
 class HandshakeError(Exception):
@@ -88,7 +98,7 @@ class Connection:
                 await self._loop()
         except (TimeoutError, HandshakeError, ConnectionError, asyncio.IncompleteReadError):
             pass
-        except LineTooLongError as exc:
+        except (LineTooLongError, SlowLineError) as exc:
             await self._send(encode_error(f"ERR {exc}"))
         except Exception:
             log.exception("connection %s failed", self.peer)
@@ -96,11 +106,23 @@ class Connection:
             await self._close()
 
     async def _read_line(self) -> bytes | None:
+        started: float | None = None  # when the unfinished line was first seen
         while True:
             line = self.lines.next_line()
             if line is not None:
                 return line
-            data = await self.reader.read(READ_SIZE)
+            if not self.lines.pending:
+                data = await self.reader.read(READ_SIZE)
+            else:
+                loop = asyncio.get_running_loop()
+                started = loop.time() if started is None else started
+                try:
+                    async with asyncio.timeout_at(started + LINE_TIMEOUT):
+                        data = await self.reader.read(READ_SIZE)
+                except TimeoutError:
+                    raise SlowLineError(
+                        f"a command line was not finished within {LINE_TIMEOUT:g} s"
+                    ) from None
             if not data:
                 return None
             self.lines.feed(data)
