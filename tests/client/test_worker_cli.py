@@ -196,6 +196,25 @@ def test_processes_run_workers_and_replace_one_that_dies(
     assert not [pid for pid in survivors if Path(f"/proc/{pid}").exists()]
 
 
+@SQLITE_ONLY
+def test_processes_stop_when_a_worker_meets_an_error_it_cannot_retry(
+    tmp_path: Path, werk_server_factory: Callable[..., ServerProcess]
+) -> None:
+    # Given -p 2 and a wrong password: each worker exits 1, as werk worker alone does
+    server = werk_server_factory(password="right")
+    (tmp_path / "jobs_module.py").write_text(JOBS)
+    url = f"tcp://:wrong@{server.host}:{server.port}"
+    args = [sys.executable, "-m", "werk", "worker", "jobs_module:worker", "-p", "2"]
+    started = time.monotonic()
+    proc = subprocess.run([*args, "--url", url], cwd=tmp_path, capture_output=True, timeout=30)
+    # Then the supervisor does not restart them for ever: it stops and exits 1
+    stderr = proc.stderr.decode()
+    assert proc.returncode == 1, stderr
+    assert "exited with status 1 (an error it cannot retry" in stderr
+    assert "starting another" not in stderr
+    assert time.monotonic() - started < 20
+
+
 def test_a_supervised_worker_gets_the_same_options() -> None:
     """``--processes`` starts copies of the command: every other option reaches them."""
     from werk.cli.main import build_parser

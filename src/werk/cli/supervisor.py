@@ -11,9 +11,12 @@ supervisor:
   them stop at once, handing running jobs back) and SIGTSTP (they stop fetching); the
   workers run in a process group of their own, so a terminal's Ctrl-C reaches them once,
   through the supervisor, and they get SIGTERM if the supervisor dies (Linux);
-- starts a new worker in place of one that exits while not stopping (a crash, a kill),
-  waiting :data:`RESTART_DELAYS` between restarts when they keep failing;
-- exits once every worker has exited after a stop: 0 when all stopped cleanly, else 1.
+- starts a new worker in place of one killed by a signal or crashed, waiting
+  :data:`RESTART_DELAYS` between restarts when they keep failing; a worker that exits with
+  0 was told to stop (the web UI's Stop) and is not replaced, and one that exits with 1 or
+  2 (:data:`FATAL`: a wrong password, not a work port, a target that cannot load) would
+  fail again, so the supervisor stops the others;
+- exits once every worker has exited: 0 when all stopped cleanly, else 1.
 """
 
 from __future__ import annotations
@@ -35,6 +38,12 @@ RESTART_DELAYS = (0.0, 1.0, 5.0, 30.0)
 last minute (the last delay for more): a crash loop does not spin."""
 POLL = 0.1
 """Seconds between the supervisor's looks at its workers."""
+FATAL = {
+    1: "an error it cannot retry, such as a wrong password or a port that is not a work"
+    " port: see its log",
+    2: "its target cannot be loaded",
+}
+"""``werk worker`` exit statuses that another try would meet again: the supervisor stops."""
 
 
 def child_argv(args: argparse.Namespace) -> list[str]:
@@ -124,6 +133,20 @@ class Supervisor:
             self.workers.remove(proc)
             if self.stopping:
                 self.failed = self.failed or status != 0
+                continue
+            if status == 0:  # told to stop (the web UI's Stop): not replaced
+                log.info("worker process %d stopped; %d left", proc.pid, len(self.workers))
+                continue
+            if status in FATAL:
+                log.error(
+                    "worker process %d exited with status %d (%s): stopping the others",
+                    proc.pid,
+                    status,
+                    FATAL[status],
+                )
+                self.failed = True
+                self._signals.append(signal.SIGTERM)
+                self._forward_signals()
                 continue
             delay = self._restart_delay()
             log.warning(
