@@ -211,7 +211,64 @@ MALFORMED: list[tuple[Any, str]] = [
     ([{**job("B"), "priority": 10}], "custom.chain[0]: jobs must have a priority"),
     ([job("B", result_ttl=-1)], "custom.chain[0]: result_ttl must be between"),
     ([job("B"), {**job("C"), "args": "x"}], "custom.chain[1]: "),
+    ([{**job("B"), "at": "garbage"}], "custom.chain[0]: invalid timestamp for 'at'"),
+    ([job("B", unique_for="x")], "custom.chain[0]: unique_for must be a number"),
+    ([job("B", bid="b-none")], "custom.chain[0]: no such batch b-none"),
 ]
+
+BAD_FIELDS: list[Any] = [
+    {"at": "garbage"},
+    {"at": 5},
+    {"priority": 0},
+    {"reserve_for": 86401},
+    {"retry": "x"},
+    {"queue": "a b"},
+    {"custom": {"unique_for": "x"}},
+    {"custom": {"unique_for": 60, "unique_until": "never"}},
+    {"custom": {"expires_in": "x"}},
+    {"custom": {"expires_in": 1e300}},
+    {"custom": {"expires_at": "garbage"}},
+    {"custom": {"expires_at": 5}},
+    {"custom": {"result_ttl": "x"}},
+    {"custom": {"result_ttl": 0}},
+    {"custom": {"bid": 5}},
+    {"custom": {"bid": "b-none"}},
+]
+"""One field breaking one rule PUSH applies: Faktory's job rules, then each feature's
+(unique jobs, expiring jobs, results, batches); tracking and throttles add none."""
+
+
+@pytest.mark.parametrize("bad", BAD_FIELDS, ids=lambda bad: json.dumps(bad))
+def test_a_step_is_refused_with_the_message_its_own_push_gives(
+    flushed_peer: Peer, bad: dict[str, Any]
+) -> None:
+    # Given a step breaking one push rule, refused as a job of its own with some message
+    step = {**job("B"), **bad}
+    alone = error_text(flushed_peer.call("PUSH " + json.dumps(step)))
+    assert alone.startswith("ERR "), alone
+    # When it is the chain's second step, the parent's PUSH and PUSHB are refused with it
+    payload = chained(job("C"), step, unique_for=60, result_ttl=60, track=1)
+    assert error_text(flushed_peer.call("PUSH " + json.dumps(payload))) == (
+        f"ERR custom.chain[1]: {alone[4:]}"
+    )
+    refused = bulk_json(flushed_peer.call("PUSHB " + json.dumps([payload])))
+    assert refused == {payload["jid"]: f"custom.chain[1]: {alone[4:]}"}
+    # Then nothing is stored: no job, no result record, no unique lock
+    assert nothing_queued(flushed_peer)
+    doc = bulk_json(flushed_peer.call("RESULT " + json.dumps({"jid": payload["jid"]})))
+    assert doc["state"] == "unknown"
+    del payload["custom"]["chain"]
+    push(flushed_peer, payload)
+
+
+def test_a_step_joining_a_batch_that_exists_is_accepted(flushed_peer: Peer) -> None:
+    new = {"description": "d", "success": job("Done")}
+    reply = flushed_peer.call("BATCH NEW " + json.dumps(new))
+    assert isinstance(reply, bytes)
+    bid = reply.decode()
+    push(flushed_peer, chained(job("B", bid=bid)))
+    status = bulk_json(flushed_peer.call(f"BATCH STATUS {bid}"))
+    assert status["total"] == 0  # the step joins its batch when it is pushed, not before
 
 
 @pytest.mark.parametrize(("steps", "message"), MALFORMED)
@@ -239,7 +296,18 @@ JSON = st.recursive(
 BAD_STEP = JSON.filter(lambda v: not isinstance(v, dict)) | st.fixed_dictionaries(
     {"jobtype": st.text(max_size=3) | JSON, "args": JSON}, optional={"queue": JSON, "jid": JSON}
 ).filter(lambda v: not (isinstance(v.get("args"), list) and v.get("jobtype")))
-"""A value that is no valid step: not an object, or one whose jobtype or args is wrong."""
+NOT_A_NUMBER = JSON.filter(
+    lambda v: v is not None and (isinstance(v, bool) or not isinstance(v, int | float))
+)
+BAD_FEATURE_STEP = st.builds(
+    lambda name, value: {"jobtype": "B", "args": [], "custom": {name: value}},
+    st.sampled_from(["unique_for", "expires_in", "result_ttl"]),
+    NOT_A_NUMBER,
+) | st.sampled_from(BAD_FIELDS).map(lambda bad: {"jobtype": "B", "args": [], **bad})
+"""A well-formed job but for one field breaking a feature's push rule (or Faktory's)."""
+BAD_STEP |= BAD_FEATURE_STEP
+"""A value that is no valid step: not an object, one whose jobtype or args is wrong, or
+one breaking another rule PUSH applies."""
 
 
 @settings(

@@ -207,16 +207,28 @@ class Batches(Middleware):
 
     # -- middleware ------------------------------------------------------------------
 
-    async def push(self, job: dict[str, Any], now: float) -> None:
-        """Count a job pushed with ``custom.bid`` into its batch (which must exist)."""
+    async def check_push(self, job: dict[str, Any], now: float) -> None:
+        """Refuse a job whose ``custom.bid`` is not a string or names no batch (read
+        only: nothing is counted)."""
+        await self._batch_of(job, now)
+
+    async def _batch_of(self, job: dict[str, Any], now: float) -> str | None:
+        """Return the bid of the batch a job joins, or ``None``; raises as :meth:`check_push`."""
         custom = job.get("custom")
         if not isinstance(custom, dict) or not custom.get("bid"):
-            return
+            return None
         bid = custom["bid"]
         if not isinstance(bid, str):
             raise CommandError("custom.bid must be a string")
         await self.get(bid, now)
-        await self.store.add_counts(KEY + bid, {"total": 1, "pending": 1})
+        return bid
+
+    async def push(self, job: dict[str, Any], now: float) -> None:
+        """Count a job pushed with ``custom.bid`` into its batch (after :meth:`check_push`'s
+        rules: the batch must exist)."""
+        bid = await self._batch_of(job, now)
+        if bid is not None:
+            await self.store.add_counts(KEY + bid, {"total": 1, "pending": 1})
 
     async def acked(self, reservation: Reservation, now: float) -> None:
         """A batch job succeeded, or a callback job finished."""

@@ -2,9 +2,10 @@
 ``custom.chain``, pushed by the server when it succeeds.
 
 A job with ``custom.chain = [step, ...]`` (1 to :data:`MAX_STEPS` job objects, each checked
-at PUSH as a batch callback is) continues, when it is acknowledged, with ``step[0]`` pushed
-through the manager's own push path (so unique jobs, batches, results and throttles apply),
-with a fresh jid unless it has one, ``created_at`` now, and ``custom.chain`` the steps left.
+at PUSH by every rule its own push applies: the manager's ``check_push``) continues, when
+it is acknowledged, with ``step[0]`` pushed through the manager's own push path (so unique
+jobs, batches, results and throttles apply), with a fresh jid unless it has one,
+``created_at`` now, and ``custom.chain`` the steps left.
 A step whose own ``custom.chain_result`` is ``true`` gets the ACK's ``result`` (or ``null``)
 prepended to its ``args``. A failure continues nothing: a retried job continues its chain
 when it succeeds; a job that dies or is discarded ends it. A step with a jid and
@@ -21,7 +22,7 @@ from typing import Any
 from werk.errors import CommandError
 from werk.job import check_later, next_step
 from werk.manager.middleware import Middleware, Pusher
-from werk.manager.results import Results, result_ttl
+from werk.manager.results import Results
 from werk.protocol import jsonwire
 from werk.storage.base import Placement, Reservation
 
@@ -33,42 +34,31 @@ MARKER = b'"chain"'
 """Jobs whose body lacks this byte string carry no chain (the cheap check at ACK)."""
 
 
-def check_chain(job: dict[str, Any], now: float) -> None:
-    """Refuse a job whose ``custom.chain`` is malformed; a job without one passes.
-
-    Raises:
-        CommandError: ``custom.chain`` is not a list of 1 to :data:`MAX_STEPS` jobs, or a
-            step breaks a push rule, carries its own ``custom.chain`` (chains do not nest),
-            has a ``chain_result`` that is not a boolean, an invalid queue name or
-            ``result_ttl``; the message names the step (``custom.chain[2]: ...``).
-    """
+def _steps(job: dict[str, Any]) -> list[Any]:
+    """Return a job's chain steps (``[]`` without a chain); refuse a malformed list."""
     custom = job.get("custom")
     steps = custom.get("chain") if isinstance(custom, dict) else None
     if steps is None:
-        return
+        return []
     if not isinstance(steps, list):
         raise CommandError("custom.chain must be a list of jobs")
     if not 1 <= len(steps) <= MAX_STEPS:
         raise CommandError(f"custom.chain must hold 1 to {MAX_STEPS} jobs, not {len(steps)}")
-    for index, step in enumerate(steps):
-        try:
-            _check_step(step, now)
-        except CommandError as exc:
-            raise CommandError(f"custom.chain[{index}]: {exc.message}") from exc
+    return steps
 
 
-def _check_step(step: Any, now: float) -> None:
+def _check_step(step: Any, now: float) -> dict[str, Any]:
+    """The chain's own rules for one step; return its validated copy."""
     if not isinstance(step, dict):
         raise CommandError("a chain step must be a job object")
     trial = check_later(step, now)
     custom = trial.get("custom")
-    if not isinstance(custom, dict):
-        return
-    if custom.get("chain") is not None:
-        raise CommandError("chains do not nest: a step cannot carry its own custom.chain")
-    if not isinstance(custom.get("chain_result", False), bool):
-        raise CommandError("custom.chain_result must be true or false")
-    result_ttl(trial)
+    if isinstance(custom, dict):
+        if custom.get("chain") is not None:
+            raise CommandError("chains do not nest: a step cannot carry its own custom.chain")
+        if not isinstance(custom.get("chain_result", False), bool):
+            raise CommandError("custom.chain_result must be true or false")
+    return trial
 
 
 class Chains(Middleware):
@@ -90,9 +80,30 @@ class Chains(Middleware):
         """Keep the manager whose push path the next steps take."""
         self.manager = manager
 
+    async def check_push(self, job: dict[str, Any], now: float) -> None:
+        """Refuse a job whose ``custom.chain`` is malformed; a job without one passes.
+
+        Each step must pass every rule its own PUSH would apply now (the manager's
+        ``check_push``: Faktory's job rules, ``at``, and each feature's, such as ``unique_for``,
+        ``expires_at``, ``result_ttl`` or a ``bid`` naming a batch), and the chain's own.
+
+        Raises:
+            CommandError: ``custom.chain`` is not a list of 1 to :data:`MAX_STEPS` jobs, or
+                a step breaks a push rule (with the message its PUSH would give), carries
+                its own ``custom.chain`` (chains do not nest) or has a ``chain_result``
+                that is not a boolean; the message names the step (``custom.chain[2]: ...``).
+        """
+        for index, step in enumerate(_steps(job)):
+            try:
+                trial = _check_step(step, now)
+                if self.manager is not None:
+                    await self.manager.check_push(trial, now)
+            except CommandError as exc:
+                raise CommandError(f"custom.chain[{index}]: {exc.message}") from exc
+
     async def push(self, job: dict[str, Any], now: float) -> None:
-        """Refuse a malformed ``custom.chain`` (see :func:`check_chain`)."""
-        check_chain(job, now)
+        """Refuse a malformed ``custom.chain`` (see :meth:`check_push`)."""
+        await self.check_push(job, now)
 
     async def pushed(self, job: dict[str, Any], now: float) -> None:
         """Write the ``pending`` result record of each later step that has a jid and asks

@@ -40,28 +40,43 @@ def _number(value: Any) -> float:
     return float(value)
 
 
-def normalize(job: dict[str, Any], now: float) -> None:
-    """Turn ``custom.expires_in`` into ``custom.expires_at`` and check ``expires_at``.
+def expiry(job: dict[str, Any], now: float) -> str | None:
+    """Return the ``custom.expires_at`` a job pushed now will have (from ``expires_in``
+    when it has one), or ``None``; the job is not changed.
 
     Raises:
         CommandError: either field has the wrong type or format.
     """
     custom = job.get("custom")
     if not isinstance(custom, dict):
-        return
-    if "expires_in" in custom:
-        seconds = custom.pop("expires_in")
-        if seconds is not None:
-            custom["expires_at"] = format_time(now + _number(seconds))
+        return None
+    seconds = custom.get("expires_in")
+    if seconds is not None:
+        return format_time(now + _number(seconds))
     at = custom.get("expires_at")
     if at is None:
-        return
+        return None
     if not isinstance(at, str):
         raise CommandError("expires_at must be an RFC 3339 timestamp")
     try:
         parse_time(at)
     except ValueError as exc:
         raise CommandError(f"invalid timestamp for 'expires_at': \"{at}\": {exc}") from exc
+    return at
+
+
+def normalize(job: dict[str, Any], now: float) -> None:
+    """Turn ``custom.expires_in`` into ``custom.expires_at`` after :func:`expiry`'s checks.
+
+    Raises:
+        CommandError: either field has the wrong type or format.
+    """
+    at = expiry(job, now)
+    custom = job.get("custom")
+    if isinstance(custom, dict):
+        custom.pop("expires_in", None)
+        if at is not None:
+            custom["expires_at"] = at
 
 
 def expires_at(body: bytes) -> float | None:
@@ -95,6 +110,10 @@ class ExpiringJobs(Middleware):
     def __init__(self, store: Store, notify: Sequence[Middleware] = ()) -> None:
         self.store = store
         self.notify = list(notify)
+
+    async def check_push(self, job: dict[str, Any], now: float) -> None:
+        """Refuse a malformed ``expires_in`` or ``expires_at`` (see :func:`expiry`)."""
+        expiry(job, now)
 
     async def push(self, job: dict[str, Any], now: float) -> None:
         """Turn ``expires_in`` into ``expires_at``; refuse a malformed one."""

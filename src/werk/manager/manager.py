@@ -16,7 +16,14 @@ from dataclasses import replace
 from typing import Any
 
 from werk.errors import CommandError, InvalidJSONError, JobTypeError
-from werk.job import QUEUE_NAME, check, check_queue_name, clamp_reserve_for, format_time
+from werk.job import (
+    QUEUE_NAME,
+    check,
+    check_later,
+    check_queue_name,
+    clamp_reserve_for,
+    format_time,
+)
 from werk.manager.middleware import Middleware
 from werk.manager.results import Results
 from werk.manager.retry import DEAD_TTL, FailureReport, record_failure
@@ -97,7 +104,16 @@ class Manager:
                 for m in self.middleware
                 if getattr(type(m), hook) is not getattr(Middleware, hook)
             ]
-            for hook in ("push", "pushed", "fetch", "fetched", "acked", "returned", "failed")
+            for hook in (
+                "check_push",
+                "push",
+                "pushed",
+                "fetch",
+                "fetched",
+                "acked",
+                "returned",
+                "failed",
+            )
         }
         for feature in self.middleware:
             feature.attach(self)
@@ -149,6 +165,18 @@ class Manager:
         for middleware in self._hooks["push"]:
             await middleware.push(job, now)
         return job, make_entry(job), due
+
+    async def check_push(self, job: Any, now: float) -> dict[str, Any]:
+        """Apply every rule a PUSH of ``job`` would (its own and each middleware's
+        ``check``) to a copy, storing and keeping nothing; return the validated copy.
+
+        Raises:
+            CommandError: with the message its PUSH would give.
+        """
+        trial = check_later(job, now)
+        for middleware in self._hooks["check_push"]:
+            await middleware.check_push(trial, now)
+        return trial
 
     async def _pushed(self, entries: Sequence[Entry], now: float) -> None:
         hooks = self._hooks["pushed"]

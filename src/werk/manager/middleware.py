@@ -24,6 +24,14 @@ class Pusher(Protocol):
             CommandError: the job breaks a rule, or middleware refused it.
         """
 
+    async def check_push(self, job: Any, now: float) -> dict[str, Any]:
+        """Apply every rule a PUSH of ``job`` would, changing nothing and keeping nothing
+        (no lock taken, no record written, nothing counted); return the validated copy.
+
+        Raises:
+            CommandError: with the message its PUSH would give.
+        """
+
 
 class Middleware:
     """The no-op base class; override what a feature needs."""
@@ -31,6 +39,11 @@ class Middleware:
     def attach(self, manager: Pusher) -> None:
         """Called once by the manager that runs this middleware (for a feature that pushes
         jobs through the manager's own push path, as chains do)."""
+
+    async def check_push(self, job: dict[str, Any], now: float) -> None:
+        """Refuse a validated job that breaks this feature's push rules, changing nothing
+        and keeping nothing (no lock, no record, no count). The feature's ``push`` applies
+        it too; chains apply it to the steps they will push later."""
 
     async def push(self, job: dict[str, Any], now: float) -> None:
         """Called before a validated job is stored; may change ``job`` or raise to refuse."""

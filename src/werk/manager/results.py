@@ -130,6 +130,10 @@ class Results(Middleware):
 
     # -- writing -------------------------------------------------------------------------
 
+    async def check_push(self, job: dict[str, Any], now: float) -> None:
+        """Refuse a malformed ``result_ttl`` (see :func:`result_ttl`); no record is written."""
+        result_ttl(job)
+
     async def push(self, job: dict[str, Any], now: float) -> None:
         """Check ``result_ttl`` and write the ``pending`` record of a job that asks for one.
 

@@ -85,8 +85,14 @@ class UniqueJobs(Middleware):
     def __init__(self, store: Store) -> None:
         self.store = store
 
+    async def check_push(self, job: dict[str, Any], now: float) -> None:
+        """Refuse a malformed ``unique_for`` or ``unique_until`` (see :func:`unique_for`);
+        no lock is looked at or taken."""
+        unique_for(job)
+
     async def push(self, job: dict[str, Any], now: float) -> None:
-        """Take the job's lock, or refuse the push with ``NOTUNIQUE``."""
+        """Take the job's lock, or refuse the push with ``NOTUNIQUE`` (after the rules
+        of :meth:`check_push`, which :func:`unique_for` applies)."""
         seconds = unique_for(job)
         if seconds is None:
             return
