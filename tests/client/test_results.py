@@ -26,6 +26,7 @@ from werk.client import (
 )
 from werk.client.limits import RateLimited
 from werk.client.processor import RESULT_TOO_LARGE_ERRTYPE
+from werk.client.results import RESULT_NOT_JSON_ERRTYPE
 
 Start = Callable[[Worker], asyncio.Task[None]]
 
@@ -158,7 +159,7 @@ async def test_a_job_is_logged_once_done_or_once_failed(
         return [r for r in caplog.records if r.getMessage().startswith(f"job {jid} ")]
 
     assert [r.getMessage().split(": ")[1][:7] for r in lines(ok)] == ["done in"]
-    for jid, errtype in ((opaque, "TypeError"), (huge, RESULT_TOO_LARGE_ERRTYPE)):
+    for jid, errtype in ((opaque, RESULT_NOT_JSON_ERRTYPE), (huge, RESULT_TOO_LARGE_ERRTYPE)):
         (line,) = lines(jid)
         assert "done" not in line.getMessage() and "failed after" in line.getMessage()
         assert errtype in line.getMessage()

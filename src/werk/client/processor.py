@@ -22,14 +22,22 @@ from werk.client.connection import CONNECTION_ERRORS, AsyncConnection
 from werk.client.exhausted import LastFail, call_hooks
 from werk.client.proto import Call
 from werk.client.reconnect import Connector, GiveUpError
+from werk.client.results import (
+    RESULT_REFUSED_ERRTYPE,
+    RESULT_TOO_LARGE_ERRTYPE,
+    ResultRefusedError,
+)
 from werk.client.runner import ResultAck, Runner, shutdown_call
 from werk.client.state import WorkerHost
 from werk.errors import CommandError, ResultTooLargeError
 
+__all__ = ["RESULT_TOO_LARGE_ERRTYPE", "Processor", "heartbeat"]
+
 log = logging.getLogger("werk.worker")
 
-RESULT_TOO_LARGE_ERRTYPE = "ResultTooLarge"
-"""``errtype`` of a job whose return value the server refused as too large."""
+GONE = "Job not found"
+"""How a server's refusal of an ACK or FAIL begins when the job is not reserved (any more):
+its reservation expired, so the job is queued again and nothing is to be redone."""
 
 
 class Processor:
@@ -131,21 +139,22 @@ class Processor:
         return self._conn
 
     def _check_report(self, report: Call[None], outcome: Any) -> Call[None] | None:
-        """Log a refused ACK or FAIL; return the FAIL to send for an ACK whose result
-        the server refused as too large (the job is still reserved then)."""
-        if isinstance(outcome, ResultTooLargeError) and isinstance(report, ResultAck):
-            report.log_refused(RESULT_TOO_LARGE_ERRTYPE, outcome.message)
-            fail = CALLS.fail(report.jid, RESULT_TOO_LARGE_ERRTYPE, outcome.message)
-            return self.runner.last_fail(report.job, outcome, fail, RESULT_TOO_LARGE_ERRTYPE)
-        if isinstance(outcome, CommandError):
-            # ACK/FAIL after a reservation expired answers "Job not found": nothing to redo.
-            verb, _, rest = report.data.partition(b" ")
-            log.warning(
-                "server refused %s %s: %s (had the job's reservation expired?)",
-                verb.decode(),
-                rest[:80].decode("utf-8", "replace").strip(),
-                outcome,
-            )
+        """Log a refused ACK or FAIL; return the FAIL to send for an ACK whose result the
+        server refused (too large, too deep, not JSON: the job is still reserved then)."""
+        if not isinstance(outcome, CommandError):
+            return None
+        if isinstance(report, ResultAck) and not outcome.message.startswith(GONE):
+            too_large = isinstance(outcome, ResultTooLargeError)
+            errtype = RESULT_TOO_LARGE_ERRTYPE if too_large else RESULT_REFUSED_ERRTYPE
+            error = ResultRefusedError(errtype, f"the server refused the result: {outcome}")
+            return self.runner.result_refused(report.job, error, report.elapsed)
+        verb, _, rest = report.data.partition(b" ")
+        log.warning(
+            "server refused %s %s: %s (had the job's reservation expired?)",
+            verb.decode(),
+            rest[:80].decode("utf-8", "replace").strip(),
+            outcome,
+        )
         return None
 
     async def _handle_fetched(self, outcome: Any) -> Call[None] | None:

@@ -320,6 +320,12 @@ class ClientProtocol:
             encode_command(verbs.ACK, compact_json({"jid": jid, "result": result})), expect_ok
         )
 
+    def ack_encoded(self, jid: str, result: bytes) -> Call[None]:
+        """``ACK {"jid":...,"result":...}`` with ``result`` already encoded as JSON (by
+        :func:`werk.client.results.encode_result`, which checks it as the server does)."""
+        data = b'{"jid":' + encode_basestring_ascii(jid).encode() + b',"result":' + result + b"}"
+        return Call(encode_command(verbs.ACK, data), expect_ok)
+
     def fail(
         self,
         jid: str,

@@ -14,12 +14,68 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from werk.errors import WerkError
+from werk.errors import InvalidJSONError, WerkError
+from werk.protocol import jsonwire
 
 MAX_WAIT = 300.0
 """The longest one RESULT blocks on the server, in seconds (the server's cap)."""
 FINAL = frozenset({"succeeded", "failed", "dead", "unknown"})
 """States a wait ends on."""
+
+RESULT_TOO_LARGE_ERRTYPE = "ResultTooLarge"
+"""``errtype`` of a job whose return value the server refused as too large (``-TOOLARGE``)."""
+RESULT_TOO_DEEP_ERRTYPE = "ResultTooDeep"
+"""``errtype`` of a job whose return value nests deeper than the server takes in an ACK."""
+RESULT_NOT_JSON_ERRTYPE = "ResultNotJSON"
+"""``errtype`` of a job whose return value is not JSON (NaN, an infinity, an object)."""
+RESULT_REFUSED_ERRTYPE = "ResultRefused"
+"""``errtype`` of a job whose result ACK the server refused for another reason."""
+
+
+class ResultRefusedError(WerkError):
+    """A job's return value that a Werk server refuses (or would refuse) in its ACK; the
+    worker FAILs the job with it instead (Werk's results extension).
+
+    Attributes:
+        errtype: the FAIL's errtype, by kind: :data:`RESULT_TOO_DEEP_ERRTYPE`,
+            :data:`RESULT_NOT_JSON_ERRTYPE`, :data:`RESULT_TOO_LARGE_ERRTYPE` or
+            :data:`RESULT_REFUSED_ERRTYPE`.
+    """
+
+    def __init__(self, errtype: str, message: str) -> None:
+        super().__init__(message)
+        self.errtype = errtype
+
+
+def encode_result(value: Any) -> bytes:
+    """Return ``value`` as the strict compact JSON an ACK carries it in, once checked as
+    the server checks it (the size limit is the server's own setting, checked there).
+
+    The ACK's ``{"jid":...,"result":...}`` object is one level of the server's
+    :data:`~werk.protocol.jsonwire.MAX_DEPTH`, so the value may nest one level less.
+
+    Raises:
+        ResultRefusedError: ``ResultTooDeep`` (nested too deeply) or ``ResultNotJSON``
+            (NaN, an infinity, a circular or non-JSON value).
+    """
+    limit = jsonwire.MAX_DEPTH - 1
+    too_deep = ResultRefusedError(
+        RESULT_TOO_DEEP_ERRTYPE,
+        f"the job's return value nests deeper than {limit} levels; a server takes at most"
+        f" {jsonwire.MAX_DEPTH} in an ACK, whose own object is one",
+    )
+    try:
+        data = jsonwire.dumps(value)
+    except RecursionError:
+        raise too_deep from None
+    except InvalidJSONError as exc:
+        raise ResultRefusedError(
+            RESULT_NOT_JSON_ERRTYPE, f"the job's return value cannot be stored as JSON: {exc}"
+        ) from None
+    # Cheap for most values: fewer brackets than the limit cannot nest deeper.
+    if data.count(b"[") + data.count(b"{") > limit and jsonwire.depth(value) > limit:
+        raise too_deep
+    return data
 
 
 class JobFailedError(WerkError):

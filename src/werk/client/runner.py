@@ -34,6 +34,7 @@ from werk.client.exhausted import ExhaustedHook, last_fail
 from werk.client.failures import RetryIn
 from werk.client.middleware import Middleware
 from werk.client.proto import Call
+from werk.client.results import ResultRefusedError, encode_result
 from werk.client.threads import JobThreads
 from werk.fate import RATE_LIMITED, WORKER_SHUTDOWN
 
@@ -207,30 +208,16 @@ class ResultAck(Call[None]):
             extra = {"jid": self.jid, "jobtype": self.jobtype}
             log.info("job %s %s: done in %.3fs", self.jid, self.jobtype, self.elapsed, extra=extra)
 
-    def log_refused(self, errtype: str, message: str) -> None:
-        """Log the job's failure because the server refused its result."""
-        log.error(
-            "job %s %s: failed after %.3fs: %s: %s",
-            self.jid,
-            self.jobtype,
-            self.elapsed,
-            errtype,
-            message,
-            extra={"jid": self.jid, "jobtype": self.jobtype},
-        )
-
 
 def result_ack(job: dict[str, Any], value: Any, elapsed: float) -> ResultAck:
     """Build the ACK of a job that returned ``value`` and asked for its result.
 
     Raises:
-        TypeError: the value cannot be encoded as JSON (the job then fails with it).
+        ResultRefusedError: the server would refuse the value (too deep, not JSON); the
+            job fails with it instead (:meth:`Runner.result_refused`).
     """
     jid = job["jid"]
-    try:
-        call = CALLS.ack(jid, value)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"the job's return value cannot be stored as JSON: {exc}") from exc
+    call = CALLS.ack_encoded(jid, encode_result(value))
     jobtype = str(job.get("jobtype", ""))
     return ResultAck(call.data, call.parse, call.wait, jid, jobtype, elapsed, job)
 
@@ -332,12 +319,32 @@ class Runner:
                     )
                 return CALLS.ack(job["jid"]), None
             # a result: "done" is logged when the server accepts it (ResultAck.log_done)
+            elapsed = time.perf_counter() - started
             try:
-                return result_ack(job, value, time.perf_counter() - started), None
-            except (TypeError, ValueError) as exc:
-                error = exc
+                return result_ack(job, value, elapsed), None
+            except ResultRefusedError as exc:
+                return self.result_refused(job, exc, elapsed), None
         report = self._failed(job, error, time.perf_counter() - started)
         return self.last_fail(job, error, report), lingering
+
+    def result_refused(
+        self, job: dict[str, Any], error: ResultRefusedError, elapsed: float
+    ) -> Call[None]:
+        """Log that ``job`` failed because its return value was refused (by
+        :func:`~werk.client.results.encode_result` before the ACK, or by the server in
+        reply to it) and return the FAIL reporting it with the error's ``errtype``, as a
+        :class:`~werk.client.exhausted.LastFail` when it ends the job's retries."""
+        jid, jobtype = job.get("jid"), job.get("jobtype", "")
+        log.error(
+            "job %s %s: failed after %.3fs: %s: %s",
+            jid,
+            jobtype,
+            elapsed,
+            error.errtype,
+            error,
+            extra=_extra(job),
+        )
+        return self.last_fail(job, error, fail_call(job, error), error.errtype)
 
     def last_fail(
         self,
