@@ -151,7 +151,7 @@ def attach(server: ServerState) -> CronScheduler:
             throttles.reload(config.settings)
             _log_throttles(throttles)
 
-    if throttles is not None:
+    if throttles is not None and throttles.throttles:
         _log_throttles(throttles)
     server.reload_hooks.append(reload)
     return scheduler
