@@ -104,7 +104,8 @@ def parse_url(url: str) -> PostgresURL:
     try:
         params = conninfo_to_dict(conninfo)
     except psycopg.Error as exc:
-        raise StorageURLError(f"postgres: bad URL: {exc}") from exc
+        reason = " ".join(str(exc).split())  # libpq's messages may end with a newline
+        raise StorageURLError(f"postgres: bad URL: {reason}") from exc
     # libpq takes any text as the port (several hosts: a comma-separated list) and fails
     # only when it connects; Werk's one rule for ports refuses it here.
     for port in str(params.get("port") or "").split(","):
