@@ -215,3 +215,25 @@ def test_the_sample_configuration_loads(config_dir: Path) -> None:
     config = load_config({"config_dir": str(config_dir)}, env={})
     assert config.binding == ("0.0.0.0", 7419) and config.backup_every == 3600
     assert config.max_connections == 2000 and config.log_format == "text"
+
+
+@pytest.mark.parametrize(
+    ("env", "flags", "source"),
+    [
+        ({"REDIS_URL": "localhost:6379"}, {}, "REDIS_URL"),
+        ({"REDIS_URL": "127.0.0.1:6379/13"}, {}, "REDIS_URL"),
+        ({"REDIS_PROVIDER": "MY_REDIS", "MY_REDIS": "garbage"}, {}, "MY_REDIS, named by"),
+        ({"WERK_STORAGE": "u:secret@db:6379"}, {}, "WERK_STORAGE"),
+        ({}, {"storage_url": "some/dir"}, "--storage"),
+    ],
+)
+def test_a_storage_url_without_a_scheme_is_refused_naming_its_source(
+    tmp_path: Path, env: dict[str, str], flags: dict[str, str], source: str
+) -> None:
+    """A REDIS_URL written ``localhost:6379`` used to become the embedded store's directory
+    (``./localhost:6379``), overriding -d, without a word."""
+    with pytest.raises(ConfigError) as refused:
+        load_config({"config_dir": str(tmp_path), **flags}, env=env)
+    message = str(refused.value)
+    assert message.startswith(source) and "is not a storage URL: write redis://" in message
+    assert "secret" not in message

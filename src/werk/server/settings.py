@@ -32,7 +32,7 @@ from werk.server.config import (
     parse_binding,
     statsd_address,
 )
-from werk.storage import StorageURLError, check_url
+from werk.storage import StorageURLError, check_url, scheme_of
 
 LOG_LEVELS = ("debug", "info", "warn", "warning", "error")
 """Faktory's names (`-l warn`), and Python's `warning` for the same level."""
@@ -346,13 +346,31 @@ def load_config(
             raise ConfigError(f"{var}={env[var]!r}: {name} must be a whole number")
     config = _build(values, environment, config_dir, settings)
     if config.storage_url:
-        try:
-            check_url(config.storage_url)
-        except StorageURLError as exc:
-            raise ConfigError(str(exc)) from exc
+        _check_storage_url(config.storage_url, config.storage_source or "storage URL")
     if require_password:
         _check_password(config, env)
     return config
+
+
+def _check_storage_url(url: str, source: str) -> None:
+    """Refuse a storage URL that names no backend or has bad options. A plain path
+    (``localhost:6379``, as a ``REDIS_URL`` is sometimes written) is refused too: taken as
+    the embedded store's directory it moved the data silently.
+
+    Raises:
+        ConfigError: naming ``source`` (``REDIS_URL``, ``--storage``, ...) and the fix.
+    """
+    if scheme_of(url) is None:
+        shown = url if "@" not in url else "***@" + url.rsplit("@", 1)[1]  # no password
+        raise ConfigError(
+            f"{source}: {shown!r} is not a storage URL: write redis://host:6379/0 (or"
+            " rediss://, unix://) or postgresql://user@host/db; the embedded store's"
+            " directory is -d, [storage] dir or WERK_DATA_DIR"
+        )
+    try:
+        check_url(url)
+    except StorageURLError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def _build(
