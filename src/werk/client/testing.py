@@ -19,10 +19,21 @@ from pathlib import Path
 from typing import Any
 
 from werk.client.job import Job, job_dict
-from werk.client.results import JobState
-from werk.client.runner import Runner, UnknownJobTypeError, current_job
+from werk.client.results import JobState, ResultRefusedError, encode_result
+from werk.client.runner import (
+    Runner,
+    UnknownJobTypeError,
+    current_job,
+    reported_errtype,
+    wants_result,
+)
 from werk.client.worker import Worker
 from werk.job import next_step
+from werk.protocol import jsonwire
+
+CHAIN_ENDED_ERRTYPE = "ChainEnded"
+"""``errtype`` of a chain's later step that never ran because its chain ended (the
+server's, :mod:`werk.manager.chains`)."""
 
 __all__ = ["InlineClient", "RunningServer", "current_job", "run_server"]
 
@@ -37,10 +48,21 @@ class InlineClient:
             record it in :attr:`failed`.
 
     It stands in for a :class:`~werk.client.Client` wherever tasks push
-    (``set_default_client(InlineClient(worker))``, Celery's eager mode): ``Pushed.result()``
-    returns what the job's function returned, or raises
-    :class:`~werk.client.JobFailedError` for a job that raised. A job that succeeds runs
-    the next step of its :func:`~werk.client.chain` at once, as a Werk server pushes it.
+    (``set_default_client(InlineClient(worker))``, Celery's eager mode), and keeps what a
+    real worker and server would: a job that asked for its result (``result_ttl``) has
+    its outcome read by :meth:`result`/:meth:`job_state` (``Pushed.result()``), its return
+    value as the server would keep it (a JSON round trip), or
+    :class:`~werk.client.JobFailedError` for a job that raised; any other job is
+    ``unknown`` there, as on a server. A return value a real worker would not send
+    (:func:`~werk.client.results.encode_result`: too deep, not JSON) fails the job with
+    :class:`~werk.client.results.ResultRefusedError`. A job that succeeds runs the next
+    step of its :func:`~werk.client.chain` at once, as a Werk server pushes it; a step
+    that fails ends its chain, and the later steps that asked for a result are recorded
+    failed with errtype ``ChainEnded``, as the server records them.
+
+    Not done here, as they are the server's: unique jobs, expiry, retries and their
+    retries-exhausted hooks, throttles and rate limits, scheduling (``at`` runs at once),
+    queues and their pauses, batches, and the size limit on results.
 
     Attributes:
         done: payloads of the jobs that succeeded, in order.
@@ -70,22 +92,53 @@ class InlineClient:
             error, value = asyncio.run(runner._run_async(entry, payload))
         else:
             error, value = runner._run_sync(entry, payload)
+        if error is None and value is not None and wants_result(payload):
+            try:  # what a real worker sends, and the server keeps
+                value = jsonwire.loads(encode_result(value))
+            except ResultRefusedError as exc:
+                error = exc
         jid = str(payload["jid"])
-        doc = {"jid": jid, "jobtype": payload.get("jobtype"), "queue": payload.get("queue")}
+        custom = payload.get("custom")
+        steps = custom.get("chain") if isinstance(custom, dict) else None
         if error is None:
             self.done.append(payload)
-            self._states[jid] = JobState.from_doc({**doc, "state": "succeeded", "result": value})
-            custom = payload.get("custom")
-            steps = custom.get("chain") if isinstance(custom, dict) else None
+            self._keep(payload, {"state": "succeeded", "result": value})
             if isinstance(steps, list) and steps:  # a chain goes on, as a Werk server does
-                self.push(next_step(steps, value, time.time()))
+                step = next_step(steps, value, time.time())
+                if jsonwire.depth(step) <= jsonwire.MAX_DEPTH:
+                    self.push(step)
+                else:
+                    self._end_chain(
+                        steps,
+                        f"the chain ended after job {jid}: the next step"
+                        f" with the result prepended nests deeper than {jsonwire.MAX_DEPTH} levels",
+                    )
         else:
             self.failed.append((payload, error))
-            failure = {"errtype": type(error).__name__, "message": str(error)}
-            self._states[jid] = JobState.from_doc({**doc, "state": "failed", "error": failure})
+            failure = {"errtype": reported_errtype(error), "message": str(error)}
+            self._keep(payload, {"state": "failed", "error": failure})
+            if isinstance(steps, list) and steps:
+                self._end_chain(steps, f"the chain ended: job {jid} failed")
             if self.raise_errors:
                 raise error
         return jid
+
+    def _keep(self, payload: Mapping[str, Any], outcome: dict[str, Any]) -> None:
+        """Record a job's outcome for :meth:`job_state`, if it asked (``result_ttl``)."""
+        custom = payload.get("custom")
+        if not isinstance(custom, dict) or custom.get("result_ttl") is None:
+            return
+        jid = str(payload["jid"])
+        doc = {"jid": jid, "jobtype": payload.get("jobtype"), "queue": payload.get("queue")}
+        self._states[jid] = JobState.from_doc({**doc, **outcome})
+
+    def _end_chain(self, steps: list[Any], reason: str) -> None:
+        """Record the later steps of an ended chain that asked for a result as failed with
+        errtype ``ChainEnded`` (they never run)."""
+        for step in steps:
+            if isinstance(step, dict) and step.get("jid"):
+                failure = {"errtype": CHAIN_ENDED_ERRTYPE, "message": reason}
+                self._keep(step, {"state": "failed", "error": failure})
 
     def push_bulk(self, jobs: Iterable[Job | Mapping[str, Any]]) -> dict[str, str]:
         """Run every job now; return ``{jid: "errtype message"}`` for those that raised."""
@@ -103,17 +156,18 @@ class InlineClient:
         return errors
 
     def job_state(self, jid: str, timeout: float | None = 0.0) -> JobState:
-        """Return the outcome of a job pushed here (``succeeded`` with its return value,
-        or ``failed`` with its error), or ``unknown``; ``timeout`` is accepted for the
-        :class:`~werk.client.Client` signature (inline jobs have ended already)."""
+        """Return the outcome of a job pushed here with ``result_ttl`` (``succeeded`` with
+        its return value, or ``failed`` with its error), else ``unknown``; ``timeout`` is
+        accepted for the :class:`~werk.client.Client` signature (inline jobs have ended
+        already)."""
         return self._states.get(jid) or JobState(jid, "unknown")
 
     def result(self, jid: str, timeout: float | None = None) -> Any:
         """Return what a job pushed here returned, as :meth:`werk.client.Client.result`.
 
         Raises:
-            JobFailedError: the job raised.
-            UnknownJobError: no job with this jid was pushed here.
+            JobFailedError: the job raised, or its chain ended before it ran.
+            UnknownJobError: no job with this jid and ``result_ttl`` was pushed here.
         """
         return self.job_state(jid).value()
 
