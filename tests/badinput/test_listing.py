@@ -71,6 +71,10 @@ def test_an_empty_or_malformed_filter_lists_nothing(seeded: tuple[Peer, dict[str
             text = error_text(jobs(peer, {"target": target, "filter": flt}))
             assert text == (
                 "ERR invalid filter: names no criterion (leave filter out to list the whole set)"
+                if not flt  # None or {}; keys that are all empty are refused as MUTATE does
+                else f"ERR invalid filter: {', '.join(sorted(flt))} "
+                f"{'is' if len(flt) == 1 else 'are'} empty, so it names no job; leave the"
+                " filter out to act on the whole set"
             ), (target, flt)
         for flt in MALFORMED_FILTERS:
             text = error_text(jobs(peer, {"target": target, "filter": flt}))

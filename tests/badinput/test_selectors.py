@@ -90,8 +90,16 @@ def test_valid_filters_act_on_what_they_name_only(seeded: tuple[Peer, dict[str, 
     after = snapshot(peer)
     assert after["sets"]["retries"] == 0 and after["sets"]["dead"] == 2
     assert after["sets"]["scheduled"] == 1 and after["queues"] == before["queues"]
-    # null and "" leave a criterion out, as Go's zero values do.
-    assert mutate(peer, "requeue", "scheduled", {"jids": None, "regexp": "", "jobtype": ""}) == OK
+    # null and "" leave a criterion out, as Go's zero values do, beside one that is given;
+    # when every key is empty the filter names no job and is refused (Faktory would take
+    # it for the whole set), while {} with no key at all stays "every job" (Faktory's
+    # clients send it so).
+    seeded_now = snapshot(peer)
+    for empty in ({"jids": None, "regexp": "", "jobtype": ""}, {"jobtype": ""}, {"regexp": ""}):
+        text = error_text(mutate(peer, "requeue", "scheduled", empty))
+        assert text.startswith("ERR invalid filter: ") and "names no job" in text, empty
+        assert snapshot(peer) == seeded_now
+    assert mutate(peer, "requeue", "scheduled", {"regexp": "*", "jobtype": ""}) == OK
     assert snapshot(peer)["queues"] == {"q1": 2}
 
 

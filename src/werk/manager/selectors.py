@@ -59,10 +59,14 @@ def parse_filter(raw: Any) -> JobFilter | None:
 
     Types follow Faktory's ``JobFilter``: ``jids`` a list of strings, ``regexp`` and
     ``jobtype`` strings (``null`` or ``""`` leave a criterion out). Werk also refuses keys
-    it does not know, since an ignored misspelt key would widen the selection.
+    it does not know, since an ignored misspelt key would widen the selection, and a filter
+    whose keys are all empty (``{"jobtype": ""}``, a blank form field, say): Faktory takes
+    it for the whole set. ``{}``, with no key at all, stays the whole set, as Faktory's
+    clients send it for "everything".
 
     Raises:
-        CommandError: the filter is not an object, has an unknown key or a wrong type.
+        CommandError: the filter is not an object, has an unknown key or a wrong type, or
+            names criteria that are all empty.
     """
     if raw is None:
         return None
@@ -79,12 +83,19 @@ def parse_filter(raw: Any) -> JobFilter | None:
             raise CommandError("invalid filter: jids must be a list of strings")
         if len(jids) > MAX_FILTER_JIDS:
             raise CommandError(f"invalid filter: more than {MAX_FILTER_JIDS} jids")
-    return JobFilter(
+    parsed = JobFilter(
         # A jid holding NUL names no job (PUSH refuses it) and no store can look it up.
         jids=None if jids is None else frozenset(j for j in jids if "\x00" not in j),
         regexp=_string(raw, "regexp"),
         jobtype=_string(raw, "jobtype"),
     )
+    if raw and parsed.selects_all:
+        given = ", ".join(sorted(str(key) for key in raw))
+        raise CommandError(
+            f"invalid filter: {given} {'is' if len(raw) == 1 else 'are'} empty, so it names"
+            " no job; leave the filter out to act on the whole set"
+        )
+    return parsed
 
 
 def queue_selection(names: Sequence[str]) -> list[str] | None:
