@@ -113,6 +113,11 @@ def test_chain_refuses_what_the_server_would() -> None:
     inner = chain(fetch.job(1), double.job(2))
     with pytest.raises(ValueError, match="job 1 of the chain carries a chain"):
         chain(fetch.job(1), inner)
+    with pytest.raises(ValueError, match="first job of a chain takes the result"):
+        chain(double.step(), fetch.job(1))
+    step = fetch.job(1)
+    with pytest.raises(ValueError, match="one jid twice"):
+        chain(step, double.job(2), step)
     wire = chain(fetch.job(1), double.job(5), add.step(3)).to_dict()
     steps = wire["custom"]["chain"]
     assert [(s["jobtype"], s["args"]) for s in steps] == [("double", [5]), ("add", [3])]

@@ -371,10 +371,19 @@ def chain(*jobs: Job) -> Chain:
     Faktory server runs the first job only.
 
     Raises:
-        ValueError: fewer than two jobs, more than 51, or a step that carries a chain.
+        ValueError: fewer than two jobs, more than 51, a step that carries a chain, a
+            first job that takes a result (nothing runs before it), or one jid twice (the
+            same ``Job`` given twice, say).
     """
     if not 2 <= len(jobs) <= CHAIN_MAX_STEPS + 1:
         raise ValueError(f"a chain takes 2 to {CHAIN_MAX_STEPS + 1} jobs, not {len(jobs)}")
+    if (jobs[0].custom or {}).get("chain_result"):
+        raise ValueError(
+            "the first job of a chain takes the result of the step before it, and there is"
+            " none: build it with .job(...), not .step(...)"
+        )
+    if len({job.jid for job in jobs}) < len(jobs):
+        raise ValueError("a chain holds one jid twice: give each step a Job of its own")
     steps = []
     for index, job in enumerate(jobs):
         if isinstance(job, Chain) or "chain" in (job.custom or {}):
