@@ -248,16 +248,18 @@ def validate(job: Any, now: float) -> dict[str, Any]:
 def check_later(job: dict[str, Any], now: float) -> dict[str, Any]:
     """Check a job kept to be pushed later (a batch callback, a chain step) as its push
     will, without changing it: a copy, given a jid when it has none, must pass
-    :func:`check` (so a valid queue name and ``at``). Returns that validated copy
-    (defaults filled). The features' own push rules are the manager's ``check_push``.
+    :func:`validate` and have a valid queue name. Returns that validated copy (defaults
+    filled). ``at`` is left to the caller (a batch callback's is dropped when it fires); the
+    manager's ``check_push`` applies every rule of a PUSH.
 
     Raises:
         CommandError: with Faktory's message for the first rule the job breaks.
     """
     trial = copy.deepcopy(job)
     trial["jid"] = trial.get("jid") or new_jid()
-    # Its push will refuse such a queue or ``at``: found only then, the job would never run.
-    checked, _ = check(trial, now)
+    checked = validate(trial, now)
+    # Its push will refuse such a queue: found only then, the job would never be pushed.
+    check_queue_name(checked["queue"])
     return checked
 
 

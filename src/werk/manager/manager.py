@@ -23,6 +23,7 @@ from werk.job import (
     check_queue_name,
     clamp_reserve_for,
     format_time,
+    scheduled_at,
 )
 from werk.manager.middleware import Middleware
 from werk.manager.results import Results
@@ -174,6 +175,7 @@ class Manager:
             CommandError: with the message its PUSH would give.
         """
         trial = check_later(job, now)
+        scheduled_at(trial, now)
         for middleware in self._hooks["check_push"]:
             await middleware.check_push(trial, now)
         return trial
