@@ -218,3 +218,20 @@ async def test_a_result_jobs_done_line_does_not_wait_for_the_next_fetch(
         (line,) = await async_wait_until(done)
         assert line.startswith("job r1 Add: done in ")
         assert len(acks) == 1 and b'"result":3' in acks[0]
+
+
+def test_result_of_a_deleted_job_raises_at_once(client: Client) -> None:
+    # Given a task's job that asks for a result, still waiting in its queue
+    @task(client=client, queue="nobody", result_ttl=60)
+    def never_run(x: int) -> int:
+        return x
+
+    pushed = never_run.push(1)
+    # When it is deleted, its result() raises JobFailedError at once instead of waiting
+    assert pushed.delete()
+    began = time.monotonic()
+    with pytest.raises(JobFailedError) as failed:
+        pushed.result(20)
+    assert time.monotonic() - began < 10
+    assert (failed.value.state, failed.value.errtype) == ("failed", "Deleted")
+    assert failed.value.error_message == "the job was deleted from queue nobody"

@@ -224,3 +224,88 @@ def test_the_documented_results_table_is_accepted_by_a_real_server(tmp_path: Pat
         assert "over the limit of 16" in error_text(reply)
     finally:
         server.stop()
+
+
+def mutate(peer: Peer, **payload: Any) -> Any:
+    return peer.call("MUTATE " + json.dumps(payload))
+
+
+def fetch_and_fail(peer: Peer) -> None:
+    jid = bulk_json(peer.call("FETCH work"))["jid"]
+    doc = {"jid": jid, "errtype": "ValueError", "message": "bad input"}
+    assert peer.call("FAIL " + json.dumps(doc)) == Simple("OK")
+
+
+def assert_deleted(peer: Peer, jid: str, where: str) -> None:
+    began = time.monotonic()
+    doc = result(peer, jid, timeout=10)  # ends at once: the job will never run
+    assert time.monotonic() - began < 5
+    assert doc["state"] == "failed", doc
+    assert doc["error"] == {
+        "errtype": "Deleted",
+        "message": f"the job was deleted from {where}",
+        "backtrace": [],
+    }
+
+
+def test_a_job_deleted_from_its_queue_fails_its_result(flushed_peer: Peer) -> None:
+    # Given a queued job that asked for a result, and one that did not
+    asking, plain = job(result_ttl=60), job()
+    for payload in (asking, plain):
+        assert flushed_peer.call("PUSH " + json.dumps(payload)) == Simple("OK")
+    assert result(flushed_peer, asking["jid"])["state"] == "queued"
+    # When both are deleted from the queue (twice: the second time finds nothing)
+    jids = [asking["jid"], plain["jid"], asking["jid"]]
+    selection = {"cmd": "discard", "target": "queue", "queue": "work", "filter": {"jids": jids}}
+    assert mutate(flushed_peer, **selection) == 2
+    assert mutate(flushed_peer, **selection) == 0
+    # Then its RESULT is failed, errtype Deleted, and a wait on it ends at once
+    assert_deleted(flushed_peer, asking["jid"], "queue work")
+    assert result(flushed_peer, plain["jid"])["state"] == "unknown"
+    assert flushed_peer.call("FETCH work") is None
+
+
+def test_jobs_discarded_or_cleared_from_a_set_fail_their_results(flushed_peer: Peer) -> None:
+    # Given jobs asking for results: scheduled, retrying, killed into the dead set, dead
+    later = {**job(result_ttl=60), "at": "2099-01-01T00:00:00Z"}
+    killed = {**job(result_ttl=60), "at": "2099-01-01T00:00:00Z"}
+    retrying = {**job(result_ttl=60), "retry": 1}
+    dying = {**job(result_ttl=60), "retry": -1}
+    for payload in (later, killed):
+        assert flushed_peer.call("PUSH " + json.dumps(payload)) == Simple("OK")
+    filtered = {"filter": {"jids": [killed["jid"]]}}
+    assert mutate(flushed_peer, cmd="kill", target="scheduled", **filtered) == Simple("OK")
+    for payload in (retrying, dying):
+        assert flushed_peer.call("PUSH " + json.dumps(payload)) == Simple("OK")
+        fetch_and_fail(flushed_peer)
+    assert result(flushed_peer, killed["jid"])["state"] == "dead"
+    # When each set loses them (discard by jid, or clear)
+    filtered = {"filter": {"jids": [later["jid"]]}}
+    assert mutate(flushed_peer, cmd="discard", target="scheduled", **filtered) == Simple("OK")
+    assert mutate(flushed_peer, cmd="clear", target="retries") == Simple("OK")
+    assert mutate(flushed_peer, cmd="clear", target="dead") == Simple("OK")
+    # Then each wait ends: failed with errtype Deleted, naming the set
+    assert_deleted(flushed_peer, later["jid"], "the scheduled set")
+    assert_deleted(flushed_peer, retrying["jid"], "the retries set")
+    assert_deleted(flushed_peer, killed["jid"], "the dead set")
+    # A job that died keeps its own outcome: it had ended before it was cleared
+    doc = result(flushed_peer, dying["jid"])
+    assert doc["state"] == "dead" and doc["error"]["message"] == "bad input"
+
+
+def test_a_deleted_chain_step_ends_its_chain(flushed_peer: Peer) -> None:
+    # Given a chain A -> B -> C where only C asks for a result
+    last = job("C", result_ttl=60)
+    first = job("A", chain=[job("B"), last])
+    assert flushed_peer.call("PUSH " + json.dumps(first)) == Simple("OK")
+    assert result(flushed_peer, last["jid"])["state"] == "queued"
+    # When A is deleted from its queue before it runs
+    selection = {"queue": "work", "filter": {"jids": [first["jid"]]}}
+    assert mutate(flushed_peer, cmd="discard", target="queue", **selection) == 1
+    # Then C's result is failed as for any ended chain, naming A
+    doc = result(flushed_peer, last["jid"], timeout=10)
+    assert doc["state"] == "failed"
+    assert doc["error"]["errtype"] == "ChainEnded"
+    assert doc["error"]["message"] == (
+        f"the chain ended: job {first['jid']} was deleted from queue work"
+    )

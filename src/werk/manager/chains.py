@@ -24,7 +24,7 @@ from werk.job import check_later, next_step
 from werk.manager.middleware import Middleware, Pusher
 from werk.manager.results import Results
 from werk.protocol import jsonwire
-from werk.storage.base import Placement, Reservation
+from werk.storage.base import Entry, Placement, Reservation
 
 log = logging.getLogger("werk.chains")
 
@@ -150,17 +150,28 @@ class Chains(Middleware):
         """A job died or was discarded: its chain ends, and the later steps that asked for
         a result are recorded ``failed`` (errtype ``ChainEnded``), so that a wait on the
         last step's result ends instead of running out."""
-        body = reservation.entry.body
-        if self.results is None or MARKER not in body:
-            return
         if placement is not None and placement.set != "dead":
             return  # retried or handed back: the chain goes on when the job succeeds
-        custom = jsonwire.loads(body).get("custom")
+        outcome = "was discarded" if placement is None else "died"
+        self._end_after(reservation.entry, outcome, now)
+
+    def hears_deleted(self, body: bytes) -> bool:
+        """A job carrying a chain must be heard of when it is deleted (when results are on:
+        only the later steps' result records need ending)."""
+        return self.results is not None and MARKER in body
+
+    async def deleted(self, entry: Entry, where: str, now: float) -> None:
+        """A job deleted unrun ends its chain, as a discarded one does."""
+        self._end_after(entry, f"was deleted from {where}", now)
+
+    def _end_after(self, entry: Entry, outcome: str, now: float) -> None:
+        """End the chain ``entry`` carries (if any): ``job <jid> <outcome>`` is the reason."""
+        if self.results is None or MARKER not in entry.body:
+            return
+        custom = jsonwire.loads(entry.body).get("custom")
         steps = custom.get("chain") if isinstance(custom, dict) else None
         if isinstance(steps, list) and steps:
-            outcome = "was discarded" if placement is None else "died"
-            jid = reservation.entry.jid
-            self._end(steps, f"the chain ended: job {jid} {outcome}", now)
+            self._end(steps, f"the chain ended: job {entry.jid} {outcome}", now)
 
     def _end(self, steps: list[Any], reason: str, now: float) -> None:
         """Record every later step that asked for a result as failed with ``reason``."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from werk.storage.base import Placement, Reservation
+from werk.storage.base import Entry, Placement, Reservation
 
 
 class Pusher(Protocol):
@@ -72,3 +72,14 @@ class Middleware:
         self, reservation: Reservation, placement: Placement | None, now: float
     ) -> None:
         """Called after a failure (a FAIL, or an expired reservation) was recorded."""
+
+    def hears_deleted(self, body: bytes) -> bool:
+        """Return whether :meth:`deleted` must hear of the job in ``body`` when it is
+        deleted unrun (a cheap look at the bytes); the manager deletes such a job alone,
+        so that it knows the job was there."""
+        return False
+
+    async def deleted(self, entry: Entry, where: str, now: float) -> None:
+        """Called after a job was deleted before it ended (Werk's MUTATE ``discard`` on a
+        queue, ``discard``/``clear`` on a set, the web UI's delete); ``where`` names the
+        place, as ``queue default`` or ``the retries set``."""

@@ -369,13 +369,13 @@ class Queries:
         store = self._store
         if jids is None:
             if action == "delete":
-                return await store.set_remove(name, None)
+                return await self._manager.set_remove(name, None)
             return await store.requeue(name, None, self._clock())
         done = 0
         for start in range(0, len(jids), CHUNK):
             chunk = list(jids[start : start + CHUNK])
             if action == "delete":
-                done += await store.set_remove(name, chunk)
+                done += await self._manager.set_remove(name, chunk)
             elif action == "kill":
                 done += await store.set_move(name, chunk, "dead", self._clock() + DEAD_TTL)
             else:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from werk.errors import CommandError, ResultTooLargeError
 from werk.job import format_time
 from werk.manager.middleware import Middleware
-from werk.storage.base import Placement, Reservation, SetName, Store
+from werk.storage.base import Entry, Placement, Reservation, SetName, Store
 
 if TYPE_CHECKING:
     from werk.manager.retry import FailureReport
@@ -243,18 +243,37 @@ class Results(Middleware):
             self._keep(entry.jid, _encode(doc), ttl, now, "failed")
         self._wake(entry.jid)
 
-    def abandoned(self, job: dict[str, Any], reason: str, now: float) -> None:
-        """Record that a validated job that was never pushed will never run (a chain's
-        later step, once its chain ended): if it asked for a result, its record becomes
-        ``failed`` with errtype ``ChainEnded`` and ``reason``, and waits on it end."""
+    def abandoned(
+        self, job: dict[str, Any], reason: str, now: float, errtype: str = "ChainEnded"
+    ) -> None:
+        """Record that a validated job will never run (a chain's later step, once its
+        chain ended; a job deleted unrun): if it asked for a result, its record becomes
+        ``failed`` with ``errtype`` and ``reason``, and waits on it end."""
         ttl = result_ttl(job)
         if ttl is None:
             return
         doc = {"state": "failed", "queue": job.get("queue"), "jobtype": job.get("jobtype")}
         doc.update(_job_fields(job), finished_at=format_time(now))
-        doc["error"] = {"errtype": "ChainEnded", "message": reason, "backtrace": []}
+        doc["error"] = {"errtype": errtype, "message": reason, "backtrace": []}
         self._keep(job["jid"], _encode(doc), ttl, now, "failed")
         self._wake(job["jid"])
+
+    def hears_deleted(self, body: bytes) -> bool:
+        """A job that asked for a result must be heard of when it is deleted."""
+        return MARKER in body
+
+    async def deleted(self, entry: Entry, where: str, now: float) -> None:
+        """A job deleted unrun (Werk's rule): if it asked for a result and its record is
+        not final yet (a job killed into the dead set has none), it becomes ``failed``
+        with errtype ``Deleted``, so that a wait on it ends instead of running out."""
+        asked = _asked(entry.body)
+        if asked is None:
+            return
+        record = await self._record(entry.jid, now)
+        if record.get("state") in FINAL:
+            return  # it died (or ended) before: its record already says how
+        job, _ = asked
+        self.abandoned(job, f"the job was deleted from {where}", now, errtype="Deleted")
 
     @staticmethod
     def _finished(
