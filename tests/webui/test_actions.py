@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.webui.conftest import Web
@@ -154,3 +156,19 @@ async def test_an_action_a_set_does_not_offer_is_refused(web: Web) -> None:
     assert (await web.post("/dead", {"action": "kill_all"})).status_code == 400
     assert (await web.post(f"/dead/{jids[0]}", {"action": "bogus"})).status_code == 400
     assert (await web.stats())["sets"]["dead"] == 4
+
+
+async def test_a_deleted_job_that_asked_for_a_result_ends_failed(web: Web) -> None:
+    # Given a queued and a scheduled job that asked for a result
+    await web.push("job-queued", custom={"result_ttl": 60})
+    await web.push("job-later", custom={"result_ttl": 60}, at="2999-01-01T00:00:00Z")
+    # When the web UI deletes them from their queue and set
+    await web.post("/queues/default", {"action": "delete_jobs", "jid": ["job-queued"]})
+    await web.post("/scheduled", {"action": "delete", "jid": ["job-later"]})
+    # Then their results say failed, errtype Deleted, naming where they were
+    results = web.server.manager.results
+    assert results is not None
+    for jid, where in (("job-queued", "queue default"), ("job-later", "the scheduled set")):
+        doc = await results.state(jid, time.time())
+        assert doc["state"] == "failed" and doc["error"]["errtype"] == "Deleted", doc
+        assert doc["error"]["message"] == f"the job was deleted from {where}"
