@@ -155,6 +155,8 @@ class Chains(Middleware):
         outcome = "was discarded" if placement is None else "died"
         self._end_after(reservation.entry, outcome, now)
 
+    deleted_glob = "*" + MARKER.decode() + "*"
+
     def hears_deleted(self, body: bytes) -> bool:
         """A job carrying a chain must be heard of when it is deleted (when results are on:
         only the later steps' result records need ending)."""

@@ -487,7 +487,7 @@ class Manager:
         if not self._hooks["deleted"]:
             return await self.store.set_remove(target, jids)
         if jids is None:
-            items = await self.store.set_match(target, None)
+            items = await self._set_heard(target)
         else:
             jids = list(dict.fromkeys(jids))
             found = [await self.store.set_get(target, jid) for jid in jids]
@@ -500,6 +500,18 @@ class Manager:
             return done + await self.store.set_remove(target, None)
         rest = [jid for jid in jids if jid not in {entry.jid for entry in heard}]
         return done + (await self.store.set_remove(target, rest) if rest else 0)
+
+    async def _set_heard(self, target: SetName) -> list[Scored]:
+        """The entries of a set that some ``deleted`` hook may hear of: those matching the
+        hooks' globs (the whole set when one has none), each once."""
+        globs = {middleware.deleted_glob for middleware in self._hooks["deleted"]}
+        if None in globs:
+            return await self.store.set_match(target, None)
+        found: dict[str, Scored] = {}
+        for glob in sorted(g for g in globs if g is not None):
+            for item in await self.store.set_match(target, glob):
+                found.setdefault(item.entry.jid, item)
+        return list(found.values())
 
     async def latency(self, names: Sequence[str]) -> dict[str, float]:
         """Return, per queue, the age in seconds of its oldest job (0 when empty)."""

@@ -73,6 +73,11 @@ class Middleware:
     ) -> None:
         """Called after a failure (a FAIL, or an expired reservation) was recorded."""
 
+    deleted_glob: str | None = None
+    """A Redis-style glob that the body of every job :meth:`hears_deleted` accepts matches
+    (it may match more): emptying a whole set then reads only the matching entries, not
+    the set (``None``: read the whole set)."""
+
     def hears_deleted(self, body: bytes) -> bool:
         """Return whether :meth:`deleted` must hear of the job in ``body`` when it is
         deleted unrun (a cheap look at the bytes); the manager deletes such a job alone,

@@ -258,6 +258,8 @@ class Results(Middleware):
         self._keep(job["jid"], _encode(doc), ttl, now, "failed")
         self._wake(job["jid"])
 
+    deleted_glob = "*" + MARKER.decode() + "*"
+
     def hears_deleted(self, body: bytes) -> bool:
         """A job that asked for a result must be heard of when it is deleted."""
         return MARKER in body
