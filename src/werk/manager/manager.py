@@ -11,7 +11,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -25,6 +25,7 @@ from werk.job import (
     format_time,
     scheduled_at,
 )
+from werk.manager.deletion import Deletions
 from werk.manager.middleware import Middleware
 from werk.manager.results import Results
 from werk.manager.retry import DEAD_TTL, FailureReport, record_failure
@@ -37,8 +38,6 @@ log = logging.getLogger("werk.manager")
 
 FETCH_TIMEOUT = 2.0
 """How long a FETCH blocks for a job before answering nil, in seconds."""
-DELETE_SCAN = 500
-"""Entries read at a time while looking for the queued jobs a deletion must report."""
 
 
 def encode_job(job: dict[str, Any]) -> bytes:
@@ -123,6 +122,9 @@ class Manager:
             feature.attach(self)
         self.results = next((m for m in self.middleware if isinstance(m, Results)), None)
         """The job results subsystem, when its middleware is registered."""
+        self.deletions = Deletions(store, self._hooks["deleted"], lambda: self.clock())
+        """Deletes jobs unrun from queues and sets, for :meth:`delete_queued` and
+        :meth:`set_remove`."""
         self.waiters = Waiters()
         self._due_listeners: list[Callable[[float], None]] = []
         store.on_available(self.waiters.wake, self.waiters.waiting)
@@ -427,91 +429,14 @@ class Manager:
 
     async def delete_queued(self, queue: str, jids: Sequence[str]) -> int:
         """Delete the listed jobs from a queue if they are still waiting there; return how
-        many were deleted (a job already fetched, scheduled or gone is not touched).
-
-        A job some middleware must hear of (one that asked for a result, or carries a
-        chain: see ``Middleware.hears_deleted``) is found by reading the queue page by
-        page until every listed jid was seen (O(queue length) at worst), deleted alone,
-        and passed to the ``deleted`` hooks."""
-        if not jids:
-            return 0
-        wanted = list(dict.fromkeys(jids))
-        if not self._hooks["deleted"]:
-            return await self.store.queue_delete(queue, wanted)
-        heard = await self._queued_heard(queue, set(wanted))
-        done = await self._delete_heard(
-            heard, lambda jid: self.store.queue_delete(queue, [jid]), f"queue {queue}"
-        )
-        rest = [jid for jid in wanted if jid not in {entry.jid for entry in heard}]
-        return done + (await self.store.queue_delete(queue, rest) if rest else 0)
-
-    async def _queued_heard(self, queue: str, wanted: set[str]) -> list[Entry]:
-        found: list[Entry] = []
-        offset = 0
-        while wanted:
-            page = await self.store.queue_page(queue, offset, DELETE_SCAN)
-            for item in page:
-                if item.entry.jid in wanted:
-                    wanted.discard(item.entry.jid)
-                    if self._heard(item.entry.body):
-                        found.append(item.entry)
-            if len(page) < DELETE_SCAN:
-                break
-            offset += len(page)
-        return found
-
-    def _heard(self, body: bytes) -> bool:
-        return any(m.hears_deleted(body) for m in self._hooks["deleted"])
-
-    async def _delete_heard(
-        self,
-        entries: Sequence[Entry],
-        delete: Callable[[str], Awaitable[int]],
-        where: str,
-    ) -> int:
-        """Delete each entry alone and tell the ``deleted`` hooks of those really deleted
-        here (one taken meanwhile, by a FETCH say, is not ours to report)."""
-        done = 0
-        for entry in entries:
-            if await delete(entry.jid):
-                done += 1
-                now = self.clock()
-                for middleware in self._hooks["deleted"]:
-                    await middleware.deleted(entry, where, now)
-        return done
+        many were deleted (a job already fetched, scheduled or gone is not touched). The
+        ``deleted`` hooks hear of those they ask for (:mod:`werk.manager.deletion`)."""
+        return await self.deletions.from_queue(queue, jids)
 
     async def set_remove(self, target: SetName, jids: Sequence[str] | None) -> int:
         """Remove the listed jobs (``None``: all) from a set; return how many were removed.
-        The jobs the ``deleted`` hooks must hear of are removed alone and reported to them.
-        """
-        if not self._hooks["deleted"]:
-            return await self.store.set_remove(target, jids)
-        if jids is None:
-            items = await self._set_heard(target)
-        else:
-            jids = list(dict.fromkeys(jids))
-            found = [await self.store.set_get(target, jid) for jid in jids]
-            items = [item for item in found if item is not None]
-        heard = [item.entry for item in items if self._heard(item.entry.body)]
-        done = await self._delete_heard(
-            heard, lambda jid: self.store.set_remove(target, [jid]), f"the {target} set"
-        )
-        if jids is None:
-            return done + await self.store.set_remove(target, None)
-        rest = [jid for jid in jids if jid not in {entry.jid for entry in heard}]
-        return done + (await self.store.set_remove(target, rest) if rest else 0)
-
-    async def _set_heard(self, target: SetName) -> list[Scored]:
-        """The entries of a set that some ``deleted`` hook may hear of: those matching the
-        hooks' globs (the whole set when one has none), each once."""
-        globs = {middleware.deleted_glob for middleware in self._hooks["deleted"]}
-        if None in globs:
-            return await self.store.set_match(target, None)
-        found: dict[str, Scored] = {}
-        for glob in sorted(g for g in globs if g is not None):
-            for item in await self.store.set_match(target, glob):
-                found.setdefault(item.entry.jid, item)
-        return list(found.values())
+        The ``deleted`` hooks hear of those they ask for (:mod:`werk.manager.deletion`)."""
+        return await self.deletions.from_set(target, jids)
 
     async def latency(self, names: Sequence[str]) -> dict[str, float]:
         """Return, per queue, the age in seconds of its oldest job (0 when empty)."""
