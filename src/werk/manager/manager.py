@@ -25,6 +25,7 @@ from werk.job import (
     format_time,
     scheduled_at,
 )
+from werk.manager.deadline import Deadline
 from werk.manager.deletion import Deletions
 from werk.manager.middleware import Middleware
 from werk.manager.results import Results
@@ -264,8 +265,7 @@ class Manager:
         reservation = await self._reserve(queues, wid)
         if reservation is not None:
             return render(reservation.entry.body, reservation.enqueued_at)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = Deadline(timeout)
         while True:
             # Listen before looking again, so a push landing during the look is not missed.
             with self.waiters.listen(queues) as woken:
@@ -274,11 +274,10 @@ class Manager:
                 reservation = await self._reserve(queues, wid)
                 if reservation is not None:
                     return render(reservation.entry.body, reservation.enqueued_at)
-                remaining = deadline - loop.time()
-                if remaining <= 0:
+                if deadline.remaining() <= 0:
                     return None
                 try:
-                    async with asyncio.timeout(remaining):
+                    async with asyncio.timeout(deadline.timer()):
                         await woken
                 except TimeoutError:
                     return None

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from werk.errors import CommandError, ResultTooLargeError
 from werk.job import format_time
+from werk.manager.deadline import Deadline
 from werk.manager.middleware import Middleware
 from werk.storage.base import Entry, Placement, Reservation, SetName, Store
 
@@ -368,19 +369,17 @@ class Results(Middleware):
     ) -> dict[str, Any]:
         """Return the state of ``jid`` once it is final (:data:`FINAL`), or its state when
         ``timeout`` seconds passed first, or when ``alive`` says the asker went away."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + min(max(timeout, 0.0), MAX_WAIT)
+        deadline = Deadline(min(timeout, MAX_WAIT))
         pauses = iter(RECHECK)
         pause = RECHECK[0]
         while True:
             with self._listen(jid) as woken:
                 doc = await self.state(jid, clock())
-                remaining = deadline - loop.time()
-                if doc["state"] in FINAL or remaining <= 0 or (alive and not alive()):
+                if doc["state"] in FINAL or deadline.remaining() <= 0 or (alive and not alive()):
                     return doc
                 pause = next(pauses, pause)
                 try:
-                    async with asyncio.timeout(min(remaining, pause)):
+                    async with asyncio.timeout(deadline.timer(pause)):
                         await woken
                 except TimeoutError:
                     pass  # look again: the job may have ended on another server

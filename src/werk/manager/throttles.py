@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from werk.errors import WerkError
+from werk.manager.deadline import Deadline
 from werk.manager.manager import Manager
 from werk.manager.middleware import Middleware
 from werk.storage.base import LimitKind, LimitResult, Placement, Reservation, Scored, Store
@@ -270,13 +271,12 @@ class RateLimiters:
         """
         store, clock = self.manager.store, self.manager.clock
         holder = holder or secrets.token_hex(8)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + min(max(wait, 0.0), MAX_WAIT)
+        deadline = Deadline(min(wait, MAX_WAIT))
         while True:
             result = await store.limit_acquire(
                 LIMIT_PREFIX + name, kind, limit, period, holder, clock()
             )
-            remaining = deadline - loop.time()
+            remaining = deadline.remaining()
             if result.acquired or remaining <= 0:
                 return result
             pause = result.retry_after
@@ -285,7 +285,7 @@ class RateLimiters:
             elif pause > remaining:
                 return result
             # A little jitter, so waiters released by one interval do not all collide.
-            await asyncio.sleep(min(remaining, max(pause, 0.001) + random.uniform(0, 0.005)))
+            await asyncio.sleep(deadline.timer(max(pause, 0.001) + random.uniform(0, 0.005)))
 
     async def release(self, name: str, holder: str) -> bool:
         """Give back ``holder``'s unit of a ``concurrent`` limiter."""
