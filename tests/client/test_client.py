@@ -103,18 +103,40 @@ def test_password_ok_and_wrong(werk_server_factory: Callable[..., ServerProcess]
     server = werk_server_factory(password="s3cret")
     with Client(server.url) as client:
         assert client.info()["server"]
-    with pytest.raises(AuthenticationError):
-        Client(f"tcp://:wrong@{server.host}:{server.port}").info()
+    # every message names the server, as `werk worker`'s line does
+    address = f"{server.host}:{server.port}"
+    with pytest.raises(AuthenticationError) as wrong:
+        Client(f"tcp://:wrong@{address}").info()
+    assert str(wrong.value) == (
+        f"the server tcp://:***@{address} refused the password: Invalid password"
+    )
     with pytest.raises(AuthenticationError) as missing:
-        Client(f"tcp://{server.host}:{server.port}").info()
-    assert str(missing.value) == "the server requires a password and none was given"
+        Client(f"tcp://{address}").info()
+    assert str(missing.value) == (
+        f"the server tcp://{address} requires a password and none was given"
+    )
     # the password in the user name's place: the message shows where it goes
     with pytest.raises(AuthenticationError) as misplaced:
-        Client(f"tcp://s3cret@{server.host}:{server.port}").info()
+        Client(f"tcp://s3cret@{address}").info()
     assert "s3cret" not in str(misplaced.value)
     assert str(misplaced.value) == (
-        "the server requires a password and none was given (the URL has a user name and no"
-        " password: the password goes after a colon, as in tcp://:secret@host:port)"
+        f"the server tcp://{address} requires a password and none was given (the URL has a"
+        " user name and no password: the password goes after a colon, as in"
+        " tcp://:secret@host:port)"
+    )
+
+
+@SQLITE_ONLY
+async def test_the_async_client_names_the_server_of_a_refused_password(
+    werk_server_factory: Callable[..., ServerProcess],
+) -> None:
+    server = werk_server_factory(password="s3cret")
+    address = f"{server.host}:{server.port}"
+    with pytest.raises(AuthenticationError) as wrong:
+        async with AsyncClient(f"tcp://:wrong@{address}") as client:
+            await client.info()
+    assert str(wrong.value) == (
+        f"the server tcp://:***@{address} refused the password: Invalid password"
     )
 
 

@@ -137,7 +137,9 @@ class Connection:
 
         Raises:
             OSError: the server cannot be reached.
-            AuthenticationError: the password is missing or wrong.
+            AuthenticationError: the password is missing or wrong (the message names the
+                server: ``the server tcp://:***@host:7419 refused the password: Invalid
+                password``).
         """
         sock = socket.create_connection((address.host, address.port), timeout=timeout)
         try:
@@ -145,7 +147,7 @@ class Connection:
             context = address.ssl_context()
             if context is not None:
                 sock = context.wrap_socket(sock, server_hostname=address.host)
-            conn = cls(sock, ClientProtocol(identity, address.password))
+            conn = cls(sock, ClientProtocol(identity, address.password, address.url()))
             conn._greeting(address.url(), timeout)
             conn._handshake()
         except BaseException:
@@ -271,13 +273,17 @@ class AsyncConnection:
 
         Raises:
             OSError: the server cannot be reached.
-            AuthenticationError: the password is missing or wrong.
+            AuthenticationError: the password is missing or wrong (the message names the
+                server: ``the server tcp://:***@host:7419 refused the password: Invalid
+                password``).
         """
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(
                 address.host, address.port, ssl=address.ssl_context(), limit=READ_SIZE
             )
-        conn = cls(reader, writer, ClientProtocol(identity, address.password), timeout)
+        conn = cls(
+            reader, writer, ClientProtocol(identity, address.password, address.url()), timeout
+        )
         try:
             await conn._greeting(address.url())
             while (line := conn.proto.handshake(await conn._read_reply())) is not None:

@@ -196,11 +196,16 @@ class ClientProtocol:
     Args:
         identity: what HELLO says about this connection.
         password: the server password, if any.
+        server: the server's address (a URL, password masked) that a refused password's
+            :class:`~werk.errors.AuthenticationError` names; ``""`` names none.
     """
 
-    def __init__(self, identity: Identity | None = None, password: str | None = None) -> None:
+    def __init__(
+        self, identity: Identity | None = None, password: str | None = None, server: str = ""
+    ) -> None:
         self.identity = identity or Identity()
         self.password = password
+        self.server = server
         self.state = State.AWAIT_HI
         self.server_version: int | None = None
         self._reader = ReplyReader()
@@ -224,7 +229,9 @@ class ClientProtocol:
             The HELLO line to send after ``+HI``; ``None`` once ``+OK`` made us ready.
 
         Raises:
-            AuthenticationError: a password is needed and missing, or it was wrong.
+            AuthenticationError: a password is needed and missing, or it was wrong (``the
+                server tcp://:***@host:7419 refused the password: Invalid password``: the
+                message names the server given as ``server``).
             ProtocolError: the server sent something that is not a handshake reply.
         """
         if self.state is State.AWAIT_HI:
@@ -239,7 +246,12 @@ class ClientProtocol:
             return encode_command(verbs.HELLO, compact_json(hello))
         if self.state is State.AWAIT_OK:
             self.state = State.CLOSED
-            expect_ok(reply)
+            try:
+                expect_ok(reply)
+            except AuthenticationError as exc:
+                raise AuthenticationError(
+                    f"{self._the_server()} refused the password: {exc}"
+                ) from exc
             self.state = State.READY
             return None
         raise ProtocolError(f"handshake already finished (state {self.state.value})")
@@ -275,10 +287,13 @@ class ClientProtocol:
                     else ""
                 )
                 raise AuthenticationError(
-                    f"the server requires a password and none was given{hint}"
+                    f"{self._the_server()} requires a password and none was given{hint}"
                 )
             hello["pwdhash"] = hash_password(self.password, str(salt), int(hi.get("i") or 1))
         return hello
+
+    def _the_server(self) -> str:
+        return f"the server {self.server}" if self.server else "the server"
 
     # -- commands ---------------------------------------------------------------------------
 

@@ -95,11 +95,9 @@ class Connector:
         while not worker.give_up.is_set():
             try:
                 conn = await AsyncConnection.open(worker.address, worker.identity, worker.timeout)
-            except AuthenticationError as exc:
-                url = worker.address.url()
-                fatal = AuthenticationError(f"the server {url} refused the password: {exc}")
-                self._fatal(fatal)
-                raise fatal from exc
+            except AuthenticationError as exc:  # its message names the server
+                self._fatal(exc)
+                raise
             except NotWorkPortError as exc:
                 self._fatal(exc)
                 raise
