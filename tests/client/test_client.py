@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from datetime import timedelta
 
 import pytest
 
-from tests.client.conftest import retries_size
+from tests.client.conftest import retries_size, wait_until
 from tests.conftest import SQLITE_ONLY
 from tests.helpers import ServerProcess, free_port
 from werk.client import (
@@ -20,6 +21,7 @@ from werk.client import (
     WerkError,
     task,
 )
+from werk.client.sets import SetEntry, SetName
 
 
 def test_push_fetch_ack(client: Client) -> None:
@@ -89,6 +91,55 @@ def test_pushed_delete(client: Client) -> None:
     assert pushed.delete() is True
     assert pushed.delete() is False
     assert client.info()["faktory"]["queues"].get("reports", 0) == 0
+    # a job pushed for later waits in the scheduled set: delete() finds it there
+    later = build.push_in(timedelta(hours=1), "q4")
+    kept = build.push_in(timedelta(hours=1), "q5")
+    assert later.delete() is True
+    assert later.delete() is False
+    assert [entry.jid for entry in client.iter_jobs("scheduled")] == [kept.jid]
+    # a job a worker fetched runs on, and one waiting for a retry has run: both stay
+    running = build.push("q6")
+    assert (job := client.fetch("reports")) is not None and job["jid"] == running.jid
+    assert running.delete() is False
+    retrying = build.with_options(retry=3).push("q7")
+    assert client.fetch("reports") is not None
+    client.fail(retrying.jid, "E", "failed once")
+    assert retrying.delete() is False
+    sets = client.info()["faktory"]["sets"]
+    assert (sets["working"], sets["retries"], sets["scheduled"]) == (1, 1, 1)
+
+
+class ComesDue(Client):
+    """A client whose scheduled job comes due between its look at the job and its discard
+    (the race :meth:`Client.delete_unrun` closes), and is fetched there if ``fetch``."""
+
+    fetch_it = False
+
+    def discard_jobs(self, target: SetName, jobs: Iterable[SetEntry | str]) -> None:
+        jobs = list(jobs)
+        wait_until(lambda: self.info()["faktory"]["queues"].get("reports", 0) == 1)
+        if self.fetch_it:
+            assert self.fetch("reports") is not None
+        super().discard_jobs(target, jobs)
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize(("fetch_it", "deleted"), [(False, True), (True, False)])
+def test_a_scheduled_job_that_comes_due_while_deleted(
+    werk_server: ServerProcess, fetch_it: bool, deleted: bool
+) -> None:
+    # Given a job due in half a second, which comes due as delete() looks for it
+    with ComesDue(werk_server.url) as client:
+        client.fetch_it = fetch_it
+        jid = client.push(Job("Build", queue="reports", at=time.time() + 0.5))
+        # When it is deleted: it is found in its queue, unless a worker fetched it first
+        assert client.delete_unrun("reports", jid) is deleted
+        sets, queues = client.info()["faktory"]["sets"], client.info()["faktory"]["queues"]
+        assert (sets["scheduled"], sets["working"], queues.get("reports", 0)) == (
+            0,
+            int(fetch_it),
+            0,
+        )
 
 
 def test_client_survives_a_server_restart(werk_server: ServerProcess, client: Client) -> None:
@@ -126,20 +177,6 @@ def test_password_ok_and_wrong(werk_server_factory: Callable[..., ServerProcess]
     )
 
 
-@SQLITE_ONLY
-async def test_the_async_client_names_the_server_of_a_refused_password(
-    werk_server_factory: Callable[..., ServerProcess],
-) -> None:
-    server = werk_server_factory(password="s3cret")
-    address = f"{server.host}:{server.port}"
-    with pytest.raises(AuthenticationError) as wrong:
-        async with AsyncClient(f"tcp://:wrong@{address}") as client:
-            await client.info()
-    assert str(wrong.value) == (
-        f"the server tcp://:***@{address} refused the password: Invalid password"
-    )
-
-
 async def test_async_client(werk_server: ServerProcess) -> None:
     async with AsyncClient(werk_server.url) as client:
         jid = await client.push(Job("A", [1]))
@@ -154,6 +191,10 @@ async def test_async_client(werk_server: ServerProcess) -> None:
         kept = await client.push(Job("D", queue="other"))
         dropped = await client.push(Job("E", queue="other"))
         assert await client.delete_queued("other", dropped, "not-there") == 1
+        later = await client.push(Job("F", queue="other", at=time.time() + 3600))
+        assert await client.delete_unrun("other", later) is True
+        assert await client.delete_unrun("other", later) is False
+        assert (await client.info())["faktory"]["sets"]["scheduled"] == 0
         job = await client.fetch("other")
         assert job is not None and job["jid"] == kept
 
@@ -162,8 +203,11 @@ async def test_async_password(werk_server_factory: Callable[..., ServerProcess])
     server = werk_server_factory(password="s3cret")
     async with AsyncClient(server.url) as client:
         await client.flush()
-    with pytest.raises(AuthenticationError):
+    with pytest.raises(AuthenticationError) as wrong:
         await AsyncClient(f"tcp://:bad@{server.host}:{server.port}").info()
+    assert str(wrong.value) == (  # naming the server, as the blocking client does
+        f"the server tcp://:***@{server.host}:{server.port} refused the password: Invalid password"
+    )
 
 
 @SQLITE_ONLY

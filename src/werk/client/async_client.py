@@ -221,6 +221,16 @@ class AsyncClient:
         A running job is not stopped: see :meth:`werk.client.Client.delete_queued`."""
         return await self._run(CALLS.delete_queued(queue, jids))
 
+    async def delete_unrun(self, queue: str, jid: str) -> bool:
+        """Delete a job that has not run yet, from ``queue`` or the scheduled set; return
+        whether it was deleted before it ran: see :meth:`werk.client.Client.delete_unrun`."""
+        if (await self.job_state(jid)).state != "scheduled":
+            return await self.delete_queued(queue, jid) == 1
+        await self.discard_jobs("scheduled", [jid])
+        if await self.delete_queued(queue, jid) == 1:  # it came due before the discard
+            return True
+        return (await self.job_state(jid)).gone_unrun
+
     async def pause_queues(self, *names: str) -> None:
         """Pause queues (``"*"`` for all): FETCH skips them until resumed."""
         await self._run(CALLS.queue("PAUSE", names))

@@ -247,14 +247,35 @@ class Client:
         A job not in that queue now is left alone and not counted: one a worker already
         fetched keeps running (it is not stopped, and its ACK or FAIL counts as usual), and
         a scheduled job or one waiting for a retry is in a set, not a queue (use
-        :meth:`mutate` ``discard`` on ``scheduled`` or ``retries``). Werk's extension of
-        MUTATE (docs/protocol.md); a Faktory server refuses it.
+        :meth:`delete_unrun` for a scheduled job, :meth:`discard_jobs` for either).
+        Werk's extension of MUTATE (docs/protocol.md); a Faktory server refuses it.
 
         Raises:
             CommandError: the server refused it (a Faktory server: ``invalid target``).
             ValueError: no jid given.
         """
         return self._run(CALLS.delete_queued(queue, jids))
+
+    def delete_unrun(self, queue: str, jid: str) -> bool:
+        """Delete a job that has not run yet, wherever it waits: in ``queue``, or in the
+        scheduled set (pushed with ``at``: ``push_in``/``push_at``, Celery's ``countdown``
+        and ``eta``); return whether it was deleted before it ran (Celery's ``revoke``).
+
+        A job a worker fetched keeps running, and one waiting in the retry set has run:
+        both are left alone (``False``). A scheduled job that comes due during the call is
+        deleted from its queue, unless a worker fetched it first. Werk's extensions
+        (``RESULT``, MUTATE's ``queue`` target; docs/protocol.md): a Faktory server refuses
+        them.
+
+        Raises:
+            CommandError: the server refused a command (a Faktory server).
+        """
+        if self.job_state(jid).state != "scheduled":
+            return self.delete_queued(queue, jid) == 1
+        self.discard_jobs("scheduled", [jid])
+        if self.delete_queued(queue, jid) == 1:  # it came due before the discard
+            return True
+        return self.job_state(jid).gone_unrun
 
     def pause_queues(self, *names: str) -> None:
         """Pause queues (``"*"`` for all): FETCH skips them until resumed."""

@@ -168,6 +168,13 @@ class JobState:
         """Whether the job ended (succeeded, failed, dead) or is unknown."""
         return self.state in FINAL
 
+    @property
+    def gone_unrun(self) -> bool:
+        """Whether the state is what a job deleted before it ran leaves: ``unknown`` (a job
+        without ``result_ttl``) or ``failed`` with errtype ``Deleted`` (one with it)."""
+        deleted = self.state == "failed" and (self.error or {}).get("errtype") == "Deleted"
+        return deleted or self.state == "unknown"
+
     def value(self) -> Any:
         """Return the job's result.
 

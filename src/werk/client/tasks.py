@@ -58,6 +58,8 @@ class TaskClient(Protocol):
 
     def delete_queued(self, queue: str, *jids: str) -> int: ...
 
+    def delete_unrun(self, queue: str, jid: str) -> bool: ...
+
 
 _default: TaskClient | None = None
 _default_lock = threading.Lock()
@@ -109,9 +111,11 @@ class Pushed(Generic[R]):
         return self._client().job_state(self.jid, timeout)
 
     def delete(self) -> bool:
-        """Delete the job if it still waits in its queue; return whether it did. A job a
-        worker already fetched keeps running; see :meth:`werk.client.Client.delete_queued`."""
-        return self._client().delete_queued(self.queue, self.jid) == 1
+        """Delete the job if it has not run yet, waiting in its queue or, pushed with
+        ``push_in``/``push_at``, in the scheduled set; return whether it was deleted before
+        it ran. A job a worker already fetched keeps running; see
+        :meth:`werk.client.Client.delete_unrun`."""
+        return self._client().delete_unrun(self.queue, self.jid)
 
     def _client(self) -> TaskClient:
         return self.client if self.client is not None else default_client()

@@ -175,6 +175,10 @@ class InlineClient:
         """Return 0: inline jobs run when pushed and never wait in a queue."""
         return 0
 
+    def delete_unrun(self, queue: str, jid: str) -> bool:
+        """Return ``False``: inline jobs run when pushed (``at`` too) and never wait."""
+        return False
+
 
 @dataclass(frozen=True)
 class RunningServer:
