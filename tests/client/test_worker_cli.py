@@ -95,6 +95,29 @@ def test_sigterm_hands_back_jobs_at_the_timeout(
 
 
 @SQLITE_ONLY
+def test_sigterm_waits_for_the_report_of_a_job_that_ended_while_the_server_was_away(
+    tmp_path: Path, werk_server: ServerProcess, client: Client
+) -> None:
+    # Given a job that ends while the server is away, so its ACK waits to be sent
+    jid = client.push(Job("slow", [1.5]))
+    proc = start_worker(tmp_path, werk_server, "registry", "-c", "1", "--shutdown-timeout", "20")
+    wait_until(lambda: busy(client) == 1)
+    werk_server.stop()  # not kill(): a FETCH may reply before its reservation is committed
+    time.sleep(2)
+    # When the worker is told to stop, and the server comes back within its shutdown timeout
+    proc.send_signal(signal.SIGTERM)
+    werk_server.start()
+    # Then the ACK is delivered before the worker exits (it was given up at once): the job
+    # is done, not left reserved to run again
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr.decode()
+    assert b"could not send" not in stderr and f"job {jid} slow: done".encode() in stderr
+    with Client(werk_server.url) as again:
+        info = again.info()["faktory"]
+        assert info["sets"]["working"] == 0 and info["queues"].get("default", 0) == 0
+
+
+@SQLITE_ONLY
 def test_bad_target_exits_2(tmp_path: Path, werk_server: ServerProcess) -> None:
     proc = start_worker(tmp_path, werk_server, "missing")
     _, stderr = proc.communicate(timeout=15)
@@ -144,6 +167,11 @@ def test_wrong_password_exits_1(
         (["-q", ",3"], "argument -q/--queue: queue name ''"),
         (["--shutdown-timeout", "nan"], "argument --shutdown-timeout: must be a number"),
         (["--url", "tcp://localhost:70000"], "argument --url: invalid port"),
+        *(
+            ([flag, bad], f"argument {flag}: must be a whole number of 1 or more, not '{bad}'")
+            for flag in ("--max-jobs", "--max-memory")
+            for bad in ("0", "-5", "1e3", "lots")
+        ),
     ],
 )
 def test_bad_options_blame_the_option_and_run_nothing(
@@ -222,11 +250,11 @@ def test_a_supervised_worker_gets_the_same_options() -> None:
 
     given = ["worker", "m:a", "-q", "a,2", "-q", "b", "-c", "3", "--url", "tcp://x:1"]
     given += ["--label", "l1", "--label", "l2", "--shutdown-timeout", "2.5", "-l", "debug"]
-    given += ["--log-format", "json", "-p", "4"]
+    given += ["--log-format", "json", "-p", "4", "--max-jobs", "100", "--max-memory", "512"]
     parser = build_parser()
     parsed = parser.parse_args(given)
     again = parser.parse_args(["worker", *child_argv(parsed)])
     assert {**vars(again), "processes": 4} == vars(parsed)
-    assert again.processes == 1
+    assert again.processes is None  # the child is a worker, not another supervisor
     defaults = parser.parse_args(["worker", "m:a"])
     assert vars(parser.parse_args(["worker", *child_argv(defaults)])) == vars(defaults)

@@ -11,12 +11,19 @@ supervisor:
   them stop at once, handing running jobs back) and SIGTSTP (they stop fetching); the
   workers run in a process group of their own, so a terminal's Ctrl-C reaches them once,
   through the supervisor, and they get SIGTERM if the supervisor dies (Linux);
+- starts a new worker at once in place of one that exits with
+  :data:`~werk.client.recycling.RECYCLE_STATUS` (75: it reached ``--max-jobs`` or
+  ``--max-memory`` and stopped gracefully to be replaced; not a crash);
 - starts a new worker in place of one killed by a signal or crashed, waiting
   :data:`RESTART_DELAYS` between restarts when they keep failing; a worker that exits with
   0 was told to stop (the web UI's Stop) and is not replaced, and one that exits with 1 or
   2 (:data:`FATAL`: a wrong password, not a work port, a target that cannot load) would
   fail again, so the supervisor stops the others;
-- exits once every worker has exited: 0 when all stopped cleanly, else 1.
+- exits once every worker has exited: 0 when all stopped cleanly (or were recycling as the
+  stop came), else 1.
+
+``werk worker -p 1`` is one worker under a supervisor: how to have a recycled worker
+replaced without a process manager.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import FrameType
+
+from werk.client.recycling import RECYCLE_STATUS
 
 log = logging.getLogger("werk.worker")
 
@@ -60,6 +69,10 @@ def child_argv(args: argparse.Namespace) -> list[str]:
         argv += ["--url", args.url]
     if args.shutdown_timeout is not None:
         argv += ["--shutdown-timeout", repr(args.shutdown_timeout)]
+    if args.max_jobs is not None:
+        argv += ["--max-jobs", str(args.max_jobs)]
+    if args.max_memory is not None:
+        argv += ["--max-memory", str(args.max_memory)]
     return argv
 
 
@@ -132,10 +145,19 @@ class Supervisor:
                 continue
             self.workers.remove(proc)
             if self.stopping:
-                self.failed = self.failed or status != 0
+                self.failed = self.failed or status not in (0, RECYCLE_STATUS)
                 continue
             if status == 0:  # told to stop (the web UI's Stop): not replaced
                 log.info("worker process %d stopped; %d left", proc.pid, len(self.workers))
+                continue
+            if status == RECYCLE_STATUS:  # asked to be replaced: at once, not a crash
+                replacement = self._start()
+                self.workers.append(replacement)
+                log.info(
+                    "worker process %d exited to be replaced; worker process %d started",
+                    proc.pid,
+                    replacement.pid,
+                )
                 continue
             if status in FATAL:
                 log.error(

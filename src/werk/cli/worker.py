@@ -22,6 +22,7 @@ from werk.cli.server import setup_logging
 from werk.cli.supervisor import Supervisor, child_argv
 from werk.client import Task, Worker
 from werk.client.queues import parse_queue
+from werk.client.recycling import RECYCLE_STATUS
 from werk.client.url import ConfigurationError, parse_url
 from werk.errors import WerkError
 from werk.server.settings import LOG_FORMATS
@@ -81,10 +82,24 @@ def register(subparsers: Any) -> None:
         "-p",
         "--processes",
         type=positive_int,
-        default=1,
         help="worker processes to run, each with CONCURRENCY jobs at once, under this one,"
-        " which restarts any that exits (default 1: this process is the worker; use the"
-        " number of cores for CPU-bound jobs)",
+        " which restarts any that exits (default: none, this process is the worker; use the"
+        " number of cores for CPU-bound jobs, 1 to have a recycled worker replaced)",
+    )
+    parser.add_argument(
+        "--max-jobs",
+        type=positive_int,
+        metavar="N",
+        help="after N jobs (done or failed), stop fetching, let running jobs finish and"
+        f" exit with status {RECYCLE_STATUS}, to be replaced by a fresh process: by -p's"
+        " supervisor at once, else by your process manager (default: no limit)",
+    )
+    parser.add_argument(
+        "--max-memory",
+        type=positive_int,
+        metavar="MIB",
+        help="the same once this process's resident memory, checked after each job, is"
+        " above MIB mebibytes (default: no limit)",
     )
     parser.add_argument(
         "--shutdown-timeout",
@@ -172,6 +187,10 @@ def build_worker(target: Any, args: argparse.Namespace) -> Worker:
         worker.labels = tuple(args.label)
     if args.shutdown_timeout is not None:
         worker.shutdown_timeout = args.shutdown_timeout
+    if args.max_jobs is not None:
+        worker.max_jobs = args.max_jobs
+    if args.max_memory is not None:
+        worker.max_memory = args.max_memory
     return worker
 
 
@@ -208,7 +227,8 @@ def _kind(obj: Any) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``werk worker``; return 0 after a graceful stop."""
+    """Run ``werk worker``; return 0 after a graceful stop, :data:`RECYCLE_STATUS` after
+    one at ``--max-jobs`` or ``--max-memory``."""
     setup_logging("warn" if args.log_level == "warning" else args.log_level, args.log_format)
     log = logging.getLogger("werk.worker")
     try:
@@ -216,17 +236,18 @@ def run(args: argparse.Namespace) -> int:
     except (ImportError, AttributeError, ValueError, TypeError) as exc:
         log.error("cannot load %s: %s", args.target, exc)
         return 2
-    if args.processes > 1:  # the target loads: start the workers it describes
+    if args.processes is not None:  # the target loads: start the workers it describes
         return Supervisor(child_argv(args), args.processes).run()
     try:
         worker.run()
     except (WerkError, OSError) as exc:
         log.error("worker stopped: %s", exc)
         return 1
+    status = RECYCLE_STATUS if worker.recycled else 0
     if worker.abandoned:
         # Those jobs were FAILed back to the server; do not wait for their threads.
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)
-    return 0
+        os._exit(status)
+    return status

@@ -24,6 +24,7 @@ from werk.client.failures import NoRetry, RetryIn
 from werk.client.job import Job
 from werk.client.middleware import Middleware
 from werk.client.proto import ClientProtocol, Identity
+from werk.client.recycling import RECYCLE_STATUS
 from werk.client.results import JobFailedError, JobState, ResultTimeoutError, UnknownJobError
 from werk.client.runner import (
     SHUTDOWN_ERRTYPE,
@@ -71,6 +72,7 @@ __all__ = [
     "UnknownJobError",
     # consuming
     "Middleware",
+    "RECYCLE_STATUS",
     "SHUTDOWN_ERRTYPE",
     "TIMEOUT_ERRTYPE",
     "JobTimeoutError",

@@ -22,6 +22,7 @@ from werk.client.connection import CONNECTION_ERRORS, AsyncConnection
 from werk.client.exhausted import LastFail, call_hooks
 from werk.client.proto import Call
 from werk.client.reconnect import Connector, GiveUpError
+from werk.client.recycling import Recycling
 from werk.client.results import (
     RESULT_REFUSED_ERRTYPE,
     RESULT_TOO_LARGE_ERRTYPE,
@@ -49,15 +50,20 @@ class Processor:
         runner: Runner,
         connector: Connector,
         index: int,
+        recycling: Recycling | None = None,
     ) -> None:
         self.worker = worker
         self.runner = runner
         self.connector = connector
         self.index = index
+        self.recycling = recycling or Recycling()
+        """Counts the jobs that ran, and says whether one more FETCH may go out."""
         self.job: dict[str, Any] | None = None
         self.abandon = False
         self.lingering = False
         """Whether a timed-out job's thread still runs (the slot is busy, nothing to report)."""
+        self.unreported = False
+        """Whether a finished job's ACK or FAIL is still to be sent."""
         self._conn: AsyncConnection | None = None
 
     async def run(self) -> None:
@@ -65,7 +71,8 @@ class Processor:
         worker = self.worker
         report: Call[None] | None = None
         while True:
-            fetching = worker.fetching
+            self.unreported = report is not None
+            fetching = self._claim_fetch(report)
             if report is None and not fetching:
                 if worker.stopping:
                     break
@@ -85,7 +92,7 @@ class Processor:
                 accepted = report.answered if type(report) is ResultAck else None
                 results = await conn.pipeline(calls, accepted)
             except CONNECTION_ERRORS as exc:
-                self.connector.lost(f"processor {self.index}", exc, self._conn)
+                self._lost(exc, claimed=fetching)
                 continue
             except GiveUpError:
                 if report is not None:
@@ -97,7 +104,21 @@ class Processor:
                     await self._refused(conn, sent, results[0])
             if fetching:
                 report = await self._handle_fetched(results[-1])
+        self.unreported = False
         self.close()
+
+    def _lost(self, exc: BaseException, *, claimed: bool = False) -> None:
+        """Record a failed connection; a FETCH claimed on it brought no job."""
+        self.connector.lost(f"processor {self.index}", exc, self._conn)
+        if claimed:
+            self.recycling.unclaim()
+
+    def _claim_fetch(self, report: Call[None] | None) -> bool:
+        """Whether to FETCH now (along with ``report``): not while quiet or stopping, not
+        with a last FAIL (it goes alone), not past the worker's ``max_jobs``."""
+        if not self.worker.fetching or isinstance(report, LastFail):
+            return False
+        return self.recycling.claim()
 
     @staticmethod
     def _unreported(report: Call[None]) -> None:
@@ -131,7 +152,7 @@ class Processor:
         try:
             await self._delivered(fail, (await conn.pipeline([fail]))[0])
         except CONNECTION_ERRORS as exc:
-            self.connector.lost(f"processor {self.index}", exc, self._conn)
+            self._lost(exc)
 
     async def _connection(self) -> AsyncConnection:
         if self._conn is None or self._conn.closed:
@@ -158,6 +179,8 @@ class Processor:
         return None
 
     async def _handle_fetched(self, outcome: Any) -> Call[None] | None:
+        if outcome is None or isinstance(outcome, CommandError) or self.worker.stopping:
+            self.recycling.unclaim()  # no job runs on this FETCH
         if outcome is None:
             return None
         if isinstance(outcome, CommandError):
@@ -173,6 +196,9 @@ class Processor:
         self.job = job  # also how the reservation keeper finds the job
         try:
             report, lingering = await self.runner.run(job)
+            # counted whatever the outcome; a limit reached stops the worker, whose
+            # shutdown then waits for this job's report (self.unreported)
+            self.recycling.job_ran()
         except asyncio.CancelledError:
             if not self.abandon:
                 raise
@@ -200,7 +226,7 @@ class Processor:
             conn = await self._connection()
             outcome = (await conn.pipeline([report]))[0]
         except CONNECTION_ERRORS as exc:
-            self.connector.lost(f"processor {self.index}", exc, self._conn)
+            self._lost(exc)
             return report  # sent first after reconnecting
         except GiveUpError:
             return None

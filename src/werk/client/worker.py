@@ -6,7 +6,8 @@ Lifecycle, in three phases:
    concurrency slot (each with its own connection) and the heartbeat task;
 2. *running*: processors fetch and run jobs; ``quiet`` (from the server's BEAT reply, or
    :meth:`Worker.quiet`, or SIGTSTP) stops fetching; ``terminate`` (BEAT), SIGTERM, SIGINT or
-   :meth:`Worker.stop` begin the shutdown;
+   :meth:`Worker.stop` begin the shutdown, and so does reaching ``max_jobs`` or
+   ``max_memory`` (:mod:`werk.client.recycling`);
 3. *shutdown*: no new FETCH; running jobs get ``shutdown_timeout`` seconds to finish and be
    ACKed (a second SIGINT/SIGTERM or :meth:`Worker.stop` ``(force=True)`` ends the wait at
    once); jobs still running then are FAILed back with errtype ``WorkerShutdown`` so a Werk
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import sys
 import threading
@@ -35,6 +35,7 @@ from werk.client.processor import Processor, heartbeat
 from werk.client.proto import Call, Identity, new_wid
 from werk.client.queues import QueueOrder, declared_queues
 from werk.client.reconnect import Connector
+from werk.client.recycling import Recycling, resident_kib
 from werk.client.reservations import ReservationKeeper
 from werk.client.runner import Registration, Runner, known_jobtypes
 from werk.client.state import QUIET, RUNNING, STOPPING
@@ -63,6 +64,15 @@ class Worker:
         middleware: hooks around the worker and each job.
         heartbeat_interval: seconds between BEATs (the protocol wants 5..60, 15 advised).
         timeout: seconds to wait for a server reply.
+        max_jobs: stop gracefully after this many jobs ran (whatever their outcome), to be
+            replaced by a fresh process (Celery's ``worker_max_tasks_per_child``); ``None``:
+            no limit. With ``concurrency`` above 1 no FETCH goes out past it.
+        max_memory: stop gracefully once the process's resident memory, checked after each
+            job, is above this many MiB (Celery's ``worker_max_memory_per_child``);
+            ``None``: no limit. After either, :attr:`recycled` says why.
+
+    Raises:
+        ValueError: ``concurrency``, ``max_jobs`` or ``max_memory`` below 1.
 
     Example::
 
@@ -85,9 +95,17 @@ class Worker:
         middleware: Sequence[Middleware] = (),
         heartbeat_interval: float = 15.0,
         timeout: float = DEFAULT_TIMEOUT,
+        max_jobs: int | None = None,
+        max_memory: int | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        Recycling(max_jobs, max_memory)  # refuses limits below 1
+        self.max_jobs = max_jobs
+        self.max_memory = max_memory
+        self.recycled: str | None = None
+        """Why the worker stopped to be replaced (``"processed 1000 jobs (--max-jobs
+        1000)"``), once ``max_jobs`` or ``max_memory`` was reached; else ``None``."""
         self._url = url
         self._queues = None if queues is None else QueueOrder(queues)
         self._declared: list[str] = []
@@ -245,11 +263,7 @@ class Worker:
     @staticmethod
     def rss_kb() -> int | None:
         """This process's resident memory in KiB (reported in BEAT), if known."""
-        try:
-            with open("/proc/self/statm", "rb") as statm:
-                return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
-        except (OSError, ValueError, IndexError):
-            return None
+        return resident_kib()
 
     async def wait_state_change(self, timeout: float | None = None) -> None:
         """Wait until quiet/stop is requested, or ``timeout`` seconds pass."""
@@ -284,6 +298,15 @@ class Worker:
             func()
         else:
             loop.call_soon_threadsafe(func)
+
+    def _recycle(self, reason: str) -> None:
+        """Stop gracefully to be replaced (a limit was reached, in the loop's thread). A
+        quiet worker runs no more jobs, so it stays as it is until stopped."""
+        if self.state != RUNNING:
+            return
+        self.recycled = reason
+        log.info("worker %s: %s: exiting to be replaced", self.wid, reason)
+        self._set_state(STOPPING)
 
     def quiet(self) -> None:
         """Stop fetching new jobs; running ones finish. Safe to call from any thread."""
@@ -327,6 +350,8 @@ class Worker:
         self._changed = asyncio.Event()
         self.give_up = asyncio.Event()
         self._forced = asyncio.Event()
+        self.recycled = None
+        recycling = Recycling(self.max_jobs, self.max_memory, self._recycle)
         if install_signals and threading.current_thread() is threading.main_thread():
             self._install_signals()
         self._log_start()
@@ -335,7 +360,9 @@ class Worker:
         connector = Connector(self)
         for middleware in self.middleware:
             middleware.on_start(self)
-        processors = [Processor(self, runner, connector, i) for i in range(self.concurrency)]
+        processors = [
+            Processor(self, runner, connector, i, recycling) for i in range(self.concurrency)
+        ]
         self.keeper = keeper = ReservationKeeper(
             connector, lambda: [p.job for p in processors if p.job is not None]
         )
@@ -377,6 +404,8 @@ class Worker:
             ",".join(self.labels),
             known_jobtypes(self.registry),
         )
+        if self.max_memory is not None and resident_kib() is None:
+            log.warning("max_memory is not checked: this system does not tell the memory used")
         left_out = [name for name in self._declared if name not in order.names]
         if self._queues is not None and left_out:
             log.warning(
@@ -411,13 +440,13 @@ class Worker:
         pending = {task for task in tasks if not task.done()}
         if not pending:
             return
-        if not any(_holds_work(processor) for processor in processors):
-            self.give_up.set()
+        if not any(_runs_job(processor) for processor in processors):
+            self.give_up.set()  # a report still unsent is logged as given up
             await asyncio.wait(pending, timeout=1.0)
             return
         # Deadline: hand back jobs still running, then stop reconnecting.
         for processor in processors:
-            if _holds_work(processor):
+            if _runs_job(processor):
                 processor.abandon = True
                 tasks[processor.index].cancel()
         _, pending = await asyncio.wait(pending, timeout=REPORT_GRACE)
@@ -449,9 +478,14 @@ class Worker:
             loop.add_signal_handler(signal.SIGTSTP, self.quiet)
 
 
+def _runs_job(processor: Processor) -> bool:
+    """Whether a processor runs a job (or a timed-out job's thread)."""
+    return processor.job is not None or processor.lingering
+
+
 def _holds_work(processor: Processor) -> bool:
     """Whether a processor runs a job or still has one to report to the server."""
-    return processor.job is not None or processor.lingering
+    return _runs_job(processor) or processor.unreported
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
