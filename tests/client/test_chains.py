@@ -6,14 +6,17 @@ handle waits for the last step's result."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from tests.client.conftest import async_wait_until
 from tests.conftest import SQLITE_ONLY
 from tests.helpers import ServerProcess
-from werk.client import Chain, Client, Job, RetryIn, Worker, chain, takes_result, task
+from werk.client import Chain, Client, Job, Pushed, RetryIn, Worker, chain, takes_result, task
+from werk.client.results import ResultTimeoutError
 from werk.client.runner import wants_result
 from werk.client.testing import InlineClient
 
@@ -63,6 +66,42 @@ async def test_a_chain_passes_results_to_its_last_step(
     # Then the handle is on the last step, and waits for its result: ((1+1)*2)+10
     assert pushed.jobtype == "add"
     assert await asyncio.to_thread(pushed.result, 20) == 14
+
+
+async def test_every_chain_ends_with_its_results_under_a_fast_worker(
+    werk_server: ServerProcess, client: Client, start_worker: Start
+) -> None:
+    # Given a worker running 10 jobs at once (`werk worker -c 10`), waiting for work
+    worker = Worker(werk_server.url, concurrency=10, shutdown_timeout=5)
+    worker.include(fetch, add)
+    start_worker(worker)
+    await async_wait_until(lambda: client.info()["faktory"]["tasks"]["Workers"]["size"])
+
+    # When 30 chains fetch(n) -> add(result, 1) -> add(result, 10) are pushed one by one,
+    # each later step asking for its result, and each step is run as soon as it is stored
+    def push_all() -> list[tuple[str, Pushed[Any]]]:
+        pushed = []
+        for n in range(30):
+            middle = add.step(1)
+            pushed.append((middle.jid, chain(fetch.job(n), middle, add.step(10)).push(client)))
+        return pushed
+
+    pushed = await asyncio.to_thread(push_all)
+    # Then every last step's result arrives (a pending record written after the chain's first
+    # job was stored, or next to a step's own store write, replaced it: 28 of 30 timed out)
+    deadline = time.monotonic() + 20
+
+    def outcome(last: Pushed[Any]) -> Any:
+        try:
+            return last.result(max(0.1, deadline - time.monotonic()))
+        except ResultTimeoutError as exc:
+            return str(exc)
+
+    finals = await asyncio.to_thread(lambda: [outcome(last) for _, last in pushed])
+    assert finals == [n + 12 for n in range(30)]
+    # And every middle step's record says succeeded, with its result
+    middles = await asyncio.to_thread(lambda: [client.job_state(jid) for jid, _ in pushed])
+    assert [(s.state, s.result) for s in middles] == [("succeeded", n + 2) for n in range(30)]
 
 
 @SQLITE_ONLY

@@ -16,7 +16,7 @@ result can be waited for at once. docs/protocol.md ("Job chains") is the wire re
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from werk.errors import CommandError
@@ -105,15 +105,20 @@ class Chains(Middleware):
         """Refuse a malformed ``custom.chain`` (see :meth:`check_push`)."""
         await self.check_push(job, now)
 
-    async def pushed(self, job: dict[str, Any], now: float) -> None:
+    async def storing(self, jobs: Sequence[dict[str, Any]], now: float) -> None:
         """Write the ``pending`` result record of each later step that has a jid and asks
-        for a result, so that a RESULT wait on it (the last step's, say) waits."""
-        custom = job.get("custom")
-        steps = custom.get("chain") if isinstance(custom, dict) else None
-        if self.results is None or not isinstance(steps, list):
+        for a result, so that a RESULT wait on it (the last step's, say) waits; before the
+        jobs are stored, so that a fast worker's run of the whole chain cannot end before
+        the record is written (it would then replace the last step's outcome)."""
+        if self.results is None:
             return
-        for step in _awaited(steps, now):
-            await self.results.expect(step, now)
+        steps: list[dict[str, Any]] = []
+        for job in jobs:
+            custom = job.get("custom")
+            chain = custom.get("chain") if isinstance(custom, dict) else None
+            if isinstance(chain, list):
+                steps.extend(_awaited(chain, now))
+        await self.results.expect(steps, now)
 
     async def returned(self, reservation: Reservation, result: bytes | None, now: float) -> None:
         """A job succeeded: push the next step of its chain, if it has one."""

@@ -110,7 +110,7 @@ class Manager:
             for hook in (
                 "check_push",
                 "push",
-                "pushed",
+                "storing",
                 "fetch",
                 "fetched",
                 "acked",
@@ -150,19 +150,10 @@ class Manager:
 
     # -- push ----------------------------------------------------------------------
 
-    async def prepare(self, job: Any, now: float) -> tuple[Entry, float | None]:
-        """Validate a pushed job and run the push middleware; return its entry and its
-        due time if scheduled.
-
-        Raises:
-            CommandError: the job breaks a rule, with Faktory's message, or middleware
-                refused it.
-        """
-        _, entry, due = await self._prepare(job, now)
-        return entry, due
-
     async def _prepare(self, job: Any, now: float) -> tuple[dict[str, Any], Entry, float | None]:
-        """:meth:`prepare`, also returning the validated job (what its entry's body holds).
+        """Validate a pushed job and run the push middleware; return the validated job (what
+        its entry's body holds), its entry and its due time if scheduled. The ``storing``
+        hooks run next (:meth:`_storing`), then the store write.
 
         Raises:
             CommandError: the job breaks a rule, with Faktory's message, or middleware
@@ -186,27 +177,21 @@ class Manager:
             await middleware.check_push(trial, now)
         return trial
 
-    async def _pushed(self, entries: Sequence[Entry], now: float) -> None:
-        hooks = self._hooks["pushed"]
-        if hooks:
-            for entry in entries:
-                await self._pushed_job(jsonwire.loads(entry.body), now)
-
-    async def _pushed_job(self, job: dict[str, Any], now: float) -> None:
-        for middleware in self._hooks["pushed"]:
-            await middleware.pushed(job, now)
+    async def _storing(self, jobs: Sequence[dict[str, Any]], now: float) -> None:
+        # Before the store write: what these hooks write must precede any worker's outcome.
+        for middleware in self._hooks["storing"]:
+            await middleware.storing(jobs, now)
 
     async def push(self, job: Any) -> None:
         """Store one job: into its queue, or the scheduled set if ``at`` is ahead."""
         now = self.clock()
         job, entry, due = await self._prepare(job, now)
+        await self._storing([job], now)
         if due is None:
             await self.store.enqueue([entry], now)
         else:
             await self.store.add("scheduled", [Scored(due, entry)])
             self._scheduled(due)
-        # The validated job is what the body holds: no decoding it again.
-        await self._pushed_job(job, now)
 
     async def push_bulk(self, jobs: Any) -> dict[str, str]:
         """Store many jobs in one write; return ``{jid: error}`` for the rejected ones.
@@ -219,11 +204,12 @@ class Manager:
             raise CommandError("PUSHB expects a JSON array of jobs")
         now = self.clock()
         errors: dict[str, str] = {}
+        accepted: list[dict[str, Any]] = []
         ready: list[Entry] = []
         later: list[Scored] = []
         for index, job in enumerate(jobs):
             try:
-                entry, due = await self.prepare(job, now)
+                valid, entry, due = await self._prepare(job, now)
             except (JobTypeError, InvalidJSONError) as exc:
                 # Faktory decodes the whole array first: one wrong type refuses them all.
                 raise CommandError(f"invalid JSON: job {index}: {exc.message}") from exc
@@ -233,16 +219,18 @@ class Manager:
                 text = exc.message if exc.code == "ERR" else exc.wire()
                 errors[jid if isinstance(jid, str) else ""] = text
                 continue
+            accepted.append(valid)
             if due is None:
                 ready.append(entry)
             else:
                 later.append(Scored(due, entry))
+        if accepted:
+            await self._storing(accepted, now)
         if ready:
             await self.store.enqueue(ready, now)
         if later:
             await self.store.add("scheduled", later)
             self._scheduled(min(item.score for item in later))
-        await self._pushed(ready + [item.entry for item in later], now)
         return errors
 
     # -- fetch, ack, fail -------------------------------------------------------------

@@ -48,8 +48,12 @@ class Middleware:
     async def push(self, job: dict[str, Any], now: float) -> None:
         """Called before a validated job is stored; may change ``job`` or raise to refuse."""
 
-    async def pushed(self, job: dict[str, Any], now: float) -> None:
-        """Called after a job was stored (queued or scheduled)."""
+    async def storing(self, jobs: Sequence[dict[str, Any]], now: float) -> None:
+        """Called with the validated jobs of one PUSH or PUSHB that every ``push`` hook
+        accepted, before they are stored (queued or scheduled). What a hook writes here is
+        durable before any worker can fetch them, so whatever a worker's ACK or FAIL writes
+        later lands after it (a ``pending`` result record is never written over an
+        outcome)."""
 
     async def fetch(self, queues: Sequence[str], wid: str, now: float) -> Sequence[str]:
         """Called before looking for a job; return the queues that may be fetched from."""

@@ -1,8 +1,9 @@
 """Job results (a Werk extension): a job's outcome and return value, kept for a while.
 
 A job asks for its result with ``custom.result_ttl`` (seconds, at most
-:data:`MAX_RESULT_TTL`). Its state record ``result:<jid>`` is written at push (``pending``)
-and again when the job ends: ``succeeded`` with the JSON value its worker sent in
+:data:`MAX_RESULT_TTL`). Its state record ``result:<jid>`` is written at push (``pending``,
+durable before the job is stored, so that no outcome can come before it) and again when
+the job ends: ``succeeded`` with the JSON value its worker sent in
 ``ACK {"jid": ..., "result": value}``, ``failed`` (discarded after a failure) or ``dead``,
 with the last error; a finished record lives ``result_ttl`` seconds. While the job lives,
 its state is read from the store itself (a reservation: ``working``; the scheduled, retry
@@ -21,7 +22,7 @@ import asyncio
 import json
 import logging
 import math
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -121,7 +122,6 @@ class Results(Middleware):
         self.store = store
         self.max_bytes = max_bytes
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
-        self._writes: dict[str, asyncio.Future[None]] = {}
         self._unwritten: dict[str, bytes] = {}
         """Outcomes whose store write has not returned yet, by jid."""
         self._background: set[asyncio.Future[None]] = set()
@@ -136,32 +136,33 @@ class Results(Middleware):
         result_ttl(job)
 
     async def push(self, job: dict[str, Any], now: float) -> None:
-        """Check ``result_ttl`` and write the ``pending`` record of a job that asks for one.
+        """Refuse a malformed ``result_ttl`` (see :func:`result_ttl`); :meth:`storing`
+        writes the record."""
+        result_ttl(job)
 
-        The record is written before the job is stored, so a fast worker's outcome is
-        never overwritten by it."""
-        if result_ttl(job) is not None:
-            # Started now, awaited in ``pushed``: the writes of one PUSHB (and the job's own
-            # enqueue) share the store's commits instead of taking one each.
-            self._writes[job["jid"]] = asyncio.ensure_future(self._pending(job, now))
+    async def storing(self, jobs: Sequence[dict[str, Any]], now: float) -> None:
+        """Write the ``pending`` record of each job that asks for a result, and return once
+        they are durable: the manager stores the jobs after that, so a fast worker's
+        outcome always lands after the record and is never overwritten by it."""
+        await self.expect(jobs, now)
 
-    async def expect(self, job: dict[str, Any], now: float) -> None:
-        """Write the ``pending`` record of a validated job that will be pushed later (a
-        chain's step), if it asks for a result: a RESULT wait on its jid waits for it
-        instead of answering ``unknown`` at once."""
-        if result_ttl(job) is not None:
-            await self._pending(job, now)
+    async def expect(self, jobs: Iterable[dict[str, Any]], now: float) -> None:
+        """Write the ``pending`` record of each validated job that asks for a result
+        (a job about to be stored, or a chain's step to be pushed later, so that a RESULT
+        wait on its jid waits instead of answering ``unknown`` at once); return once they
+        are durable. The writes run together, so that they can share the store's commits.
+
+        The caller must call it before anything that can lead to the job's outcome is
+        stored: a record written later could replace that outcome with ``pending``.
+        """
+        writes = [self._pending(job, now) for job in jobs if result_ttl(job) is not None]
+        if writes:
+            await asyncio.gather(*writes)
 
     async def _pending(self, job: dict[str, Any], now: float) -> None:
         doc = {"state": "pending", "queue": job.get("queue"), "jobtype": job.get("jobtype")}
         doc.update(_job_fields(job), enqueued_at=format_time(now))
         await self.store.put_record(RECORD + job["jid"], _encode(doc), PENDING_TTL, now)
-
-    async def pushed(self, job: dict[str, Any], now: float) -> None:
-        """Wait until the job's ``pending`` record is durable, before the PUSH is answered."""
-        write = self._writes.pop(job["jid"], None)
-        if write is not None:
-            await write
 
     def check(self, value: bytes) -> None:
         """Refuse a result over the size limit, before anything is done.
