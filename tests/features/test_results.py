@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
-from tests.enterprise.support import bulk_json, client_of, job, peer_of, take
+from tests.enterprise.support import bulk_json, client_of, job, peer_of, rfc3339_in, take
 from tests.features.conftest import Clock
 from tests.helpers import Peer, ServerProcess, error_text
 from werk.errors import ResultTooLargeError
@@ -20,7 +21,7 @@ from werk.manager import Manager
 from werk.manager.features import default_middleware, max_result_bytes
 from werk.manager.retry import FailureReport
 from werk.protocol.resp import Simple
-from werk.storage.base import Store
+from werk.storage.base import Entry, Scored, SetName, Store
 
 
 def result(peer: Peer, jid: str, timeout: float | None = None) -> dict[str, Any]:
@@ -196,6 +197,57 @@ async def test_failure_outcomes_expire_and_expired_jobs_fail(store: Store) -> No
     assert (await results.state("failing-1", clock.now))["error"]["errtype"] == "Boom"
     clock.now += 6
     assert (await results.state("failing-1", clock.now))["state"] == "unknown"
+
+
+class WriteOrder:
+    """The test's real store, noting when each ``result:`` record write returns and when
+    each job write (enqueue, scheduled set) starts: after that start a worker may fetch
+    the jobs (the SQLite store shows them to a waiting FETCH before their commit)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.events: list[tuple[str, str]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def put_record(self, key: str, value: bytes, ttl: float | None, now: float) -> None:
+        await self.store.put_record(key, value, ttl, now)
+        if key.startswith("result:"):
+            self.events.append(("record", key.removeprefix("result:")))
+
+    async def enqueue(self, entries: Sequence[Entry], now: float) -> None:
+        self.events += [("stored", entry.jid) for entry in entries]
+        await self.store.enqueue(entries, now)
+
+    async def add(self, name: SetName, items: Sequence[Scored]) -> None:
+        self.events += [("stored", item.entry.jid) for item in items]
+        await self.store.add(name, items)
+
+
+async def test_pending_records_are_durable_before_the_jobs_are_stored(store: Store) -> None:
+    # A pending record written once a worker can fetch the job (or its chain's first job)
+    # could land after the outcome and replace it: the outcome would read "queued" for good.
+    spy = cast(Store, WriteOrder(store))
+    manager = Manager(spy, middleware=default_middleware(spy, {}))
+    # Given a chain whose first job and two later steps ask for results, and a PUSHB of a
+    # queued and a scheduled job asking for theirs
+    middle, last = job("B", result_ttl=60), job("C", result_ttl=60)
+    first = job("A", result_ttl=60, chain=[middle, {**job("X"), "jid": None}, last])
+    bulk = [job(result_ttl=60), {**job(result_ttl=60), "at": rfc3339_in(3600)}]
+    # When they are pushed
+    await manager.push(first)
+    assert await manager.push_bulk(bulk) == {}
+    # Then each pending record was durable before any of the jobs was stored
+    events = cast(WriteOrder, spy).events
+    pushes = [(first, [middle, last]), *((one, []) for one in bulk)]
+    for pushed, steps in pushes:
+        stored = events.index(("stored", pushed["jid"]))
+        records = {("record", one["jid"]) for one in (pushed, *steps)}
+        assert records <= set(events[:stored])
+    assert len(events) == 8
+    results = manager.results_or_fail()
+    assert [(await results.state(j["jid"], 0))["state"] for j in (middle, last)] == ["queued"] * 2
 
 
 async def test_the_size_limit_setting(store: Store) -> None:
