@@ -17,13 +17,11 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from werk.cli.argtypes import positive_int, seconds
+from werk.cli.argtypes import positive_int, queue_spec, seconds, server_url
 from werk.cli.server import setup_logging
 from werk.cli.supervisor import Supervisor, child_argv
 from werk.client import Task, Worker
-from werk.client.queues import parse_queue
 from werk.client.recycling import RECYCLE_STATUS
-from werk.client.url import ConfigurationError, parse_url
 from werk.errors import WerkError
 from werk.server.settings import LOG_FORMATS
 
@@ -53,7 +51,7 @@ def register(subparsers: Any) -> None:
         "-q",
         "--queue",
         action="append",
-        type=_queue_spec,
+        type=queue_spec,
         default=[],
         metavar="NAME[,WEIGHT]",
         help="queue to fetch from, repeatable; weights make the order weighted (default:"
@@ -68,7 +66,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--url",
-        type=_server_url,
+        type=server_url,
         help="server URL, tcp://:password@host:port (default $WERK_URL, $FAKTORY_URL, else"
         " tcp://localhost:7419)",
     )
@@ -122,24 +120,6 @@ def register(subparsers: Any) -> None:
         " default text)",
     )
     parser.set_defaults(func=run)
-
-
-def _queue_spec(text: str) -> tuple[str, int]:
-    """``-q NAME[,WEIGHT]``: the name by the server's rule, a weight >= 1 (argparse then
-    blames the option, not the TARGET)."""
-    try:
-        return parse_queue(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-
-
-def _server_url(text: str) -> str:
-    """``--url``: checked as the client will read it (scheme, port 1-65535) at once."""
-    try:
-        parse_url(text)
-    except ConfigurationError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-    return text
 
 
 def load_target(path: str) -> Any:

@@ -8,7 +8,8 @@ Add ``"werk.contrib.django"`` to ``INSTALLED_APPS`` and a backend to ``TASKS``::
 
 then run workers with ``python manage.py werk_worker``. :mod:`.backend` pushes tasks as
 Werk jobs and reads their results, :mod:`.jobs` maps between the two, :mod:`.worker` runs
-them; docs/django.md is the how-to. Python 3.12+ (Django 6 needs it).
+them, :mod:`.options` reads and checks the OPTIONS; docs/howto/django-tasks.md is the
+how-to. Python 3.12+ (Django 6 needs it).
 """
 
 from __future__ import annotations

@@ -3,8 +3,11 @@
 Settings (``TASKS[alias]``): ``QUEUES`` (the queue names tasks may use; the server's rule,
 :data:`werk.job.QUEUE_NAME`, applies too), and ``OPTIONS``: ``URL`` (the Werk server, default
 ``WERK_URL``/``FAKTORY_URL`` or ``tcp://localhost:7419``), ``RESULT_TTL`` (seconds a
-finished task's result is kept, default 86400, at most 30 days) and ``RETRY`` (how often a
-failing task is retried, default 0: as in Django, a task that raised is FAILED).
+finished task's result is kept, default 86400, at most 30 days), ``RETRY`` (how often a
+failing task is retried, default 0: as in Django, a task that raised is FAILED; so is one
+whose worker died, Faktory's rule for an expired reservation) and ``RESERVE_FOR`` (seconds
+a worker has to finish a task before the server counts it as failed, default the server's
+1800). Any other key is refused (:mod:`.options`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any, ParamSpec, TypeVar
 from asgiref.sync import sync_to_async
 from django.core.checks import CheckMessage
 from django.core.checks import Error as CheckError
+from django.core.exceptions import ImproperlyConfigured
 from django.tasks import Task, TaskResult, TaskResultStatus
 from django.tasks.backends.base import BaseTaskBackend
 from django.tasks.exceptions import InvalidTask
@@ -23,12 +27,11 @@ from django.utils import timezone
 
 from werk.client import Client
 from werk.contrib.django.jobs import job_payload, task_result
+from werk.contrib.django.options import read_options
 from werk.job import QUEUE_NAME, QUEUE_RULE, new_jid
 
 P = ParamSpec("P")
 R = TypeVar("R")
-DEFAULT_RESULT_TTL = 86400.0
-MAX_RESULT_TTL = 30 * 86400.0
 
 
 class WerkBackend(BaseTaskBackend):
@@ -41,9 +44,11 @@ class WerkBackend(BaseTaskBackend):
 
     def __init__(self, alias: str, params: dict[str, Any]) -> None:
         super().__init__(alias, params)
-        self.url: str | None = self.options.get("URL")
-        self.result_ttl = float(self.options.get("RESULT_TTL", DEFAULT_RESULT_TTL))
-        self.retry = int(self.options.get("RETRY", 0))
+        self.read = read_options(self.options)
+        self.url = self.read.url
+        self.result_ttl = self.read.result_ttl
+        self.retry = self.read.retry
+        self.reserve_for = self.read.reserve_for
         self._client: Client | None = None
         self._lock = threading.Lock()
 
@@ -71,10 +76,15 @@ class WerkBackend(BaseTaskBackend):
         """Push the task as a Werk job; return its READY result (its id is the jid).
 
         Raises:
+            ImproperlyConfigured: the backend's OPTIONS are wrong (what ``manage.py
+                check`` reports; a WSGI server runs no checks).
             InvalidTask: the task cannot run on this backend.
             TypeError: an argument cannot be encoded as JSON.
             CommandError: the Werk server refused the job.
         """
+        if self.read.problems:
+            problem = self.read.problems[0]
+            raise ImproperlyConfigured(f"TASKS[{self.alias!r}]: {problem.message} ({problem.id})")
         self.validate_task(task)
         result = TaskResult(
             task=task,
@@ -98,6 +108,7 @@ class WerkBackend(BaseTaskBackend):
             backend=self.alias,
             result_ttl=self.result_ttl,
             retry=self.retry,
+            reserve_for=self.reserve_for,
         )
         self.client.push(payload)
         task_enqueued.send(type(self), task_result=result)
@@ -120,16 +131,13 @@ class WerkBackend(BaseTaskBackend):
         )
 
     def check(self, **kwargs: Any) -> list[CheckMessage]:
-        """Check the OPTIONS (``python manage.py check``)."""
-        errors: list[CheckMessage] = []
-        if not 0 < self.result_ttl <= MAX_RESULT_TTL:
-            errors.append(
-                CheckError(
-                    f"RESULT_TTL must be between 0 and {int(MAX_RESULT_TTL)} seconds",
-                    obj=f"TASKS[{self.alias!r}]",
-                    id="werk.E001",
-                )
-            )
+        """Check the OPTIONS and QUEUES (``python manage.py check``): werk.E001 RESULT_TTL,
+        werk.E002 a queue name, werk.E003 an unknown OPTIONS key, werk.E004 RETRY,
+        werk.E005 RESERVE_FOR, werk.E006 URL."""
+        errors: list[CheckMessage] = [
+            CheckError(problem.message, obj=f"TASKS[{self.alias!r}]", id=problem.id)
+            for problem in self.read.problems
+        ]
         bad = sorted(name for name in self.queues if not QUEUE_NAME.match(name))
         if bad:
             errors.append(

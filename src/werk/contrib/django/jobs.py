@@ -5,7 +5,10 @@ A task enqueued with ``args`` and ``kwargs`` becomes the job::
 
     {"jid": <result id>, "jobtype": "<task's module path>", "args": [...args],
      "queue": <queue_name>, "priority": <1..9>, "at": <run_after>, "retry": <RETRY>,
+     "reserve_for": <RESERVE_FOR>,
      "custom": {"result_ttl": <RESULT_TTL>, "django": {"kwargs": {...}, "backend": <alias>}}}
+
+(``at`` only with ``run_after``, ``reserve_for`` only with ``RESERVE_FOR``.)
 
 Django's priorities (-100..100, default 0, higher first) are mapped onto Werk's 1..9
 (default 5, higher first) by :func:`werk_priority`, steps of 25 centred on 0.
@@ -57,6 +60,7 @@ def job_payload(
     backend: str,
     result_ttl: float,
     retry: int,
+    reserve_for: int | None = None,
 ) -> dict[str, Any]:
     """Return the Werk job that runs ``task`` with these (JSON-normalised) arguments."""
     payload: dict[str, Any] = {
@@ -70,6 +74,8 @@ def job_payload(
     }
     if task.run_after is not None:
         payload["at"] = format_time(task.run_after.timestamp())
+    if reserve_for is not None:
+        payload["reserve_for"] = reserve_for
     return payload
 
 

@@ -118,7 +118,7 @@ def _finish(result: TaskResult[Any, Any], status: TaskResultStatus, sender: type
 def django_worker(
     *,
     backend: str = "default",
-    queues: Sequence[str] = (),
+    queues: Sequence[str | tuple[str, int]] = (),
     concurrency: int = 10,
     url: str | None = None,
 ) -> Worker:
@@ -127,7 +127,8 @@ def django_worker(
     Args:
         backend: the ``TASKS`` alias; its ``OPTIONS["URL"]`` and ``QUEUES`` are the
             defaults of ``url`` and ``queues``.
-        queues: the queues to fetch from, in order.
+        queues: the queues to fetch from, in order (``"name,weight"`` or
+            ``(name, weight)`` for weighted order, as :class:`~werk.client.Worker` takes).
         concurrency: how many tasks run at once (threads; one connection each).
         url: the Werk server.
     """

@@ -36,6 +36,6 @@ TASKS = {
     "default": {
         "BACKEND": "werk.contrib.django.WerkBackend",
         "QUEUES": ["default", "orders", "reports"],
-        "OPTIONS": {"RESULT_TTL": 3600},
+        "OPTIONS": {"RESULT_TTL": 3600, "RESERVE_FOR": 120},
     }
 }

@@ -10,11 +10,13 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.core.checks import run_checks
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.tasks import TaskResultStatus, default_task_backend, task, task_backends
 from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
@@ -32,8 +34,11 @@ from tests.helpers import ServerProcess  # noqa: E402
 from werk.client import Client, Job  # noqa: E402
 from werk.contrib.django.jobs import werk_priority  # noqa: E402
 from werk.contrib.django.management.commands.werk_worker import setup_logging  # noqa: E402
+from werk.job import TEST_MIN_RESERVE_FOR_ENV  # noqa: E402
 
 WAIT = 30
+BACKEND = "werk.contrib.django.WerkBackend"
+MANAGE = Path(__file__).resolve().parents[1] / "manage.py"
 
 
 def module_level(n: int) -> int:
@@ -223,6 +228,7 @@ class EndToEnd(TransactionTestCase):
         self.assertEqual(job["jid"], queued.id)
         self.assertEqual((job["jobtype"], job["args"]), ("shop.tasks.report", ["2024-05-02"]))
         self.assertEqual((job["queue"], job["priority"], job["retry"]), ("reports", 9, 0))
+        self.assertEqual(job["reserve_for"], 120)  # OPTIONS["RESERVE_FOR"]
         self.assertEqual(job["custom"]["django"], {"kwargs": {}, "backend": "default"})
         self.assertEqual(job["custom"]["result_ttl"], 3600)
         running = default_task_backend.get_result(queued.id)
@@ -316,6 +322,41 @@ class Validation(SimpleTestCase):
         ids = sorted(message.id for message in run_checks() if message.id.startswith("werk."))
         self.assertEqual(ids, ["werk.E001", "werk.E002"])
 
+    @override_settings(
+        TASKS={
+            "default": {
+                "BACKEND": BACKEND,
+                "QUEUES": ["default"],
+                "OPTIONS": {
+                    "RESERVE_FR": 120,
+                    "RETRY": "twice",
+                    "RESERVE_FOR": 86401,
+                    "URL": "http://jobs.internal:7419",
+                },
+            }
+        }
+    )
+    def test_unknown_and_bad_options_are_refused(self) -> None:
+        # manage.py check names each; enqueue refuses them where no checks ran (WSGI)
+        found = {m.id: m.msg for m in run_checks() if m.id.startswith("werk.")}
+        self.assertEqual(sorted(found), ["werk.E003", "werk.E004", "werk.E005", "werk.E006"])
+        self.assertEqual(
+            found["werk.E003"],
+            "unknown OPTIONS key 'RESERVE_FR' (did you mean 'RESERVE_FOR'?); known: URL,"
+            " RESULT_TTL, RETRY, RESERVE_FOR",
+        )
+        self.assertEqual(
+            found["werk.E004"],
+            "RETRY must be a whole number (0: no retry; -1: no retry, kept dead), not 'twice'",
+        )
+        self.assertEqual(
+            found["werk.E005"],
+            "RESERVE_FOR must be a whole number of seconds from 1 to 86400, not 86401",
+        )
+        self.assertTrue(found["werk.E006"].startswith("URL is not a server URL: unsupported"))
+        with self.assertRaisesMessage(ImproperlyConfigured, "TASKS['default']: URL is not a"):
+            tasks.add.enqueue(1, 2)
+
     def test_features_and_priorities(self) -> None:
         backend = task_backends["default"]
         self.assertTrue(backend.supports_defer and backend.supports_async_task)
@@ -323,3 +364,75 @@ class Validation(SimpleTestCase):
         table = {-100: 1, -88: 1, -87: 2, -13: 4, -12: 5, 0: 5, 12: 5, 13: 6, 50: 7, 88: 9}
         self.assertEqual({p: werk_priority(p) for p in table}, table)
         self.assertEqual(settings.TASKS["default"]["OPTIONS"]["RESULT_TTL"], 3600)
+
+
+class CrashedWorker(SimpleTestCase):
+    """docs/howto/django-tasks.md: a task whose worker dies is failed when its reservation
+    expires (Faktory's rule, errtype ReservationExpired): with RETRY 0 it ends FAILED and
+    is not run again; with RETRY 1 it is READY again, in the retry set."""
+
+    def test_the_task_of_a_dead_worker(self) -> None:
+        data = tempfile.TemporaryDirectory()
+        self.addCleanup(data.cleanup)
+        env = {TEST_MIN_RESERVE_FOR_ENV: "1"}  # reservations of 1 s, for the test
+        server = ServerProcess(Path(data.name) / "werk", env=env).start()
+        self.addCleanup(server.kill)
+        self.dies_with_its_worker(server, retry=0, status="FAILED", state="failed")
+        self.dies_with_its_worker(server, retry=1, status="READY", state="retrying")
+
+    def dies_with_its_worker(
+        self, server: ServerProcess, retry: int, status: str, state: str
+    ) -> None:
+        options = {"URL": server.url, "RESERVE_FOR": 1, "RETRY": retry}
+        here = {"BACKEND": BACKEND, "QUEUES": ["default"], "OPTIONS": options}
+        with override_settings(TASKS={"default": here}):
+            backend = task_backends["default"]
+            result = tasks.add.enqueue(2, 3)
+            with Client(server.url) as client:
+                with Client(server.url) as dying:  # fetches the task, then is gone
+                    job = dying.fetch("default")
+                assert job is not None
+                self.assertEqual((job["jid"], job["reserve_for"]), (result.id, 1))
+                deadline = time.monotonic() + WAIT
+                while client.job_state(result.id).state != state:
+                    self.assertLess(time.monotonic(), deadline)
+                    time.sleep(0.05)
+            found = backend.get_result(result.id)
+        self.assertEqual(found.status, status)
+        [error] = found.errors
+        self.assertTrue(
+            error.traceback.endswith("ReservationExpired: Faktory job reservation expired")
+        )
+
+
+class WorkerExit(SimpleTestCase):
+    """manage.py werk_worker stops as werk worker does: exit 1 after a wrong password,
+    with the reason logged and no traceback; exit 2 on a bad flag, naming it."""
+
+    def test_a_wrong_password_and_a_bad_flag(self) -> None:
+        data = tempfile.TemporaryDirectory()
+        self.addCleanup(data.cleanup)
+        server = ServerProcess(Path(data.name) / "werk", password="right").start()
+        self.addCleanup(server.kill)
+        address = f"{server.host}:{server.port}"
+        env = {
+            **os.environ,
+            "WERK_URL": f"tcp://:wrong@{address}",
+            "SHOP_DB": str(Path(data.name) / "shop.sqlite3"),
+        }
+        command = [sys.executable, str(MANAGE), "werk_worker", "-q", "default"]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        self.assertEqual(done.returncode, 1, done.stderr)
+        self.assertNotIn("Traceback", done.stderr)
+        refused = f"the server tcp://:***@{address} refused the password: Invalid password"
+        self.assertIn(f"{refused}; stopping\n", done.stderr)
+        self.assertTrue(done.stderr.endswith(f"Z worker stopped: {refused}\n"), done.stderr)
+        flag = subprocess.run(
+            [*command, "-c", "0"], env=env, capture_output=True, text=True, timeout=60
+        )
+        self.assertEqual(flag.returncode, 2, flag.stderr)
+        self.assertIn(
+            "werk_worker: error: argument -c/--concurrency: must be a whole number of 1 or"
+            " more, not '0'",
+            flag.stderr,
+        )

@@ -9,8 +9,10 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from werk.cli.argtypes import positive_int, queue_spec, server_url
 from werk.cli.server import LEVELS, log_handler
 from werk.contrib.django.worker import django_worker
+from werk.errors import WerkError
 
 DJANGO_TASKS_LOGGER = "django.tasks"
 """Django's own task lines (``Task id=... state=RUNNING``, a failure with its traceback):
@@ -71,12 +73,16 @@ class Command(BaseCommand):
             "--queue",
             action="append",
             default=[],
-            help="queue to fetch from, repeatable (default: the backend's QUEUES)",
+            type=queue_spec,
+            help="queue to fetch from, NAME or NAME,WEIGHT, repeatable (default: the"
+            " backend's QUEUES)",
         )
         parser.add_argument(
-            "-c", "--concurrency", type=int, default=10, help="tasks running at once"
+            "-c", "--concurrency", type=positive_int, default=10, help="tasks running at once"
         )
-        parser.add_argument("--url", help="the Werk server (default: the backend's URL)")
+        parser.add_argument(
+            "--url", type=server_url, help="the Werk server (default: the backend's URL)"
+        )
         parser.add_argument(
             "-l",
             "--log-level",
@@ -89,7 +95,13 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        """Run until stopped."""
+        """Run until stopped; exit 1 on an error the worker cannot retry, as ``werk worker``
+        does.
+
+        Raises:
+            SystemExit: status 1 after a wrong password, a port that is not a work port or
+                a URL the client cannot read (its reason logged, without a traceback).
+        """
         setup_logging(options["log_level"], options["log_format"])
         worker = django_worker(
             backend=options["backend"],
@@ -97,4 +109,8 @@ class Command(BaseCommand):
             concurrency=options["concurrency"],
             url=options["url"],
         )
-        worker.run()  # logs "worker <wid> starting: server ..., queues ..." first
+        try:
+            worker.run()  # logs "worker <wid> starting: server ..., queues ..." first
+        except (WerkError, OSError) as exc:
+            logging.getLogger("werk.worker").error("worker stopped: %s", exc)
+            raise SystemExit(1) from None
