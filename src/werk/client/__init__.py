@@ -26,13 +26,7 @@ from werk.client.middleware import Middleware
 from werk.client.proto import ClientProtocol, Identity
 from werk.client.recycling import RECYCLE_STATUS
 from werk.client.results import JobFailedError, JobState, ResultTimeoutError, UnknownJobError
-from werk.client.runner import (
-    SHUTDOWN_ERRTYPE,
-    TIMEOUT_ERRTYPE,
-    JobTimeoutError,
-    UnknownJobTypeError,
-    current_job,
-)
+from werk.client.runner import SHUTDOWN_ERRTYPE, UnknownJobTypeError, current_job
 from werk.client.sets import JobsPage, SetEntry
 from werk.client.tasks import (
     BulkPushed,
@@ -44,6 +38,7 @@ from werk.client.tasks import (
     takes_result,
     task,
 )
+from werk.client.timelimit import TIMEOUT_ERRTYPE, JobTimeoutError
 from werk.client.url import ConfigurationError, ServerAddress, parse_url
 from werk.client.worker import Worker
 from werk.errors import AuthenticationError, CommandError, NotUniqueError, ProtocolError, WerkError

@@ -221,7 +221,8 @@ class Processor:
     async def _linger(
         self, job: dict[str, Any], report: Call[None], thread: asyncio.Future[Any]
     ) -> Call[None] | None:
-        """Send a timed-out job's FAIL now, then keep this slot busy until its thread ends."""
+        """Send the FAIL of a timed-out job whose thread has not unwound yet (a call outside
+        Python holds it), then keep this slot busy until its thread ends."""
         try:
             conn = await self._connection()
             outcome = (await conn.pipeline([report]))[0]
@@ -246,7 +247,7 @@ class Processor:
         finally:
             self.lingering = False
         log.warning(
-            "job %s %s: its thread returned %.1fs after the timeout; the slot is free again",
+            "job %s %s: its thread returned %.1fs after its FAIL; the slot is free again",
             job["jid"],
             job.get("jobtype"),
             time.monotonic() - started,

@@ -12,9 +12,16 @@ unknown jobtype, naming its queue and the jobtypes this worker runs, or a timeou
 
 **Timeouts** (a Werk client extension): a job runs for at most its ``custom.timeout``
 seconds, else its registration's ``timeout``. Past it the job is FAILed with errtype
-``JobTimeout``. A coroutine is cancelled. A thread cannot be stopped in Python: the plain
-function keeps running, the FAIL goes out at once, and the processor's slot stays busy (no
-new FETCH) until the function returns, so no more than ``concurrency`` functions ever run.
+``JobTimeout``, once, whatever the job then does (catching the exception and returning
+too). A coroutine is cancelled (``CancelledError`` at its ``await``). A plain function is
+interrupted: :class:`~werk.client.timelimit.TimeLimit` raises ``JobTimeoutError`` in its
+thread (Dramatiq's technique; Celery's ``soft_time_limit`` is the precedent), its
+``except``/``finally`` run, and the FAIL goes out once it unwound, with the backtrace of
+the line it was running. A thread inside a call that does not return to Python (``time.sleep``,
+a socket read) gets the exception only when that call returns: if the function has not
+unwound :data:`UNWIND_GRACE` seconds after the timeout, the FAIL goes out then, and the
+processor's slot stays busy (no new FETCH) until the function returns. Either way, no more
+than ``concurrency`` functions ever run.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from werk.client.middleware import Middleware
 from werk.client.proto import Call
 from werk.client.results import ResultRefusedError, encode_result
 from werk.client.threads import JobThreads
+from werk.client.timelimit import JobTimeoutError, TimeLimit, timed_out
 from werk.fate import RATE_LIMITED, WORKER_SHUTDOWN
 
 DEFAULT_BACKTRACE = 30
@@ -45,8 +53,9 @@ SHUTDOWN_ERRTYPE: Final = WORKER_SHUTDOWN
 puts them back in their queue at once without using a retry (Faktory: an ordinary failure)."""
 RATE_LIMITED_ERRTYPE: Final = RATE_LIMITED
 """The ``errtype`` a worker sends in FAIL for :class:`werk.client.limits.RateLimited`."""
-TIMEOUT_ERRTYPE = "JobTimeout"
-"""``errtype`` of jobs FAILed because they ran past their timeout."""
+UNWIND_GRACE = 1.0
+"""Seconds a plain function interrupted at its timeout gets to unwind before its FAIL goes
+out without waiting for it (its slot stays busy until it returns)."""
 
 log = logging.getLogger("werk.worker")
 
@@ -67,12 +76,6 @@ class UnknownJobTypeError(Exception):
         the one text the worker FAILs the job with and
         :class:`~werk.client.testing.InlineClient` raises."""
         return cls(unknown_jobtype_message(job, registry))
-
-
-class JobTimeoutError(Exception):
-    """A job ran past its timeout; reported with errtype ``JobTimeout``."""
-
-    errtype = TIMEOUT_ERRTYPE
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,23 +369,29 @@ class Runner:
     async def _in_thread(
         self, entry: Registration, job: dict[str, Any], timeout: float | None
     ) -> tuple[BaseException | None, Any, asyncio.Future[Any] | None]:
-        """Run a plain function on a thread: its outcome, and its future when it ran past
-        ``timeout`` (then the error is a :class:`JobTimeoutError`)."""
+        """Run a plain function on a thread: its outcome, and its future when it is still
+        running :data:`UNWIND_GRACE` seconds after ``timeout`` interrupted it (then the
+        error is a :class:`JobTimeoutError`)."""
+        limit = None if timeout is None else TimeLimit(timeout)
         if self.threads is not None:
-            future = self.threads.run(self._run_sync, entry, job)
+            future = self.threads.run(self._run_sync, entry, job, limit)
         else:
             loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(None, self._run_sync, entry, job)
-        if timeout is None:
+            future = loop.run_in_executor(None, self._run_sync, entry, job, limit)
+        if limit is None:
             error, value = await future
             return error, value, None
-        done, _ = await asyncio.wait((future,), timeout=timeout)
+        done, _ = await asyncio.wait((future,), timeout=limit.seconds)
+        if not done:
+            limit.expire()
+            done, _ = await asyncio.wait((future,), timeout=UNWIND_GRACE)
         if done:
             error, value = future.result()
             return error, value, None
         error = JobTimeoutError(
-            f"still running after its timeout of {timeout:g}s"
-            " (its thread runs on; the slot stays busy until it returns)"
+            f"interrupted after its timeout of {limit.seconds:g}s, still running"
+            f" {UNWIND_GRACE:g}s later (in a call that has not returned to Python, such as"
+            " time.sleep or a socket read?); the slot stays busy until it returns"
         )
         return error, None, future
 
@@ -441,17 +450,24 @@ class Runner:
                 exc = hook_exc
         return exc
 
-    def _run_sync(self, entry: Registration, job: dict[str, Any]) -> Outcome:
+    def _run_sync(
+        self, entry: Registration, job: dict[str, Any], limit: TimeLimit | None = None
+    ) -> Outcome:
         token = _current.set(job)
         error: BaseException | None = None
         value: Any = None
         try:
             self._before(job)
-            value = entry.func(*job.get("args", ()))
+            if limit is None:
+                value = entry.func(*job.get("args", ()))
+            else:  # the limit's exception lands in this try, never past it
+                value = limit.call(entry.func, job.get("args", ()))
         except Exception as exc:
             error = exc
         finally:
             _current.reset(token)
+        if limit is not None and limit.expired:
+            error, value = limit.timed_out(error), None
         return (self._after(job, error) if self.middleware else error), value
 
     async def _run_async(
@@ -468,13 +484,18 @@ class Runner:
             else:
                 async with asyncio.timeout(timeout) as scope:
                     value = await entry.func(*job.get("args", ()))
-        except TimeoutError as exc:
-            if scope is not None and scope.expired():
-                error = JobTimeoutError(f"cancelled after its timeout of {timeout:g}s")
-            else:
-                error = exc
         except Exception as exc:
             error = exc
         finally:
             _current.reset(token)
+        if scope is not None and timeout is not None and scope.expired():
+            error, value = _cancelled(timeout, error), None
         return (self._after(job, error) if self.middleware else error), value
+
+
+def _cancelled(timeout: float, error: BaseException | None) -> JobTimeoutError:
+    """The error a coroutine cancelled at its timeout is reported with (even one that caught
+    the ``CancelledError`` and returned), with the backtrace of the ``await`` it was at."""
+    if isinstance(error, TimeoutError) and isinstance(error.__context__, asyncio.CancelledError):
+        error = error.__context__  # the timeout's own TimeoutError, raised from it
+    return timed_out(timeout, error, "cancelled", asyncio.CancelledError)
