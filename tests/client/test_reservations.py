@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.client.conftest import async_wait_until, retries_size, wait_until
+from tests.client.conftest import async_wait_until, wait_until
 from tests.client.test_worker import Start
 from tests.helpers import ServerProcess
 from werk.client import Client, Job, Worker
@@ -33,14 +33,29 @@ def short_reservations(werk_server_factory: Factory) -> ServerProcess:
 
 
 def test_an_unrenewed_reservation_expires(short_reservations: ServerProcess) -> None:
-    # The premise: without renewal the server takes the job back as a failure (into the
-    # retry set, from where it is run again).
+    # The premise: without renewal the server takes the job back as a failure with errtype
+    # ReservationExpired, and the job's retry decides, as for a FAIL (Faktory's rule;
+    # docs/explanation/crashes.md, migrating.md): the retry set with retries left,
+    # discarded with retry 0, the dead set with a negative retry.
     with Client(short_reservations.url) as client:
-        jid = client.push(Job("Long", reserve_for=1))
-        first = client.fetch()
-        assert first is not None and first["jid"] == jid
-        wait_until(lambda: retries_size(client) == 1, timeout=10)
-        assert client.info()["faktory"]["total_failures"] == 1
+        again = client.push(Job("Long", reserve_for=1))
+        gone = client.push(Job("Long", reserve_for=1, retry=0, result_ttl=60))
+        dead = client.push(Job("Long", reserve_for=1, retry=-1))
+        fetched = [client.fetch(), client.fetch(), client.fetch()]  # then the worker dies
+        assert [job["jid"] for job in fetched if job] == [again, gone, dead]
+        wait_until(lambda: client.info()["faktory"]["total_failures"] == 3, timeout=10)
+        sets = client.info()["faktory"]["sets"]
+        assert (sets["working"], sets["retries"], sets["dead"]) == (0, 1, 1)
+        [retrying] = client.jobs("retries").entries
+        [died] = client.jobs("dead").entries
+        assert (retrying.jid, died.jid) == (again, dead)
+        for entry in (retrying, died):
+            assert entry.failure is not None
+            assert entry.failure["errtype"] == "ReservationExpired"
+            assert entry.failure["message"] == "Faktory job reservation expired"
+        discarded = client.job_state(gone)
+        assert discarded.state == "failed" and discarded.error is not None
+        assert discarded.error["errtype"] == "ReservationExpired"
 
 
 async def run_long_job(

@@ -190,8 +190,9 @@ def test_a_report_given_up_at_the_shutdown_deadline_is_named(
     time.sleep(2)
     out = stop(proc)
     assert "lost the server" in out
-    assert f"could not send ACK for job {jid}: the server stayed unreachable; the job will" in out
-    assert "once its reservation expires (its reserve_for, 30 minutes by default)" in out
+    assert f"could not send ACK for job {jid}: the server stayed unreachable; once its" in out
+    assert "reservation expires (its reserve_for, 30 minutes by default) the server fails" in out
+    assert "the job (ReservationExpired) and runs it again if it has retries left" in out
     assert "b'ACK" not in out
 
 

@@ -129,8 +129,9 @@ class Processor:
         except (ValueError, KeyError, TypeError):
             jid = "?"
         log.error(
-            "could not send %s for job %s: the server stayed unreachable; the job will run"
-            " again once its reservation expires (its reserve_for, 30 minutes by default)",
+            "could not send %s for job %s: the server stayed unreachable; once its reservation"
+            " expires (its reserve_for, 30 minutes by default) the server fails the job"
+            " (ReservationExpired) and runs it again if it has retries left",
             verb.decode("ascii", "replace"),
             jid,
             extra={"jid": jid},
