@@ -174,14 +174,12 @@ def test_connection_limit_from_toml_and_flag_wins(
     assert error_text(more[3].reply()) == "ERR too many connections: 3"
 
 
-def test_sighup_reloads_the_password(
-    sqlite_server_factory: Callable[..., ServerProcess], config_dir: Path
-) -> None:
-    conf = write_conf(config_dir, "werk.toml", '[werk]\npassword = "old"\n')
-    server = sqlite_server_factory(extra_args=["-c", str(config_dir)])
+def assert_the_password_changes(server: ServerProcess, change: Callable[[], object]) -> None:
+    """Connect with ``old``, ``change`` the password to ``new`` and send SIGHUP: new
+    connections need ``new``, and the open one keeps its session."""
     kept = Peer(server.host, server.port)
     assert kept.hello(password="old") == Simple("OK")
-    conf.write_text('[werk]\npassword = "new"\n[limits]\nidle_timeout = 0\n')
+    change()
     assert server.proc is not None
     server.proc.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 10
@@ -192,6 +190,36 @@ def test_sighup_reloads_the_password(
     )
     assert Peer(server.host, server.port).hello(password="new") == Simple("OK")
     assert isinstance(kept.call("INFO"), bytes)  # existing connections stay
+
+
+def test_sighup_reloads_the_password(
+    sqlite_server_factory: Callable[..., ServerProcess], config_dir: Path
+) -> None:
+    conf = write_conf(config_dir, "werk.toml", '[werk]\npassword = "old"\n')
+    server = sqlite_server_factory(extra_args=["-c", str(config_dir)])
+    new = '[werk]\npassword = "new"\n[limits]\nidle_timeout = 0\n'
+    assert_the_password_changes(server, lambda: conf.write_text(new))
+
+
+@pytest.mark.parametrize("where", ["WERK_PASSWORD=/file", "<config dir>/password"])
+def test_sighup_rereads_a_password_file(
+    sqlite_server_factory: Callable[..., ServerProcess],
+    config_dir: Path,
+    tmp_path: Path,
+    where: str,
+) -> None:
+    # docs/operations.md, "Changing the password": a password kept in a file (named by
+    # WERK_PASSWORD, or the configuration directory's password file in staging and
+    # production) is read again on SIGHUP
+    if where == "<config dir>/password":
+        secret = config_dir / "password"
+        secret.write_text("old\n")
+        server = sqlite_server_factory(extra_args=["-c", str(config_dir), "-e", "staging"])
+    else:
+        secret = tmp_path / "werk-password"
+        secret.write_text("old\n")
+        server = sqlite_server_factory(password=str(secret), extra_args=["-c", str(config_dir)])
+    assert_the_password_changes(server, lambda: secret.write_text("new\n"))
 
 
 def test_sighup_with_a_broken_file_keeps_the_old_configuration(
