@@ -235,3 +235,26 @@ def test_result_of_a_deleted_job_raises_at_once(client: Client) -> None:
     assert time.monotonic() - began < 10
     assert (failed.value.state, failed.value.errtype) == ("failed", "Deleted")
     assert failed.value.error_message == "the job was deleted from queue nobody"
+
+
+def test_result_of_a_removed_queue_or_a_killed_job_raises_at_once(client: Client) -> None:
+    # Given a task's job waiting in its queue and one scheduled, both asking for a result
+    @task(client=client, queue="nobody", result_ttl=60)
+    def never_run(x: int) -> int:
+        return x
+
+    queued = never_run.push(1)
+    later = client.push(Job("never_run", [2], queue="nobody", at=time.time() + 3600, result_ttl=60))
+    # When the queue is removed and the scheduled job killed
+    client.remove_queues("nobody")
+    client.kill_jobs("scheduled", [later])
+    # Then each result() raises JobFailedError at once instead of waiting
+    began = time.monotonic()
+    with pytest.raises(JobFailedError) as failed:
+        queued.result(20)
+    assert (failed.value.state, failed.value.errtype) == ("failed", "Deleted")
+    assert failed.value.error_message == "the job was deleted from queue nobody"
+    with pytest.raises(JobFailedError) as failed:
+        client.result(later, 20)
+    assert (failed.value.state, failed.value.errtype) == ("dead", "Killed")
+    assert time.monotonic() - began < 10

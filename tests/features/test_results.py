@@ -344,10 +344,11 @@ def test_jobs_discarded_or_cleared_from_a_set_fail_their_results(flushed_peer: P
     # Then each wait ends: failed with errtype Deleted, naming the set
     assert_deleted(flushed_peer, later["jid"], "the scheduled set")
     assert_deleted(flushed_peer, retrying["jid"], "the retries set")
-    assert_deleted(flushed_peer, killed["jid"], "the dead set")
-    # A job that died keeps its own outcome: it had ended before it was cleared
+    # A job that died, or was killed, keeps its own outcome: it ended before it was cleared
     doc = result(flushed_peer, dying["jid"])
     assert doc["state"] == "dead" and doc["error"]["message"] == "bad input"
+    doc = result(flushed_peer, killed["jid"])
+    assert doc["state"] == "dead" and doc["error"]["errtype"] == "Killed", doc
 
 
 def test_a_deleted_chain_step_ends_its_chain(flushed_peer: Peer) -> None:

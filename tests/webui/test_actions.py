@@ -172,3 +172,32 @@ async def test_a_deleted_job_that_asked_for_a_result_ends_failed(web: Web) -> No
         doc = await results.state(jid, time.time())
         assert doc["state"] == "failed" and doc["error"]["errtype"] == "Deleted", doc
         assert doc["error"]["message"] == f"the job was deleted from {where}"
+
+
+async def test_killed_jobs_and_a_cleared_queue_end_their_results_and_chains(web: Web) -> None:
+    # Given a scheduled job asking for a result, a scheduled job carrying a chain whose next
+    # step asks for one, and a queued job asking for a result
+    step = {"jid": "job-step", "jobtype": "B", "args": [], "custom": {"result_ttl": 60}}
+    later = "2999-01-01T00:00:00Z"
+    await web.push("job-killed", custom={"result_ttl": 60}, at=later)
+    await web.push("job-chained", custom={"chain": [step]}, at=later)
+    await web.push("job-queued", custom={"result_ttl": 60})
+    # When the web UI kills the first, kills all that are left, and clears the queue
+    await web.post("/scheduled", {"action": "kill", "jid": ["job-killed"]})
+    await web.post("/scheduled", {"action": "kill_all"})
+    await web.post("/queues/default", {"action": "delete"})
+    # Then the killed job is dead (errtype Killed), the chain ended and the queued job's
+    # result failed (Deleted, naming its queue)
+    results = web.server.manager.results
+    assert results is not None
+    doc = await results.state("job-killed", time.time())
+    assert doc["state"] == "dead" and doc["error"]["errtype"] == "Killed", doc
+    assert doc["error"]["message"] == "the job was killed from the scheduled set"
+    doc = await results.state("job-step", time.time())
+    assert doc["state"] == "failed" and doc["error"]["errtype"] == "ChainEnded", doc
+    assert doc["error"]["message"] == (
+        "the chain ended: job job-chained was killed from the scheduled set"
+    )
+    doc = await results.state("job-queued", time.time())
+    assert doc["state"] == "failed" and doc["error"]["errtype"] == "Deleted", doc
+    assert doc["error"]["message"] == "the job was deleted from queue default"

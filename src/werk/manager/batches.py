@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from werk.errors import CommandError
 from werk.job import check_later, check_queue_name, format_time, new_jid, validate
 from werk.manager.manager import make_entry
-from werk.manager.middleware import Middleware
-from werk.storage.base import Placement, Reservation, Store
+from werk.manager.middleware import Ending, Middleware
+from werk.storage.base import Entry, Placement, Reservation, Store
 
 if TYPE_CHECKING:
     from werk.manager.manager import Manager
@@ -88,10 +88,10 @@ def _callback_spec(spec: dict[str, Any], name: str, now: float) -> dict[str, Any
     return job
 
 
-def _job(reservation: Reservation, marker: bytes) -> dict[str, Any] | None:
-    if marker not in reservation.entry.body:
+def _job(entry: Entry, marker: bytes) -> dict[str, Any] | None:
+    if marker not in entry.body:
         return None
-    job: dict[str, Any] = json.loads(reservation.entry.body)
+    job: dict[str, Any] = json.loads(entry.body)
     return job if isinstance(job.get("custom"), dict) else None
 
 
@@ -232,14 +232,14 @@ class Batches(Middleware):
 
     async def acked(self, reservation: Reservation, now: float) -> None:
         """A batch job succeeded, or a callback job finished."""
-        job = _job(reservation, MEMBER)
+        job = _job(reservation.entry, MEMBER)
         if job is not None and isinstance(bid := job["custom"].get("bid"), str) and bid:
             deltas = {"pending": -1}
             if "failure" in job:
                 deltas["failed"] = -1
             await self.store.add_counts(KEY + bid, deltas)
             await self._settle(bid, now)
-        job = _job(reservation, CALLBACK)
+        job = _job(reservation.entry, CALLBACK)
         if job is not None:
             await self._callback_done(job["custom"], now)
 
@@ -247,7 +247,21 @@ class Batches(Middleware):
         self, reservation: Reservation, placement: Placement | None, now: float
     ) -> None:
         """A batch job failed: the first failure counts it as failed (it ran once)."""
-        job = _job(reservation, MEMBER)
+        await self._first_failure(reservation.entry, now)
+
+    ended_glob = "*" + MEMBER.decode() + "*"
+
+    def hears_ended(self, body: bytes) -> bool:
+        """A batch job must be heard of when it ends without a worker."""
+        return MEMBER in body
+
+    async def ended(self, entry: Entry, ending: Ending, now: float) -> None:
+        """A batch job deleted unrun, killed or expired counts as failed, as a discarded
+        one does (unless it failed before): the batch can complete, never succeed."""
+        await self._first_failure(entry, now)
+
+    async def _first_failure(self, entry: Entry, now: float) -> None:
+        job = _job(entry, MEMBER)
         if job is None or "failure" in job:
             return
         bid = job["custom"].get("bid")

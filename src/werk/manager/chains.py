@@ -21,7 +21,7 @@ from typing import Any
 
 from werk.errors import CommandError
 from werk.job import check_later, next_step
-from werk.manager.middleware import Middleware, Pusher
+from werk.manager.middleware import Ending, Host, Middleware, Pusher
 from werk.manager.results import Results
 from werk.protocol import jsonwire
 from werk.storage.base import Entry, Placement, Reservation
@@ -76,7 +76,7 @@ class Chains(Middleware):
         self.manager: Pusher | None = None
         self.results = results
 
-    def attach(self, manager: Pusher) -> None:
+    def attach(self, manager: Host) -> None:
         """Keep the manager whose push path the next steps take."""
         self.manager = manager
 
@@ -160,16 +160,17 @@ class Chains(Middleware):
         outcome = "was discarded" if placement is None else "died"
         self._end_after(reservation.entry, outcome, now)
 
-    deleted_glob = "*" + MARKER.decode() + "*"
+    ended_glob = "*" + MARKER.decode() + "*"
 
-    def hears_deleted(self, body: bytes) -> bool:
-        """A job carrying a chain must be heard of when it is deleted (when results are on:
-        only the later steps' result records need ending)."""
+    def hears_ended(self, body: bytes) -> bool:
+        """A job carrying a chain must be heard of when it ends without a worker (when
+        results are on: only the later steps' result records need ending)."""
         return self.results is not None and MARKER in body
 
-    async def deleted(self, entry: Entry, where: str, now: float) -> None:
-        """A job deleted unrun ends its chain, as a discarded one does."""
-        self._end_after(entry, f"was deleted from {where}", now)
+    async def ended(self, entry: Entry, ending: Ending, now: float) -> None:
+        """A job deleted unrun, killed or expired ends its chain, as a discarded or dead
+        one does."""
+        self._end_after(entry, ending.outcome, now)
 
     def _end_after(self, entry: Entry, outcome: str, now: float) -> None:
         """End the chain ``entry`` carries (if any): ``job <jid> <outcome>`` is the reason."""

@@ -1,9 +1,15 @@
-"""Deleting jobs that never ran (a queue's waiting jobs, a set's entries), telling the
-middleware that must hear of them (Werk's rule: a job that asked for a result ends
-``failed`` with errtype ``Deleted``, and a job carrying a chain ends it).
+"""Jobs that leave the server without a worker's ACK or FAIL, and the one place that tells
+the middleware of them (Werk's rule: a waiting result ends, a chain ends, a batch counts
+the job as failed, a tracked job's state is final; see ``Middleware.ended``).
 
-Only the jobs some middleware hears of (``Middleware.hears_deleted``) are looked up and
-deleted one at a time, so that what is reported was really deleted here (a job taken
+The ways out: deleting jobs unrun from a queue or a set (MUTATE ``discard``/``clear``, the
+web UI's delete), removing whole queues (QUEUE REMOVE, the web UI's clear), killing jobs
+into the dead set (MUTATE ``kill``, the web UI's kill) and dropping an expired job at fetch
+(:mod:`werk.manager.expiry` reports it through :meth:`Deletions.tell`). A FAIL, and an
+expired reservation, reach the ``failed`` hooks instead (the manager's own path).
+
+Only the jobs some middleware hears of (``Middleware.hears_ended``) are looked up and
+deleted or moved one at a time, so that what is reported really left here (a job taken
 meanwhile, by a FETCH say, is not); every other listed job goes in one store call, as it
 would with no middleware at all.
 """
@@ -12,22 +18,23 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
-from werk.manager.middleware import Middleware
+from werk.manager.middleware import Ending, Middleware
+from werk.manager.retry import DEAD_TTL
 from werk.storage.base import Entry, Scored, SetName, Store
 
 SCAN = 500
 """Entries read at a time while looking for the queued jobs a deletion must report."""
 
-Delete = Callable[[list[str] | None], Awaitable[int]]
-"""Deletes the listed jids (``None``: all) from one queue or set; returns how many."""
+Take = Callable[[list[str] | None], Awaitable[int]]
+"""Deletes or moves the listed jids (``None``: all) of one queue or set; returns how many."""
 
 
 class Deletions:
-    """Deletes jobs unrun from queues and sets for a manager.
+    """Deletes, removes and kills jobs for a manager, telling the middleware that hears.
 
     Args:
         store: the manager's store.
-        hooks: the middleware whose ``deleted`` hook is not the no-op.
+        hooks: the middleware whose ``ended`` hook is not the no-op.
         clock: the manager's wall clock in Unix seconds.
     """
 
@@ -38,6 +45,15 @@ class Deletions:
         self.hooks = hooks
         self.clock = clock
 
+    async def tell(self, entry: Entry, ending: Ending) -> None:
+        """Call the ``ended`` hook of every middleware that hears of ``entry``, in
+        registration order (for a job that already left, as an expired one dropped at
+        fetch)."""
+        now = self.clock()
+        for middleware in self.hooks:
+            if middleware.hears_ended(entry.body):
+                await middleware.ended(entry, ending, now)
+
     async def from_queue(self, queue: str, jids: Sequence[str]) -> int:
         """Delete the listed jobs from a queue if they still wait there; return how many
         were deleted. A job to report is found by reading the queue page by page until
@@ -46,11 +62,27 @@ class Deletions:
             return 0
         wanted = list(dict.fromkeys(jids))
         heard = await self._queued_heard(queue, set(wanted)) if self.hooks else []
+        ending = Ending("deleted", f"queue {queue}")
+        return await self._take(heard, wanted, self._queue_delete(queue), ending)
 
+    async def remove_queues(self, queues: Sequence[str] | None) -> None:
+        """Delete queues with all their jobs and forget them (``None``: every known queue),
+        as QUEUE REMOVE does. The jobs the hooks hear of are found by reading each queue
+        through (O(queue length)) and deleted one by one first, each reported as deleted
+        from its queue; a job pushed while that runs is removed unreported."""
+        if self.hooks:
+            names = list(await self.store.queue_sizes()) if queues is None else queues
+            for queue in names:
+                heard = await self._queued_heard(queue, None)
+                ending = Ending("deleted", f"queue {queue}")
+                await self._take(heard, [], self._queue_delete(queue), ending)
+        await self.store.remove_queues(queues)
+
+    def _queue_delete(self, queue: str) -> Take:
         async def delete(some: list[str] | None) -> int:
             return await self.store.queue_delete(queue, some or [])
 
-        return await self._delete(heard, wanted, delete, f"queue {queue}")
+        return delete
 
     async def from_set(self, target: SetName, jids: Sequence[str] | None) -> int:
         """Remove the listed jobs (``None``: all) from a set; return how many were
@@ -60,47 +92,77 @@ class Deletions:
         if self.hooks:
             if wanted is None:
                 items = await self._set_heard(target)
+                heard = [item.entry for item in items if self._heard(item.entry.body)]
             else:
-                found = [await self.store.set_get(target, jid) for jid in wanted]
-                items = [item for item in found if item is not None]
-            heard = [item.entry for item in items if self._heard(item.entry.body)]
+                heard = await self._set_entries(target, wanted)
 
         async def delete(some: list[str] | None) -> int:
             return await self.store.set_remove(target, some)
 
-        return await self._delete(heard, wanted, delete, f"the {target} set")
+        return await self._take(heard, wanted, delete, Ending("deleted", f"the {target} set"))
 
-    async def _delete(
-        self, heard: Sequence[Entry], wanted: list[str] | None, delete: Delete, where: str
+    async def kill(self, target: SetName, jids: Sequence[str] | None) -> int:
+        """Move the listed jobs (``None``: all) of a set to the dead set, for
+        :data:`~werk.manager.retry.DEAD_TTL` from now (Faktory's MUTATE ``kill``); return
+        how many moved. The hooks hear of each job killed from the scheduled or retry set;
+        a job killed within the dead set only gets its new score (it ended when it died)."""
+        listed: list[Entry] | None = None
+        if jids is None:
+            listed = [item.entry for item in await self.store.set_match(target, None)]
+            wanted = [entry.jid for entry in listed]
+        else:
+            wanted = list(dict.fromkeys(jids))
+        heard: list[Entry] = []
+        if self.hooks and target != "dead":
+            if listed is None:
+                heard = await self._set_entries(target, wanted)
+            else:
+                heard = [entry for entry in listed if self._heard(entry.body)]
+        score = self.clock() + DEAD_TTL
+
+        async def move(some: list[str] | None) -> int:
+            return await self.store.set_move(target, some or [], "dead", score)
+
+        return await self._take(heard, wanted, move, Ending("killed", f"the {target} set"))
+
+    async def _take(
+        self, heard: Sequence[Entry], wanted: list[str] | None, take: Take, ending: Ending
     ) -> int:
-        """Delete each heard entry alone, telling the hooks of those really deleted here,
-        then the rest of ``wanted`` (``None``: everything left) in one call."""
+        """Take each heard entry alone, telling the hooks of those really taken here, then
+        the rest of ``wanted`` (``None``: everything left) in one call."""
         done = 0
         for entry in heard:
-            if await delete([entry.jid]):
+            if await take([entry.jid]):
                 done += 1
-                now = self.clock()
-                for middleware in self.hooks:
-                    await middleware.deleted(entry, where, now)
+                await self.tell(entry, ending)
         if wanted is None:
-            return done + await delete(None)
+            return done + await take(None)
         reported = {entry.jid for entry in heard}
         rest = [jid for jid in wanted if jid not in reported]
-        return done + (await delete(rest) if rest else 0)
+        return done + (await take(rest) if rest else 0)
 
     def _heard(self, body: bytes) -> bool:
-        return any(m.hears_deleted(body) for m in self.hooks)
+        return any(m.hears_ended(body) for m in self.hooks)
 
-    async def _queued_heard(self, queue: str, wanted: set[str]) -> list[Entry]:
+    async def _set_entries(self, target: SetName, jids: Sequence[str]) -> list[Entry]:
+        """The listed entries of a set that some hook hears of (one lookup each)."""
+        found = [await self.store.set_get(target, jid) for jid in jids]
+        return [item.entry for item in found if item is not None and self._heard(item.entry.body)]
+
+    async def _queued_heard(self, queue: str, wanted: set[str] | None) -> list[Entry]:
+        """The entries of a queue that some hook hears of, among ``wanted`` (read until
+        every one was seen) or, for ``None``, in the whole queue."""
         found: list[Entry] = []
         offset = 0
-        while wanted:
+        while wanted is None or wanted:
             page = await self.store.queue_page(queue, offset, SCAN)
             for item in page:
-                if item.entry.jid in wanted:
+                if wanted is not None:
+                    if item.entry.jid not in wanted:
+                        continue
                     wanted.discard(item.entry.jid)
-                    if self._heard(item.entry.body):
-                        found.append(item.entry)
+                if self._heard(item.entry.body):
+                    found.append(item.entry)
             if len(page) < SCAN:
                 break
             offset += len(page)
@@ -109,7 +171,7 @@ class Deletions:
     async def _set_heard(self, target: SetName) -> list[Scored]:
         """The entries of a set that some hook may hear of: those matching the hooks'
         globs (the whole set when one has none), each once."""
-        globs = {middleware.deleted_glob for middleware in self.hooks}
+        globs = {middleware.ended_glob for middleware in self.hooks}
         if None in globs:
             return await self.store.set_match(target, None)
         found: dict[str, Scored] = {}

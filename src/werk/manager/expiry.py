@@ -4,20 +4,20 @@
 Faktory, an expired job stays where it is until a worker fetches it; the fetch then drops
 it instead of handing it out (the reservation is settled through the store) and counts it
 under :data:`STATS_KEY`, which INFO shows as ``faktory.tasks.Expired.size``. Features that
-follow a job to its end (batches, tracking) are told, through their ``failed`` hook with no
-placement, that it was dropped: an expired job counts as a discarded failure there.
+follow a job to its end (results, chains, batches, tracking) hear of it through their
+``ended`` hook (the manager's one place for jobs that end without a worker): its result
+fails with errtype ``Expired``, its chain ends, its batch counts it as failed.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 from werk.errors import CommandError
 from werk.job import format_time, parse_time
-from werk.manager.middleware import Middleware
+from werk.manager.middleware import Ending, Host, Middleware
 from werk.storage.base import Reservation, Store
 
 log = logging.getLogger("werk.expiry")
@@ -104,12 +104,15 @@ class ExpiringJobs(Middleware):
 
     Args:
         store: the server's store.
-        notify: middleware whose ``failed`` hook hears of each dropped job.
     """
 
-    def __init__(self, store: Store, notify: Sequence[Middleware] = ()) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
-        self.notify = list(notify)
+        self.manager: Host | None = None
+
+    def attach(self, manager: Host) -> None:
+        """Keep the manager, which tells the other features of each dropped job."""
+        self.manager = manager
 
     async def check_push(self, job: dict[str, Any], now: float) -> None:
         """Refuse a malformed ``expires_in`` or ``expires_at`` (see :func:`expiry`)."""
@@ -128,6 +131,7 @@ class ExpiringJobs(Middleware):
         if await self.store.ack(jid, now) is not None:
             await self.store.add_counts(STATS_KEY, {COUNTER: 1})
             log.info("Halt: job %s expired", jid)
-            for middleware in self.notify:
-                await middleware.failed(reservation, None, now)
+            if self.manager is not None:
+                queue = reservation.entry.queue
+                await self.manager.ended(reservation.entry, Ending("expired", f"queue {queue}"))
         return False

@@ -13,7 +13,7 @@ from werk.manager.chains import Chains
 from werk.manager.expiry import ExpiringJobs
 from werk.manager.jobmetrics import JobMetrics
 from werk.manager.middleware import Middleware
-from werk.manager.results import DEFAULT_MAX_BYTES, ExpiredJobs, Results
+from werk.manager.results import DEFAULT_MAX_BYTES, Results
 from werk.manager.throttles import ThrottleMiddleware
 from werk.manager.tracking import Tracking
 from werk.manager.unique import UniqueJobs
@@ -31,8 +31,8 @@ def default_middleware(store: Store, settings: dict[str, Any]) -> list[Middlewar
     chain: list[Middleware] = []
     batches, tracking = Batches(store), Tracking(store)
     results = Results(store, max_result_bytes(settings))
-    # First: an expired job is dropped before the rest; batches, tracking and results hear.
-    chain.append(ExpiringJobs(store, notify=(batches, tracking, ExpiredJobs(results))))
+    # First: an expired job is dropped before the rest (which hear of it: their ended hook).
+    chain.append(ExpiringJobs(store))
     chain.append(Chains(results))  # before any that keeps state: a refused chain leaves none
     chain.append(ThrottleMiddleware(store, settings))  # next: a handed-back job saw no other
     chain.append(UniqueJobs(store))  # before Batches: a refused push is never counted

@@ -27,7 +27,7 @@ from werk.job import (
 )
 from werk.manager.deadline import Deadline
 from werk.manager.deletion import Deletions
-from werk.manager.middleware import Middleware
+from werk.manager.middleware import Ending, Middleware
 from werk.manager.results import Results
 from werk.manager.retry import DEAD_TTL, FailureReport, record_failure
 from werk.manager.selectors import JobFilter
@@ -116,16 +116,16 @@ class Manager:
                 "acked",
                 "returned",
                 "failed",
-                "deleted",
+                "ended",
             )
         }
         for feature in self.middleware:
             feature.attach(self)
         self.results = next((m for m in self.middleware if isinstance(m, Results)), None)
         """The job results subsystem, when its middleware is registered."""
-        self.deletions = Deletions(store, self._hooks["deleted"], lambda: self.clock())
-        """Deletes jobs unrun from queues and sets, for :meth:`delete_queued` and
-        :meth:`set_remove`."""
+        self.deletions = Deletions(store, self._hooks["ended"], lambda: self.clock())
+        """Deletes, removes and kills jobs, telling the ``ended`` hooks (see
+        :mod:`werk.manager.deletion`)."""
         self.waiters = Waiters()
         self._due_listeners: list[Callable[[float], None]] = []
         store.on_available(self.waiters.wake, self.waiters.waiting)
@@ -176,6 +176,11 @@ class Manager:
         for middleware in self._hooks["check_push"]:
             await middleware.check_push(trial, now)
         return trial
+
+    async def ended(self, entry: Entry, ending: Ending) -> None:
+        """Tell the ``ended`` hooks that hear of it that a job left without a worker's word
+        (an expired job dropped at fetch)."""
+        await self.deletions.tell(entry, ending)
 
     async def _storing(self, jobs: Sequence[dict[str, Any]], now: float) -> None:
         # Before the store write: what these hooks write must precede any worker's outcome.
@@ -411,18 +416,19 @@ class Manager:
         await self.store.resume(_queue_names(names))
 
     async def remove(self, names: Sequence[str] | None) -> None:
-        """Delete queues and their jobs (``None``: all); raises as :meth:`pause`."""
-        await self.store.remove_queues(_queue_names(names))
+        """Delete queues and their jobs (``None``: all), each job reported to the ``ended``
+        hooks as deleted from its queue; raises as :meth:`pause`."""
+        await self.deletions.remove_queues(_queue_names(names))
 
     async def delete_queued(self, queue: str, jids: Sequence[str]) -> int:
         """Delete the listed jobs from a queue if they are still waiting there; return how
         many were deleted (a job already fetched, scheduled or gone is not touched). The
-        ``deleted`` hooks hear of those they ask for (:mod:`werk.manager.deletion`)."""
+        ``ended`` hooks hear of those they ask for (:mod:`werk.manager.deletion`)."""
         return await self.deletions.from_queue(queue, jids)
 
     async def set_remove(self, target: SetName, jids: Sequence[str] | None) -> int:
         """Remove the listed jobs (``None``: all) from a set; return how many were removed.
-        The ``deleted`` hooks hear of those they ask for (:mod:`werk.manager.deletion`)."""
+        The ``ended`` hooks hear of those they ask for (:mod:`werk.manager.deletion`)."""
         return await self.deletions.from_set(target, jids)
 
     async def latency(self, names: Sequence[str]) -> dict[str, float]:
@@ -454,9 +460,7 @@ class Manager:
             return await self.set_remove(target, jids)
         if cmd == "requeue":
             return await self.store.requeue(target, jids, self.clock())
-        if jids is None:
-            jids = [item.entry.jid for item in await self.store.set_match(target, None)]
-        return await self.store.set_move(target, jids, "dead", self.clock() + DEAD_TTL)
+        return await self.deletions.kill(target, jids)
 
     async def _select(self, target: SetName, flt: JobFilter | None) -> list[str] | None:
         if flt is None or flt.selects_all:

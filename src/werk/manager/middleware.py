@@ -3,15 +3,49 @@
 Unique jobs, expiring jobs, batches, tracking and throttles are middleware (Faktory's
 design, dramatiq's no-op base class): each overrides the hooks it needs. Hooks run in
 registration order. A hook may raise :class:`~werk.errors.CommandError` (for instance
-``NotUniqueError``) to refuse a push; that error goes to the client.
+``NotUniqueError``) to refuse a push; that error goes to the client. A job that leaves
+without a worker's ACK or FAIL (deleted, killed, expired) reaches the ``ended`` hook.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 from werk.storage.base import Entry, Placement, Reservation
+
+EndingKind = Literal["deleted", "killed", "expired"]
+
+ERRTYPES: dict[EndingKind, str] = {"deleted": "Deleted", "killed": "Killed", "expired": "Expired"}
+"""The errtype a job's result gets for each way it ended without a worker's word (Werk's)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """How a job left the server without a worker's ACK or FAIL (Werk's rule: the features
+    waiting on it hear of it through :meth:`Middleware.ended`).
+
+    ``kind``: ``deleted`` (MUTATE ``discard``/``clear``, QUEUE REMOVE, the web UI's delete
+    and clear), ``killed`` (MUTATE ``kill``, the web UI's kill: moved to the dead set) or
+    ``expired`` (dropped at fetch, past its ``expires_at``). ``where``: the place it left,
+    as ``queue default`` or ``the retries set``.
+    """
+
+    kind: EndingKind
+    where: str
+
+    @property
+    def errtype(self) -> str:
+        """``Deleted``, ``Killed`` or ``Expired``."""
+        return ERRTYPES[self.kind]
+
+    @property
+    def outcome(self) -> str:
+        """What happened, after the job's name: ``was deleted from queue default``."""
+        if self.kind == "expired":
+            return "expired before it ran"
+        return f"was {self.kind} from {self.where}"
 
 
 class Pusher(Protocol):
@@ -33,12 +67,21 @@ class Pusher(Protocol):
         """
 
 
+class Host(Pusher, Protocol):
+    """What a middleware sees of the manager that runs it: its push path, and the one place
+    that tells every feature of a job that ended without a worker's word."""
+
+    async def ended(self, entry: Entry, ending: Ending) -> None:
+        """Call the ``ended`` hook of every middleware that hears of ``entry``."""
+
+
 class Middleware:
     """The no-op base class; override what a feature needs."""
 
-    def attach(self, manager: Pusher) -> None:
+    def attach(self, manager: Host) -> None:
         """Called once by the manager that runs this middleware (for a feature that pushes
-        jobs through the manager's own push path, as chains do)."""
+        jobs through the manager's own push path, as chains do, or reports jobs it ends,
+        as expiry does)."""
 
     async def check_push(self, job: dict[str, Any], now: float) -> None:
         """Refuse a validated job that breaks this feature's push rules, changing nothing
@@ -77,18 +120,19 @@ class Middleware:
     ) -> None:
         """Called after a failure (a FAIL, or an expired reservation) was recorded."""
 
-    deleted_glob: str | None = None
-    """A Redis-style glob that the body of every job :meth:`hears_deleted` accepts matches
+    ended_glob: str | None = None
+    """A Redis-style glob that the body of every job :meth:`hears_ended` accepts matches
     (it may match more): emptying a whole set then reads only the matching entries, not
     the set (``None``: read the whole set)."""
 
-    def hears_deleted(self, body: bytes) -> bool:
-        """Return whether :meth:`deleted` must hear of the job in ``body`` when it is
-        deleted unrun (a cheap look at the bytes); the manager deletes such a job alone,
-        so that it knows the job was there."""
+    def hears_ended(self, body: bytes) -> bool:
+        """Return whether :meth:`ended` must hear of the job in ``body`` when it ends
+        without a worker's word (a cheap look at the bytes); the manager then deletes or
+        moves such a job alone, so that it knows the job was there."""
         return False
 
-    async def deleted(self, entry: Entry, where: str, now: float) -> None:
-        """Called after a job was deleted before it ended (Werk's MUTATE ``discard`` on a
-        queue, ``discard``/``clear`` on a set, the web UI's delete); ``where`` names the
-        place, as ``queue default`` or ``the retries set``."""
+    async def ended(self, entry: Entry, ending: Ending, now: float) -> None:
+        """Called after a job left without a worker's ACK or FAIL (see :class:`Ending`):
+        deleted unrun, killed into the dead set (not when it was dead already) or dropped
+        because it expired. A job that died or was discarded by a FAIL, or whose
+        reservation expired, reaches :meth:`failed` instead."""

@@ -355,7 +355,9 @@ class Queries:
         """Apply a set action to the listed jobs, or (``jids`` None) to all matching ``where``.
 
         ``retry`` and ``add`` move jobs to their queues now, ``delete`` removes them,
-        ``kill`` moves them to the dead set for 180 days. Returns how many were touched.
+        ``kill`` moves them to the dead set for 180 days; the last two tell the features
+        waiting on them, as MUTATE does (:mod:`werk.manager.deletion`). Returns how many
+        were touched.
 
         Raises:
             ValueError: the set does not offer ``action``.
@@ -377,7 +379,7 @@ class Queries:
             if action == "delete":
                 done += await self._manager.set_remove(name, chunk)
             elif action == "kill":
-                done += await store.set_move(name, chunk, "dead", self._clock() + DEAD_TTL)
+                done += await self._manager.deletions.kill(name, chunk)
             else:
                 done += await store.requeue(name, chunk, self._clock())
         return done

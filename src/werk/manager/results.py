@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from werk.errors import CommandError, ResultTooLargeError
 from werk.job import format_time
 from werk.manager.deadline import Deadline
-from werk.manager.middleware import Middleware
+from werk.manager.middleware import Ending, Middleware
 from werk.storage.base import Entry, Placement, Reservation, SetName, Store
 
 if TYPE_CHECKING:
@@ -246,30 +246,38 @@ class Results(Middleware):
         self._wake(entry.jid)
 
     def abandoned(
-        self, job: dict[str, Any], reason: str, now: float, errtype: str = "ChainEnded"
+        self,
+        job: dict[str, Any],
+        reason: str,
+        now: float,
+        errtype: str = "ChainEnded",
+        state: str = "failed",
+        backtrace: list[Any] | None = None,
     ) -> None:
-        """Record that a validated job will never run (a chain's later step, once its
-        chain ended; a job deleted unrun): if it asked for a result, its record becomes
-        ``failed`` with ``errtype`` and ``reason``, and waits on it end."""
+        """Record that a validated job will not run to its end (a chain's later step, once
+        its chain ended; a job deleted unrun, killed or expired): if it asked for a result,
+        its record becomes ``state`` (``failed`` or ``dead``) with ``errtype``, ``reason``
+        and ``backtrace``, and waits on it end."""
         ttl = result_ttl(job)
         if ttl is None:
             return
-        doc = {"state": "failed", "queue": job.get("queue"), "jobtype": job.get("jobtype")}
+        doc = {"state": state, "queue": job.get("queue"), "jobtype": job.get("jobtype")}
         doc.update(_job_fields(job), finished_at=format_time(now))
-        doc["error"] = {"errtype": errtype, "message": reason, "backtrace": []}
+        doc["error"] = {"errtype": errtype, "message": reason, "backtrace": backtrace or []}
         self._keep(job["jid"], _encode(doc), ttl, now, "failed")
         self._wake(job["jid"])
 
-    deleted_glob = "*" + MARKER.decode() + "*"
+    ended_glob = "*" + MARKER.decode() + "*"
 
-    def hears_deleted(self, body: bytes) -> bool:
-        """A job that asked for a result must be heard of when it is deleted."""
+    def hears_ended(self, body: bytes) -> bool:
+        """A job that asked for a result must be heard of when it ends without a worker."""
         return MARKER in body
 
-    async def deleted(self, entry: Entry, where: str, now: float) -> None:
-        """A job deleted unrun (Werk's rule): if it asked for a result and its record is
-        not final yet (a job killed into the dead set has none), it becomes ``failed``
-        with errtype ``Deleted``, so that a wait on it ends instead of running out."""
+    async def ended(self, entry: Entry, ending: Ending, now: float) -> None:
+        """A job ended without a worker's word (Werk's rule): if it asked for a result and
+        its record is not final yet, it becomes ``failed`` with errtype ``Deleted`` or
+        ``Expired``, or, killed, ``dead`` with its last error (errtype ``Killed`` when it
+        never failed), so that a wait on it ends instead of running out."""
         asked = _asked(entry.body)
         if asked is None:
             return
@@ -277,7 +285,16 @@ class Results(Middleware):
         if record.get("state") in FINAL:
             return  # it died (or ended) before: its record already says how
         job, _ = asked
-        self.abandoned(job, f"the job was deleted from {where}", now, errtype="Deleted")
+        reason = f"the job {ending.outcome}"
+        if ending.kind != "killed":
+            self.abandoned(job, reason, now, errtype=ending.errtype)
+            return
+        last = _error(entry.body) or {}
+        errtype, message, trace = last.get("errtype"), last.get("message"), last.get("backtrace")
+        if not isinstance(errtype, str) or not isinstance(message, str):
+            errtype, message, trace = ending.errtype, reason, []
+        trace = trace if isinstance(trace, list) else []
+        self.abandoned(job, message, now, errtype=errtype, state="dead", backtrace=trace)
 
     @staticmethod
     def _finished(
@@ -323,6 +340,8 @@ class Results(Middleware):
             return {"jid": jid, **record}
         found = await self._live(jid)
         if found is not None:
+            if found["state"] == "dead" and "error" not in found and "error" in record:
+                found["error"] = record["error"]  # killed before it ever failed: "Killed"
             return found
         record = await self._record(jid, now)  # it may have ended while we looked
         state = record.pop("state", None)
@@ -402,20 +421,3 @@ class Results(Middleware):
         for future in self._waiters.get(jid, ()):
             if not future.done():
                 future.set_result(None)
-
-
-class ExpiredJobs(Middleware):
-    """Hears, through its ``failed`` hook, of jobs dropped unrun because they expired
-    (:class:`~werk.manager.expiry.ExpiringJobs` notifies it); records them as failed."""
-
-    def __init__(self, results: Results) -> None:
-        self.results = results
-
-    async def failed(
-        self, reservation: Reservation, placement: Placement | None, now: float
-    ) -> None:
-        """Record the expired job's outcome: ``failed`` with errtype ``Expired``."""
-        from werk.manager.retry import FailureReport
-
-        report = FailureReport("Expired", "the job expired before it ran", [])
-        await self.results.failed_with(reservation, placement, report, now)

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from werk.errors import CommandError
 from werk.job import format_time, parse_time
-from werk.manager.middleware import Middleware
-from werk.storage.base import Placement, Reservation, Store
+from werk.manager.middleware import Ending, Middleware
+from werk.storage.base import Entry, Placement, Reservation, Store
 
 if TYPE_CHECKING:
     from werk.manager.manager import Manager
@@ -100,6 +100,18 @@ class Tracking(Middleware):
         """A tracked job finished with ``success``."""
         if _tracked(reservation):
             await self._finish(reservation.entry.jid, "success", now)
+
+    ended_glob = "*" + MARKER.decode() + "*"
+
+    def hears_ended(self, body: bytes) -> bool:
+        """A tracked job must be heard of when it ends without a worker."""
+        return MARKER in body
+
+    async def ended(self, entry: Entry, ending: Ending, now: float) -> None:
+        """A tracked job deleted unrun or expired is ``failed``, as a discarded one; one
+        killed is ``dead``."""
+        if tracked(json.loads(entry.body)):
+            await self._finish(entry.jid, "dead" if ending.kind == "killed" else "failed", now)
 
     async def failed(
         self, reservation: Reservation, placement: Placement | None, now: float
