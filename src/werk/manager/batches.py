@@ -107,6 +107,8 @@ class Batches(Middleware):
         store: the server's store; every bit of batch state lives there.
     """
 
+    reads_custom_only = True
+
     def __init__(self, store: Store) -> None:
         self.store = store
 

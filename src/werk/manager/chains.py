@@ -72,6 +72,8 @@ class Chains(Middleware):
     counts), so that a refused chain leaves nothing behind.
     """
 
+    reads_custom_only = True
+
     def __init__(self, results: Results | None = None) -> None:
         self.manager: Pusher | None = None
         self.results = results

@@ -106,6 +106,8 @@ class ExpiringJobs(Middleware):
         store: the server's store.
     """
 
+    reads_custom_only = True
+
     def __init__(self, store: Store) -> None:
         self.store = store
         self.manager: Host | None = None

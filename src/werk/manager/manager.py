@@ -119,6 +119,9 @@ class Manager:
                 "ended",
             )
         }
+        for hook in ("push", "storing"):
+            # A job without ``custom`` (most jobs) meets only the hooks that read more.
+            self._hooks[f"{hook}_plain"] = [m for m in self._hooks[hook] if not m.reads_custom_only]
         for feature in self.middleware:
             feature.attach(self)
         self.results = next((m for m in self.middleware if isinstance(m, Results)), None)
@@ -160,7 +163,7 @@ class Manager:
                 refused it.
         """
         job, due = check(job, now)
-        for middleware in self._hooks["push"]:
+        for middleware in self._hooks["push" if job.get("custom") else "push_plain"]:
             await middleware.push(job, now)
         return job, make_entry(job), due
 
@@ -184,7 +187,8 @@ class Manager:
 
     async def _storing(self, jobs: Sequence[dict[str, Any]], now: float) -> None:
         # Before the store write: what these hooks write must precede any worker's outcome.
-        for middleware in self._hooks["storing"]:
+        custom = any(job.get("custom") for job in jobs)
+        for middleware in self._hooks["storing" if custom else "storing_plain"]:
             await middleware.storing(jobs, now)
 
     async def push(self, job: Any) -> None:

@@ -88,6 +88,11 @@ class Middleware:
         and keeping nothing (no lock, no record, no count). The feature's ``push`` applies
         it too; chains apply it to the steps they will push later."""
 
+    reads_custom_only: bool = False
+    """Whether :meth:`push` and :meth:`storing` only act on what jobs carry in ``custom``: the
+    manager then skips ``push`` for a job with no (or an empty) ``custom``, as most are, and
+    ``storing`` when no job of the PUSH or PUSHB has one."""
+
     async def push(self, job: dict[str, Any], now: float) -> None:
         """Called before a validated job is stored; may change ``job`` or raise to refuse."""
 

@@ -118,6 +118,8 @@ class Results(Middleware):
         max_bytes: the size limit of one result (bytes of JSON).
     """
 
+    reads_custom_only = True
+
     def __init__(self, store: Store, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.store = store
         self.max_bytes = max_bytes

@@ -70,6 +70,8 @@ class Tracking(Middleware):
         store: the server's store; the records live there.
     """
 
+    reads_custom_only = True
+
     def __init__(self, store: Store) -> None:
         self.store = store
 

@@ -82,6 +82,8 @@ class UniqueJobs(Middleware):
         store: the server's store (its ``claim``/``release`` locks do the work).
     """
 
+    reads_custom_only = True
+
     def __init__(self, store: Store) -> None:
         self.store = store
 
