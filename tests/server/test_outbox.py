@@ -6,6 +6,8 @@ import asyncio
 import json
 from collections.abc import Callable
 
+import pytest
+
 from tests.helpers import Peer, push_line
 from werk.protocol.resp import Simple
 from werk.server.outbox import Outbox
@@ -27,6 +29,40 @@ def test_pipelined_commands_on_many_connections_get_their_replies_in_order(
         assert isinstance(fetched, bytes)
         assert json.loads(fetched)["jid"] == f"outbox-jid-{index:04d}"
         assert peer.call(f'ACK {{"jid":"outbox-jid-{index:04d}"}}') == Simple("OK")
+
+
+WAITING = {
+    "fetch": ("", "FETCH idle"),
+    "result": ("", 'RESULT {"jid":"outbox-pending","timeout":2}'),
+    "limit": (
+        'LIMIT ACQUIRE {"name":"outbox-one","kind":"concurrent","limit":1,"holder":"a"}',
+        'LIMIT ACQUIRE {"name":"outbox-one","kind":"concurrent","limit":1,"holder":"b","wait":2}',
+    ),
+}
+
+
+@pytest.mark.parametrize("command", sorted(WAITING))
+def test_a_waiting_command_does_not_hold_back_the_replies_pipelined_before_it(
+    peer_factory: Callable[[], Peer], command: str
+) -> None:
+    """Werk's worker sends a job's ACK and its next FETCH in one write: the ACK's +OK must
+    come at once, not when the FETCH gives up waiting for a job ~2 s later; the same for
+    every command that waits (RESULT and LIMIT with a timeout)."""
+    peer = peer_factory()
+    assert peer.hello(wid="w-pipelined") == Simple("OK")
+    assert peer.call(push_line("outbox-pending", queue="held", custom={"result_ttl": 60})) == (
+        Simple("OK")
+    )
+    setup, waits = WAITING[command]
+    if setup:
+        assert peer.call(setup) == Simple("OK")
+    assert peer.call(push_line("outbox-acked", queue="idle")) == Simple("OK")
+    assert json.loads(peer.call("FETCH idle"))["jid"] == "outbox-acked"
+    peer.send('ACK {"jid":"outbox-acked"}\r\n' + waits + "\r\n")
+    peer.sock.settimeout(1.0)  # well under the 2 s the next command waits
+    assert peer.reply() == Simple("OK")
+    peer.sock.settimeout(10.0)
+    peer.reply()  # whatever the wait ends with
 
 
 def test_a_reply_queued_before_the_connection_closes_is_delivered(

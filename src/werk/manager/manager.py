@@ -250,11 +250,13 @@ class Manager:
         wid: str = "",
         timeout: float = FETCH_TIMEOUT,
         alive: Callable[[], bool] | None = None,
+        waiting: Callable[[], None] | None = None,
     ) -> bytes | None:
         """Reserve the next job of ``queues`` (in order), waiting up to ``timeout`` seconds.
 
         ``alive`` tells whether the asking client is still there: a FETCH whose client
         went away while it waited takes no job (it would sit reserved until it expired).
+        ``waiting`` is called once when no job is there at once, before the FETCH waits.
         Returns the job JSON to hand to the worker, or ``None`` when none came.
         """
         if not queues:
@@ -262,6 +264,8 @@ class Manager:
         reservation = await self._reserve(queues, wid)
         if reservation is not None:
             return render(reservation.entry.body, reservation.enqueued_at)
+        if waiting is not None:
+            waiting()
         deadline = Deadline(timeout)
         while True:
             # Listen before looking again, so a push landing during the look is not missed.

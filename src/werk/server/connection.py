@@ -86,6 +86,7 @@ class Connection:
         self.hello: dict[str, Any] = {}
         self.closing = False
         self.busy = False
+        self._held: list[bytes] = []
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
 
@@ -178,11 +179,12 @@ class Connection:
                 return
             if self.writer.transport.get_write_buffer_size() > READ_SIZE:
                 await self._send(b"")  # its replies are not read: wait (bounded) for room
-            replies = [await self._dispatch(line)]
-            # Answer every complete line already received in one write.
+            # Answer every complete line already received in one write (a command that is
+            # about to wait, a FETCH with no job, first calls :meth:`release`).
+            self._hold(await self._dispatch(line))
             while not self.closing and (line := self.lines.next_line()) is not None:
-                replies.append(await self._dispatch(line))
-            self._reply(b"".join(reply for reply in replies if reply))
+                self._hold(await self._dispatch(line))
+            self.release()
             if self.server.stopping:
                 return
 
@@ -213,11 +215,19 @@ class Connection:
             self.busy = False
             self.server.timings.observe(verb, time.perf_counter() - started)
 
-    def _reply(self, data: bytes) -> None:
-        """Queue command replies in the server's outbox (written at the loop's next pass,
-        with the other connections' replies: :mod:`werk.server.outbox`)."""
-        if data:
-            self.server.outbox.put(self.writer, data)
+    def _hold(self, reply: bytes | None) -> None:
+        if reply:
+            self._held.append(reply)
+
+    def release(self) -> None:
+        """Queue the replies held back so far in the server's outbox (written at the loop's
+        next pass, with the other connections' replies: :mod:`werk.server.outbox`).
+
+        A command that may wait long calls it first, so that it does not hold back the
+        replies of the commands pipelined before it (a worker's ACK before its FETCH)."""
+        if self._held:
+            held, self._held = self._held, []
+            self.server.outbox.put(self.writer, b"".join(held))
 
     async def _send(self, data: bytes) -> None:
         """Write ``data`` now, after any reply still queued for this connection."""

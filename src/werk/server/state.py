@@ -36,6 +36,11 @@ class ConnectionState(Protocol):
     def alive(self) -> bool:
         """Whether the client is still connected."""
 
+    def release(self) -> None:
+        """Send the replies of the commands pipelined before this one at the loop's next
+        pass: called by a command before it waits (FETCH with no job, RESULT or LIMIT with
+        a timeout), so that those replies are not held back until it ends."""
+
     def abort(self) -> None:
         """Close the socket at once."""
 

@@ -52,9 +52,12 @@ async def fetch(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes
     # The state a process learnt at its last BEAT: no store lookup on every FETCH.
     if not queues or (conn.wid and server.process_states.get(conn.wid) in ("quiet", "terminate")):
         # ``FETCH `` names only the empty queue, which never has a job (as in Faktory).
+        conn.release()
         await server.idle_fetch()
         return encode_bulk(None)
-    return encode_bulk(await server.manager.fetch(queues, conn.wid, alive=conn.alive))
+    return encode_bulk(
+        await server.manager.fetch(queues, conn.wid, alive=conn.alive, waiting=conn.release)
+    )
 
 
 async def ack(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:

@@ -92,7 +92,10 @@ async def limit(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes
     sub = sub.upper()
     limiters = RateLimiters(server.manager)
     if sub == "ACQUIRE":
-        result = await limiters.acquire(*_acquire_args(_object(rest, sub)))
+        args = _acquire_args(_object(rest, sub))
+        if args[-1] > 0:  # it may wait: the replies pipelined before it go out first
+            conn.release()
+        result = await limiters.acquire(*args)
         if not result.acquired:
             raise LimitedError.after(result.retry_after)
         return OK

@@ -30,6 +30,7 @@ async def result(server: ServerState, conn: ConnectionState, arg: bytes) -> byte
         raise CommandError("RESULT timeout must be finite")
     results = server.manager.results_or_fail()
     if timeout:
+        conn.release()
         doc = await results.wait(
             jid,
             float(timeout),
