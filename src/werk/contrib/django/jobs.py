@@ -29,6 +29,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from werk.client.results import JobState
+from werk.contrib.django.errors import exception_path
 from werk.job import format_time, parse_time
 
 CUSTOM_KEY = "django"
@@ -127,8 +128,7 @@ def task_error(error: dict[str, Any]) -> TaskError:
         )
     head = ["Traceback (most recent call last):", *frames] if frames else []
     text = "\n".join([*head, f"{errtype}: {error.get('message', '')}"])
-    path = errtype if "." in errtype else f"builtins.{errtype}"
-    return TaskError(exception_class_path=path, traceback=text)
+    return TaskError(exception_class_path=exception_path(errtype), traceback=text)
 
 
 def task_result(state: JobState, backend: str) -> TaskResult[Any, Any]:

@@ -31,8 +31,9 @@ sys.path.insert(0, str(REPO))  # the suite's ServerProcess helper
 
 from tests.helpers import ServerProcess  # noqa: E402
 
-from werk.client import Client, Job  # noqa: E402
-from werk.contrib.django.jobs import werk_priority  # noqa: E402
+from werk.client import Client, Job, JobTimeoutError  # noqa: E402
+from werk.contrib.django import errors  # noqa: E402
+from werk.contrib.django.jobs import task_error, werk_priority  # noqa: E402
 from werk.contrib.django.management.commands.werk_worker import setup_logging  # noqa: E402
 from werk.job import TEST_MIN_RESERVE_FOR_ENV  # noqa: E402
 
@@ -403,6 +404,8 @@ class CrashedWorker(SimpleTestCase):
         self.assertTrue(
             error.traceback.endswith("ReservationExpired: Faktory job reservation expired")
         )
+        # Django imports the class: an errtype the server gave has one too.
+        self.assertIs(error.exception_class, errors.ReservationExpired)
 
 
 class WorkerExit(SimpleTestCase):
@@ -436,3 +439,28 @@ class WorkerExit(SimpleTestCase):
             " more, not '0'",
             flag.stderr,
         )
+
+
+class ErrorClasses(SimpleTestCase):
+    """Every failed task's TaskError.exception_class imports, whoever named the errtype: a
+    Python worker (a builtin), the server (Faktory's and Werk's own errtypes), or a worker in
+    another language (a name that is no Python class)."""
+
+    def test_every_errtype_has_an_exception_class(self) -> None:
+        expected = {
+            "LookupError": LookupError,
+            "ReservationExpired": errors.ReservationExpired,
+            "Deleted": errors.Deleted,
+            "Killed": errors.Killed,
+            "Expired": errors.Expired,
+            "ChainEnded": errors.ChainEnded,
+            "WorkerShutdown": errors.WorkerShutdown,
+            "JobTimeout": JobTimeoutError,
+            "Faraday::ConnectionFailed": errors.ForeignError,
+            "undefined": errors.ForeignError,
+            "print": errors.ForeignError,  # a builtin, but no exception
+        }
+        for errtype, cls in expected.items():
+            error = task_error({"errtype": errtype, "message": "m", "backtrace": []})
+            self.assertIs(error.exception_class, cls, errtype)
+            self.assertTrue(error.traceback.endswith(f"{errtype}: m"))
