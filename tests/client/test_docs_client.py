@@ -88,7 +88,10 @@ def test_example_runs(name: str, code: str, docs_server: ServerProcess, tmp_path
         assert "built q3 (1, 2)" in done.stdout
     if "def add(" in code and "result_ttl" not in code:
         assert "2 + 3 = 5" in done.stdout
-    if "iter_jobs" in code:
+    if 'iter_jobs("working")' in code:
+        lines = done.stdout.splitlines()
+        assert lines[0].startswith("Resize ['cat.png'] ") and lines[1:] == ["1"], done.stdout
+    elif "iter_jobs" in code:
         lines = done.stdout.splitlines()
         assert lines[0] == "2 None" and len(lines) == 4, done.stdout
         assert "['user1@example.com'] mailbox full" in lines[1] + lines[2], done.stdout

@@ -1,16 +1,20 @@
 """Client and AsyncClient read the retry, scheduled and dead sets (Werk's JOBS) and act on
-what they listed through MUTATE, against a real ``werk server`` on each backend."""
+what they listed through MUTATE, and list the jobs a real worker is running, against a
+real ``werk server`` on each backend."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pytest
 
+from tests.client.conftest import async_wait_until
 from tests.helpers import ServerProcess
-from werk.client import AsyncClient, Client, CommandError, Job, SetEntry
+from werk.client import AsyncClient, Client, CommandError, Job, SetEntry, Worker
 from werk.client.sets import MAX_MUTATE_JIDS, mutate_calls
 
 
@@ -101,3 +105,63 @@ async def test_async_client(flushed_server: ServerProcess) -> None:
         await client.discard_jobs("dead", [jids[1]])
         info = (await client.info())["faktory"]
         assert info["queues"]["default"] == 2 and info["sets"]["dead"] == 0
+
+
+async def test_list_the_jobs_a_worker_is_running(
+    flushed_server: ServerProcess, start_worker: Callable[[Worker], asyncio.Task[None]]
+) -> None:
+    # Given a worker running two jobs that block until the test lets them finish, and a
+    # third job waiting in its queue
+    url = flushed_server.url
+    gate = threading.Event()
+    started: list[int] = []
+    worker = Worker(url, queues=["mail", "default"], concurrency=2, shutdown_timeout=5)
+
+    @worker.register("Crunch")
+    def crunch(n: int) -> None:
+        started.append(n)
+        gate.wait(30)
+
+    async with AsyncClient(url) as client:
+        mail = await client.push(Job("Crunch", [0], queue="mail", reserve_for=600))
+        other = await client.push(Job("Crunch", [1], reserve_for=900))
+        start_worker(worker)
+        await async_wait_until(lambda: len(started) == 2)
+        waiting = await client.push(Job("Crunch", [2]))
+        # When the working set is listed: soonest expiry first, with the reservation
+        page = await client.jobs("working")
+        assert page.jids == [mail, other] and page.total == 2 and page.next_offset is None
+        first = page.entries[0]
+        assert first.target == "working" and first.wid == worker.wid
+        assert first.reserved_at is not None and first.expires_at is not None
+        assert first.reserved_at.tzinfo is UTC and first.at == first.reserved_at
+        assert 599 <= (first.expires_at - first.reserved_at).total_seconds() <= 601
+        assert first.args == [0] and first.queue == "mail" and first.jobtype == "Crunch"
+        assert "enqueued_at" in first.job
+        # Filtered and paged as the sets are, on both clients
+        assert (await client.jobs("working", queue="mail")).jids == [mail]
+        assert (await client.jobs("working", jids=[other, waiting])).jids == [other]
+        assert (await client.jobs("working", jobtype="Other")).jids == []
+        listed = [entry.jid async for entry in client.iter_jobs("working", page_size=1)]
+        assert listed == [mail, other]
+        with Client(url) as sync:
+            found = await asyncio.to_thread(lambda: list(sync.iter_jobs("working", page_size=1)))
+            assert [entry.jid for entry in found] == [mail, other]
+            assert all(entry.wid == worker.wid for entry in found)
+            # Running jobs are read only: MUTATE has no working target
+            with pytest.raises(ValueError, match="not 'working'"):
+                sync.requeue_jobs("working", found)  # type: ignore[arg-type]
+            with pytest.raises(ValueError, match="listed from working, not dead"):
+                sync.kill_jobs("dead", found)
+            with pytest.raises(CommandError, match="JOBS queue must be a queue name"):
+                sync.jobs("working", queue="no spaces")
+        # Then a job the worker acknowledged is gone; the waiting one runs and shows
+        gate.set()
+
+        async def running() -> list[str]:
+            return (await client.jobs("working")).jids
+
+        deadline = time.monotonic() + 15
+        while await running() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert await running() == [] and len(started) == 3

@@ -1,5 +1,6 @@
-"""JOBS (Werk's extension): pages of the retry, scheduled and dead sets and of a queue, on
-SQLite, Redis and PostgreSQL (one server per backend, FLUSHed before each test)."""
+"""JOBS (Werk's extension): pages of the retry, scheduled and dead sets, of a queue and of
+the working set (the reservations), on SQLite, Redis and PostgreSQL (one server per
+backend, FLUSHed before each test)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import time
 from typing import Any
 
-from tests.helpers import Peer, error_text, push_line
+from tests.helpers import Peer, ServerProcess, error_text, push_line
 from werk.job import parse_time
 from werk.manager.retry import DEAD_TTL
 from werk.protocol.resp import Simple
@@ -147,4 +148,81 @@ def test_errors(flushed_peer: Peer) -> None:
     assert error_text(peer.call("JOBS")) == "ERR JOBS needs an argument"
     assert error_text(peer.call("JOBS dead")) == "ERR JOBS needs a JSON object"
     text = error_text(peer.call('JOBS {"target":"graveyard"}'))
-    assert text == "ERR JOBS target must be one of scheduled, retries, dead, queue"
+    assert text == "ERR JOBS target must be one of scheduled, retries, dead, queue, working"
+
+
+def test_working_lists_the_jobs_running_now(
+    flushed_server: ServerProcess, flushed_peer: Peer
+) -> None:
+    # Given a worker process that fetched three jobs (reserved 300 s, 100 s and 200 s) and
+    # one job still waiting in its queue
+    peer = flushed_peer
+    worker = Peer(flushed_server.host, flushed_server.port)
+    assert worker.hello(wid="wid-lister-01", hostname="box", pid=42) == OK
+    pushed = [
+        ("run-0001", "Resize", "img", 300),
+        ("run-0002", "SendEmail", "mail", 100),
+        ("run-0003", "SendEmail", "img", 200),
+    ]
+    for jid, jobtype, queue, reserve_for in pushed:
+        line = push_line(jid, jobtype=jobtype, queue=queue, reserve_for=reserve_for, args=[jid])
+        assert peer.call(line) == OK
+    assert peer.call(push_line("wait-0001", queue="img")) == OK
+    before = time.time()
+    for jid, _, queue, _ in pushed:
+        reply = worker.call(f"FETCH {queue}")
+        assert isinstance(reply, bytes) and json.loads(reply)["jid"] == jid
+    # When the working set is listed: soonest expiry first, with the reservation's fields
+    page = jobs(peer, target="working")
+    assert jids(page) == ["run-0002", "run-0003", "run-0001"]
+    assert page["total"] == 3 and page["next_offset"] is None and page["target"] == "working"
+    for item, reserve_for in zip(page["jobs"], (100, 200, 300), strict=True):
+        reserved, expires = parse_time(item["reserved_at"]), parse_time(item["expires_at"])
+        assert before - 1 <= reserved <= time.time() + 1 and item["at"] == item["reserved_at"]
+        assert abs(expires - reserved - reserve_for) < 1
+        assert item["wid"] == "wid-lister-01"
+        job = item["job"]
+        assert job["jid"] == item["jid"] and job["args"] == [item["jid"]]
+        assert before - 1 <= parse_time(job["enqueued_at"]) <= reserved + 1  # as handed out
+    # Paged like every other target
+    first = jobs(peer, target="working", limit=2)
+    assert jids(first) == ["run-0002", "run-0003"] and first["next_offset"] == 2
+    rest = jobs(peer, target="working", offset=2, limit=2)
+    assert jids(rest) == ["run-0001"] and rest["next_offset"] is None and rest["total"] == 3
+    # Filtered by MUTATE's criteria and by the queue the job was fetched from
+    cases: list[tuple[dict[str, Any], list[str]]] = [
+        ({"filter": {"jobtype": "SendEmail"}}, ["run-0002", "run-0003"]),
+        ({"filter": {"jids": ["run-0001", "run-0003", "wait-0001"]}}, ["run-0003", "run-0001"]),
+        ({"filter": {"jids": []}}, []),
+        ({"filter": {"regexp": "*run-000[12]*"}}, ["run-0002", "run-0001"]),
+        ({"queue": "img"}, ["run-0003", "run-0001"]),
+        ({"queue": "img", "filter": {"jobtype": "SendEmail"}}, ["run-0003"]),
+        ({"queue": "nothing-here"}, []),
+    ]
+    for where, want in cases:
+        listed = jobs(peer, target="working", **where)
+        assert jids(listed) == want and listed["total"] == len(want), where
+        paged = jobs(peer, target="working", offset=1, limit=1, **where)
+        assert jids(paged) == want[1:2] and paged["total"] == len(want), where
+        assert paged["next_offset"] == (2 if len(want) > 2 else None), where
+    # Then an acknowledged job is gone from the listing; the others still run
+    assert worker.call('ACK {"jid":"run-0003"}') == OK
+    after = jobs(peer, target="working")
+    assert jids(after) == ["run-0002", "run-0001"] and after["total"] == 2
+    assert jids(jobs(peer, target="working", filter={"jids": ["run-0003"]})) == []
+    worker.close()
+
+
+def test_working_refuses_what_it_cannot_read_exactly(flushed_peer: Peer) -> None:
+    peer = flushed_peer
+    refused = {
+        '{"target":"working","filter":{}}': "ERR invalid filter: names no criterion",
+        '{"target":"working","filter":null}': "ERR invalid filter: names no criterion",
+        '{"target":"working","filter":{"wid":"w"}}': "ERR invalid filter: unknown key 'wid'",
+        '{"target":"working","queue":"no spaces"}': "ERR JOBS queue must be a queue name",
+        '{"target":"working","queue":""}': "ERR JOBS queue must be a queue name",
+        '{"target":"working","limit":0}': "ERR JOBS limit must be a whole number",
+        '{"target":"dead","queue":"q1"}': "ERR JOBS queue applies to targets queue and working",
+    }
+    for payload, error in refused.items():
+        assert error_text(peer.call("JOBS " + payload)).startswith(error), payload

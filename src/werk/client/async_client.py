@@ -252,7 +252,8 @@ class AsyncClient:
     async def jobs(
         self, target: Target, *, offset: int = 0, limit: int = PAGE_SIZE, **where: Unpack[Where]
     ) -> JobsPage:
-        """Return one page of a set or a queue: see :meth:`werk.client.Client.jobs`."""
+        """Return one page of a set, a queue or the working set: see
+        :meth:`werk.client.Client.jobs`."""
         return await self._run(jobs_call(target, offset=offset, limit=limit, **where))
 
     async def iter_jobs(

@@ -299,11 +299,15 @@ class Client:
         self, target: Target, *, offset: int = 0, limit: int = PAGE_SIZE, **where: Unpack[Where]
     ) -> JobsPage:
         """Return one page of the retry set (``"retries"``), the scheduled set, the dead
-        set, or (``"queue"`` with ``queue=``) a queue, in the web UI's order.
+        set, (``"queue"`` with ``queue=``) a queue, or (``"working"``) the jobs workers are
+        running now, in the web UI's order.
 
         ``jids``, ``regexp`` (a glob over the job's JSON) and ``jobtype`` are MUTATE's
-        filter and must all hold; none lists every entry. ``limit`` is 1..1000. Werk's
-        ``JOBS`` extension (docs/protocol.md).
+        filter and must all hold; none lists every entry. For ``"working"`` (Celery's
+        ``inspect().active()``, Sidekiq's ``WorkSet``), ``queue=`` keeps the jobs fetched
+        from that queue, and each entry has ``reserved_at``, ``expires_at`` and ``wid``
+        (Faktory's reservation fields). ``limit`` is 1..1000. Werk's ``JOBS`` extension
+        (docs/protocol.md).
 
         Raises:
             CommandError: the server refused it (a bad argument; a Faktory server:

@@ -1,4 +1,5 @@
-"""Reading the retry set, the scheduled set and the dead set (or a queue) from Python.
+"""Reading the retry set, the scheduled set and the dead set (or a queue, or the jobs
+running now) from Python.
 
 :class:`~werk.client.Client` and :class:`~werk.client.AsyncClient` send Werk's ``JOBS``
 command (docs/protocol.md) with :func:`jobs_call` and turn each reply into a
@@ -22,7 +23,9 @@ from werk.protocol.commands import compact_json, encode_command
 
 SetName = Literal["retries", "scheduled", "dead"]
 """The sets MUTATE acts on: the retry set, the scheduled set and the dead set."""
-Target = Literal["retries", "scheduled", "dead", "queue"]
+Target = Literal["retries", "scheduled", "dead", "queue", "working"]
+"""What JOBS lists: a set, a queue (with ``queue=``) or ``working``, the reservations (the
+jobs workers are running now)."""
 PAGE_SIZE = 100
 """Entries per JOBS page by default (the server takes 1..1000)."""
 MAX_MUTATE_JIDS = 10_000
@@ -32,9 +35,10 @@ _CALLS = ClientProtocol()
 
 
 class Where(TypedDict, total=False):
-    """What to list besides the target: ``queue`` names the queue of target ``"queue"``;
-    ``jids``, ``regexp`` (a glob over the job's JSON) and ``jobtype`` are MUTATE's filter
-    for a set, and all given must hold (none: every entry)."""
+    """What to list besides the target: ``queue`` names the queue of target ``"queue"``
+    (for ``"working"``: only jobs fetched from that queue); ``jids``, ``regexp`` (a glob
+    over the job's JSON) and ``jobtype`` are MUTATE's filter for a set or ``"working"``,
+    and all given must hold (none: every entry)."""
 
     queue: str
     jids: Sequence[str]
@@ -47,18 +51,29 @@ class SetEntry:
     """One job listed from a set or a queue.
 
     Attributes:
-        target: where it was listed: ``retries``, ``scheduled``, ``dead`` or ``queue``.
+        target: where it was listed: ``retries``, ``scheduled``, ``dead``, ``queue`` or
+            ``working``.
         jid: the job id.
         at: when it is due (the scheduled set; the retry set: its next try), when it died
-            (the dead set) or when it was enqueued (a queue); an aware UTC datetime.
+            (the dead set), when it was enqueued (a queue) or when a worker reserved it
+            (``working``); an aware UTC datetime.
         job: the job's JSON object as the server keeps it (``jobtype``, ``args``,
-            ``queue``, ``failure`` ...); ``{}`` for a stored body that is not JSON.
+            ``queue``, ``failure`` ...; a running job as its worker received it, with
+            ``enqueued_at``); ``{}`` for a stored body that is not JSON.
+        reserved_at: ``working`` only (else ``None``): when the worker fetched the job.
+        expires_at: ``working`` only: when the reservation runs out unless the job is
+            acknowledged, failed or extended (then the job goes back to be retried).
+        wid: ``working`` only: the worker process holding the job (``""`` for a
+            connection that said HELLO without a wid).
     """
 
     target: str
     jid: str
     at: datetime
     job: dict[str, Any]
+    reserved_at: datetime | None = None
+    expires_at: datetime | None = None
+    wid: str | None = None
 
     @property
     def jobtype(self) -> str:
@@ -83,13 +98,18 @@ class SetEntry:
         return failure if isinstance(failure, dict) else None
 
 
+def _time(text: Any) -> datetime:
+    return datetime.fromtimestamp(parse_time(text), UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class JobsPage:
     """One page of a set or a queue, as JOBS answered it.
 
     Attributes:
-        target: ``retries``, ``scheduled``, ``dead`` or ``queue``.
-        entries: the listed jobs, in the web UI's order.
+        target: ``retries``, ``scheduled``, ``dead``, ``queue`` or ``working``.
+        entries: the listed jobs, in the web UI's order (``working``: soonest
+            expiry first).
         total: how many entries match (counted when the page was read).
         offset: the offset this page starts at.
         next_offset: where the next page starts, or ``None`` when this one ends the
@@ -115,8 +135,11 @@ class JobsPage:
             SetEntry(
                 target=target,
                 jid=str(item["jid"]),
-                at=datetime.fromtimestamp(parse_time(item["at"]), UTC),
+                at=_time(item["at"]),
                 job=item["job"] if isinstance(item.get("job"), dict) else {},
+                reserved_at=_time(item["reserved_at"]) if "reserved_at" in item else None,
+                expires_at=_time(item["expires_at"]) if "expires_at" in item else None,
+                wid=str(item["wid"]) if "wid" in item else None,
             )
             for item in doc["jobs"]
         ]

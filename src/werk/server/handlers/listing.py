@@ -1,5 +1,5 @@
-"""The JOBS command (Werk's extension): a page of the retry, scheduled or dead set, or of
-a queue, read only.
+"""The JOBS command (Werk's extension): a page of the retry, scheduled or dead set, of a
+queue, or of the working set (the jobs running now), read only.
 
 The handler parses and checks the argument strictly (an unknown key, an empty filter or a
 number out of range is refused, never read as "everything"), then calls
@@ -12,8 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 from werk.errors import CommandError
 from werk.job import QUEUE_NAME, QUEUE_RULE
-from werk.manager.listing import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, queue_listing, set_listing
-from werk.manager.selectors import QUEUE_TARGET, parse_filter
+from werk.manager.listing import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    MAX_OFFSET,
+    WORKING_TARGET,
+    queue_listing,
+    set_listing,
+    working_listing,
+)
+from werk.manager.selectors import QUEUE_TARGET, JobFilter, parse_filter
 from werk.protocol.resp import encode_bulk
 from werk.server.handlers.parse import object_arg, reply_json
 from werk.storage.base import SET_NAMES, SetName
@@ -22,7 +30,7 @@ if TYPE_CHECKING:
     from werk.server.state import ConnectionState, ServerState
 
 JOBS_KEYS = ("target", "queue", "filter", "offset", "limit")
-TARGETS = (*SET_NAMES, QUEUE_TARGET)
+TARGETS = (*SET_NAMES, QUEUE_TARGET, WORKING_TARGET)
 
 
 def _whole(payload: dict[str, Any], key: str, default: int, low: int, high: int) -> int:
@@ -45,16 +53,35 @@ def _checked(payload: dict[str, Any]) -> str:
             raise CommandError(f"JOBS target {QUEUE_TARGET} needs a queue: {QUEUE_RULE}")
         if "filter" in payload:
             raise CommandError(f"JOBS target {QUEUE_TARGET} takes no filter")
+    elif target == WORKING_TARGET:
+        queue = payload.get("queue")
+        if "queue" in payload and (not isinstance(queue, str) or not QUEUE_NAME.match(queue)):
+            raise CommandError(f"JOBS queue must be a queue name: {QUEUE_RULE}")
     elif "queue" in payload:
-        raise CommandError(f"JOBS queue applies to target {QUEUE_TARGET} only")
+        raise CommandError(
+            f"JOBS queue applies to targets {QUEUE_TARGET} and {WORKING_TARGET} only"
+        )
     return target
+
+
+def _filter(payload: dict[str, Any]) -> JobFilter | None:
+    if "filter" not in payload:
+        return None
+    flt = parse_filter(payload["filter"])
+    if flt is None or flt.selects_all:
+        raise CommandError(
+            "invalid filter: names no criterion (leave filter out to list the whole set)"
+        )
+    return flt
 
 
 async def jobs(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
     """JOBS {"target": "retries|scheduled|dead", "filter": {"jids": [...], "regexp":
     "glob", "jobtype": "..."}, "offset": n, "limit": n} | JOBS {"target": "queue", "queue":
-    "...", "offset": n, "limit": n} answers a bulk JSON page: ``target``, ``total``,
-    ``offset``, ``next_offset`` and ``jobs`` (each ``jid``, ``at``, ``job``)."""
+    "...", "offset": n, "limit": n} | JOBS {"target": "working", "queue": "...", "filter":
+    {...}, "offset": n, "limit": n} answers a bulk JSON page: ``target``, ``total``,
+    ``offset``, ``next_offset`` and ``jobs`` (each ``jid``, ``at``, ``job``; a working
+    entry also ``reserved_at``, ``expires_at`` and ``wid``)."""
     payload = object_arg(arg, "JOBS", "JOBS needs a JSON object")
     target = _checked(payload)
     offset = _whole(payload, "offset", 0, 0, MAX_OFFSET)
@@ -62,13 +89,11 @@ async def jobs(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
     if target == QUEUE_TARGET:
         doc = await queue_listing(server.manager, payload["queue"], offset, limit)
         return encode_bulk(reply_json(doc))
-    flt = None
-    if "filter" in payload:
-        flt = parse_filter(payload["filter"])
-        if flt is None or flt.selects_all:
-            raise CommandError(
-                "invalid filter: names no criterion (leave filter out to list the whole set)"
-            )
+    flt = _filter(payload)
+    if target == WORKING_TARGET:
+        queue = payload.get("queue")
+        doc = await working_listing(server.manager, flt, queue, offset, limit)
+        return encode_bulk(reply_json(doc))
     name: SetName = payload["target"]  # one of SET_NAMES (checked)
     doc = await set_listing(server.manager, name, flt, offset, limit)
     return encode_bulk(reply_json(doc))
