@@ -26,6 +26,7 @@ from werk.client.middleware import Middleware
 from werk.client.proto import ClientProtocol, Identity
 from werk.client.recycling import RECYCLE_STATUS
 from werk.client.results import JobFailedError, JobState, ResultTimeoutError, UnknownJobError
+from werk.client.retrypolicy import Backoff
 from werk.client.runner import SHUTDOWN_ERRTYPE, UnknownJobTypeError, current_job
 from werk.client.sets import JobsPage, SetEntry
 from werk.client.tasks import (
@@ -66,6 +67,7 @@ __all__ = [
     "ResultTimeoutError",
     "UnknownJobError",
     # consuming
+    "Backoff",
     "Middleware",
     "RECYCLE_STATUS",
     "SHUTDOWN_ERRTYPE",

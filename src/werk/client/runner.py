@@ -42,6 +42,7 @@ from werk.client.failures import RetryIn
 from werk.client.middleware import Middleware
 from werk.client.proto import Call
 from werk.client.results import ResultRefusedError, encode_result
+from werk.client.retrypolicy import RetryDelay, RetryOn, check_retry_on, policy_fields
 from werk.client.threads import JobThreads
 from werk.client.timelimit import JobTimeoutError, TimeLimit, timed_out
 from werk.fate import RATE_LIMITED, WORKER_SHUTDOWN
@@ -81,13 +82,16 @@ class UnknownJobTypeError(Exception):
 @dataclass(frozen=True, slots=True)
 class Registration:
     """A registered job function, whether it is a coroutine function, its timeout in
-    seconds (``None``: no limit) and its retries-exhausted hook."""
+    seconds (``None``: no limit), its retries-exhausted hook and its retry policy
+    (:mod:`werk.client.retrypolicy`: ``retry_in``, ``retry_on``)."""
 
     name: str
     func: Callable[..., Any]
     is_async: bool
     timeout: float | None = None
     on_retries_exhausted: ExhaustedHook | None = None
+    retry_in: RetryDelay | None = None
+    retry_on: RetryOn | None = None
 
     @classmethod
     def of(
@@ -96,16 +100,23 @@ class Registration:
         func: Callable[..., Any],
         timeout: float | None = None,
         on_retries_exhausted: ExhaustedHook | None = None,
+        retry_in: RetryDelay | None = None,
+        retry_on: RetryOn | type[BaseException] | None = None,
     ) -> Registration:
         """Describe ``func`` registered under ``name``.
 
         Raises:
             ValueError: ``timeout`` is not positive.
+            TypeError: ``retry_in`` is not callable, or ``retry_on`` holds something
+                that is not an exception class.
         """
         if timeout is not None and timeout <= 0:
             raise ValueError("timeout must be positive seconds")
+        if retry_in is not None and not callable(retry_in):
+            raise TypeError(f"retry_in takes a callable or a Backoff, not {retry_in!r}")
         is_async = inspect.iscoroutinefunction(func)
-        return cls(name, func, is_async, timeout, on_retries_exhausted)
+        classes = check_retry_on(retry_on)
+        return cls(name, func, is_async, timeout, on_retries_exhausted, retry_in, classes)
 
 
 def _extra(job: dict[str, Any]) -> dict[str, Any]:
@@ -130,18 +141,24 @@ def backtrace_lines(exc: BaseException, limit: int) -> list[str]:
     return lines[-limit:][::-1] if limit > 0 else []
 
 
-def fail_call(job: dict[str, Any], exc: BaseException, errtype: str | None = None) -> Call[None]:
+def fail_call(
+    job: dict[str, Any],
+    exc: BaseException,
+    errtype: str | None = None,
+    fields: dict[str, Any] | None = None,
+) -> Call[None]:
     """Build the FAIL reporting ``exc`` for ``job``, trimmed to the job's ``backtrace``.
 
     The errtype is the exception's class name, unless the exception has a string
-    ``errtype`` attribute (as :class:`werk.client.limits.RateLimited` does). A
-    :class:`~werk.client.failures.NoRetry` or :class:`~werk.client.failures.RetryIn` adds
-    Werk's ``dead`` or ``retry_in`` field.
+    ``errtype`` attribute (as :class:`werk.client.limits.RateLimited` does). Werk's
+    ``dead`` and ``retry_in`` fields are ``fields`` (:meth:`Runner.fail_fields`), else
+    those of a :class:`~werk.client.failures.NoRetry` or
+    :class:`~werk.client.failures.RetryIn`.
     """
     wanted = job.get("backtrace")
     limit = wanted if isinstance(wanted, int) and wanted > 0 else DEFAULT_BACKTRACE
     message = str(exc) or type(exc).__name__
-    extra = _fail_fields(exc)
+    extra = _fail_fields(exc) if fields is None else fields
     return CALLS.fail(
         str(job.get("jid", "")),
         errtype or reported_errtype(exc),
@@ -298,7 +315,7 @@ class Runner:
         if entry is None:
             exc = UnknownJobTypeError.for_job(job, self.registry)
             log.error("job %s %s: %s", job.get("jid"), jobtype, exc, extra=_extra(job))
-            return self.last_fail(job, exc, fail_call(job, exc)), None
+            return self.last_fail(job, exc), None
         # One level check per job (DEBUG implies INFO); the common case builds no ``extra``.
         verbose = log.isEnabledFor(logging.INFO)
         if verbose and log.isEnabledFor(logging.DEBUG):
@@ -327,8 +344,8 @@ class Runner:
                 return result_ack(job, value, elapsed), None
             except ResultRefusedError as exc:
                 return self.result_refused(job, exc, elapsed), None
-        report = self._failed(job, error, time.perf_counter() - started)
-        return self.last_fail(job, error, report), lingering
+        self._log_failure(job, error, time.perf_counter() - started)
+        return self.last_fail(job, error), lingering
 
     def result_refused(
         self, job: dict[str, Any], error: ResultRefusedError, elapsed: float
@@ -336,7 +353,8 @@ class Runner:
         """Log that ``job`` failed because its return value was refused (by
         :func:`~werk.client.results.encode_result` before the ACK, or by the server in
         reply to it) and return the FAIL reporting it with the error's ``errtype``, as a
-        :class:`~werk.client.exhausted.LastFail` when it ends the job's retries."""
+        :class:`~werk.client.exhausted.LastFail` when it ends the job's retries (with
+        the job type's retry policy, :meth:`fail_fields`)."""
         jid, jobtype = job.get("jid"), job.get("jobtype", "")
         log.error(
             "job %s %s: failed after %.3fs: %s: %s",
@@ -347,24 +365,39 @@ class Runner:
             error,
             extra=_extra(job),
         )
-        return self.last_fail(job, error, fail_call(job, error), error.errtype)
+        return self.last_fail(job, error, error.errtype)
 
     def last_fail(
-        self,
-        job: dict[str, Any],
-        error: BaseException,
-        report: Call[None],
-        errtype: str | None = None,
+        self, job: dict[str, Any], error: BaseException, errtype: str | None = None
     ) -> Call[None]:
-        """The FAIL ``report`` of ``error`` (sent with ``errtype``, else the error's own),
-        as a :class:`~werk.client.exhausted.LastFail` when it ends the job's retries and
+        """The FAIL of ``job`` reporting ``error`` (sent with ``errtype``, else the error's
+        own) and Werk's fields (:meth:`fail_fields`), as a
+        :class:`~werk.client.exhausted.LastFail` when it ends the job's retries and
         retries-exhausted hooks (its jobtype's, the middleware's) wait for it."""
+        errtype = errtype or reported_errtype(error)
+        fields = self.fail_fields(job, error, errtype)
+        report = fail_call(job, error, errtype, fields)
         hooks = self._exhausted
         entry = self.registry.get(job.get("jobtype", ""))
         if entry is not None and entry.on_retries_exhausted is not None:
             hooks = [entry.on_retries_exhausted, *hooks]
-        dead = bool(_fail_fields(error).get("dead"))
-        return last_fail(report, job, error, errtype or reported_errtype(error), dead, hooks)
+        dead = bool(fields.get("dead"))
+        return last_fail(report, job, error, errtype, dead, hooks)
+
+    def fail_fields(
+        self, job: dict[str, Any], error: BaseException, errtype: str
+    ) -> dict[str, Any]:
+        """Werk's FAIL fields (``dead``, ``retry_in``) for ``job`` failing with ``error``:
+        those of a :class:`~werk.client.failures.NoRetry` or
+        :class:`~werk.client.failures.RetryIn` it raised, else its job type's retry policy
+        (:func:`~werk.client.retrypolicy.policy_fields`), else none."""
+        own = _fail_fields(error)
+        if own:
+            return own
+        entry = self.registry.get(job.get("jobtype", ""))
+        if entry is None or (entry.retry_in is None and entry.retry_on is None):
+            return {}
+        return policy_fields(job, error, errtype, entry.retry_in, entry.retry_on)
 
     async def _in_thread(
         self, entry: Registration, job: dict[str, Any], timeout: float | None
@@ -396,8 +429,8 @@ class Runner:
         return error, None, future
 
     @staticmethod
-    def _failed(job: dict[str, Any], error: BaseException, elapsed: float) -> Call[None]:
-        """Log a job's failure with its traceback; return the FAIL that reports it.
+    def _log_failure(job: dict[str, Any], error: BaseException, elapsed: float) -> None:
+        """Log a job's failure with its traceback.
 
         A rate-limited job (errtype ``werk.RateLimited``) is an expected event that uses no
         retry, and a :class:`~werk.client.failures.RetryIn` one the job asked for: one info
@@ -412,7 +445,7 @@ class Runner:
                 error,
                 extra=_extra(job),
             )
-            return fail_call(job, error)
+            return
         if isinstance(error, RetryIn):
             log.info(
                 "job %s %s: retry in %gs asked after %.3fs (%s)",
@@ -423,7 +456,7 @@ class Runner:
                 error,
                 extra=_extra(job),
             )
-            return fail_call(job, error)
+            return
         level = logging.ERROR if isinstance(error, JobTimeoutError) else logging.WARNING
         log.log(
             level,
@@ -436,7 +469,6 @@ class Runner:
             exc_info=error if error.__traceback__ is not None else None,
             extra=_extra(job),
         )
-        return fail_call(job, error)
 
     def _before(self, job: dict[str, Any]) -> None:
         for middleware in self.middleware:

@@ -38,6 +38,7 @@ from werk.client.client import Client
 from werk.client.exhausted import ExhaustedHook
 from werk.client.job import Job
 from werk.client.results import JobState
+from werk.client.retrypolicy import RetryDelay, RetryOn, check_retry_on
 
 P = ParamSpec("P")
 Q = ParamSpec("Q")
@@ -132,7 +133,8 @@ class BulkPushed:
 @dataclass(frozen=True, slots=True)
 class TaskOptions:
     """A task's job defaults; ``None`` leaves a field to the server (or, for ``timeout``,
-    to no limit). ``on_retries_exhausted`` is the worker's, never sent: see :func:`task`."""
+    to no limit). ``on_retries_exhausted``, ``retry_in`` and ``retry_on`` are the worker's,
+    never sent: see :func:`task`."""
 
     queue: str | None = None
     retry: int | None = None
@@ -147,6 +149,8 @@ class TaskOptions:
     expires_in: float | None = None
     track: bool = False
     on_retries_exhausted: ExhaustedHook | None = field(default=None, compare=False)
+    retry_in: RetryDelay | None = field(default=None, compare=False)
+    retry_on: RetryOn | None = None
 
 
 def _signature(func: Callable[..., Any]) -> inspect.Signature:
@@ -422,6 +426,8 @@ def task(
     expires_in: float | None = None,
     track: bool = False,
     on_retries_exhausted: ExhaustedHook | None = None,
+    retry_in: RetryDelay | None = None,
+    retry_on: RetryOn | type[BaseException] | None = None,
     client: TaskClient | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
@@ -443,6 +449,8 @@ def task(
     expires_in: float | None = None,
     track: bool = False,
     on_retries_exhausted: ExhaustedHook | None = None,
+    retry_in: RetryDelay | None = None,
+    retry_on: RetryOn | type[BaseException] | None = None,
     client: TaskClient | None = None,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Declare a job type: ``@task`` or ``@task("JobType", queue=..., retry=..., ...)``.
@@ -456,13 +464,21 @@ def task(
     unique, expiring and tracked jobs, sent in ``custom``: see :class:`Job`).
     ``on_retries_exhausted``: ``hook(job, exc)``, called by the worker once the job failed
     for the last time (dead set, or discarded with ``retry=0``); see
-    :mod:`werk.client.exhausted`. ``client``: push with this client instead of
+    :mod:`werk.client.exhausted`. ``retry_in``: ``policy(retry_count, exc) -> seconds |
+    None`` or a :class:`~werk.client.retrypolicy.Backoff`, the delay before each retry
+    (Sidekiq's ``sidekiq_retry_in``, Celery's ``retry_backoff``); ``retry_on``: the
+    exception classes worth a retry, any other sends the job to the dead set at once
+    (Celery's ``autoretry_for``); both are the worker's, see
+    :mod:`werk.client.retrypolicy`. ``client``: push with this client instead of
     :func:`default_client`.
 
     Raises:
-        TypeError: the function has keyword-only parameters or ``**kwargs``.
+        TypeError: the function has keyword-only parameters or ``**kwargs``; ``retry_in``
+            is not callable; ``retry_on`` holds something other than exception classes.
         ValueError: ``timeout`` is not positive.
     """
+    if retry_in is not None and not callable(retry_in):
+        raise TypeError(f"retry_in takes a callable or a Backoff, not {retry_in!r}")
     options = TaskOptions(
         queue=queue,
         retry=retry,
@@ -477,6 +493,8 @@ def task(
         expires_in=expires_in,
         track=track,
         on_retries_exhausted=on_retries_exhausted,
+        retry_in=retry_in,
+        retry_on=check_retry_on(retry_on),
     )
     if callable(jobtype):
         return Task(jobtype, None, options, client)

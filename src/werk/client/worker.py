@@ -37,6 +37,7 @@ from werk.client.queues import QueueOrder, declared_queues
 from werk.client.reconnect import Connector
 from werk.client.recycling import Recycling, resident_kib
 from werk.client.reservations import ReservationKeeper
+from werk.client.retrypolicy import RetryDelay, RetryOn
 from werk.client.runner import Registration, Runner, known_jobtypes
 from werk.client.state import QUIET, RUNNING, STOPPING
 from werk.client.tasks import Task
@@ -142,6 +143,8 @@ class Worker:
         *,
         timeout: float | None = None,
         on_retries_exhausted: ExhaustedHook | None = None,
+        retry_in: RetryDelay | None = None,
+        retry_on: RetryOn | type[BaseException] | None = None,
     ) -> Callable[[F], F]: ...
 
     def register(
@@ -150,6 +153,8 @@ class Worker:
         *,
         timeout: float | None = None,
         on_retries_exhausted: ExhaustedHook | None = None,
+        retry_in: RetryDelay | None = None,
+        retry_on: RetryOn | type[BaseException] | None = None,
     ) -> F | Callable[[F], F]:
         """Register a job function, as ``@worker.register("Name")`` or ``@worker.register``.
 
@@ -157,7 +162,11 @@ class Worker:
         run on the worker's event loop, plain functions on its thread pool. ``timeout``:
         seconds a job of this type may run (see :mod:`werk.client.runner`).
         ``on_retries_exhausted``: ``hook(job, exc)``, called once a job of this type
-        failed for the last time (see :mod:`werk.client.exhausted`).
+        failed for the last time (see :mod:`werk.client.exhausted`). ``retry_in``: the
+        delay before each retry, ``policy(retry_count, exc) -> seconds | None`` or a
+        :class:`~werk.client.retrypolicy.Backoff`; ``retry_on``: the exception classes
+        worth a retry, any other sends the job to the dead set (see
+        :mod:`werk.client.retrypolicy`).
         """
         if callable(name):
             return self.add(getattr(name, "__name__", repr(name)), name)
@@ -165,7 +174,12 @@ class Worker:
         def decorator(func: F) -> F:
             jobtype = name or func.__name__
             return self.add(
-                jobtype, func, timeout=timeout, on_retries_exhausted=on_retries_exhausted
+                jobtype,
+                func,
+                timeout=timeout,
+                on_retries_exhausted=on_retries_exhausted,
+                retry_in=retry_in,
+                retry_on=retry_on,
             )
 
         return decorator
@@ -177,6 +191,8 @@ class Worker:
         *,
         timeout: float | None = None,
         on_retries_exhausted: ExhaustedHook | None = None,
+        retry_in: RetryDelay | None = None,
+        retry_on: RetryOn | type[BaseException] | None = None,
     ) -> F:
         """Register ``func`` for jobs of type ``jobtype``; return ``func``. Registering the
         same function again replaces its options.
@@ -185,6 +201,8 @@ class Worker:
             ValueError: ``timeout`` is not positive, or another function already has
                 ``jobtype`` (two tasks named after their functions, ``send`` in two
                 modules, say: give one a ``name``).
+            TypeError: ``retry_in`` is not callable, or ``retry_on`` holds something
+                that is not an exception class.
         """
         known = self.registry.get(jobtype)
         if known is not None and known.func is not func:
@@ -193,12 +211,14 @@ class Worker:
                 f"{_qualified(func)} needs another name (@task(name=...) or "
                 "register('Name'))"
             )
-        self.registry[jobtype] = Registration.of(jobtype, func, timeout, on_retries_exhausted)
+        self.registry[jobtype] = Registration.of(
+            jobtype, func, timeout, on_retries_exhausted, retry_in, retry_on
+        )
         return func
 
     def include(self, *tasks: Task[..., Any]) -> None:
         """Register declared tasks (:func:`werk.client.task`) under their jobtypes, with
-        their timeouts and retries-exhausted hooks."""
+        their timeouts, retries-exhausted hooks and retry policies."""
         for declared in tasks:
             options = declared.options
             self.add(
@@ -206,6 +226,8 @@ class Worker:
                 declared.func,
                 timeout=options.timeout,
                 on_retries_exhausted=options.on_retries_exhausted,
+                retry_in=options.retry_in,
+                retry_on=options.retry_on,
             )
             queue = options.queue
             if queue and queue not in self._declared:
