@@ -79,11 +79,18 @@ def test_example_runs(name: str, code: str, docs_server: ServerProcess, tmp_path
     )
     assert done.returncode == 0, done.stderr
     # A failure's traceback is logged on purpose in the examples that fail a job
-    assert "Traceback" not in done.stderr or "resize" in code or "NoRetry" in code, done.stderr
+    failing = ("resize", "NoRetry", "retry_on")
+    assert "Traceback" not in done.stderr or any(w in code for w in failing), done.stderr
     if "NoRetry" in code:
         assert "fetched https://example.com/feed on try 2" in done.stdout
         assert "gave up on import_row ['twelve'] after NoRetry" in done.stdout
         assert done.stdout.rstrip().endswith("dead: 1")
+    if "retry_on" in code:
+        assert done.stdout.splitlines() == [
+            "render ['home'] retry in 10 s",
+            "sync_account [7] retry in 60 s",
+            "dead: 1",
+        ], done.stdout
     if "build_report" in code:
         assert "built q3 (1, 2)" in done.stdout
     if "def add(" in code and "result_ttl" not in code:
@@ -91,7 +98,7 @@ def test_example_runs(name: str, code: str, docs_server: ServerProcess, tmp_path
     if 'iter_jobs("working")' in code:
         lines = done.stdout.splitlines()
         assert lines[0].startswith("Resize ['cat.png'] ") and lines[1:] == ["1"], done.stdout
-    elif "iter_jobs" in code:
+    elif "iter_jobs" in code and "retry_on" not in code:
         lines = done.stdout.splitlines()
         assert lines[0] == "2 None" and len(lines) == 4, done.stdout
         assert "['user1@example.com'] mailbox full" in lines[1] + lines[2], done.stdout
