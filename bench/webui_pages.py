@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 from werk.cli.server import build_server
-from werk.manager.manager import make_entry
+from werk.manager.entries import make_entry
 from werk.server.config import ServerConfig
 from werk.server.server import Server
 from werk.storage.base import Scored

@@ -367,3 +367,34 @@ def test_a_deleted_chain_step_ends_its_chain(flushed_peer: Peer) -> None:
     assert doc["error"]["message"] == (
         f"the chain ended: job {first['jid']} was deleted from queue work"
     )
+
+
+@pytest.mark.parametrize(
+    ("ending", "retry", "final"),
+    [
+        ('ACK {"jid":"%s","result":5}', 25, "succeeded"),
+        ('FAIL {"jid":"%s","errtype":"E","message":"m"}', 0, "failed"),
+        ('FAIL {"jid":"%s","errtype":"E","message":"m"}', 1, "retrying"),
+    ],
+    ids=["ack", "fail-discarded", "fail-retried"],
+)
+def test_a_job_being_ended_never_reads_as_queued(
+    werk_server: ServerProcess, ending: str, retry: int, final: str
+) -> None:
+    """Between a job leaving its reservation and its record's final write, RESULT said
+    ``queued`` (a Django task read READY while failing): it says ``working`` until then."""
+    reader = peer_of(werk_server)
+    for _ in range(5):
+        asking = {**job(result_ttl=60), "retry": retry}
+        with client_of(werk_server) as client:
+            client.push(asking)
+            take(client, "work")
+            jid = asking["jid"]
+            ender = peer_of(werk_server)
+            looks = f'RESULT {{"jid":"{jid}"}}\r\n'
+            ender.send(ending % jid + "\r\n")
+            reader.send(looks * 30)  # read while the ACK or FAIL is being handled
+            states = [dict(bulk_json(reader.reply()))["state"] for _ in range(30)]
+            assert ender.reply() == Simple("OK")
+            assert "queued" not in states, states
+            assert result(reader, jid)["state"] == final

@@ -10,7 +10,7 @@ import pytest
 from werk.errors import CommandError
 from werk.fate import FINAL, MAX_RATE_LIMITED, RATE_LIMITED, failure_fate
 from werk.job import check_queue_name, clamp_reserve_for, format_time, parse_time, validate
-from werk.manager.manager import render
+from werk.manager.entries import render
 from werk.manager.retry import DEAD_TTL, WORKER_SHUTDOWN, FailureReport, backoff, record_failure
 
 NOW = 1_700_000_000.0

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from werk.errors import CommandError
 from werk.job import check_later, check_queue_name, format_time, new_jid, validate
-from werk.manager.manager import make_entry
+from werk.manager.entries import make_entry
 from werk.manager.middleware import Ending, Middleware
 from werk.storage.base import Entry, Placement, Reservation, Store
 

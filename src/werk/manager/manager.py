@@ -8,11 +8,9 @@ same methods. The manager never knows which backend it runs on.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any
 
 from werk.errors import CommandError, InvalidJSONError, JobTypeError
@@ -21,59 +19,22 @@ from werk.job import (
     check,
     check_later,
     check_queue_name,
-    clamp_reserve_for,
-    format_time,
     scheduled_at,
 )
 from werk.manager.deadline import Deadline
 from werk.manager.deletion import Deletions
+from werk.manager.entries import failure_placement, make_entry, render
 from werk.manager.middleware import Ending, Middleware
 from werk.manager.results import Results
-from werk.manager.retry import DEAD_TTL, FailureReport, record_failure
+from werk.manager.retry import FailureReport
 from werk.manager.selectors import JobFilter
 from werk.manager.waiters import Waiters
-from werk.protocol import jsonwire
 from werk.storage.base import Entry, Placement, Reservation, Scored, SetName, Store
 
 log = logging.getLogger("werk.manager")
 
 FETCH_TIMEOUT = 2.0
 """How long a FETCH blocks for a job before answering nil, in seconds."""
-
-
-def encode_job(job: dict[str, Any]) -> bytes:
-    """Encode a job as compact strict JSON, without ``enqueued_at`` (the store keeps that
-    aside).
-
-    Raises:
-        InvalidJSONError: the job holds NaN or an infinity (``1e400``), which no strict
-            JSON parser of another language could read back.
-    """
-    job.pop("enqueued_at", None)
-    return jsonwire.dumps(job)
-
-
-def make_entry(job: dict[str, Any]) -> Entry:
-    """Build the store's entry for a validated job."""
-    return Entry(
-        jid=job["jid"],
-        queue=job["queue"],
-        jobtype=job["jobtype"],
-        priority=job["priority"],
-        reserve_for=clamp_reserve_for(int(job.get("reserve_for") or 0)),
-        body=encode_job(job),
-    )
-
-
-@functools.lru_cache(maxsize=4096)
-def _stamp(enqueued_at: float) -> bytes:
-    # Jobs pushed together share their enqueued_at: format each time once.
-    return format_time(enqueued_at).encode()
-
-
-def render(body: bytes, enqueued_at: float) -> bytes:
-    """Return the job JSON handed to a worker: the body with ``enqueued_at`` spliced in."""
-    return b'%b,"enqueued_at":"%b"}' % (body[:-1], _stamp(enqueued_at))
 
 
 def _queue_names(names: Sequence[str] | None) -> Sequence[str] | None:
@@ -126,6 +87,7 @@ class Manager:
             feature.attach(self)
         self.results = next((m for m in self.middleware if isinstance(m, Results)), None)
         """The job results subsystem, when its middleware is registered."""
+        self._ending = set() if self.results is None else self.results.ending
         self.deletions = Deletions(store, self._hooks["ended"], lambda: self.clock())
         """Deletes, removes and kills jobs, telling the ``ended`` hooks (see
         :mod:`werk.manager.deletion`)."""
@@ -315,14 +277,18 @@ class Manager:
         if result is not None and self.results is not None:
             self.results.check(result)
         now = self.clock()
-        reservation = await self.store.ack(jid, now)
-        if reservation is not None:
-            if self.results is not None:
-                await self.results.succeeded(reservation, result, now)
-            for middleware in self._hooks["acked"]:
-                await middleware.acked(reservation, now)
-            for middleware in self._hooks["returned"]:
-                await middleware.returned(reservation, result, now)
+        self._ending.add(jid)
+        try:
+            reservation = await self.store.ack(jid, now)
+            if reservation is not None:
+                if self.results is not None:
+                    await self.results.succeeded(reservation, result, now)
+                for middleware in self._hooks["acked"]:
+                    await middleware.acked(reservation, now)
+                for middleware in self._hooks["returned"]:
+                    await middleware.returned(reservation, result, now)
+        finally:
+            self._ending.discard(jid)
 
     async def fail(self, jid: str, report: FailureReport) -> None:
         """Record a failed execution and send the job to retries, dead, or nowhere (a job
@@ -334,8 +300,21 @@ class Manager:
         now = self.clock()
         reservation = await self.store.reservation(jid)
         placement = None if reservation is None else self._placement(reservation, report, now)
-        if reservation is None or not await self.store.fail(jid, now, placement):
-            raise CommandError(f"Job not found {jid}")
+        self._ending.add(jid)
+        try:
+            if reservation is None or not await self.store.fail(jid, now, placement):
+                raise CommandError(f"Job not found {jid}")
+            await self._failed(reservation, placement, report, now)
+        finally:
+            self._ending.discard(jid)
+
+    async def _failed(
+        self,
+        reservation: Reservation,
+        placement: Placement | None,
+        report: FailureReport,
+        now: float,
+    ) -> None:
         if self.results is not None:
             await self.results.failed_with(reservation, placement, report, now)
         for middleware in self._hooks["failed"]:
@@ -344,23 +323,10 @@ class Manager:
     def _placement(
         self, reservation: Reservation, report: FailureReport, now: float
     ) -> Placement | None:
-        try:
-            job = jsonwire.loads(reservation.entry.body)
-            decision = record_failure(job, report, now)
-            body = encode_job(job) if decision.target is not None else b""
-        except Exception:
-            # A stored job this server cannot read or rewrite (written before today's
-            # checks, or by hand) goes to the dead set as it is, where a person can see it;
-            # it must never stop the failure of the next job.
-            log.exception("job %s cannot be updated for its failure", reservation.entry.jid)
-            return Placement("dead", now + DEAD_TTL, reservation.entry)
-        if decision.target is None:
-            return None
-        entry = replace(reservation.entry, body=body)
-        target: SetName = decision.target
-        if target != "dead":
-            self._scheduled(decision.score)
-        return Placement(target, decision.score, entry)
+        placement = failure_placement(reservation, report, now)
+        if placement is not None and placement.set != "dead":
+            self._scheduled(placement.score)
+        return placement
 
     async def reap_reservations(self, limit: int = 100) -> int:
         """Turn expired reservations into failures (``ReservationExpired``); return count.
@@ -371,17 +337,18 @@ class Manager:
         report = FailureReport("ReservationExpired", "Faktory job reservation expired", [])
         reaped = 0
         for reservation in await self.store.expired(now, limit):
+            jid = reservation.entry.jid
+            self._ending.add(jid)
             try:
                 placement = self._placement(reservation, report, now)
-                if not await self.store.expire(reservation.entry.jid, now, placement):
+                if not await self.store.expire(jid, now, placement):
                     continue
                 reaped += 1
-                if self.results is not None:
-                    await self.results.failed_with(reservation, placement, report, now)
-                for middleware in self._hooks["failed"]:
-                    await middleware.failed(reservation, placement, now)
+                await self._failed(reservation, placement, report, now)
             except Exception:
-                log.exception("could not reap the reservation of %s", reservation.entry.jid)
+                log.exception("could not reap the reservation of %s", jid)
+            finally:
+                self._ending.discard(jid)
         return reaped
 
     async def extend(self, jid: str, until: float) -> bool:

@@ -126,6 +126,9 @@ class Results(Middleware):
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._unwritten: dict[str, bytes] = {}
         """Outcomes whose store write has not returned yet, by jid."""
+        self.ending: set[str] = set()
+        """Jids whose ACK, FAIL or expired reservation this server is handling: the job
+        may have left its reservation before its outcome is recorded (RESULT: ``working``)."""
         self._background: set[asyncio.Future[None]] = set()
         self._counted: dict[str, int] = {}
         self._writing: list[dict[str, int]] = []
@@ -349,6 +352,8 @@ class Results(Middleware):
         state = record.pop("state", None)
         if state is None:
             return {"jid": jid, "state": "unknown"}
+        if state == "pending" and jid in self.ending:
+            state = "working"  # its outcome is being recorded, not queued again
         return {"jid": jid, "state": "queued" if state == "pending" else state, **record}
 
     async def _record(self, jid: str, now: float) -> dict[str, Any]:
