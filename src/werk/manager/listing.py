@@ -17,7 +17,8 @@ from typing import Any
 
 from werk.errors import InvalidJSONError
 from werk.job import format_time
-from werk.manager.manager import Manager, render
+from werk.manager.entries import render
+from werk.manager.manager import Manager
 from werk.manager.queries import NEWEST_FIRST
 from werk.manager.retry import DEAD_TTL
 from werk.manager.selectors import JobFilter
