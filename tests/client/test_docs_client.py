@@ -95,6 +95,8 @@ def test_example_runs(name: str, code: str, docs_server: ServerProcess, tmp_path
         assert "built q3 (1, 2)" in done.stdout
     if "def add(" in code and "result_ttl" not in code:
         assert "2 + 3 = 5" in done.stdout
+    if "client.processes()" in code:  # this worker's line (another example's may linger)
+        assert "['thumbnails'] running 1" in done.stdout, done.stdout
     if 'iter_jobs("working")' in code:
         lines = done.stdout.splitlines()
         assert lines[0].startswith("Resize ['cat.png'] ") and lines[1:] == ["1"], done.stdout

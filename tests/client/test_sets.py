@@ -5,6 +5,8 @@ real ``werk server`` on each backend."""
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,7 +16,7 @@ import pytest
 
 from tests.client.conftest import async_wait_until
 from tests.helpers import ServerProcess
-from werk.client import AsyncClient, Client, CommandError, Job, SetEntry, Worker
+from werk.client import AsyncClient, Client, CommandError, Job, ProcessInfo, SetEntry, Worker
 from werk.client.sets import MAX_MUTATE_JIDS, mutate_calls
 
 
@@ -144,7 +146,15 @@ async def test_list_the_jobs_a_worker_is_running(
         assert (await client.jobs("working", jobtype="Other")).jids == []
         listed = [entry.jid async for entry in client.iter_jobs("working", page_size=1)]
         assert listed == [mail, other]
+        # The worker process itself, with its two jobs (Sidekiq's ProcessSet)
+        mine = {process.wid: process for process in await client.processes()}[worker.wid]
+        assert isinstance(mine, ProcessInfo) and mine.busy == 2 and not mine.busy_capped
+        assert (mine.pid, mine.hostname, mine.state) == (os.getpid(), socket.gethostname(), "")
+        assert not mine.quiet and not mine.stopping and mine.connections >= 1
+        assert mine.started_at.tzinfo is UTC and mine.started_at <= mine.last_beat
         with Client(url) as sync:
+            listed_processes = await asyncio.to_thread(sync.processes)
+            assert [p.busy for p in listed_processes if p.wid == worker.wid] == [2]
             found = await asyncio.to_thread(lambda: list(sync.iter_jobs("working", page_size=1)))
             assert [entry.jid for entry in found] == [mail, other]
             assert all(entry.wid == worker.wid for entry in found)
@@ -162,6 +172,8 @@ async def test_list_the_jobs_a_worker_is_running(
             return (await client.jobs("working")).jids
 
         deadline = time.monotonic() + 15
-        while await running() and time.monotonic() < deadline:
+        while (len(started) < 3 or await running()) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         assert await running() == [] and len(started) == 3
+        mine = {process.wid: process for process in await client.processes()}[worker.wid]
+        assert mine.busy == 0

@@ -229,7 +229,7 @@ def fuzz_conn(fuzz_server: ServerProcess) -> Iterator[list[Conn]]:
 
 
 VERBS = ["PUSH", "PUSHB", "ACK", "FAIL", "BEAT", "INFO", "FLUSH", "MUTATE", "QUEUE", "BATCH",
-         "TRACK", "LIMIT", "JOBS", "HELLO", "push", "NOPE"]  # fmt: skip
+         "TRACK", "LIMIT", "JOBS", "PROCESSES", "HELLO", "push", "NOPE"]  # fmt: skip
 SUBCOMMANDS = ["", "PAUSE ", "RESUME ", "REMOVE ", "LATENCY ", "NEW ", "OPEN ", "COMMIT ",
                "STATUS ", "SET ", "GET ", "ACQUIRE ", "RELEASE "]  # fmt: skip
 payloads = st.one_of(

@@ -1,6 +1,6 @@
 """JOBS (Werk's extension): pages of the retry, scheduled and dead sets, of a queue and of
-the working set (the reservations), on SQLite, Redis and PostgreSQL (one server per
-backend, FLUSHed before each test)."""
+the working set (the reservations), and PROCESSES (the worker processes), on SQLite, Redis
+and PostgreSQL (one server per backend, FLUSHed before each test)."""
 
 from __future__ import annotations
 
@@ -226,3 +226,58 @@ def test_working_refuses_what_it_cannot_read_exactly(flushed_peer: Peer) -> None
     }
     for payload, error in refused.items():
         assert error_text(peer.call("JOBS " + payload)).startswith(error), payload
+
+
+def processes(peer: Peer) -> dict[str, dict[str, Any]]:
+    reply = peer.call("PROCESSES")
+    assert isinstance(reply, bytes), reply
+    return {doc["wid"]: doc for doc in json.loads(reply)["processes"]}
+
+
+def test_processes_lists_the_worker_processes(
+    flushed_server: ServerProcess, flushed_peer: Peer
+) -> None:
+    # Given two worker processes, one running a job and then told to go quiet
+    peer = flushed_peer
+    before = time.time()
+    busy = Peer(flushed_server.host, flushed_server.port)
+    assert busy.hello(wid="wid-procs-busy", hostname="box-1", pid=101, labels=["py"]) == OK
+    idle = Peer(flushed_server.host, flushed_server.port)
+    assert idle.hello(wid="wid-procs-idle", hostname="box-2", pid=202) == OK
+    assert peer.call(push_line("proc-job-0001")) == OK
+    reply = busy.call("FETCH default")
+    assert isinstance(reply, bytes) and json.loads(reply)["jid"] == "proc-job-0001"
+    reply = busy.call('BEAT {"wid":"wid-procs-busy","current_state":"quiet","rss_kb":2048}')
+    assert isinstance(reply, bytes) and json.loads(reply) == {"state": "quiet"}
+    # When PROCESSES is read: each process with what it said, its state and busy count
+    listed = processes(peer)
+    one, two = listed["wid-procs-busy"], listed["wid-procs-idle"]
+    assert (one["hostname"], one["pid"], one["labels"], one["state"]) == (
+        "box-1",
+        101,
+        ["py"],
+        "quiet",
+    )
+    assert (one["busy"], one["busy_capped"], one["rss_kb"], one["connections"]) == (
+        1,
+        False,
+        2048,
+        1,
+    )
+    assert (two["hostname"], two["pid"], two["labels"], two["state"]) == ("box-2", 202, [], "")
+    assert two["busy"] == 0
+    for doc in (one, two):
+        started, beat = parse_time(doc["started_at"]), parse_time(doc["last_beat"])
+        assert before - 1 <= started <= beat <= time.time() + 1
+    order = [wid for wid in listed if wid in ("wid-procs-busy", "wid-procs-idle")]
+    assert order == ["wid-procs-idle", "wid-procs-busy"]  # the most recently started first
+    # Then the ACK frees it, and a process whose connections closed is gone
+    assert busy.call('ACK {"jid":"proc-job-0001"}') == OK
+    assert processes(peer)["wid-procs-busy"]["busy"] == 0
+    idle.close()
+    deadline = time.time() + 10
+    while "wid-procs-idle" in processes(peer) and time.time() < deadline:
+        time.sleep(0.02)
+    assert "wid-procs-idle" not in processes(peer)
+    assert error_text(peer.call("PROCESSES all")) == "ERR PROCESSES takes no argument"
+    busy.close()

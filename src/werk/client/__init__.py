@@ -23,6 +23,7 @@ from werk.client.connection import (
 from werk.client.failures import NoRetry, RetryIn
 from werk.client.job import Job
 from werk.client.middleware import Middleware
+from werk.client.processes import ProcessInfo
 from werk.client.proto import ClientProtocol, Identity
 from werk.client.recycling import RECYCLE_STATUS
 from werk.client.results import JobFailedError, JobState, ResultTimeoutError, UnknownJobError
@@ -58,8 +59,9 @@ __all__ = [
     "AsyncClient",
     "Client",
     "Job",
-    # the retry, scheduled and dead sets
+    # the retry, scheduled and dead sets, the running jobs and the worker processes
     "JobsPage",
+    "ProcessInfo",
     "SetEntry",
     # results
     "JobFailedError",

@@ -23,6 +23,7 @@ from werk.client.connection import (
     ServerUnreachableError,
 )
 from werk.client.job import Job, batch_dict, job_dict
+from werk.client.processes import ProcessInfo, processes_call
 from werk.client.proto import Call, Identity
 from werk.client.results import Deadline, JobState
 from werk.client.sets import (
@@ -203,6 +204,10 @@ class AsyncClient:
         return await self._run(CALLS.beat(self.identity.wid, current_state, rss_kb))
 
     # -- administration ---------------------------------------------------------------------
+
+    async def processes(self) -> list[ProcessInfo]:
+        """Return every worker process: see :meth:`werk.client.Client.processes`."""
+        return await self._run(processes_call())
 
     async def info(self) -> dict[str, Any]:
         """Return the server's INFO document (queues, sets, counters, server)."""

@@ -23,6 +23,7 @@ from werk.client.connection import (
     ServerUnreachableError,
 )
 from werk.client.job import Job, batch_dict, job_dict
+from werk.client.processes import ProcessInfo, processes_call
 from werk.client.proto import Call, ClientProtocol, Identity
 from werk.client.results import Deadline, JobState
 from werk.client.sets import (
@@ -227,6 +228,17 @@ class Client:
         return self._run(CALLS.beat(self.identity.wid, current_state, rss_kb))
 
     # -- administration ---------------------------------------------------------------------
+
+    def processes(self) -> list[ProcessInfo]:
+        """Return every worker process the server knows (on every server sharing its
+        store), the most recently started first, each with its ``busy`` job count and
+        ``state`` (Sidekiq's ``ProcessSet``). Read only. Werk's ``PROCESSES`` extension
+        (docs/protocol.md).
+
+        Raises:
+            CommandError: a Faktory server: ``unknown command PROCESSES``.
+        """
+        return self._run(processes_call())
 
     def info(self) -> dict[str, Any]:
         """Return the server's INFO document (queues, sets, counters, server)."""

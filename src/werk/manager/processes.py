@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Container
 from typing import Any
 
+from werk.job import format_time
 from werk.manager.servers import ServerRecords
 from werk.protocol.fields import is_int64
 from werk.storage.base import Process, Store
@@ -43,6 +44,8 @@ written less than this many seconds ago, writes nothing (a worker's connections 
 all at once: the first write counts most of them)."""
 LOCK_STRIPES = 64
 STATES = ("", "quiet", "terminate")
+BUSY_SCAN = 1000
+"""At most this many reservations are read to count each process's busy jobs."""
 
 
 def advance(current: str, wanted: str) -> str:
@@ -61,6 +64,36 @@ def live_connections(process: Process, now: float, servers: Container[str] | Non
         for key, (count, stamp) in process.links.items()
         if stamp >= cutoff and (servers is None or key in servers)
     )
+
+
+async def busy_counts(store: Store) -> tuple[dict[str, int], bool]:
+    """Return how many reservations each wid holds, counted over the first
+    :data:`BUSY_SCAN` reservations (soonest expiry first), and whether more exist than
+    were counted (then a count may be short)."""
+    counts: dict[str, int] = {}
+    held = await store.working(0, BUSY_SCAN)
+    for reservation in held:
+        counts[reservation.wid] = counts.get(reservation.wid, 0) + 1
+    return counts, len(held) >= BUSY_SCAN
+
+
+def process_doc(process: Process, busy: int, capped: bool) -> dict[str, Any]:
+    """Return the PROCESSES reply entry of a process: what its HELLO and BEATs said, its
+    ``state`` (``""`` running, ``quiet``, ``terminate``), ``busy`` (the jobs it holds) and
+    the times as RFC 3339."""
+    return {
+        "wid": process.wid,
+        "hostname": process.hostname,
+        "pid": process.pid,
+        "labels": process.labels,
+        "state": process.state,
+        "busy": busy,
+        "busy_capped": capped,
+        "started_at": format_time(process.started_at),
+        "last_beat": format_time(process.last_beat),
+        "rss_kb": process.rss_kb,
+        "connections": process.connections,
+    }
 
 
 class Processes:
@@ -239,6 +272,12 @@ class Processes:
                         await self._store.delete_process(listed.wid)
                         gone.append(listed.wid)
         return gone
+
+    async def listing(self) -> list[dict[str, Any]]:
+        """Return :meth:`list` as PROCESSES reply entries (:func:`process_doc`), each with
+        its ``busy`` count of reservations."""
+        counts, capped = await busy_counts(self._store)
+        return [process_doc(p, counts.get(p.wid, 0), capped) for p in await self.list()]
 
     async def list(self) -> list[Process]:
         """Return every known process, the most recently started first, each with its

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from werk.manager.manager import Manager
 from werk.manager.paging import PER_PAGE, Page, clamp
-from werk.manager.processes import Processes
+from werk.manager.processes import Processes, busy_counts
 from werk.manager.retry import DEAD_TTL
 from werk.protocol import jsonwire
 from werk.storage.base import SET_NAMES, DayCount, SetFilter, SetName
@@ -40,10 +40,8 @@ __all__ = [
 MAX_HISTORY_DAYS = 180
 MAX_ARG_CHARS = 1024
 CHUNK = 1000
-BUSY_SCAN = 1000
 FIND_SCAN = 100_000
 """Finding a jid reads at most this many entries of each queue (queues have no jid index)."""
-"""At most this many reservations are read to count each process's busy jobs."""
 
 SetAction = Literal["retry", "add", "delete", "kill"]
 SET_ACTIONS: dict[SetName, tuple[SetAction, ...]] = {
@@ -283,11 +281,7 @@ class Queries:
 
         ``busy_capped`` is True when more reservations exist than were counted.
         """
-        counts: dict[str, int] = {}
-        held = await self._store.working(0, BUSY_SCAN)
-        for reservation in held:
-            counts[reservation.wid] = counts.get(reservation.wid, 0) + 1
-        capped = len(held) >= BUSY_SCAN
+        counts, capped = await busy_counts(self._store)
         return [
             {**asdict(p), "busy": counts.get(p.wid, 0), "busy_capped": capped}
             for p in await self._processes.list()

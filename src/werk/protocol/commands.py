@@ -26,6 +26,7 @@ TRACK: Final = "TRACK"
 LIMIT: Final = "LIMIT"
 RESULT: Final = "RESULT"
 JOBS: Final = "JOBS"
+PROCESSES: Final = "PROCESSES"
 
 VERBS: Final = frozenset(
     {
@@ -45,6 +46,7 @@ VERBS: Final = frozenset(
         LIMIT,
         RESULT,
         JOBS,
+        PROCESSES,
     }
 )
 

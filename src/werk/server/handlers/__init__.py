@@ -19,7 +19,7 @@ from werk.server.handlers.limit import limit
 from werk.server.handlers.listing import jobs
 from werk.server.handlers.results import result
 from werk.server.handlers.track import track
-from werk.server.handlers.workers import beat, end
+from werk.server.handlers.workers import beat, end, processes
 
 if TYPE_CHECKING:
     from werk.server.state import ConnectionState, ServerState
@@ -43,6 +43,7 @@ HANDLERS: dict[str, Handler] = {
     verbs.LIMIT: limit,
     verbs.RESULT: result,
     verbs.JOBS: jobs,
+    verbs.PROCESSES: processes,
 }
 
 BARE_REPLIES: dict[str, str] = {

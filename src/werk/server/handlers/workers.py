@@ -1,4 +1,5 @@
-"""The worker process verbs: BEAT and END (HELLO is the connection's handshake)."""
+"""The worker process verbs: BEAT and END (HELLO is the connection's handshake), and
+PROCESSES, Werk's read-only list of the worker processes."""
 
 from __future__ import annotations
 
@@ -40,3 +41,11 @@ async def end(server: ServerState, conn: ConnectionState, arg: bytes) -> None:
     """END (no reply: the server closes the connection)"""
     conn.closing = True
     return None
+
+
+async def processes(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
+    """PROCESSES answers a bulk JSON object ``{"processes": [...]}``: every worker process
+    known to the store, the most recently started first (see docs/protocol.md)."""
+    if arg:
+        raise CommandError("PROCESSES takes no argument")
+    return encode_bulk(reply_json({"processes": await server.processes.listing()}))
