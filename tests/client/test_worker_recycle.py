@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,41 @@ def test_a_supervisor_stopped_while_a_worker_recycles_exits_0(
     assert sorted(n for n, _ in ran(tmp_path)) == ["hog60", "slow"]
     assert b"exited to be replaced" not in stderr
     assert faktory(client)["queues"].get("default", 0) == 0
+
+
+@SQLITE_ONLY
+def test_a_memory_limit_below_a_fresh_worker_is_warned_of(
+    tmp_path: Path, werk_server: ServerProcess, client: Client
+) -> None:
+    client.push(Job("record", ["one"]))
+    proc = run_worker(tmp_path, werk_server, "--max-memory", "1")
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == RECYCLE_STATUS
+    assert b"at start, over --max-memory 1: the worker will be replaced after every job" in stderr
+
+
+def children(pid: int) -> list[int]:
+    """The pids of ``pid``'s child processes (Linux)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+@SQLITE_ONLY
+def test_a_supervisor_stopped_while_a_worker_starts_up_exits_0(
+    tmp_path: Path, werk_server: ServerProcess
+) -> None:
+    # Given -p 1, stopped as soon as its worker process exists (still starting Python:
+    # a replacement after a recycle is in this state half the time),
+    proc = run_worker(tmp_path, werk_server, "-p", "1")
+    deadline = time.monotonic() + 20
+    while not children(proc.pid):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)
+    # Then the worker stops gracefully once it can, not killed by the forwarded signal
+    assert proc.returncode == 0, stderr.decode()
+    assert b"SIGTERM: stopping gracefully" in stderr
 
 
 @SQLITE_ONLY

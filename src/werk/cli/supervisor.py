@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from werk.client.recycling import RECYCLE_STATUS
+from werk.client.worker import STOP_SIGNALS
 
 log = logging.getLogger("werk.worker")
 
@@ -196,8 +197,11 @@ class Supervisor:
 
 
 def _stop_with_parent() -> None:
-    """In a new worker process (Linux): receive SIGTERM, a graceful stop, when the
-    supervisor dies, so a killed supervisor leaves no workers behind."""
+    """In a new worker process: block the stop signals until the worker has its handlers
+    (:meth:`~werk.client.Worker.run` unblocks them), so that one forwarded while it starts
+    up stops it gracefully instead of killing it; and (Linux) receive SIGTERM, a graceful
+    stop, when the supervisor dies, so a killed supervisor leaves no workers behind."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     if sys.platform == "linux":
         import ctypes
 

@@ -25,7 +25,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar, overload
+from typing import Any, Final, TypeVar, overload
 
 from werk.client.client import CALLS
 from werk.client.connection import DEFAULT_TIMEOUT
@@ -46,6 +46,12 @@ from werk.client.url import ServerAddress, resolve
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("werk.worker")
+
+STOP_SIGNALS: Final = frozenset(
+    getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGTSTP") if hasattr(signal, name)
+)
+"""The signals a worker handles (stop, stop, quiet): :meth:`Worker.run` unblocks them once
+its handlers are in place."""
 
 REPORT_GRACE = 5.0
 """Seconds allowed after the shutdown deadline to FAIL back unfinished jobs."""
@@ -377,6 +383,15 @@ class Worker:
         if install_signals and threading.current_thread() is threading.main_thread():
             self._install_signals()
         self._log_start()
+        resident = resident_kib()
+        if self.max_memory is not None and resident is not None:
+            if resident >= self.max_memory * 1024:
+                log.warning(
+                    "resident memory is %.1f MiB at start, over --max-memory %d: the worker"
+                    " will be replaced after every job",
+                    resident / 1024,
+                    self.max_memory,
+                )
         threads = JobThreads(self.concurrency)
         runner = Runner(self.registry, self.middleware, threads)
         connector = Connector(self)
@@ -498,6 +513,10 @@ class Worker:
         loop.add_signal_handler(signal.SIGINT, on_signal, "SIGINT")
         if hasattr(signal, "SIGTSTP"):
             loop.add_signal_handler(signal.SIGTSTP, self.quiet)
+        if hasattr(signal, "pthread_sigmask"):
+            # ``werk worker -p`` starts its workers with these blocked, so that a stop sent
+            # while one starts up waits for its handler instead of killing it.
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def _runs_job(processor: Processor) -> bool:
