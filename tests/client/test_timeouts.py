@@ -1,20 +1,26 @@
-"""Job timeouts against a real server: coroutines are cancelled, threads are interrupted."""
+"""Job timeouts against a real server: coroutines are cancelled; threads run on and keep
+their slot, unless registered with ``interrupt=True``, which interrupts them."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.client.conftest import async_wait_until, retries_size
+from tests.client.conftest import async_wait_until, retries_size, wait_until
 from tests.client.test_worker import Start, retry_jobs
 from tests.conftest import SQLITE_ONLY
 from tests.helpers import ServerProcess
-from werk.client import TIMEOUT_ERRTYPE, Client, Job, JobTimeoutError, Worker
+from werk.client import TIMEOUT_ERRTYPE, Client, Job, JobTimeoutError, Worker, task
 
 
 async def failed_jobs(worker: Worker, task: asyncio.Task[None], client: Client) -> list[Any]:
@@ -73,7 +79,46 @@ async def test_job_timeout_overrides_the_jobtype_timeout(
 
 
 @SQLITE_ONLY
-async def test_timed_out_thread_in_a_call_gets_the_exception_when_it_returns(
+async def test_timed_out_thread_keeps_its_slot_busy(
+    werk_server: ServerProcess, client: Client, start_worker: Start
+) -> None:
+    worker = Worker(werk_server.url, concurrency=1)
+    running = 0
+    most = 0
+    finished: list[str] = []
+    lock = threading.Lock()
+
+    @worker.register(timeout=0.3)
+    def convert(name: str) -> None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(3.0 if name == "big" else 0.01)
+        with lock:
+            running -= 1
+        finished.append(name)
+
+    client.push(Job("convert", ["big"]))
+    client.push(Job("convert", ["small"]))
+    task = start_worker(worker)
+    # The FAIL goes out at the timeout, long before the thread returns ...
+    await async_wait_until(lambda: retries_size(client) == 1)
+    assert finished == []
+    # ... and the next job starts only once the thread is done: one function at a time.
+    await async_wait_until(lambda: finished == ["big", "small"])
+    assert most == 1
+    await async_wait_until(lambda: client.info()["faktory"]["total_processed"] == 2)
+    (job,) = await failed_jobs(worker, task, client)
+    assert job["failure"]["errtype"] == "JobTimeout"
+    assert job["failure"]["message"] == (
+        "still running after its timeout of 0.3s"
+        " (its thread runs on; the slot stays busy until it returns)"
+    )
+
+
+@SQLITE_ONLY
+async def test_interrupted_thread_in_a_call_gets_the_exception_when_it_returns(
     werk_server: ServerProcess, client: Client, start_worker: Start
 ) -> None:
     worker = Worker(werk_server.url, concurrency=1)
@@ -82,7 +127,7 @@ async def test_timed_out_thread_in_a_call_gets_the_exception_when_it_returns(
     events: list[str] = []
     lock = threading.Lock()
 
-    @worker.register(timeout=0.3)
+    @worker.register(timeout=0.3, interrupt=True)
     def convert(name: str) -> None:
         nonlocal running, most
         with lock:
@@ -121,12 +166,13 @@ async def test_timed_out_thread_in_a_call_gets_the_exception_when_it_returns(
 async def test_busy_thread_is_interrupted_its_finally_runs_and_its_slot_frees(
     werk_server: ServerProcess, client: Client, start_worker: Start
 ) -> None:
-    # Given a worker with one slot and a plain function stuck in a Python loop,
+    # Given a worker with one slot and a plain function stuck in a Python loop, declared
+    # with interrupt=True,
     worker = Worker(werk_server.url, concurrency=1)
     cleaned: list[int] = []
     after: list[str] = []
 
-    @worker.register(timeout=0.5)
+    @task(timeout=0.5, interrupt=True)
     def spin() -> None:
         x = 0
         try:
@@ -139,10 +185,12 @@ async def test_busy_thread_is_interrupted_its_finally_runs_and_its_slot_frees(
     def next_job() -> None:
         after.append("ran")
 
+    worker.include(spin)
+
     client.push(Job("spin"))
     client.push(Job("next_job"))
     began = time.monotonic()
-    task = start_worker(worker)
+    running = start_worker(worker)
     # When its timeout passes, then it is interrupted: its finally ran, it is FAILed with
     # JobTimeout and the backtrace of its loop, and the slot runs the next job, ACKed.
     await async_wait_until(lambda: after == ["ran"])
@@ -150,7 +198,7 @@ async def test_busy_thread_is_interrupted_its_finally_runs_and_its_slot_frees(
     assert len(cleaned) == 1 and cleaned[0] > 0
     await async_wait_until(lambda: client.info()["faktory"]["total_processed"] == 2)
     assert client.info()["faktory"]["total_failures"] == 1
-    (job,) = await failed_jobs(worker, task, client)
+    (job,) = await failed_jobs(worker, running, client)
     assert job["jobtype"] == "spin"
     assert job["failure"]["errtype"] == "JobTimeout"
     assert job["failure"]["message"] == "interrupted after its timeout of 0.5s"
@@ -171,7 +219,7 @@ async def test_a_job_that_catches_the_timeout_is_still_reported_timed_out(
         except JobTimeoutError:
             caught.append(name)
 
-    @worker.register(timeout=0.3)
+    @worker.register(timeout=0.3, interrupt=True)
     def reraises() -> None:
         try:
             loop_until_interrupted("reraises")
@@ -179,12 +227,12 @@ async def test_a_job_that_catches_the_timeout_is_still_reported_timed_out(
             pass
         raise JobTimeoutError("cleaned up, giving up")
 
-    @worker.register(timeout=0.3)
+    @worker.register(timeout=0.3, interrupt=True)
     def swallows() -> str:
         loop_until_interrupted("swallows")
         return "done anyway"
 
-    @worker.register(timeout=0.3)
+    @worker.register(timeout=0.3, interrupt=True)
     def raises_another() -> None:
         loop_until_interrupted("raises_another")
         raise ValueError("cleanup failed")
@@ -234,14 +282,15 @@ async def test_a_coroutine_that_swallows_its_cancellation_is_still_reported_time
 async def test_many_timeouts_in_a_row_leave_the_worker_sound(
     werk_server: ServerProcess, client: Client, start_worker: Start
 ) -> None:
-    # Given 20 plain jobs that loop until interrupted (100 ms timeouts) on two slots,
+    # Given 20 plain jobs that loop until interrupted (interrupt=True, 100 ms timeouts) on
+    # two slots,
     # followed by 20 jobs that do a little work each,
     worker = Worker(werk_server.url, concurrency=2)
     interrupted: list[int] = []
     done: list[int] = []
     stray: list[BaseException] = []
 
-    @worker.register
+    @worker.register(interrupt=True)
     def stuck(n: int) -> None:
         try:
             while True:
@@ -285,8 +334,8 @@ async def test_jobs_ending_right_at_their_timeout_are_reported_once(
     start_worker: Start,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # Given plain jobs that loop for their whole timeout (30 ms) give or take 10 ms (and a
-    # few far longer), each followed by a job without timeout,
+    # Given plain jobs (interrupt=True) that loop for their whole timeout (30 ms) give or
+    # take 10 ms (and a few far longer), each followed by a job without timeout,
     caplog.set_level(logging.INFO, logger="werk.worker")
     worker = Worker(werk_server.url, concurrency=2)
     seen: dict[int, str] = {}
@@ -295,7 +344,7 @@ async def test_jobs_ending_right_at_their_timeout_are_reported_once(
     timeout = 0.03
     lengths = [timeout + (n % 21 - 10) / 1000 for n in range(60)] + [0.3] * 4
 
-    @worker.register
+    @worker.register(interrupt=True)
     def edge(n: int, seconds: float) -> None:
         ends = time.perf_counter() + seconds
         try:
@@ -347,3 +396,70 @@ def test_timeout_must_be_positive() -> None:
     worker = Worker("tcp://localhost:1")
     with pytest.raises(ValueError, match="positive"):
         worker.add("x", print, timeout=0)
+
+
+LOGGING_JOBS = textwrap.dedent(
+    """
+    import logging
+    import time
+    from werk.client import Worker
+
+    worker = Worker(concurrency=4, heartbeat_interval=1)
+    log = logging.getLogger("myjob")
+
+    @worker.register("logwork", timeout=0.05)
+    def logwork(i, seconds):
+        ends = time.monotonic() + seconds
+        item = 0
+        while time.monotonic() < ends:
+            sum(range(300))
+            log.info("item %s of job %s", item, i)
+            item += 1
+    """
+)
+
+
+def last_beat(client: Client) -> float:
+    (process,) = client.processes()
+    return process.last_beat.timestamp()
+
+
+@SQLITE_ONLY
+def test_a_timed_out_job_that_logs_does_not_freeze_the_worker(
+    tmp_path: Path, werk_server: ServerProcess, client: Client
+) -> None:
+    # Given a `werk worker` whose plain jobs log in a loop (through the handler the
+    # worker's own lines go through) long past their 50 ms timeout, with the default:
+    # an exception raised in their thread could land while logging's handler lock is
+    # held, and every thread, the event loop's too, would then wait for it forever.
+    (tmp_path / "logging_jobs.py").write_text(LOGGING_JOBS)
+    args = [sys.executable, "-m", "werk", "worker", "logging_jobs:worker", "--url", werk_server.url]
+    with (tmp_path / "stderr.txt").open("wb") as stderr:
+        proc = subprocess.Popen([*args, "--shutdown-timeout", "0.5"], cwd=tmp_path, stderr=stderr)
+    try:
+        # When 40 such jobs run on its 4 slots,
+        client.push_bulk([Job("logwork", [n, 0.2]) for n in range(40)])
+        # then each is FAILed with JobTimeout, its function running on until it returns,
+        wait_until(lambda: retries_size(client) == 40, timeout=30)
+        # a job still running is FAILed at its timeout, not when it returns,
+        began = time.monotonic()
+        client.push_bulk([Job("logwork", [n, 60]) for n in range(40, 44)])
+        wait_until(lambda: retries_size(client) == 44, timeout=10)
+        assert time.monotonic() - began < 5
+        # the worker still beats while its 4 threads run on,
+        beat = last_beat(client)
+        wait_until(lambda: last_beat(client) > beat, timeout=10)
+        # and SIGTERM stops it (leaving those threads behind after its shutdown timeout).
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    failures = [job["failure"] for job in retry_jobs(client)]
+    assert len(failures) == 44
+    assert {f["errtype"] for f in failures} == {"JobTimeout"}
+    assert {f["message"] for f in failures} == {
+        "still running after its timeout of 0.05s"
+        " (its thread runs on; the slot stays busy until it returns)"
+    }

@@ -12,16 +12,24 @@ unknown jobtype, naming its queue and the jobtypes this worker runs, or a timeou
 
 **Timeouts** (a Werk client extension): a job runs for at most its ``custom.timeout``
 seconds, else its registration's ``timeout``. Past it the job is FAILed with errtype
-``JobTimeout``, once, whatever the job then does (catching the exception and returning
-too). A coroutine is cancelled (``CancelledError`` at its ``await``). A plain function is
-interrupted: :class:`~werk.client.timelimit.TimeLimit` raises ``JobTimeoutError`` in its
-thread (Dramatiq's technique; Celery's ``soft_time_limit`` is the precedent), its
-``except``/``finally`` run, and the FAIL goes out once it unwound, with the backtrace of
-the line it was running. A thread inside a call that does not return to Python (``time.sleep``,
-a socket read) gets the exception only when that call returns: if the function has not
-unwound :data:`UNWIND_GRACE` seconds after the timeout, the FAIL goes out then, and the
-processor's slot stays busy (no new FETCH) until the function returns. Either way, no more
-than ``concurrency`` functions ever run.
+``JobTimeout``, once, whatever the job then does. A coroutine is cancelled
+(``CancelledError`` at its ``await``; one that catches it and returns is still reported
+``JobTimeout``). A plain function cannot be stopped safely: by default the FAIL goes out at
+the timeout, the function runs on in its thread and the processor's slot stays busy (no new
+FETCH) until it returns, so no more than ``concurrency`` functions ever run.
+
+A registration with ``interrupt=True`` (opt-in) has the function interrupted instead:
+:class:`~werk.client.timelimit.TimeLimit` raises ``JobTimeoutError`` in its thread
+(Dramatiq's technique; Celery's ``soft_time_limit`` is the precedent), its
+``except``/``finally`` run, and the FAIL goes out once it unwound, with the backtrace of the
+line it was running. The exception lands at any Python instruction, in library code too:
+inside ``logging`` or a connection pool holding a lock, that lock stays held and every
+thread needing it, the worker's event loop among them, waits forever (no report, no
+heartbeat, no reaction to SIGTERM). Opt in only for code that takes no locks (pure
+computation). A thread inside a call that does not return to Python (``time.sleep``, a
+socket read) gets the exception only when that call returns: if the function has not
+unwound :data:`UNWIND_GRACE` seconds after the timeout, the FAIL goes out then and the slot
+stays busy until the function returns.
 """
 
 from __future__ import annotations
@@ -55,8 +63,8 @@ puts them back in their queue at once without using a retry (Faktory: an ordinar
 RATE_LIMITED_ERRTYPE: Final = RATE_LIMITED
 """The ``errtype`` a worker sends in FAIL for :class:`werk.client.limits.RateLimited`."""
 UNWIND_GRACE = 1.0
-"""Seconds a plain function interrupted at its timeout gets to unwind before its FAIL goes
-out without waiting for it (its slot stays busy until it returns)."""
+"""Seconds a plain function interrupted at its timeout (``interrupt=True``) gets to unwind
+before its FAIL goes out without waiting for it (its slot stays busy until it returns)."""
 
 log = logging.getLogger("werk.worker")
 
@@ -82,8 +90,9 @@ class UnknownJobTypeError(Exception):
 @dataclass(frozen=True, slots=True)
 class Registration:
     """A registered job function, whether it is a coroutine function, its timeout in
-    seconds (``None``: no limit), its retries-exhausted hook and its retry policy
-    (:mod:`werk.client.retrypolicy`: ``retry_in``, ``retry_on``)."""
+    seconds (``None``: no limit), its retries-exhausted hook, its retry policy
+    (:mod:`werk.client.retrypolicy`: ``retry_in``, ``retry_on``) and whether a plain
+    function past its timeout is interrupted (``interrupt``; see the module docstring)."""
 
     name: str
     func: Callable[..., Any]
@@ -92,6 +101,7 @@ class Registration:
     on_retries_exhausted: ExhaustedHook | None = None
     retry_in: RetryDelay | None = None
     retry_on: RetryOn | None = None
+    interrupt: bool = False
 
     @classmethod
     def of(
@@ -102,6 +112,7 @@ class Registration:
         on_retries_exhausted: ExhaustedHook | None = None,
         retry_in: RetryDelay | None = None,
         retry_on: RetryOn | type[BaseException] | None = None,
+        interrupt: bool = False,
     ) -> Registration:
         """Describe ``func`` registered under ``name``.
 
@@ -116,7 +127,9 @@ class Registration:
             raise TypeError(f"retry_in takes a callable or a Backoff, not {retry_in!r}")
         is_async = inspect.iscoroutinefunction(func)
         classes = check_retry_on(retry_on)
-        return cls(name, func, is_async, timeout, on_retries_exhausted, retry_in, classes)
+        return cls(
+            name, func, is_async, timeout, on_retries_exhausted, retry_in, classes, interrupt
+        )
 
 
 def _extra(job: dict[str, Any]) -> dict[str, Any]:
@@ -403,29 +416,36 @@ class Runner:
         self, entry: Registration, job: dict[str, Any], timeout: float | None
     ) -> tuple[BaseException | None, Any, asyncio.Future[Any] | None]:
         """Run a plain function on a thread: its outcome, and its future when it is still
-        running :data:`UNWIND_GRACE` seconds after ``timeout`` interrupted it (then the
-        error is a :class:`JobTimeoutError`)."""
-        limit = None if timeout is None else TimeLimit(timeout)
+        running past ``timeout`` (then the error is a :class:`JobTimeoutError`): at once by
+        default, :data:`UNWIND_GRACE` seconds after it was interrupted with
+        ``interrupt=True``."""
+        limit = TimeLimit(timeout) if timeout is not None and entry.interrupt else None
         if self.threads is not None:
             future = self.threads.run(self._run_sync, entry, job, limit)
         else:
             loop = asyncio.get_running_loop()
             future = loop.run_in_executor(None, self._run_sync, entry, job, limit)
-        if limit is None:
+        if timeout is None:
             error, value = await future
             return error, value, None
-        done, _ = await asyncio.wait((future,), timeout=limit.seconds)
-        if not done:
+        done, _ = await asyncio.wait((future,), timeout=timeout)
+        if not done and limit is not None:
             limit.expire()
             done, _ = await asyncio.wait((future,), timeout=UNWIND_GRACE)
         if done:
             error, value = future.result()
             return error, value, None
-        error = JobTimeoutError(
-            f"interrupted after its timeout of {limit.seconds:g}s, still running"
-            f" {UNWIND_GRACE:g}s later (in a call that has not returned to Python, such as"
-            " time.sleep or a socket read?); the slot stays busy until it returns"
-        )
+        if limit is None:
+            error = JobTimeoutError(
+                f"still running after its timeout of {timeout:g}s"
+                " (its thread runs on; the slot stays busy until it returns)"
+            )
+        else:
+            error = JobTimeoutError(
+                f"interrupted after its timeout of {timeout:g}s, still running"
+                f" {UNWIND_GRACE:g}s later (in a call that has not returned to Python, such"
+                " as time.sleep or a socket read?); the slot stays busy until it returns"
+            )
         return error, None, future
 
     @staticmethod

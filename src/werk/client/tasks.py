@@ -133,8 +133,8 @@ class BulkPushed:
 @dataclass(frozen=True, slots=True)
 class TaskOptions:
     """A task's job defaults; ``None`` leaves a field to the server (or, for ``timeout``,
-    to no limit). ``on_retries_exhausted``, ``retry_in`` and ``retry_on`` are the worker's,
-    never sent: see :func:`task`."""
+    to no limit). ``on_retries_exhausted``, ``retry_in``, ``retry_on`` and ``interrupt``
+    are the worker's, never sent: see :func:`task`."""
 
     queue: str | None = None
     retry: int | None = None
@@ -151,6 +151,7 @@ class TaskOptions:
     on_retries_exhausted: ExhaustedHook | None = field(default=None, compare=False)
     retry_in: RetryDelay | None = field(default=None, compare=False)
     retry_on: RetryOn | None = None
+    interrupt: bool = False
 
 
 def _signature(func: Callable[..., Any]) -> inspect.Signature:
@@ -428,6 +429,7 @@ def task(
     on_retries_exhausted: ExhaustedHook | None = None,
     retry_in: RetryDelay | None = None,
     retry_on: RetryOn | type[BaseException] | None = None,
+    interrupt: bool = False,
     client: TaskClient | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
@@ -451,6 +453,7 @@ def task(
     on_retries_exhausted: ExhaustedHook | None = None,
     retry_in: RetryDelay | None = None,
     retry_on: RetryOn | type[BaseException] | None = None,
+    interrupt: bool = False,
     client: TaskClient | None = None,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Declare a job type: ``@task`` or ``@task("JobType", queue=..., retry=..., ...)``.
@@ -469,8 +472,12 @@ def task(
     (Sidekiq's ``sidekiq_retry_in``, Celery's ``retry_backoff``); ``retry_on``: the
     exception classes worth a retry, any other sends the job to the dead set at once
     (Celery's ``autoretry_for``); both are the worker's, see
-    :mod:`werk.client.retrypolicy`. ``client``: push with this client instead of
-    :func:`default_client`.
+    :mod:`werk.client.retrypolicy`. ``interrupt``: a plain function past its ``timeout``
+    gets ``JobTimeoutError`` raised in its thread instead of running on (the worker's, a
+    Werk extension, off by default: the exception can land inside library code holding a
+    lock, logging's or a connection pool's, and freeze the whole worker; only for code
+    that takes no locks, such as pure computation; see :mod:`werk.client.runner`).
+    ``client``: push with this client instead of :func:`default_client`.
 
     Raises:
         TypeError: the function has keyword-only parameters or ``**kwargs``; ``retry_in``
@@ -495,6 +502,7 @@ def task(
         on_retries_exhausted=on_retries_exhausted,
         retry_in=retry_in,
         retry_on=check_retry_on(retry_on),
+        interrupt=interrupt,
     )
     if callable(jobtype):
         return Task(jobtype, None, options, client)

@@ -3,8 +3,9 @@
 A ``ThreadPoolExecutor`` behind ``run_in_executor`` costs a work item, a concurrent future
 and a chained asyncio future per call; for short jobs that overhead is a large share of a
 worker's CPU. Here a job goes to an idle thread through one queue, and its outcome comes
-back with one ``call_soon_threadsafe``. A job's timeout may raise an exception inside its
-function (:mod:`werk.client.timelimit`); the runner's guard keeps it out of this loop.
+back with one ``call_soon_threadsafe``. The timeout of a job registered with
+``interrupt=True`` raises an exception inside its function (:mod:`werk.client.timelimit`);
+the runner's guard keeps it out of this loop.
 """
 
 from __future__ import annotations

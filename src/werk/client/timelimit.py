@@ -1,7 +1,10 @@
-"""Interrupting a plain (``def``) job that runs past its timeout (a Werk client extension).
+"""Interrupting a plain (``def``) job that runs past its timeout: the opt-in of a
+registration with ``interrupt=True`` (a Werk client extension).
 
-Python cannot stop a thread, but CPython can raise an exception in one: when the timeout
-passes, the worker raises :class:`JobTimeoutError` inside the job's thread with
+By default a plain function past its timeout runs on in its thread (its FAIL goes out at
+the timeout, its slot stays busy until it returns: :mod:`werk.client.runner`). Python cannot
+stop a thread, but CPython can raise an exception in one: with ``interrupt=True``, when the
+timeout passes, the worker raises :class:`JobTimeoutError` inside the job's thread with
 ``PyThreadState_SetAsyncExc``, the technique of Dramatiq's ``TimeLimit`` middleware, so the
 function's own ``except``/``finally`` run (Celery's ``soft_time_limit`` gives tasks the
 same chance) and its slot frees once it unwinds. A :class:`TimeLimit` guards one job: the
@@ -9,6 +12,13 @@ exception is sent only while that job's function runs, and one sent as the funct
 is cleared before the thread runs any other code of the worker's. A thread inside a call
 that does not return to Python (``time.sleep``, a socket read) gets it only when that
 call returns.
+
+Why it is opt-in: the exception lands between any two Python instructions of the
+function, including those of the libraries it calls. Landing in ``logging`` right after a
+handler took its lock (or in a connection pool holding its own) leaves that lock held for
+good: every thread that logs, the worker's event loop among them, then blocks forever, and
+the worker stops reporting, beating and answering SIGTERM. No guard here can prevent that;
+opt in only for functions that take no locks (pure computation).
 """
 
 from __future__ import annotations

@@ -151,6 +151,7 @@ class Worker:
         on_retries_exhausted: ExhaustedHook | None = None,
         retry_in: RetryDelay | None = None,
         retry_on: RetryOn | type[BaseException] | None = None,
+        interrupt: bool = False,
     ) -> Callable[[F], F]: ...
 
     def register(
@@ -161,6 +162,7 @@ class Worker:
         on_retries_exhausted: ExhaustedHook | None = None,
         retry_in: RetryDelay | None = None,
         retry_on: RetryOn | type[BaseException] | None = None,
+        interrupt: bool = False,
     ) -> F | Callable[[F], F]:
         """Register a job function, as ``@worker.register("Name")`` or ``@worker.register``.
 
@@ -172,7 +174,11 @@ class Worker:
         delay before each retry, ``policy(retry_count, exc) -> seconds | None`` or a
         :class:`~werk.client.retrypolicy.Backoff`; ``retry_on``: the exception classes
         worth a retry, any other sends the job to the dead set (see
-        :mod:`werk.client.retrypolicy`).
+        :mod:`werk.client.retrypolicy`). ``interrupt``: a plain function past its timeout
+        gets ``JobTimeoutError`` raised in its thread instead of running on (a Werk
+        extension, off by default: the exception can land inside library code holding a
+        lock, logging's or a connection pool's, and freeze the whole worker; only for code
+        that takes no locks, such as pure computation; see :mod:`werk.client.runner`).
         """
         if callable(name):
             return self.add(getattr(name, "__name__", repr(name)), name)
@@ -186,6 +192,7 @@ class Worker:
                 on_retries_exhausted=on_retries_exhausted,
                 retry_in=retry_in,
                 retry_on=retry_on,
+                interrupt=interrupt,
             )
 
         return decorator
@@ -199,9 +206,10 @@ class Worker:
         on_retries_exhausted: ExhaustedHook | None = None,
         retry_in: RetryDelay | None = None,
         retry_on: RetryOn | type[BaseException] | None = None,
+        interrupt: bool = False,
     ) -> F:
-        """Register ``func`` for jobs of type ``jobtype``; return ``func``. Registering the
-        same function again replaces its options.
+        """Register ``func`` for jobs of type ``jobtype``; return ``func``, with the options
+        of :meth:`register`. Registering the same function again replaces its options.
 
         Raises:
             ValueError: ``timeout`` is not positive, or another function already has
@@ -218,13 +226,13 @@ class Worker:
                 "register('Name'))"
             )
         self.registry[jobtype] = Registration.of(
-            jobtype, func, timeout, on_retries_exhausted, retry_in, retry_on
+            jobtype, func, timeout, on_retries_exhausted, retry_in, retry_on, interrupt
         )
         return func
 
     def include(self, *tasks: Task[..., Any]) -> None:
         """Register declared tasks (:func:`werk.client.task`) under their jobtypes, with
-        their timeouts, retries-exhausted hooks and retry policies."""
+        their timeouts (and ``interrupt``), retries-exhausted hooks and retry policies."""
         for declared in tasks:
             options = declared.options
             self.add(
@@ -234,6 +242,7 @@ class Worker:
                 on_retries_exhausted=options.on_retries_exhausted,
                 retry_in=options.retry_in,
                 retry_on=options.retry_on,
+                interrupt=options.interrupt,
             )
             queue = options.queue
             if queue and queue not in self._declared:
