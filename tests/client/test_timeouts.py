@@ -79,47 +79,28 @@ async def test_job_timeout_overrides_the_jobtype_timeout(
 
 
 @SQLITE_ONLY
-async def test_timed_out_thread_keeps_its_slot_busy(
-    werk_server: ServerProcess, client: Client, start_worker: Start
-) -> None:
-    worker = Worker(werk_server.url, concurrency=1)
-    running = 0
-    most = 0
-    finished: list[str] = []
-    lock = threading.Lock()
-
-    @worker.register(timeout=0.3)
-    def convert(name: str) -> None:
-        nonlocal running, most
-        with lock:
-            running += 1
-            most = max(most, running)
-        time.sleep(3.0 if name == "big" else 0.01)
-        with lock:
-            running -= 1
-        finished.append(name)
-
-    client.push(Job("convert", ["big"]))
-    client.push(Job("convert", ["small"]))
-    task = start_worker(worker)
-    # The FAIL goes out at the timeout, long before the thread returns ...
-    await async_wait_until(lambda: retries_size(client) == 1)
-    assert finished == []
-    # ... and the next job starts only once the thread is done: one function at a time.
-    await async_wait_until(lambda: finished == ["big", "small"])
-    assert most == 1
-    await async_wait_until(lambda: client.info()["faktory"]["total_processed"] == 2)
-    (job,) = await failed_jobs(worker, task, client)
-    assert job["failure"]["errtype"] == "JobTimeout"
-    assert job["failure"]["message"] == (
-        "still running after its timeout of 0.3s"
-        " (its thread runs on; the slot stays busy until it returns)"
-    )
-
-
-@SQLITE_ONLY
-async def test_interrupted_thread_in_a_call_gets_the_exception_when_it_returns(
-    werk_server: ServerProcess, client: Client, start_worker: Start
+@pytest.mark.parametrize(
+    ("interrupt", "big", "message"),
+    [
+        # by default the function runs on: the FAIL goes out at the timeout
+        (
+            False,
+            "big slept",
+            "still running after its timeout of 0.3s"
+            " (its thread runs on; the slot stays busy until it returns)",
+        ),
+        # interrupted, it gets the exception as the sleep returns; the FAIL goes out once
+        # it had UNWIND_GRACE to unwind
+        (True, "big interrupted", "interrupted after its timeout of 0.3s, still running 1s later"),
+    ],
+)
+async def test_timed_out_thread_in_a_call_keeps_its_slot_until_it_returns(
+    werk_server: ServerProcess,
+    client: Client,
+    start_worker: Start,
+    interrupt: bool,
+    big: str,
+    message: str,
 ) -> None:
     worker = Worker(werk_server.url, concurrency=1)
     running = 0
@@ -127,7 +108,7 @@ async def test_interrupted_thread_in_a_call_gets_the_exception_when_it_returns(
     events: list[str] = []
     lock = threading.Lock()
 
-    @worker.register(timeout=0.3, interrupt=True)
+    @worker.register(timeout=0.3, interrupt=interrupt)
     def convert(name: str) -> None:
         nonlocal running, most
         with lock:
@@ -146,20 +127,16 @@ async def test_interrupted_thread_in_a_call_gets_the_exception_when_it_returns(
     client.push(Job("convert", ["big"]))
     client.push(Job("convert", ["small"]))
     task = start_worker(worker)
-    # The FAIL goes out once the function had UNWIND_GRACE to unwind, long before the
-    # sleep returns ...
+    # The FAIL goes out long before the sleep returns ...
     await async_wait_until(lambda: retries_size(client) == 1)
     assert events == []
-    # ... the exception lands as the sleep returns, and the next job starts only once the
-    # function unwound: one function at a time.
-    await async_wait_until(lambda: events == ["big interrupted", "small slept"])
+    # ... and the next job starts only once the function returned: one at a time.
+    await async_wait_until(lambda: events == [big, "small slept"])
     assert most == 1
     await async_wait_until(lambda: client.info()["faktory"]["total_processed"] == 2)
     (job,) = await failed_jobs(worker, task, client)
     assert job["failure"]["errtype"] == "JobTimeout"
-    assert job["failure"]["message"].startswith(
-        "interrupted after its timeout of 0.3s, still running 1s later"
-    )
+    assert job["failure"]["message"].startswith(message)
 
 
 @SQLITE_ONLY
