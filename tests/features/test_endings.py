@@ -12,6 +12,7 @@ set or discarded by FAIL, and its reservation expired (the reaper, with a contro
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import ServerProcess
 from tests.enterprise.support import bulk_json, job
 from tests.features.conftest import Clock
 from tests.helpers import Peer
@@ -223,6 +225,62 @@ def test_every_way_out_ends_the_result_the_chain_the_batch_and_tracking(
     assert (status["failed"], status["complete_st"], status["success_st"]) == (1, "1", "")
     # And the tracked state is final
     assert bulk_json(peer.call(f"TRACK GET {asking['jid']}"))["state"] == path.tracked
+
+
+RACED = 2000
+
+
+def consume(server: ServerProcess, stop: threading.Event, acked: set[str]) -> None:
+    """FETCH and ACK jobs of queue ``work``, ten pipelined at a time, until ``stop`` or a
+    quarter of them was taken (the rest stays for the deletion: a job it skipped would not
+    be fetched later by chance)."""
+    peer = Peer(server.host, server.port)
+    assert peer.hello(wid=f"w{threading.get_ident()}", hostname="h", pid=1) == OK
+    while not stop.is_set() and len(acked) < RACED // 4:
+        peer.send(b"FETCH work\r\n" * 10)
+        jids = [bulk_json(reply)["jid"] for _ in range(10) if (reply := peer.reply()) is not None]
+        peer.send("".join(f'ACK {{"jid":"{jid}"}}\r\n' for jid in jids))
+        assert [peer.reply() for _ in jids] == [OK] * len(jids)
+        acked.update(jids)
+
+
+def discard_listed(peer: Peer, jids: list[str]) -> None:
+    selection = {"cmd": "discard", "target": "queue", "queue": "work", "filter": {"jids": jids}}
+    assert isinstance(call(peer, "MUTATE", selection), int)
+
+
+@pytest.mark.parametrize("act", [remove("work"), discard_listed], ids=["remove", "discard"])
+def test_a_deletion_racing_fetches_ends_every_result_it_took(
+    flushed_server: ServerProcess, act: Callable[[Peer, list[str]], None]
+) -> None:
+    peer = Peer(flushed_server.host, flushed_server.port)
+    assert peer.hello() == OK
+    # Given a queue of jobs asking for a result, and three workers taking them meanwhile
+    jobs = [job("A", result_ttl=60) for _ in range(RACED)]
+    for start in range(0, RACED, 500):
+        assert call(peer, "PUSHB", jobs[start : start + 500]) == b"{}"
+    stop, acked = threading.Event(), set[str]()
+    workers = [
+        threading.Thread(target=consume, args=(flushed_server, stop, acked)) for _ in range(3)
+    ]
+    for worker in workers:
+        worker.start()
+    while len(acked) < 20:
+        time.sleep(0.01)
+    # When the queue's jobs are deleted while the workers FETCH from its head
+    try:
+        act(peer, [payload["jid"] for payload in jobs])
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+    # Then every job either succeeded (ACKed) or failed as deleted: none waits as queued
+    for payload in jobs:
+        doc = bulk_json(call(peer, "RESULT", {"jid": payload["jid"]}))
+        if payload["jid"] in acked:
+            assert doc["state"] == "succeeded", doc
+        else:
+            assert doc["state"] == "failed" and doc["error"]["errtype"] == "Deleted", doc
 
 
 async def test_an_expired_reservation_ends_the_result_and_the_chain(store: Store) -> None:

@@ -155,8 +155,9 @@ async def test_queue_page_in_fetch_order(store: Store) -> None:
 
 async def test_queue_delete(store: Store) -> None:
     await store.enqueue([entry(j) for j in "abcd"], NOW)
-    assert await store.queue_delete("default", ["b", "d", "zz"]) == 2
-    assert await store.queue_delete("other", ["a"]) == 0
+    assert await store.queue_delete("default", ["d", "zz", "b", "d"]) == ["d", "b"]
+    assert await store.queue_delete("default", ["b"]) == []
+    assert await store.queue_delete("other", ["a"]) == []
     assert await store.queue_sizes() == {"default": 2}
     assert await drain(store, ["default"]) == ["a", "c"]
 

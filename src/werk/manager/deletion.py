@@ -9,9 +9,10 @@ into the dead set (MUTATE ``kill``, the web UI's kill) and dropping an expired j
 expired reservation, reach the ``failed`` hooks instead (the manager's own path).
 
 Only the jobs some middleware hears of (``Middleware.hears_ended``) are looked up and
-deleted or moved one at a time, so that what is reported really left here (a job taken
-meanwhile, by a FETCH say, is not); every other listed job goes in one store call, as it
-would with no middleware at all.
+deleted or moved apart, so that what is reported really left here (a job taken meanwhile,
+by a FETCH say, is not): from a set one at a time, from a queue a page at a time (the store
+says which it deleted); every other listed job goes in one store call, as it would with no
+middleware at all.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from werk.manager.retry import DEAD_TTL
 from werk.storage.base import Entry, Scored, SetName, Store
 
 SCAN = 500
-"""Entries read at a time while looking for the queued jobs a deletion must report."""
+"""Entries a page of a queue moves on by while looking for the queued jobs a deletion must
+report (each page reads twice that, reaching as far back)."""
 
 Take = Callable[[list[str] | None], Awaitable[int]]
 """Deletes or moves the listed jids (``None``: all) of one queue or set; returns how many."""
@@ -56,33 +58,29 @@ class Deletions:
 
     async def from_queue(self, queue: str, jids: Sequence[str]) -> int:
         """Delete the listed jobs from a queue if they still wait there; return how many
-        were deleted. A job to report is found by reading the queue page by page until
-        every listed jid was seen (O(queue length) at worst)."""
+        were deleted. The jobs to report are found by reading the queue from its head
+        until every listed jid was seen (O(queue length) at worst)."""
         if not jids:
             return 0
         wanted = list(dict.fromkeys(jids))
-        heard = await self._queued_heard(queue, set(wanted)) if self.hooks else []
-        ending = Ending("deleted", f"queue {queue}")
-        return await self._take(heard, wanted, self._queue_delete(queue), ending)
+        done, heard = 0, set[str]()
+        if self.hooks:
+            ending = Ending("deleted", f"queue {queue}")
+            done, heard = await self._delete_heard(queue, set(wanted), ending)
+        rest = [jid for jid in wanted if jid not in heard]
+        return done + (len(await self.store.queue_delete(queue, rest)) if rest else 0)
 
     async def remove_queues(self, queues: Sequence[str] | None) -> None:
         """Delete queues with all their jobs and forget them (``None``: every known queue),
-        as QUEUE REMOVE does. The jobs the hooks hear of are found by reading each queue
-        through (O(queue length)) and deleted one by one first, each reported as deleted
-        from its queue; a job pushed while that runs is removed unreported."""
+        as QUEUE REMOVE does. The jobs the hooks hear of are deleted first, a page at a
+        time from each queue's head (O(queue length)), each reported as deleted from its
+        queue; then the rest goes in one store call. A job pushed while that runs may be
+        removed unreported."""
         if self.hooks:
             names = list(await self.store.queue_sizes()) if queues is None else queues
             for queue in names:
-                heard = await self._queued_heard(queue, None)
-                ending = Ending("deleted", f"queue {queue}")
-                await self._take(heard, [], self._queue_delete(queue), ending)
+                await self._delete_heard(queue, None, Ending("deleted", f"queue {queue}"))
         await self.store.remove_queues(queues)
-
-    def _queue_delete(self, queue: str) -> Take:
-        async def delete(some: list[str] | None) -> int:
-            return await self.store.queue_delete(queue, some or [])
-
-        return delete
 
     async def from_set(self, target: SetName, jids: Sequence[str] | None) -> int:
         """Remove the listed jobs (``None``: all) from a set; return how many were
@@ -149,23 +147,55 @@ class Deletions:
         found = [await self.store.set_get(target, jid) for jid in jids]
         return [item.entry for item in found if item is not None and self._heard(item.entry.body)]
 
-    async def _queued_heard(self, queue: str, wanted: set[str] | None) -> list[Entry]:
-        """The entries of a queue that some hook hears of, among ``wanted`` (read until
-        every one was seen) or, for ``None``, in the whole queue."""
-        found: list[Entry] = []
-        offset = 0
-        while wanted is None or wanted:
-            page = await self.store.queue_page(queue, offset, SCAN)
-            for item in page:
-                if wanted is not None:
-                    if item.entry.jid not in wanted:
-                        continue
-                    wanted.discard(item.entry.jid)
-                if self._heard(item.entry.body):
-                    found.append(item.entry)
-            if len(page) < SCAN:
+    async def _delete_heard(
+        self, queue: str, wanted: set[str] | None, ending: Ending
+    ) -> tuple[int, set[str]]:
+        """Delete the jobs of a queue that some hook hears of, among ``wanted`` (read until
+        every one was seen; ``None``: the whole queue), telling the hooks of those this
+        call deleted (a job fetched meanwhile is not); return how many, and the heard jids.
+
+        Pages are read from the head and each page's heard jobs deleted in one store call
+        before the next read. The jobs kept (not heard) stay at the head, so the next page
+        starts after them, in a window reaching :data:`SCAN` entries back that must hold
+        the last one kept: a FETCH meanwhile moves it toward the head, and when it moved
+        out of the window the scan reads again from the head (what it saw is skipped), so
+        no job is missed."""
+        seen: set[str] = set()
+        heard: set[str] = set()
+        done = kept = 0
+        anchor: str | None = None  # the last job kept, ``kept`` entries from the head
+        while wanted is None or not wanted <= seen:
+            start = max(0, kept - SCAN)
+            page = [item.entry for item in await self.store.queue_page(queue, start, 2 * SCAN)]
+            if anchor is not None and all(entry.jid != anchor for entry in page):
+                kept, anchor = 0, None  # a FETCH moved it out of the window
+                continue
+            found = self._unseen_heard(page, seen, wanted)
+            jids = [entry.jid for entry in found]
+            deleted = set(await self.store.queue_delete(queue, jids)) if jids else set()
+            for entry in found:
+                heard.add(entry.jid)
+                if entry.jid in deleted:
+                    done += 1
+                    await self.tell(entry, ending)
+            if len(page) < 2 * SCAN:
                 break
-            offset += len(page)
+            left = [entry.jid for entry in page if entry.jid not in heard]
+            kept, anchor = start + len(left), (left[-1] if left else None)
+        return done, heard
+
+    def _unseen_heard(
+        self, page: Sequence[Entry], seen: set[str], wanted: set[str] | None
+    ) -> list[Entry]:
+        """The entries of a page not seen before, among ``wanted`` (``None``: all), that
+        some hook hears of; marks every entry of the page seen."""
+        found = []
+        for entry in page:
+            if entry.jid in seen:
+                continue
+            seen.add(entry.jid)
+            if (wanted is None or entry.jid in wanted) and self._heard(entry.body):
+                found.append(entry)
         return found
 
     async def _set_heard(self, target: SetName) -> list[Scored]:

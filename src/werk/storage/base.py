@@ -210,8 +210,9 @@ class Store(Protocol):
         """Return up to ``limit`` entries of a queue in fetch order, after ``offset``."""
         ...
 
-    async def queue_delete(self, queue: str, jids: Sequence[str]) -> int:
-        """Delete the listed jobs from a queue; return how many were deleted."""
+    async def queue_delete(self, queue: str, jids: Sequence[str]) -> list[str]:
+        """Delete the listed jobs from a queue; return the jids of those deleted, in the
+        listed order (a job fetched meanwhile, or never there, is not listed)."""
         ...
 
     async def oldest_enqueued(self, queues: Sequence[str]) -> dict[str, float | None]:

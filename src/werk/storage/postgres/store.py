@@ -194,13 +194,17 @@ class PostgresStore(PgCoord, PgSets, PgIntake):
         return [Queued(entry_of(row), float(row[6])) for row in rows]
 
     @wrap_errors
-    async def queue_delete(self, queue: str, jids: Sequence[str]) -> int:
-        """Delete the listed jobs from a queue; return how many were deleted."""
+    async def queue_delete(self, queue: str, jids: Sequence[str]) -> list[str]:
+        """Delete the listed jobs from a queue; return the jids of those deleted, in the
+        listed order."""
         if not jids:
-            return 0
-        return await self._count(
-            "DELETE FROM {s}.jobs WHERE queue = %s AND jid = ANY(%s::text[])", (queue, list(jids))
+            return []
+        rows = await self._rows(
+            "DELETE FROM {s}.jobs WHERE queue = %s AND jid = ANY(%s::text[]) RETURNING jid",
+            (queue, list(jids)),
         )
+        deleted = {str(row[0]) for row in rows}
+        return [jid for jid in dict.fromkeys(jids) if jid in deleted]
 
     @wrap_errors
     async def oldest_enqueued(self, queues: Sequence[str]) -> dict[str, float | None]:

@@ -287,12 +287,13 @@ def queued(conn: sqlite3.Connection, job_ids: Sequence[int]) -> list[Queued]:
     return [found[i] for i in job_ids if i in found]
 
 
-def find_jobs(conn: sqlite3.Connection, queue: str, jids: Sequence[str]) -> set[int]:
-    """Return the row ids of the jobs of ``queue`` with these jids (a table scan)."""
-    ids: set[int] = set()
+def find_jobs(conn: sqlite3.Connection, queue: str, jids: Sequence[str]) -> dict[int, str]:
+    """Return the row ids of the jobs of ``queue`` with these jids, each with its jid (a
+    table scan per chunk of jids)."""
+    ids: dict[int, str] = {}
     for part in chunks(list(dict.fromkeys(jids))):
-        sql = f"SELECT id FROM jobs WHERE queue = ? AND jid IN ({_marks(len(part))})"
-        ids.update(row[0] for row in conn.execute(sql, (queue, *part)).fetchall())
+        sql = f"SELECT id, jid FROM jobs WHERE queue = ? AND jid IN ({_marks(len(part))})"
+        ids.update((row[0], row[1]) for row in conn.execute(sql, (queue, *part)).fetchall())
     return ids
 
 

@@ -208,14 +208,15 @@ class QueueMixin:
         ids = list(itertools.islice(self._queues.order(queue), offset, offset + limit))
         return await self._read(lambda conn: ops.queued(conn, ids)) if ids else []
 
-    async def queue_delete(self, queue: str, jids: Sequence[str]) -> int:
-        """Delete the listed jobs from a queue (finding them scans the jobs table)."""
+    async def queue_delete(self, queue: str, jids: Sequence[str]) -> list[str]:
+        """Delete the listed jobs from a queue; return the jids of those deleted, in the
+        listed order (finding them scans the jobs table once per 500 jids)."""
         writer = self._open_writer()
-        wanted = list(jids)
+        wanted = list(dict.fromkeys(jids))
         if not wanted:
-            return 0
+            return []
         found = await self._read(lambda conn: ops.find_jobs(conn, queue, wanted))
-        removed = self._queues.remove(queue, found)
+        removed = self._queues.remove(queue, set(found))
         for _, job_id in removed:
             self._bodies.pop(job_id, None)
         if removed:
@@ -223,7 +224,8 @@ class QueueMixin:
                 lambda b: ops.delete_jobs(b, [job_id for _, job_id in removed]),
                 undo=lambda: self._queues.restore(queue, removed),
             )
-        return len(removed)
+        deleted = {found[job_id] for _, job_id in removed}
+        return [jid for jid in wanted if jid in deleted]
 
     async def oldest_enqueued(self, queues: Sequence[str]) -> dict[str, float | None]:
         """Return the earliest ``enqueued_at`` among the heads of each queue's priorities."""
