@@ -154,6 +154,8 @@ def test_wrong_password_exits_1(
     refused = f"the server tcp://:***@{server.host}:{server.port} refused the password:"
     first = next(i for i, line in enumerate(lines) if refused in line)
     assert "Invalid password" in lines[first] and "stopping" in lines[first + 1]
+    # The heartbeat's own connection is refused too: not a BEAT to register again.
+    assert not [line for line in lines if "BEAT refused" in line]
 
 
 @SQLITE_ONLY

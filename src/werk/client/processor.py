@@ -290,7 +290,7 @@ async def heartbeat(worker: WorkerHost, connector: Connector) -> None:
             except CommandError as exc:
                 if conn is not None:
                     conn.close()
-                if worker.stopping:
+                if worker.stopping or connector.failed:  # failed: a wrong password, say
                     log.debug("BEAT refused while stopping: %s", exc)
                     return
                 log.info("BEAT refused: %s; registering again", exc)
