@@ -41,6 +41,8 @@ def _min_reserve_for() -> int:
 MIN_RESERVE_FOR: Final = _min_reserve_for()
 """Faktory's minimum reservation, 60 s (see :data:`TEST_MIN_RESERVE_FOR_ENV`)."""
 MAX_RESERVE_FOR: Final = 86400
+MAX_RESULT_TTL: Final = 30 * 86400.0
+"""The longest ``custom.result_ttl`` a job may ask for, in seconds (Werk's job results)."""
 QUEUE_NAME: Final = re.compile(r"\A[a-zA-Z0-9._-]+\Z")
 QUEUE_RULE: Final = "queue names must match \\A[a-zA-Z0-9._-]+\\z"
 """Faktory's rule for queue names, as its error says it (Go's ``\\z``); the server, cron

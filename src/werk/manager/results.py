@@ -1,7 +1,7 @@
 """Job results (a Werk extension): a job's outcome and return value, kept for a while.
 
 A job asks for its result with ``custom.result_ttl`` (seconds, at most
-:data:`MAX_RESULT_TTL`). Its state record ``result:<jid>`` is written at push (``pending``,
+:data:`werk.job.MAX_RESULT_TTL`). Its state record ``result:<jid>`` is written at push (``pending``,
 durable before the job is stored, so that no outcome can come before it) and again when
 the job ends: ``succeeded`` with the JSON value its worker sent in
 ``ACK {"jid": ..., "result": value}``, ``failed`` (discarded after a failure) or ``dead``,
@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from werk.errors import CommandError, ResultTooLargeError
-from werk.job import format_time
+from werk.job import MAX_RESULT_TTL, format_time
 from werk.manager.deadline import Deadline
 from werk.manager.middleware import Ending, Middleware
 from werk.storage.base import Entry, Placement, Reservation, SetName, Store
@@ -41,8 +41,6 @@ RECORD = "result:"
 STATS_KEY = "stats:results"
 MARKER = b'"result_ttl"'
 """Jobs whose body lacks this byte string did not ask for a result (the cheap check)."""
-MAX_RESULT_TTL = 30 * 86400.0
-"""The longest ``result_ttl`` a job may ask for, in seconds."""
 PENDING_TTL = 30 * 86400.0
 """A safety net for the ``pending`` record of a job that vanishes without ending."""
 DEFAULT_MAX_BYTES = 1024 * 1024

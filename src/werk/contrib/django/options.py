@@ -17,10 +17,9 @@ from typing import Any
 
 from werk.client.url import ConfigurationError, parse_url
 from werk.errors import did_you_mean
-from werk.job import MAX_RESERVE_FOR  # the server's limit (Faktory's): longer is refused at PUSH
+from werk.job import MAX_RESERVE_FOR, MAX_RESULT_TTL  # the server's limits, refused at PUSH
 
 DEFAULT_RESULT_TTL = 86400.0
-MAX_RESULT_TTL = 30 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)
