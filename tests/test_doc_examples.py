@@ -145,7 +145,7 @@ def test_inline_testing_example_runs_the_job_in_the_test(tmp_path: Path) -> None
     )
     env = {**os.environ, "WERK_URL": "tcp://127.0.0.1:9"}
     assert run_script("run_test.py", work, env).strip() == "ok"
-    # and mypy --strict accepts the InlineClient as the default client (tasks.TaskClient)
+    # and mypy --strict accepts the InlineClient as the default client (pushed.TaskClient)
     done = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "test_signup.py"],
         cwd=work,

@@ -16,8 +16,8 @@ from tests.client.conftest import async_wait_until
 from tests.conftest import SQLITE_ONLY
 from tests.helpers import ServerProcess
 from werk.client import Chain, Client, Job, Pushed, RetryIn, Worker, chain, takes_result, task
+from werk.client.reports import wants_result
 from werk.client.results import ResultTimeoutError
-from werk.client.runner import wants_result
 from werk.client.testing import InlineClient
 
 Start = Callable[[Worker], asyncio.Task[None]]

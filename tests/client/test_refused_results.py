@@ -141,7 +141,8 @@ def test_any_refusal_of_a_result_ack_fails_the_job_but_not_found_does_not() -> N
     # not found" (the reservation expired, the job is queued again) only logs a warning
     from werk.client.exhausted import LastFail
     from werk.client.processor import Processor
-    from werk.client.runner import Runner, result_ack
+    from werk.client.reports import result_ack
+    from werk.client.runner import Runner
     from werk.errors import CommandError
 
     runner = Runner({}, [])

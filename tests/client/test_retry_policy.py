@@ -21,8 +21,8 @@ from tests.conftest import SQLITE_ONLY
 from tests.helpers import ServerProcess
 from werk.client import Backoff, Client, Job, RetryIn, Worker, task
 from werk.client.limits import RateLimited
+from werk.client.registration import Registration
 from werk.client.retrypolicy import policy_fields
-from werk.client.runner import Registration
 from werk.fate import RATE_LIMITED
 from werk.job import parse_time
 

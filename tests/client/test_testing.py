@@ -46,7 +46,7 @@ def test_inline_client_as_the_tasks_default_client_keeps_their_outcomes() -> Non
     worker = Worker("tcp://localhost:1", queues=["inline"])
     worker.include(add, divide)
     inline = InlineClient(worker, raise_errors=False)
-    set_default_client(inline)  # typed: no ignore needed (tasks.TaskClient)
+    set_default_client(inline)  # typed: no ignore needed (pushed.TaskClient)
     try:
         assert add.push(2, 3).result() == 5
         assert divide.push(1, 4).result(timeout=1) == 0.25

@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 from werk.client import Job, Middleware, UnknownJobTypeError, Worker, current_job
 from werk.client.job import job_dict
 from werk.client.queues import QueueOrder, parse_queue
-from werk.client.runner import Registration, Runner, backtrace_lines, unknown_jobtype_message
+from werk.client.registration import Registration, unknown_jobtype_message
+from werk.client.reports import backtrace_lines
+from werk.client.runner import Runner
 from werk.client.testing import InlineClient
 from werk.client.url import ConfigurationError, parse_url, url_from_env
 from werk.job import QUEUE_NAME, check_queue_name, parse_time
@@ -208,7 +210,7 @@ def test_inline_client_runs_jobs_at_once() -> None:
 
 
 def test_an_exception_may_name_its_errtype() -> None:
-    from werk.client.runner import fail_call
+    from werk.client.reports import fail_call
 
     class Throttled(Exception):
         errtype = "werk.RateLimited"

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from werk.client.recycling import RECYCLE_STATUS
-from werk.client.worker import STOP_SIGNALS
+from werk.client.shutdown import STOP_SIGNALS
 
 log = logging.getLogger("werk.worker")
 

@@ -11,6 +11,7 @@ server's dependencies too (one package).
 from __future__ import annotations
 
 from werk.client.async_client import AsyncClient
+from werk.client.chains import Chain, chain, takes_result
 from werk.client.client import Client
 from werk.client.connection import (
     AsyncConnection,
@@ -25,21 +26,15 @@ from werk.client.job import Job
 from werk.client.middleware import Middleware
 from werk.client.processes import ProcessInfo
 from werk.client.proto import ClientProtocol, Identity
+from werk.client.pushed import BulkPushed, Pushed, set_default_client
 from werk.client.recycling import RECYCLE_STATUS
+from werk.client.registration import UnknownJobTypeError
+from werk.client.reports import SHUTDOWN_ERRTYPE
 from werk.client.results import JobFailedError, JobState, ResultTimeoutError, UnknownJobError
 from werk.client.retrypolicy import Backoff
-from werk.client.runner import SHUTDOWN_ERRTYPE, UnknownJobTypeError, current_job
+from werk.client.runner import current_job
 from werk.client.sets import JobsPage, SetEntry
-from werk.client.tasks import (
-    BulkPushed,
-    Chain,
-    Pushed,
-    Task,
-    chain,
-    set_default_client,
-    takes_result,
-    task,
-)
+from werk.client.tasks import Task, task
 from werk.client.timelimit import TIMEOUT_ERRTYPE, JobTimeoutError
 from werk.client.url import ConfigurationError, ServerAddress, parse_url
 from werk.client.worker import Worker

@@ -17,7 +17,8 @@ from typing import Any, Final, Literal
 from werk.client.async_client import AsyncClient
 from werk.client.client import Client
 from werk.client.proto import Call, expect_ok
-from werk.client.runner import RATE_LIMITED_ERRTYPE, current_job
+from werk.client.reports import RATE_LIMITED_ERRTYPE
+from werk.client.runner import current_job
 from werk.errors import LimitedError
 from werk.protocol import commands as verbs
 from werk.protocol.commands import compact_json, encode_command

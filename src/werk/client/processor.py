@@ -23,12 +23,13 @@ from werk.client.exhausted import LastFail, call_hooks
 from werk.client.proto import Call
 from werk.client.reconnect import Connector, GiveUpError
 from werk.client.recycling import Recycling
+from werk.client.reports import ResultAck, shutdown_call
 from werk.client.results import (
     RESULT_REFUSED_ERRTYPE,
     RESULT_TOO_LARGE_ERRTYPE,
     ResultRefusedError,
 )
-from werk.client.runner import ResultAck, Runner, shutdown_call
+from werk.client.runner import Runner
 from werk.client.state import WorkerHost
 from werk.errors import CommandError, ResultTooLargeError
 

@@ -82,3 +82,6 @@ class WorkerHost(WorkerInfo, Protocol):
 
     def obey(self, state: str | None) -> None:
         """Apply a state the server asked for in a BEAT reply."""
+
+    def stop(self, *, force: bool = False) -> None:
+        """Begin the graceful shutdown (``force``: without waiting for running jobs)."""

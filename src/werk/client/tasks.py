@@ -27,107 +27,21 @@ subject="Hi")`` and ``send_email.push("ann", "Hi")`` both send ``args ["ann", "H
 from __future__ import annotations
 
 import inspect
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
-from werk.client.client import Client
+from werk.client.chains import Chain, takes_result
 from werk.client.exhausted import ExhaustedHook
 from werk.client.job import Job
-from werk.client.results import JobState
+from werk.client.pushed import BulkPushed, Pushed, TaskClient, default_client
 from werk.client.retrypolicy import RetryDelay, RetryOn, check_retry_on
 
 P = ParamSpec("P")
 Q = ParamSpec("Q")
 R = TypeVar("R")
-
-
-class TaskClient(Protocol):
-    """What tasks push and read results with: a :class:`Client`, or a
-    :class:`~werk.client.testing.InlineClient` that runs jobs as they are pushed."""
-
-    def push(self, job: Job | Mapping[str, Any]) -> str: ...
-
-    def push_bulk(self, jobs: Iterable[Job | Mapping[str, Any]]) -> dict[str, str]: ...
-
-    def job_state(self, jid: str, timeout: float | None = 0.0) -> JobState: ...
-
-    def result(self, jid: str, timeout: float | None = None) -> Any: ...
-
-    def delete_queued(self, queue: str, *jids: str) -> int: ...
-
-    def delete_unrun(self, queue: str, jid: str) -> bool: ...
-
-
-_default: TaskClient | None = None
-_default_lock = threading.Lock()
-
-
-def default_client() -> TaskClient:
-    """The client tasks push with unless given one: set by :func:`set_default_client`, else
-    a :class:`Client` made on first use from ``WERK_URL``/``FAKTORY_URL``."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = Client()
-        return _default
-
-
-def set_default_client(client: TaskClient | None) -> None:
-    """Make ``client`` the one tasks push with (``None``: make one from the environment)."""
-    global _default
-    with _default_lock:
-        _default = client
-
-
-@dataclass(frozen=True, slots=True)
-class Pushed(Generic[R]):
-    """A job the server accepted: its ``jid``, ``jobtype`` and ``queue``, and a handle on
-    its outcome (for a task declared with ``result_ttl``, Werk's job results)."""
-
-    jid: str
-    jobtype: str
-    queue: str
-    client: TaskClient | None = field(default=None, repr=False, compare=False)
-
-    def result(self, timeout: float | None = None) -> R:
-        """Wait up to ``timeout`` seconds (``None``: no limit) for the job to end, on the
-        server, and return its function's return value.
-
-        Raises:
-            JobFailedError: the job failed for good (discarded or dead).
-            UnknownJobError: nothing is known of the job (declared without
-                ``result_ttl``, or its result expired).
-            ResultTimeoutError: the job had not ended in time.
-        """
-        value: R = self._client().result(self.jid, timeout)
-        return value
-
-    def state(self, timeout: float | None = 0.0) -> JobState:
-        """Return what the server knows of the job now (or once it ended, waiting up to
-        ``timeout`` seconds): see :meth:`werk.client.Client.job_state`."""
-        return self._client().job_state(self.jid, timeout)
-
-    def delete(self) -> bool:
-        """Delete the job if it has not run yet, waiting in its queue or, pushed with
-        ``push_in``/``push_at``, in the scheduled set; return whether it was deleted before
-        it ran. A job a worker already fetched keeps running; see
-        :meth:`werk.client.Client.delete_unrun`."""
-        return self._client().delete_unrun(self.queue, self.jid)
-
-    def _client(self) -> TaskClient:
-        return self.client if self.client is not None else default_client()
-
-
-@dataclass(frozen=True, slots=True)
-class BulkPushed:
-    """What :meth:`Task.push_bulk` did: the jobs accepted, and ``{jid: error}`` refused."""
-
-    pushed: list[Pushed[Any]]
-    refused: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,78 +247,6 @@ class Task(Generic[P, R]):
         return Pushed(job.jid, job.jobtype, job.queue or "default", self.client)
 
 
-CHAIN_MAX_STEPS = 50
-"""The most steps after the first that a chain may carry (the server's limit)."""
-
-
-@dataclass(slots=True)
-class Chain(Job):
-    """A chain's first job, carrying the steps after it in ``custom.chain`` (Werk's chains
-    extension; built by :func:`chain`). It is a :class:`Job`: :meth:`Client.push
-    <werk.client.Client.push>`, ``push_bulk`` and :class:`~werk.client.AsyncClient` push it
-    as one. :meth:`push` returns a :class:`Pushed` on the chain's last step.
-
-    Attributes:
-        last: the chain's last step (its jid was fixed when the chain was built).
-    """
-
-    last: Job | None = None
-
-    def push(self, client: TaskClient | None = None) -> Pushed[Any]:
-        """Push the chain (with ``client``, else :func:`default_client`) and return a handle
-        on its last step: ``.result()`` waits for the value the last step returned, when it
-        has ``result_ttl`` (Celery's ``chain(...).apply_async().get()``).
-
-        Raises:
-            CommandError: the server refused the chain (the message names the step).
-        """
-        (client or default_client()).push(self)
-        last = self.last or self
-        return Pushed(last.jid, last.jobtype, last.queue or "default", client)
-
-
-def takes_result(job: Job) -> Job:
-    """Return a copy of ``job`` that, as a step of a :func:`chain`, gets the return value of
-    the step before it prepended to its ``args`` (``custom.chain_result``; Celery's ``.s()``
-    as opposed to ``.si()``)."""
-    return replace(job, custom={**(job.custom or {}), "chain_result": True})
-
-
-def chain(*jobs: Job) -> Chain:
-    """Chain jobs (Celery's ``chain``): the server pushes each one once the one before it
-    succeeded; a failure waits for its retry, and a job that dies ends the chain.
-
-    A step built with :meth:`Task.step` (or marked with :func:`takes_result`) gets the
-    return value of the step before it as its first argument (Celery's ``.s()``); a step
-    built with :meth:`Task.job` takes nothing (Celery's ``.si()``). Needs a Werk server: a
-    Faktory server runs the first job only.
-
-    Raises:
-        ValueError: fewer than two jobs, more than 51, a step that carries a chain, a
-            first job that takes a result (nothing runs before it), or one jid twice (the
-            same ``Job`` given twice, say).
-    """
-    if not 2 <= len(jobs) <= CHAIN_MAX_STEPS + 1:
-        raise ValueError(f"a chain takes 2 to {CHAIN_MAX_STEPS + 1} jobs, not {len(jobs)}")
-    if (jobs[0].custom or {}).get("chain_result"):
-        raise ValueError(
-            "the first job of a chain takes the result of the step before it, and there is"
-            " none: build it with .job(...), not .step(...)"
-        )
-    if len({job.jid for job in jobs}) < len(jobs):
-        raise ValueError("a chain holds one jid twice: give each step a Job of its own")
-    steps = []
-    for index, job in enumerate(jobs):
-        if isinstance(job, Chain) or "chain" in (job.custom or {}):
-            raise ValueError(f"job {index} of the chain carries a chain itself: chains do not nest")
-        if index:
-            steps.append(job.to_dict())
-    first = jobs[0]
-    values = {f.name: getattr(first, f.name) for f in fields(Job)}
-    values["custom"] = {**(first.custom or {}), "chain": steps}
-    return Chain(**values, last=jobs[-1])
-
-
 @overload
 def task(jobtype: Callable[P, R], /) -> Task[P, R]: ...
 
@@ -476,7 +318,7 @@ def task(
     gets ``JobTimeoutError`` raised in its thread instead of running on (the worker's, a
     Werk extension, off by default: the exception can land inside library code holding a
     lock, logging's or a connection pool's, and freeze the whole worker; only for code
-    that takes no locks, such as pure computation; see :mod:`werk.client.runner`).
+    that takes no locks, such as pure computation; see :mod:`werk.client.timeouts`).
     ``client``: push with this client instead of :func:`default_client`.
 
     Raises:

@@ -19,14 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from werk.client.job import Job, job_dict
+from werk.client.registration import UnknownJobTypeError
+from werk.client.reports import reported_errtype, wants_result
 from werk.client.results import JobState, ResultRefusedError, encode_result
-from werk.client.runner import (
-    Runner,
-    UnknownJobTypeError,
-    current_job,
-    reported_errtype,
-    wants_result,
-)
+from werk.client.runner import Runner, current_job
 from werk.client.worker import Worker
 from werk.job import next_step
 from werk.protocol import jsonwire

@@ -2,7 +2,7 @@
 registration with ``interrupt=True`` (a Werk client extension).
 
 By default a plain function past its timeout runs on in its thread (its FAIL goes out at
-the timeout, its slot stays busy until it returns: :mod:`werk.client.runner`). Python cannot
+the timeout, its slot stays busy until it returns: :mod:`werk.client.timeouts`). Python cannot
 stop a thread, but CPython can raise an exception in one: with ``interrupt=True``, when the
 timeout passes, the worker raises :class:`JobTimeoutError` inside the job's thread with
 ``PyThreadState_SetAsyncExc``, the technique of Dramatiq's ``TimeLimit`` middleware, so the

@@ -21,43 +21,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Final, TypeVar, overload
+from typing import Any
 
 from werk.client.client import CALLS
 from werk.client.connection import DEFAULT_TIMEOUT
-from werk.client.exhausted import ExhaustedHook
 from werk.client.middleware import Middleware
 from werk.client.processor import Processor, heartbeat
 from werk.client.proto import Call, Identity, new_wid
 from werk.client.queues import QueueOrder, declared_queues
 from werk.client.reconnect import Connector
 from werk.client.recycling import Recycling, resident_kib
+from werk.client.registration import Registrar, known_jobtypes
 from werk.client.reservations import ReservationKeeper
-from werk.client.retrypolicy import RetryDelay, RetryOn
-from werk.client.runner import Registration, Runner, known_jobtypes
+from werk.client.runner import Runner
+from werk.client.shutdown import handle_signals, supervise
 from werk.client.state import QUIET, RUNNING, STOPPING
-from werk.client.tasks import Task
 from werk.client.threads import JobThreads
 from werk.client.url import ServerAddress, resolve
 
-F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("werk.worker")
 
-STOP_SIGNALS: Final = frozenset(
-    getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGTSTP") if hasattr(signal, name)
-)
-"""The signals a worker handles (stop, stop, quiet): :meth:`Worker.run` unblocks them once
-its handlers are in place."""
 
-REPORT_GRACE = 5.0
-"""Seconds allowed after the shutdown deadline to FAIL back unfinished jobs."""
-
-
-class Worker:
+class Worker(Registrar):
     """Fetches jobs from Werk (or any Faktory server) and runs the registered functions.
 
     Args:
@@ -113,10 +101,9 @@ class Worker:
         self.recycled: str | None = None
         """Why the worker stopped to be replaced (``"processed 1000 jobs (--max-jobs
         1000)"``), once ``max_jobs`` or ``max_memory`` was reached; else ``None``."""
+        super().__init__()
         self._url = url
         self._queues = None if queues is None else QueueOrder(queues)
-        self._declared: list[str] = []
-        """Queues of included tasks, fetched when no queues were given."""
         self._auto = declared_queues(self._declared)
         self.concurrency = concurrency
         self.labels = tuple(labels)
@@ -125,7 +112,6 @@ class Worker:
         self.heartbeat_interval = heartbeat_interval
         self.timeout = timeout
         self.wid = new_wid()
-        self.registry: dict[str, Registration] = {}
         self.state = RUNNING
         self.abandoned = 0
         """Jobs handed back at the shutdown deadline while their function still ran."""
@@ -137,118 +123,11 @@ class Worker:
         self.keeper: ReservationKeeper | None = None
         """Renews running jobs' reservations (set while the worker runs)."""
 
-    # -- registering jobs ---------------------------------------------------------------
+    # -- queues --------------------------------------------------------------------------
 
-    @overload
-    def register(self, name: F) -> F: ...
-
-    @overload
-    def register(
-        self,
-        name: str | None = None,
-        *,
-        timeout: float | None = None,
-        on_retries_exhausted: ExhaustedHook | None = None,
-        retry_in: RetryDelay | None = None,
-        retry_on: RetryOn | type[BaseException] | None = None,
-        interrupt: bool = False,
-    ) -> Callable[[F], F]: ...
-
-    def register(
-        self,
-        name: str | F | None = None,
-        *,
-        timeout: float | None = None,
-        on_retries_exhausted: ExhaustedHook | None = None,
-        retry_in: RetryDelay | None = None,
-        retry_on: RetryOn | type[BaseException] | None = None,
-        interrupt: bool = False,
-    ) -> F | Callable[[F], F]:
-        """Register a job function, as ``@worker.register("Name")`` or ``@worker.register``.
-
-        Without a name the function's ``__name__`` is the jobtype. ``async def`` functions
-        run on the worker's event loop, plain functions on its thread pool. ``timeout``:
-        seconds a job of this type may run (see :mod:`werk.client.runner`).
-        ``on_retries_exhausted``: ``hook(job, exc)``, called once a job of this type
-        failed for the last time (see :mod:`werk.client.exhausted`). ``retry_in``: the
-        delay before each retry, ``policy(retry_count, exc) -> seconds | None`` or a
-        :class:`~werk.client.retrypolicy.Backoff`; ``retry_on``: the exception classes
-        worth a retry, any other sends the job to the dead set (see
-        :mod:`werk.client.retrypolicy`). ``interrupt``: a plain function past its timeout
-        gets ``JobTimeoutError`` raised in its thread instead of running on (a Werk
-        extension, off by default: the exception can land inside library code holding a
-        lock, logging's or a connection pool's, and freeze the whole worker; only for code
-        that takes no locks, such as pure computation; see :mod:`werk.client.runner`).
-        """
-        if callable(name):
-            return self.add(getattr(name, "__name__", repr(name)), name)
-
-        def decorator(func: F) -> F:
-            jobtype = name or func.__name__
-            return self.add(
-                jobtype,
-                func,
-                timeout=timeout,
-                on_retries_exhausted=on_retries_exhausted,
-                retry_in=retry_in,
-                retry_on=retry_on,
-                interrupt=interrupt,
-            )
-
-        return decorator
-
-    def add(
-        self,
-        jobtype: str,
-        func: F,
-        *,
-        timeout: float | None = None,
-        on_retries_exhausted: ExhaustedHook | None = None,
-        retry_in: RetryDelay | None = None,
-        retry_on: RetryOn | type[BaseException] | None = None,
-        interrupt: bool = False,
-    ) -> F:
-        """Register ``func`` for jobs of type ``jobtype``; return ``func``, with the options
-        of :meth:`register`. Registering the same function again replaces its options.
-
-        Raises:
-            ValueError: ``timeout`` is not positive, or another function already has
-                ``jobtype`` (two tasks named after their functions, ``send`` in two
-                modules, say: give one a ``name``).
-            TypeError: ``retry_in`` is not callable, or ``retry_on`` holds something
-                that is not an exception class.
-        """
-        known = self.registry.get(jobtype)
-        if known is not None and known.func is not func:
-            raise ValueError(
-                f"jobtype {jobtype!r} is already registered for {_qualified(known.func)}; "
-                f"{_qualified(func)} needs another name (@task(name=...) or "
-                "register('Name'))"
-            )
-        self.registry[jobtype] = Registration.of(
-            jobtype, func, timeout, on_retries_exhausted, retry_in, retry_on, interrupt
-        )
-        return func
-
-    def include(self, *tasks: Task[..., Any]) -> None:
-        """Register declared tasks (:func:`werk.client.task`) under their jobtypes, with
-        their timeouts (and ``interrupt``), retries-exhausted hooks and retry policies."""
-        for declared in tasks:
-            options = declared.options
-            self.add(
-                declared.jobtype,
-                declared.func,
-                timeout=options.timeout,
-                on_retries_exhausted=options.on_retries_exhausted,
-                retry_in=options.retry_in,
-                retry_on=options.retry_on,
-                interrupt=options.interrupt,
-            )
-            queue = options.queue
-            if queue and queue not in self._declared:
-                self._declared.append(queue)
-                self._auto = declared_queues(self._declared)
-                self._strict_fetch = None
+    def _queues_declared(self) -> None:
+        self._auto = declared_queues(self._declared)
+        self._strict_fetch = None
 
     @property
     def queues(self) -> QueueOrder:
@@ -390,7 +269,7 @@ class Worker:
         self.recycled = None
         recycling = Recycling(self.max_jobs, self.max_memory, self._recycle)
         if install_signals and threading.current_thread() is threading.main_thread():
-            self._install_signals()
+            handle_signals(self.stop, self.quiet)
         self._log_start()
         resident = resident_kib()
         if self.max_memory is not None and resident is not None:
@@ -421,7 +300,7 @@ class Worker:
             asyncio.create_task(keeper.run(), name="werk-reservations"),
         ]
         try:
-            await self._supervise(processors, tasks)
+            await supervise(self, processors, tasks, self._forced)
         finally:
             for task in [*helpers, *tasks]:
                 task.cancel()
@@ -460,83 +339,6 @@ class Worker:
                 ", ".join(left_out),
             )
 
-    async def _supervise(
-        self, processors: list[Processor], tasks: list[asyncio.Task[None]]
-    ) -> None:
-        # Running: wait for a stop request, or a processor dying of a fatal error.
-        stop_wait = asyncio.create_task(self._wait_for(STOPPING))
-        done, _ = await asyncio.wait([stop_wait, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        stop_wait.cancel()
-        for task in done:
-            if task is not stop_wait and task.exception() is not None:
-                self._set_state(STOPPING)
-                raise task.exception()  # type: ignore[misc]
-        self._set_state(STOPPING)
-        # Shutdown: running jobs get shutdown_timeout seconds to finish and be reported,
-        # unless a forced stop (a second signal) ends the wait. With no job to report, a
-        # processor still trying to reach the server has nothing to reconnect for.
-        if not any(_holds_work(processor) for processor in processors):
-            self.give_up.set()
-        finished: asyncio.Future[Any] = asyncio.gather(*tasks, return_exceptions=True)
-        forced: asyncio.Future[Any] = asyncio.ensure_future(self._forced.wait())
-        await asyncio.wait(
-            [finished, forced], timeout=self.shutdown_timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-        forced.cancel()
-        pending = {task for task in tasks if not task.done()}
-        if not pending:
-            return
-        if not any(_runs_job(processor) for processor in processors):
-            self.give_up.set()  # a report still unsent is logged as given up
-            await asyncio.wait(pending, timeout=1.0)
-            return
-        # Deadline: hand back jobs still running, then stop reconnecting.
-        for processor in processors:
-            if _runs_job(processor):
-                processor.abandon = True
-                tasks[processor.index].cancel()
-        _, pending = await asyncio.wait(pending, timeout=REPORT_GRACE)
-        self.give_up.set()
-        if pending:
-            await asyncio.wait(pending, timeout=1.0)
-
-    async def _wait_for(self, state: str) -> None:
-        while self.state != state:
-            await self._changed.wait()
-
-    def _install_signals(self) -> None:
-        loop = asyncio.get_running_loop()
-        interrupts = 0
-
-        def on_signal(name: str) -> None:
-            nonlocal interrupts
-            interrupts += 1
-            if interrupts > 1:
-                log.warning("second %s: stopping without waiting for running jobs", name)
-                self.stop(force=True)
-            else:
-                log.info("%s: stopping gracefully (send it again to stop at once)", name)
-                self.stop()
-
-        loop.add_signal_handler(signal.SIGTERM, on_signal, "SIGTERM")
-        loop.add_signal_handler(signal.SIGINT, on_signal, "SIGINT")
-        if hasattr(signal, "SIGTSTP"):
-            loop.add_signal_handler(signal.SIGTSTP, self.quiet)
-        if hasattr(signal, "pthread_sigmask"):
-            # ``werk worker -p`` starts its workers with these blocked, so that a stop sent
-            # while one starts up waits for its handler instead of killing it.
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-
-
-def _runs_job(processor: Processor) -> bool:
-    """Whether a processor runs a job (or a timed-out job's thread)."""
-    return processor.job is not None or processor.lingering
-
-
-def _holds_work(processor: Processor) -> bool:
-    """Whether a processor runs a job or still has one to report to the server."""
-    return _runs_job(processor) or processor.unreported
-
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
@@ -554,9 +356,3 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
         return None
     factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
     return factory
-
-
-def _qualified(func: Callable[..., Any]) -> str:
-    """``module.qualname`` of a function, for messages."""
-    module = getattr(func, "__module__", None) or "?"
-    return f"{module}.{getattr(func, '__qualname__', repr(func))}"

@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.json import normalize_json
 
 from werk.client import Middleware, Worker, current_job
-from werk.client.runner import Registration
+from werk.client.registration import Registration
 from werk.contrib.django.jobs import resolve_task, task_kwargs, when
 
 

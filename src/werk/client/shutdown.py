@@ -1,0 +1,120 @@
+"""How a worker stops: the signals that ask it to, and its shutdown phase.
+
+SIGTERM and SIGINT begin the graceful shutdown (a second one ends the wait at once), SIGTSTP
+quiets. Once stopping, running jobs get ``shutdown_timeout`` seconds to finish and be
+reported; jobs still running then are handed back to the server (the processors FAIL them
+with errtype ``WorkerShutdown``), and the processors stop reconnecting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from typing import Any, Final
+
+from werk.client.processor import Processor
+from werk.client.state import WorkerHost
+
+log = logging.getLogger("werk.worker")
+
+STOP_SIGNALS: Final = frozenset(
+    getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGTSTP") if hasattr(signal, name)
+)
+"""The signals a worker handles (stop, stop, quiet): :meth:`Worker.run
+<werk.client.worker.Worker.run>` unblocks them once its handlers are in place."""
+
+REPORT_GRACE = 5.0
+"""Seconds allowed after the shutdown deadline to FAIL back unfinished jobs."""
+
+
+def handle_signals(stop: Callable[..., None], quiet: Callable[[], None]) -> None:
+    """Have the running loop call ``stop()`` on SIGTERM/SIGINT (``stop(force=True)`` on the
+    second) and ``quiet()`` on SIGTSTP, then unblock them. Call from the main thread."""
+    loop = asyncio.get_running_loop()
+    interrupts = 0
+
+    def on_signal(name: str) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts > 1:
+            log.warning("second %s: stopping without waiting for running jobs", name)
+            stop(force=True)
+        else:
+            log.info("%s: stopping gracefully (send it again to stop at once)", name)
+            stop()
+
+    loop.add_signal_handler(signal.SIGTERM, on_signal, "SIGTERM")
+    loop.add_signal_handler(signal.SIGINT, on_signal, "SIGINT")
+    if hasattr(signal, "SIGTSTP"):
+        loop.add_signal_handler(signal.SIGTSTP, quiet)
+    if hasattr(signal, "pthread_sigmask"):
+        # ``werk worker -p`` starts its workers with these blocked, so that a stop sent
+        # while one starts up waits for its handler instead of killing it.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+async def supervise(
+    worker: WorkerHost,
+    processors: list[Processor],
+    tasks: list[asyncio.Task[None]],
+    forced: asyncio.Event,
+) -> None:
+    """Wait while ``worker`` runs, then shut it down; return once its processors' ``tasks``
+    ended or were given up on.
+
+    Raises:
+        Exception: a processor's fatal error (the worker is stopping then).
+    """
+    # Running: wait for a stop request, or a processor dying of a fatal error.
+    stop_wait = asyncio.create_task(_stopping(worker))
+    done, _ = await asyncio.wait([stop_wait, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    stop_wait.cancel()
+    for task in done:
+        if task is not stop_wait and task.exception() is not None:
+            worker.stop()
+            raise task.exception()  # type: ignore[misc]
+    worker.stop()
+    # Shutdown: running jobs get shutdown_timeout seconds to finish and be reported,
+    # unless a forced stop (a second signal) ends the wait. With no job to report, a
+    # processor still trying to reach the server has nothing to reconnect for.
+    if not any(_holds_work(processor) for processor in processors):
+        worker.give_up.set()
+    finished: asyncio.Future[Any] = asyncio.gather(*tasks, return_exceptions=True)
+    force: asyncio.Future[Any] = asyncio.ensure_future(forced.wait())
+    await asyncio.wait(
+        [finished, force], timeout=worker.shutdown_timeout, return_when=asyncio.FIRST_COMPLETED
+    )
+    force.cancel()
+    pending = {task for task in tasks if not task.done()}
+    if not pending:
+        return
+    if not any(_runs_job(processor) for processor in processors):
+        worker.give_up.set()  # a report still unsent is logged as given up
+        await asyncio.wait(pending, timeout=1.0)
+        return
+    # Deadline: hand back jobs still running, then stop reconnecting.
+    for processor in processors:
+        if _runs_job(processor):
+            processor.abandon = True
+            tasks[processor.index].cancel()
+    _, pending = await asyncio.wait(pending, timeout=REPORT_GRACE)
+    worker.give_up.set()
+    if pending:
+        await asyncio.wait(pending, timeout=1.0)
+
+
+async def _stopping(worker: WorkerHost) -> None:
+    while not worker.stopping:
+        await worker.wait_state_change()
+
+
+def _runs_job(processor: Processor) -> bool:
+    """Whether a processor runs a job (or a timed-out job's thread)."""
+    return processor.job is not None or processor.lingering
+
+
+def _holds_work(processor: Processor) -> bool:
+    """Whether a processor runs a job or still has one to report to the server."""
+    return _runs_job(processor) or processor.unreported
