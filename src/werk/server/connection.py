@@ -33,7 +33,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("werk.server")
 
 READ_SIZE = 256 * 1024
+"""Bytes read from a connection at a time. The server's stream reader reads ahead about
+twice as many (its ``limit``, :class:`werk.server.server.Server`) before it stops reading the
+socket, so commands sent faster than they are dispatched wait in the kernel's buffers and
+the client's ``send``, not in the server's memory, as with Faktory's one command at a time."""
+UNREAD_REPLIES = 256 * 1024
+"""Bytes of replies a client may leave unread, beyond what the kernel's socket buffers took,
+before the server stops reading its commands until they go out (Werk's rule: Faktory
+writes each reply before reading the next command, so it stops at the kernel's buffers)."""
 WRITE_TIMEOUT = 30.0
+"""Seconds a client may leave the server waiting to write its replies; then it is closed."""
 LINE_TIMEOUT = 60.0
 """Seconds a command line may take from its first byte to its end (16 MiB at about
 2 Mbit/s); a client that dribbles a line is told so and closed. Between lines a connection
@@ -87,6 +96,7 @@ class Connection:
         self.closing = False
         self.busy = False
         self._held: list[bytes] = []
+        self._held_size = 0
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
 
@@ -177,14 +187,24 @@ class Connection:
                 line = await self._read_line()
             if line is None:
                 return
-            if self.writer.transport.get_write_buffer_size() > READ_SIZE:
+            if self.writer.transport.get_write_buffer_size() > UNREAD_REPLIES:
                 await self._send(b"")  # its replies are not read: wait (bounded) for room
-            # Answer every complete line already received in one write (a command that is
-            # about to wait, a FETCH with no job, first calls :meth:`release`).
+            # Answer the complete lines already received in one write (a command that is
+            # about to wait, a FETCH with no job, first calls :meth:`release`), until their
+            # replies pass UNREAD_REPLIES: those are written at once, and the next line
+            # waits for room as above. (Rounds under the limit are queued in the outbox;
+            # only the input read ahead can run between two passes of the loop.)
             self._hold(await self._dispatch(line))
-            while not self.closing and (line := self.lines.next_line()) is not None:
+            while (
+                not self.closing
+                and self._held_size <= UNREAD_REPLIES
+                and (line := self.lines.next_line()) is not None
+            ):
                 self._hold(await self._dispatch(line))
+            full = self._held_size > UNREAD_REPLIES
             self.release()
+            if full:
+                await self._send(b"")
             if self.server.stopping:
                 return
 
@@ -218,6 +238,7 @@ class Connection:
     def _hold(self, reply: bytes | None) -> None:
         if reply:
             self._held.append(reply)
+            self._held_size += len(reply)
 
     def release(self) -> None:
         """Queue the replies held back so far in the server's outbox (written at the loop's
@@ -226,7 +247,7 @@ class Connection:
         A command that may wait long calls it first, so that it does not hold back the
         replies of the commands pipelined before it (a worker's ACK before its FETCH)."""
         if self._held:
-            held, self._held = self._held, []
+            held, self._held, self._held_size = self._held, [], 0
             self.server.outbox.put(self.writer, b"".join(held))
 
     async def _send(self, data: bytes) -> None:
@@ -234,10 +255,14 @@ class Connection:
         self.server.outbox.flush(self.writer)
         if data:
             self.writer.write(data)
-        if self.writer.transport.get_write_buffer_size() > READ_SIZE:
+        if self.writer.transport.get_write_buffer_size() > UNREAD_REPLIES:
             # A client that does not read its replies is cut off, not waited for forever.
-            async with asyncio.timeout(WRITE_TIMEOUT):
-                await self.writer.drain()
+            try:
+                async with asyncio.timeout(WRITE_TIMEOUT):
+                    await self.writer.drain()
+            except TimeoutError:
+                log.info("closing %s: its replies were not read for %g s", self.peer, WRITE_TIMEOUT)
+                raise
 
     async def _close(self) -> None:
         self.server.outbox.flush(self.writer)

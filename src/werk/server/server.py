@@ -26,7 +26,7 @@ from werk.manager.expiry import expired_count
 from werk.manager.features import default_middleware
 from werk.manager.processes import Processes
 from werk.server.config import BACKEND_DURABILITY, ServerConfig
-from werk.server.connection import Connection
+from werk.server.connection import READ_SIZE, Connection
 from werk.server.cron import attach, check_settings
 from werk.server.outbox import Outbox
 from werk.server.settings import reloaded
@@ -126,7 +126,8 @@ class Server:
                 self._accept,
                 host,
                 port,
-                limit=self.config.max_line,
+                # The read-ahead, not the longest line (the connection's LineReader holds that).
+                limit=READ_SIZE,
                 reuse_address=True,
                 # asyncio's default backlog (100) overflows under a burst of connects, and
                 # each dropped SYN costs that client a 1 s retransmit.
