@@ -21,7 +21,7 @@ import pytest
 
 from werk.errors import StorageError, StoreCorruptError
 from werk.storage.base import Entry, Reservation, Scored
-from werk.storage.sqlite import SqliteStore
+from werk.storage.sqlite import SqliteStore, queues
 from werk.storage.sqlite.batch import Batch
 
 NOW = 1_700_000_000.0
@@ -413,3 +413,26 @@ async def test_a_job_shown_before_a_failed_write_is_taken_back(store: SqliteStor
     conn.insert_gate = None
     await store.enqueue([entry("c")], NOW)  # the store works on, ids still unique
     assert (await until_fetched(store)).entry.jid == "c"
+
+
+async def test_pushed_bodies_kept_in_memory_are_bounded_in_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a store that keeps at most 1,000 bytes of pushed bodies until they are fetched
+    monkeypatch.setattr(queues, "BODY_CACHE_BYTES", 1000)
+    store = SqliteStore(tmp_path)
+    await store.open()
+    try:
+        # When ten jobs of about 350 bytes each are pushed
+        for number in range(10):
+            await store.enqueue([entry(f"big{number}", size=300)], NOW)
+        # Then only the first three are kept (the third passes the limit), and every job
+        # is fetched whole all the same, the others read back from the database
+        assert len(store._bodies) == 3 and store._bodies.held > 1000
+        fetched = [await store.fetch(["default"], NOW, "w1") for _ in range(10)]
+        assert [res.entry for res in fetched if res] == [
+            entry(f"big{number}", size=300) for number in range(10)
+        ]
+        assert len(store._bodies) == 0 and store._bodies.held == 0
+    finally:
+        await store.close()

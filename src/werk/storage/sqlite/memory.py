@@ -12,9 +12,9 @@ import heapq
 import itertools
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
-from werk.storage.base import DayCount, Reservation
+from werk.storage.base import DayCount, Entry, Reservation
 
 LOWEST, HIGHEST = 1, 9
 Lanes = list[deque[int]]
@@ -97,6 +97,47 @@ class QueueIndex:
         """Forget a queue; return its ``(lane, id)`` pairs in lane order."""
         lanes = self._lanes.pop(name, [])
         return [(number, job_id) for number, lane in enumerate(lanes) for job_id in lane]
+
+
+class BodyCache:
+    """Pushed entries kept until fetched (with their enqueue time), so that a FETCH skips
+    the SELECT: at most ``count`` entries, and bodies of ``size`` bytes plus the last one
+    kept (:meth:`put` with ``force`` aside: a batch :meth:`fits` checked first)."""
+
+    def __init__(self, count: int, size: int) -> None:
+        self._entries: dict[int, tuple[Entry, float]] = {}
+        self._count = count
+        self._size = size
+        self.held = 0
+        """Bytes of bodies held."""
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def fits(self, entries: Sequence[Entry]) -> bool:
+        """Whether every one of ``entries`` would fit now."""
+        return (
+            len(self._entries) + len(entries) <= self._count
+            and self.held + sum(len(entry.body) for entry in entries) <= self._size
+        )
+
+    def put(self, job_id: int, entry: Entry, enqueued_at: float, force: bool = False) -> None:
+        """Keep ``entry`` unless the cache is full (``force``: keep it all the same)."""
+        if force or (len(self._entries) < self._count and self.held < self._size):
+            self._entries[job_id] = (entry, enqueued_at)
+            self.held += len(entry.body)
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        self._entries.clear()
+        self.held = 0
+
+    def pop(self, job_id: int) -> tuple[Entry, float] | None:
+        """Take out and return the entry of ``job_id`` with its enqueue time, if kept."""
+        cached = self._entries.pop(job_id, None)
+        if cached is not None:
+            self.held -= len(cached[0].body)
+        return cached
 
 
 class Reservations:

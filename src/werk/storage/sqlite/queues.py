@@ -19,7 +19,7 @@ from typing import TypeVar
 from werk.errors import StorageError
 from werk.storage.base import AvailableCallback, Entry, Queued, Reservation, WaitingPredicate
 from werk.storage.sqlite import ops
-from werk.storage.sqlite.memory import QueueIndex, Reservations
+from werk.storage.sqlite.memory import BodyCache, QueueIndex, Reservations
 from werk.storage.sqlite.writer import Writer
 
 T = TypeVar("T")
@@ -29,6 +29,13 @@ BODY_CACHE = 100_000
 """How many pushed jobs keep their entry in memory until fetched. A fetch that finds its
 job here skips the SELECT, which is the costliest step of a FETCH while the writer
 commits; past this many, jobs are read back from the database (memory stays bounded)."""
+BODY_CACHE_BYTES = 64 * 1024 * 1024
+"""And how many bytes of their bodies: 100,000 jobs of 64 KiB would hold 6.5 GB."""
+
+
+def body_cache() -> BodyCache:
+    """An empty cache of pushed entries, with the limits above."""
+    return BodyCache(BODY_CACHE, BODY_CACHE_BYTES)
 
 
 class QueueMixin:
@@ -46,7 +53,7 @@ class QueueMixin:
         self._paused: set[str] = set()
         self._callbacks: list[AvailableCallback] = []
         self._waiting: list[WaitingPredicate] = []
-        self._bodies: dict[int, tuple[Entry, float]] = {}
+        self._bodies = body_cache()
 
     # -- helpers ------------------------------------------------------------------
 
@@ -107,18 +114,13 @@ class QueueMixin:
         queues = {e.queue for e in batch}
 
         def show(ids: list[int] | range, bound: bool) -> None:
-            push, bodies = self._queues.push, self._bodies
-            room = BODY_CACHE - len(bodies) if bound else len(batch)
+            push, keep = self._queues.push, self._bodies.put
             for entry, job_id in zip(batch, ids, strict=True):
                 push(entry.queue, entry.priority, job_id)
-                if room > 0:
-                    bodies[job_id] = (entry, now)
-                    room -= 1
+                keep(job_id, entry, now, force=not bound)
             self._notify(queues)
 
-        if len(self._bodies) + len(batch) <= BODY_CACHE and any(
-            waiting(queues) for waiting in self._waiting
-        ):
+        if self._bodies.fits(batch) and any(waiting(queues) for waiting in self._waiting):
             # A FETCH waits: it gets the jobs now, from memory, while their rows are written
             # and committed (the loop's connection reads committed rows only, hence the
             # bound). The PUSH is still answered after the commit; a failed write takes
@@ -140,7 +142,7 @@ class QueueMixin:
     def _withdraw(self, batch: list[Entry], ids: range) -> None:
         """Take back jobs shown before a commit that failed."""
         for entry, job_id in zip(batch, ids, strict=True):
-            self._bodies.pop(job_id, None)
+            self._bodies.pop(job_id)
             if self._queues.remove(entry.queue, {job_id}):
                 continue
             held = self._reserved.pop(entry.jid)
@@ -169,7 +171,7 @@ class QueueMixin:
         return None
 
     def _take(self, job_id: int, now: float, wid: str) -> Reservation | None:
-        cached = self._bodies.pop(job_id, None)
+        cached = self._bodies.pop(job_id)
         if cached is None:
             cached = self._select(job_id)
             if cached is None:
@@ -218,7 +220,7 @@ class QueueMixin:
         found = await self._read(lambda conn: ops.find_jobs(conn, queue, wanted))
         removed = self._queues.remove(queue, set(found))
         for _, job_id in removed:
-            self._bodies.pop(job_id, None)
+            self._bodies.pop(job_id)
         if removed:
             await writer.call(
                 lambda b: ops.delete_jobs(b, [job_id for _, job_id in removed]),
@@ -272,7 +274,7 @@ class QueueMixin:
         self._paused.difference_update(names)
         job_ids = [job_id for pairs in dropped.values() for _, job_id in pairs]
         for job_id in job_ids:
-            self._bodies.pop(job_id, None)
+            self._bodies.pop(job_id)
 
         def undo() -> None:
             for name, pairs in dropped.items():

@@ -390,7 +390,7 @@ class SqliteStore(CoordMixin):
         lock, record and limiter."""
         writer = self._open_writer()
         self._queues, self._paused, self._reserved = QueueIndex(), set(), Reservations()
-        self._bodies = {}
+        self._bodies.clear()
 
         def done(_: None) -> None:
             self._tally = Tally()
