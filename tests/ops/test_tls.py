@@ -124,3 +124,18 @@ def test_tls_table_paths_relative_to_the_config_dir(
         with context.wrap_socket(raw, server_hostname="localhost") as sock:
             assert sock.version() in ("TLSv1.2", "TLSv1.3")
             assert sock.recv(64).startswith(b"+HI")
+
+
+def test_a_line_many_times_the_read_ahead_arrives_whole_over_tls(
+    tls_server: tuple[ServerProcess, Path, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server reads a connection at most about 512 KiB ahead (werk.server.connection
+    READ_SIZE): a 4 MiB PUSH over TLS still arrives whole, paused and resumed on the way,
+    and comes back whole."""
+    server, cert, _ = tls_server
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    big = "x" * (4 * 1024 * 1024)
+    with Client(f"tcp+tls://:tlspass@127.0.0.1:{server.port}") as client:
+        client.push(Job("Tls", [big], queue="big"))
+        fetched = client.fetch("big")
+        assert fetched is not None and fetched["args"] == [big]
