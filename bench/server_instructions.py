@@ -8,6 +8,7 @@ process's instructions (event loop, writer thread, start-up excluded) divided by
 phase's jobs. Phases:
 
 - ``push``: one producer's sequential PUSH (raw protocol, each waiting for ``+OK``);
+- ``push_16``: 16 producers' PUSHes, each waiting for its ``+OK`` (4 n in all);
 - ``fetch_ack``: one raw connection's FETCH then ACK, one job at a time;
 - ``drain``: two ``werk worker`` processes (concurrency 50) draining ``async def`` no-op
   jobs queued before the phase (the worker pipelines ACK and FETCH).
@@ -15,7 +16,8 @@ phase's jobs. Phases:
 "Before" is ``src/`` of ``--before`` put first on the server's ``PYTHONPATH``; "after" is
 this checkout. About four minutes per version::
 
-    .venv/bin/python bench/server_instructions.py --before 77a3b8e [-n 2000] [--redis URL]
+    .venv/bin/python bench/server_instructions.py --before 77a3b8e [-n 2000] [--storage URL]
+        [--durability os]
 """
 
 from __future__ import annotations
@@ -91,15 +93,21 @@ def drain(server: BenchServer, n: int) -> Callable[[], None]:
     return phase
 
 
-def run(pythonpath: str, n: int, storage: str) -> dict[str, float]:
+def run(pythonpath: str, n: int, storage: str, durability: str = "fsync") -> dict[str, float]:
     """Instructions per job of each phase for the server importing from ``pythonpath``."""
     out = Path(tempfile.mkdtemp(prefix="werk-cg-")) / "cg"
     wrapper = ("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", "-q")
     figures: dict[str, float] = {}
-    with BenchServer(storage, wrapper=wrapper, pythonpath=pythonpath) as server:
+    with BenchServer(
+        storage, durability=durability, wrapper=wrapper, pythonpath=pythonpath
+    ) as server:
         counted = Counted(server, out)
         push = raw.push_lines(n)
         figures["push"] = counted.measure(lambda: raw.push_sequential(server.port, push)) / n
+        many = raw.push_lines(4 * n)
+        figures["push_16"] = counted.measure(lambda: raw.push_concurrent(server.port, many, 16)) / (
+            4 * n
+        )
         figures["fetch_ack"] = counted.measure(lambda: raw.fetch_ack(server.port, n)) / n
         figures["drain"] = counted.measure(drain(server, n)) / n
     shutil.rmtree(out.parent, ignore_errors=True)
@@ -111,10 +119,18 @@ def main() -> None:
     parser.add_argument("--before", default="77a3b8e", help="commit of the before server")
     parser.add_argument("-n", type=int, default=2000, help="jobs per phase (default 2,000)")
     parser.add_argument("--storage", default="sqlite", help="sqlite (default) or a Redis URL")
+    parser.add_argument(
+        "--durability", default="fsync", choices=("fsync", "os"), help="the SQLite store's mode"
+    )
     args = parser.parse_args()
     versions = {"before": str(checkout_src(args.before)), "after": str(ROOT / "src")}
-    results = {name: run(path, args.n, args.storage) for name, path in versions.items()}
-    print(f"server instructions per job, {args.storage}, n={args.n}, before={args.before}")
+    results = {
+        name: run(path, args.n, args.storage, args.durability) for name, path in versions.items()
+    }
+    print(
+        f"server instructions per job, {args.storage} ({args.durability}), n={args.n},"
+        f" before={args.before}"
+    )
     print(f"{'phase':<10} {'before':>12} {'after':>12} {'after/before':>13}")
     for phase in results["before"]:
         before, after = results["before"][phase], results["after"][phase]

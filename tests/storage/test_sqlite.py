@@ -436,3 +436,41 @@ async def test_pushed_bodies_kept_in_memory_are_bounded_in_bytes(
         assert len(store._bodies) == 0 and store._bodies.held == 0
     finally:
         await store.close()
+
+
+async def test_os_mode_commits_a_lone_write_without_a_pass_of_the_loop(tmp_path: Path) -> None:
+    # Given an os-mode store with nothing else being written
+    store = SqliteStore(tmp_path, durability="os")
+    await store.open()
+    try:
+        before = store.commits
+        # When one push runs: it completes without ever yielding to the event loop
+        push = store.enqueue([entry("lone")], NOW)
+        with pytest.raises(StopIteration):
+            push.send(None)
+        # Then its commit is done and the job is queued
+        assert store.commits == before + 1
+        assert (await store.queue_sizes())["default"] == 1
+    finally:
+        await store.close()
+
+
+async def test_os_mode_gathers_writes_that_meet_in_one_pass(tmp_path: Path) -> None:
+    # Given an os-mode store and 16 producers, each pushing one job at a time
+    store = SqliteStore(tmp_path, durability="os")
+    await store.open()
+
+    async def producer(number: int) -> None:
+        for k in range(3):
+            await store.enqueue([entry(f"p{number}-{k}")], NOW)
+
+    try:
+        before = store.commits
+        # When they all start in one pass of the loop
+        await asyncio.gather(*(producer(number) for number in range(16)))
+        # Then only the first write commits alone; the others share commits (48 pushes,
+        # not 48 commits), and every job is there
+        assert store.commits - before <= 6, store.commits - before
+        assert (await store.queue_sizes())["default"] == 48
+    finally:
+        await store.close()
