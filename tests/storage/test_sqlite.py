@@ -474,3 +474,58 @@ async def test_os_mode_gathers_writes_that_meet_in_one_pass(tmp_path: Path) -> N
         assert (await store.queue_sizes())["default"] == 48
     finally:
         await store.close()
+
+
+async def test_an_ack_whose_commit_failed_is_kept_and_committed_later(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a fetched job whose reservation is on disk
+    store = SqliteStore(tmp_path)
+    await store.open()
+    conn = gate_commits(store)
+    conn.gate.set()
+    await store.enqueue([entry("kept")], NOW)
+    assert (await until_fetched(store)).entry.jid == "kept"
+    await store.enqueue([entry("later")], NOW)  # commits the reservation before it
+    # When its ACK (answered at once, written in the background) cannot be committed
+    conn.fail = True
+    assert await store.ack("kept", NOW) is not None
+    for _ in range(1000):
+        if caplog.records:
+            break
+        await asyncio.sleep(0.005)
+    assert "FETCH/ACK writes could not be committed" in caplog.text
+    # and the disk has room again (the write is tried again within RETRY_HELD seconds)
+    conn.fail = False
+    committed = store.commits
+    for _ in range(1000):
+        if store.commits > committed:
+            break
+        await asyncio.sleep(0.005)
+    await store.close()
+    # Then after a restart the ACKed job is gone, as its +OK said
+    again = SqliteStore(tmp_path)
+    await again.open()
+    try:
+        assert await again.working_size() == 0
+        assert (await again.queue_sizes())["default"] == 1  # "later" only
+    finally:
+        await again.close()
+
+
+async def test_acks_still_held_at_the_stop_are_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a fetched job, and a disk that fails every commit from then on
+    store = SqliteStore(tmp_path)
+    await store.open()
+    conn = gate_commits(store)
+    conn.gate.set()
+    await store.enqueue([entry("lost")], NOW)
+    await until_fetched(store)
+    conn.fail = True
+    # When it is ACKed and the server stops before any commit succeeds
+    assert await store.ack("lost", NOW) is not None
+    await store.close()
+    # Then the stop says what it could not keep
+    assert "could not be committed before the stop" in caplog.text

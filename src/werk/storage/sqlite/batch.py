@@ -77,6 +77,17 @@ class Background:
     def __len__(self) -> int:
         return len(self.reserves) + len(self.releases)
 
+    def absorb(self, later: Background) -> None:
+        """Add the writes of ``later`` (gathered after this one) after this one's, for a
+        failed batch tried again: a reservation ``later`` released is dropped by its release,
+        which ``run`` writes after every reservation."""
+        self.reserves.update(later.reserves)
+        self.releases.extend(later.releases)
+        for key, (processed, failures) in later.counts.items():
+            pair = self.counts.setdefault(key, [0, 0])
+            pair[0] += processed
+            pair[1] += failures
+
     def run(self, b: Batch) -> None:
         """Write the gathered reservations, releases and counts (on the writer thread)."""
         if self.reserves:

@@ -18,6 +18,7 @@ and takes it back that way). A failed write fails only the operations of its bat
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import queue
 import sqlite3
@@ -40,6 +41,10 @@ GATHER: Final = 0.002
 
 LINGER: Final = 0.005
 """How long background writes (which nobody awaits) wait to be batched with later ones."""
+
+RETRY_HELD: Final = 1.0
+"""Seconds between attempts to commit background writes whose commit failed (a full disk):
+they are kept, ahead of those gathered since, until a commit takes them."""
 
 
 class InlinePolicy(NamedTuple):
@@ -141,6 +146,8 @@ class Writer:
         self._closed = False
         self._background = Background()
         self._flush_scheduled = False
+        self._held_failures = 0  # failed commits of the background writes held now
+        self._last_error: BaseException | None = None
         self._checkpoints = checkpoints
         self._policy = inline
         self._queued = 0  # ops handed to the thread and not yet settled (loop side)
@@ -176,24 +183,54 @@ class Writer:
         self._schedule_background()
 
     def _schedule_background(self) -> None:
-        if len(self._background) >= MAX_BATCH:
+        if self._held_failures:
+            delay = RETRY_HELD  # a failing disk is tried again once a second, not per ACK
+        elif len(self._background) >= MAX_BATCH:
             self.flush_background()
-        elif not self._flush_scheduled:
+            return
+        else:
+            delay = GATHER
+        if not self._flush_scheduled:
             self._flush_scheduled = True
-            self._loop.call_later(GATHER, self.flush_background)
+            self._loop.call_later(delay, self.flush_background)
 
     def flush_background(self) -> None:
         """Hand the gathered background writes to the writer thread as one operation."""
         self._flush_scheduled = False
         if len(self._background):
             background, self._background = self._background, Background()
-            op = Op(background.run, None, None, None, len(background))
+            hold_back = functools.partial(self._hold_back, background)
+            op = Op(background.run, None, self._background_committed, hold_back, len(background))
             # Not awaited: it may as well be batched on the thread, unless an inline batch
             # is already gathering (writes commit in call order).
             if self._inline:
                 self._gather_inline(op)  # its rows count: a big one sends all to the thread
             else:
                 self._put(op)
+
+    def _hold_back(self, failed: Background) -> None:
+        """Keep background writes whose commit failed, ahead of those gathered since, and
+        try them again later: an ACK already answered ``+OK`` is not lost to a full disk
+        (Werk's rule; the jobs of writes still held when the server stops run again)."""
+        if not self._held_failures:
+            log.error(
+                "FETCH/ACK writes could not be committed (%s); kept in memory and tried again"
+                " every %g s",
+                self._last_error,
+                RETRY_HELD,
+            )
+        self._held_failures += 1
+        failed.absorb(self._background)
+        self._background = failed
+        if not self._closed:
+            self._schedule_background()
+
+    def _background_committed(self, _: object) -> None:
+        if self._held_failures:
+            log.warning(
+                "FETCH/ACK writes committed again after %d failed attempts", self._held_failures
+            )
+            self._held_failures = 0
 
     def call(
         self,
@@ -294,6 +331,9 @@ class Writer:
     def _settled(self, ops: list[Op[Any]], outcomes: list[Outcome], queued: bool = True) -> None:
         if queued:
             self._queued -= len(ops)
+        for ok, value in outcomes:
+            if not ok:
+                self._last_error = _as_storage_error(value)
         settle(ops, outcomes)
         if self._checkpoints is not None and not self._dirty:
             self._dirty = True
@@ -319,6 +359,14 @@ class Writer:
             self._queue.put(CHECKPOINT)
         self._queue.put(None)
         await asyncio.to_thread(self._thread.join)
+        await asyncio.sleep(0)  # the last batch's outcome, posted before the thread ended
+        if len(self._background):
+            log.error(
+                "%d FETCH/ACK writes could not be committed before the stop (%s): their jobs"
+                " are handed out again after a restart",
+                len(self._background),
+                self._last_error,
+            )
 
     # -- writer thread ---------------------------------------------------------------
 
@@ -442,7 +490,8 @@ def settle(ops: list[Op[Any]], outcomes: list[Outcome]) -> None:
         error = _as_storage_error(value)
         _guarded(op.undo)
         if op.future is None:
-            log.error("background SQLite write failed: %s", error)
+            if op.undo is None:
+                log.error("background SQLite write failed: %s", error)
         elif not op.future.done():
             op.future.set_exception(error)
 
