@@ -20,7 +20,7 @@ from tests.client.conftest import async_wait_until, retries_size, wait_until
 from tests.client.test_worker import Start, retry_jobs
 from tests.conftest import SQLITE_ONLY
 from tests.helpers import ServerProcess
-from werk.client import TIMEOUT_ERRTYPE, Client, Job, JobTimeoutError, Worker, task
+from werk.client import TIMEOUT_ERRTYPE, Client, Job, JobTimeoutError, Middleware, Worker, task
 
 
 async def failed_jobs(worker: Worker, task: asyncio.Task[None], client: Client) -> list[Any]:
@@ -76,6 +76,53 @@ async def test_job_timeout_overrides_the_jobtype_timeout(
     start_worker(worker)
     await async_wait_until(lambda: done == [0.6] and retries_size(client) == 1)
     await async_wait_until(lambda: client.info()["faktory"]["total_processed"] == 2)
+
+
+class SlowHooks(Middleware):
+    """Middleware whose ``before_job`` and ``after_job`` hooks take ``seconds`` each."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def before_job(self, job: dict[str, Any]) -> None:
+        time.sleep(self.seconds)
+
+    def after_job(self, job: dict[str, Any], exc: BaseException | None) -> None:
+        time.sleep(self.seconds)
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("kind", ["plain", "interrupt", "async"])
+@pytest.mark.parametrize("nap", [0.0, 1.0])
+async def test_the_timeout_bounds_the_function_not_its_middleware_hooks(
+    werk_server: ServerProcess, client: Client, start_worker: Start, kind: str, nap: float
+) -> None:
+    # Given a function with a timeout of 0.3 s that naps ``nap`` seconds, and middleware
+    # whose hooks take 0.5 s before it and 0.5 s after it
+    worker = Worker(werk_server.url, concurrency=1, middleware=[SlowHooks(0.5)])
+    if kind == "async":
+
+        @worker.register("napper", timeout=0.3)
+        async def napper_coroutine(seconds: float) -> None:
+            await asyncio.sleep(seconds)
+
+    else:
+
+        @worker.register("napper", timeout=0.3, interrupt=kind == "interrupt")
+        def napper(seconds: float) -> None:
+            time.sleep(seconds)
+
+    # When it runs
+    client.push(Job("napper", [nap]))
+    task = start_worker(worker)
+    await async_wait_until(lambda: client.info()["faktory"]["total_processed"] == 1)
+    # Then only the function's own time counts: at once, it is ACKed, though its hooks took
+    # 1 s; napping past 0.3 s, it is FAILed as timed out
+    failed = await failed_jobs(worker, task, client)
+    if nap == 0.0:
+        assert failed == []
+    else:
+        assert [job["failure"]["errtype"] for job in failed] == ["JobTimeout"]
 
 
 @SQLITE_ONLY

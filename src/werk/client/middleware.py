@@ -2,7 +2,8 @@
 
 Subclass :class:`Middleware` and override only the hooks you need; the base class does
 nothing. Job hooks run in the thread that runs the job: the event loop for ``async def``
-jobs, a pool thread for plain functions. A hook that raises fails the job, except
+jobs, a pool thread for plain functions; a job's timeout does not count them
+(:mod:`werk.client.timeouts`). A hook that raises fails the job, except
 :meth:`Middleware.on_retries_exhausted`, which runs after the job's last FAIL (see
 :mod:`werk.client.exhausted`): its errors are logged.
 """

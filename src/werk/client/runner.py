@@ -42,7 +42,7 @@ from werk.client.results import ResultRefusedError
 from werk.client.retrypolicy import policy_fields
 from werk.client.threads import JobThreads
 from werk.client.timelimit import JobTimeoutError, TimeLimit
-from werk.client.timeouts import Outcome, cancelled, job_timeout, run_in_thread
+from werk.client.timeouts import Outcome, Span, cancelled, job_timeout, run_in_thread
 
 log = logging.getLogger("werk.worker")
 
@@ -179,12 +179,12 @@ class Runner:
         return policy_fields(job, error, errtype, entry.retry_in, entry.retry_on)
 
     def _start_sync(
-        self, entry: Registration, job: dict[str, Any], limit: TimeLimit | None
+        self, entry: Registration, job: dict[str, Any], limit: TimeLimit | None, span: Span | None
     ) -> asyncio.Future[Outcome]:
         if self.threads is not None:
-            return self.threads.run(self._run_sync, entry, job, limit)
+            return self.threads.run(self._run_sync, entry, job, limit, span)
         loop = asyncio.get_running_loop()
-        return loop.run_in_executor(None, self._run_sync, entry, job, limit)
+        return loop.run_in_executor(None, self._run_sync, entry, job, limit, span)
 
     @staticmethod
     def _log_failure(job: dict[str, Any], error: BaseException, elapsed: float) -> None:
@@ -241,13 +241,19 @@ class Runner:
         return exc
 
     def _run_sync(
-        self, entry: Registration, job: dict[str, Any], limit: TimeLimit | None = None
+        self,
+        entry: Registration,
+        job: dict[str, Any],
+        limit: TimeLimit | None = None,
+        span: Span | None = None,
     ) -> Outcome:
         token = _current.set(job)
         error: BaseException | None = None
         value: Any = None
         try:
             self._before(job)
+            if span is not None:
+                span.start()
             if limit is None:
                 value = entry.func(*job.get("args", ()))
             else:  # the limit's exception lands in this try, never past it
@@ -256,6 +262,8 @@ class Runner:
             error = exc
         finally:
             _current.reset(token)
+        if span is not None:
+            span.end()
         if limit is not None and limit.expired:
             error, value = limit.timed_out(error), None
         return (self._after(job, error) if self.middleware else error), value

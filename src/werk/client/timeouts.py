@@ -8,6 +8,11 @@ default the FAIL goes out at the timeout, the function runs on in its thread and
 processor's slot stays busy (no new FETCH) until it returns, so no more than
 ``concurrency`` functions ever run.
 
+The timeout bounds the job's function alone: the middleware's ``before_job`` and
+``after_job`` hooks around it are not timed (a plain function's thread notes when the
+function starts and ends, :class:`Span`), so a slow hook delays the job's report but never
+makes it ``JobTimeout``.
+
 A registration with ``interrupt=True`` (opt-in) has the function interrupted instead:
 :class:`~werk.client.timelimit.TimeLimit` raises ``JobTimeoutError`` in its thread
 (Dramatiq's technique; Celery's ``soft_time_limit`` is the precedent), its
@@ -25,6 +30,7 @@ stays busy until the function returns.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -49,27 +55,56 @@ def job_timeout(job: dict[str, Any], entry: Registration) -> float | None:
     return entry.timeout
 
 
+class Span:
+    """When a plain function started and whether it ended, written by its thread and read
+    by the event loop at the deadline: the job's timeout runs from the function's start, and
+    the middleware's ``before_job`` and ``after_job`` hooks, which run in the same thread
+    around the function, are not timed (nor are they for a coroutine). Plain attributes, no
+    wake-up of the loop: a job costs nothing more unless it reaches its deadline."""
+
+    __slots__ = ("ended", "started")
+
+    def __init__(self) -> None:
+        self.started: float | None = None
+        """``time.monotonic()`` when the function started; ``None`` before."""
+        self.ended = False
+        """Whether the function returned or raised."""
+
+    def start(self) -> None:
+        """The function starts (call in its thread)."""
+        self.started = time.monotonic()
+
+    def end(self) -> None:
+        """The function returned or raised (call in its thread)."""
+        self.ended = True
+
+
+Start = Callable[[TimeLimit | None, Span | None], asyncio.Future[Outcome]]
+"""Starts a plain function on a thread with its limit and span; returns its future."""
+
+
 async def run_in_thread(
-    start: Callable[[TimeLimit | None], asyncio.Future[Outcome]],
-    timeout: float | None,
-    interrupt: bool,
+    start: Start, timeout: float | None, interrupt: bool
 ) -> tuple[BaseException | None, Any, asyncio.Future[Outcome] | None]:
-    """Run a plain function on a thread, started by ``start(limit)`` (``limit``: its
-    :class:`~werk.client.timelimit.TimeLimit` with ``interrupt``, else ``None``): its
-    outcome, and its future when it is still running past ``timeout`` (then the error is a
-    :class:`JobTimeoutError`): at once by default, :data:`UNWIND_GRACE` seconds after it
-    was interrupted with ``interrupt=True``."""
-    limit = TimeLimit(timeout) if timeout is not None and interrupt else None
-    future = start(limit)
+    """Run a plain function on a thread, started by ``start(limit, span)`` (``limit``: its
+    :class:`~werk.client.timelimit.TimeLimit` with ``interrupt``, else ``None``; ``span``:
+    its :class:`Span` with a ``timeout``, else ``None``): its outcome, and its future when
+    the function is still running ``timeout`` seconds after it started (then the error is
+    a :class:`JobTimeoutError`): at once by default, :data:`UNWIND_GRACE` seconds after it
+    was interrupted with ``interrupt=True``. The middleware hooks around it are not timed."""
     if timeout is None:
-        error, value = await future
+        error, value = await start(None, None)
         return error, value, None
-    done, _ = await asyncio.wait((future,), timeout=timeout)
-    if not done and limit is not None:
+    limit = TimeLimit(timeout) if interrupt else None
+    span = Span()
+    future = start(limit, span)
+    ended = await _ended_in_time(future, span, timeout)
+    if not ended and limit is not None:
         limit.expire()
-        done, _ = await asyncio.wait((future,), timeout=UNWIND_GRACE)
-    if done:
-        error, value = future.result()
+        await asyncio.wait((future,), timeout=UNWIND_GRACE)
+        ended = future.done() or span.ended
+    if ended:
+        error, value = await future  # its after_job hooks may still be running
         return error, value, None
     if limit is None:
         error = JobTimeoutError(
@@ -83,6 +118,20 @@ async def run_in_thread(
             " as time.sleep or a socket read?); the slot stays busy until it returns"
         )
     return error, None, future
+
+
+async def _ended_in_time(future: asyncio.Future[Outcome], span: Span, timeout: float) -> bool:
+    """Wait until the function ended or ran ``timeout`` seconds, counted from its start (not
+    from its before_job hooks'); whether it ended."""
+    wait = timeout
+    while True:
+        done, _ = await asyncio.wait((future,), timeout=wait)
+        if done or span.ended:
+            return True
+        if span.started is not None:  # else its before_job hooks still run: not timed
+            wait = span.started + timeout - time.monotonic()
+            if wait <= 0:
+                return False
 
 
 def cancelled(timeout: float, error: BaseException | None) -> JobTimeoutError:
