@@ -60,6 +60,7 @@ def test_startup_lines_say_what_an_operator_needs(
         f" Python {sys.version.split()[0]}",
         f"store: embedded SQLite, data directory {server.data_dir};"
         " durability: fsync (+OK to a PUSH after its commit is fsynced)",
+        "jobs: 0 queued, 0 in progress, 0 scheduled, 0 retries, 0 dead",
         f"configuration files read: {toml}",
         "password on, web UI password on, TLS off",
         f"Web UI on http://127.0.0.1:{web}/",
@@ -108,7 +109,7 @@ def test_startup_lines_without_files_with_tls_and_no_web_ui(
     lines = log_lines(server)
     assert f"(tcp+tls://127.0.0.1:{server.port})" in lines[0]
     assert "environment development" in lines[0]
-    assert lines[2:] == [
+    assert lines[3:] == [
         f"configuration files read: none (no {config_dir / 'conf.d'}/*.toml)",
         "password off, web UI password off, TLS on",
         "Web UI off",

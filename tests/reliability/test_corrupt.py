@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import ServerProcess
-from tests.reliability.support import connect
+from tests.reliability.support import OK, connect
 
 PAGE = 4096
 
@@ -111,3 +111,50 @@ def test_intact_database_after_a_kill_starts_with_every_job(tmp_path: Path) -> N
             assert conn.info()["faktory"]["queues"]["default"] == 100
     finally:
         server.kill()
+
+
+def test_empty_database_file_refuses_to_start_until_deleted(tmp_path: Path) -> None:
+    # Given a 0-byte werk.sqlite3 and no WAL (a botched copy; Werk never leaves one itself)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    db = data_dir / "werk.sqlite3"
+    db.write_bytes(b"")
+    # Then the server refuses, names the file and says what to do, and leaves it as it was
+    for _ in range(2):
+        result = start(data_dir)
+        assert result.returncode != 0, result.stderr
+        assert f"{db} is empty (0 bytes, no WAL)" in result.stderr, result.stderr
+        assert "werk restore" in result.stderr and "delete the file" in result.stderr
+        assert "listening" not in result.stderr and "Traceback" not in result.stderr
+        assert db.stat().st_size == 0
+    # And once the file is deleted, it starts with a new, empty store
+    db.unlink()
+    server = ServerProcess(data_dir).start()
+    try:
+        with connect(server.host, server.port) as conn:
+            assert conn.info()["faktory"]["queues"] == {}
+    finally:
+        assert server.stop() == 0
+
+
+def test_new_store_is_built_beside_and_renamed_into_place(tmp_path: Path) -> None:
+    # Given the leftover of a start that crashed while creating the store
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "werk.sqlite3.new").write_bytes(b"")
+    (data_dir / "werk.sqlite3.new-wal").write_bytes(b"x" * 100)
+    # When the server starts, it builds a whole new store and removes the leftover
+    server = ServerProcess(data_dir).start()
+    try:
+        with connect(server.host, server.port) as conn:
+            assert (
+                conn.call("PUSH " + json.dumps({"jid": "newstore01", "jobtype": "X", "args": []}))
+                == OK
+            )
+    finally:
+        assert server.stop() == 0
+    assert sorted(p.name for p in data_dir.iterdir()) == ["werk.lock", "werk.sqlite3"]
+    # And a restart opens it with the job, which the start log counts
+    server.start()
+    assert server.stop() == 0
+    assert b"jobs: 1 queued, 0 in progress, 0 scheduled, 0 retries, 0 dead" in server.log

@@ -30,7 +30,7 @@ from werk.server.connection import READ_SIZE, Connection
 from werk.server.cron import attach, check_settings
 from werk.server.outbox import Outbox
 from werk.server.settings import reloaded
-from werk.server.startup import bind_error, startup_lines, startup_warnings
+from werk.server.startup import bind_error, jobs_line, startup_lines, startup_warnings
 from werk.server.state import ConnectionState, ReloadHook
 from werk.server.tasks import Tasks
 from werk.server.timings import CommandTimings
@@ -142,7 +142,7 @@ class Server:
         for subsystem in self.subsystems:
             await subsystem.start()
         self._start_services()
-        for line in startup_lines(self):
+        for line in startup_lines(self, await jobs_line(self.store)):
             log.info("%s", line)
         for line in startup_warnings(self.config):
             log.warning("%s", line)

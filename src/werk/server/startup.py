@@ -1,7 +1,7 @@
 """What the server says when it starts, and how a failed bind explains itself.
 
 :func:`startup_lines` is the few lines an operator reads first: version and environment,
-the store and its durability mode, the configuration
+the store, its durability mode and the jobs it holds, the configuration
 files read, whether passwords and TLS are on, and both addresses with the web UI's URL;
 :func:`startup_warnings` names a port open to the network without a password, and the TOML
 files put beside ``conf.d`` instead of in it.
@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 from werk import __version__
 from werk.server.config import DURABILITY_MEANING, ServerConfig
 from werk.server.settings import conf_files, unread_files
+from werk.storage.base import SET_NAMES, Store
 
 
 class Server(Protocol):
@@ -81,9 +82,18 @@ def store_line(server: Server) -> str:
     return f"store: embedded SQLite, data directory {config.store_url}{mode}"
 
 
-def startup_lines(server: Server) -> list[str]:
+async def jobs_line(store: Store) -> str:
+    """``jobs: ...``: how many jobs the store opened with, queued (all queues), in progress
+    (reserved), scheduled, retries and dead (counts the store keeps or counts cheaply)."""
+    queued = sum((await store.queue_sizes()).values())
+    counts = [f"{queued} queued", f"{await store.working_size()} in progress"]
+    counts += [f"{await store.set_size(name)} {name}" for name in SET_NAMES]
+    return "jobs: " + ", ".join(counts)
+
+
+def startup_lines(server: Server, jobs: str) -> list[str]:
     """Return the startup summary, one log line each (the first keeps the ``listening on
-    host:port`` words that scripts and tests look for)."""
+    host:port`` words that scripts and tests look for); ``jobs`` is :func:`jobs_line`."""
     config = server.config
     host = config.binding[0]
     scheme = "tcp+tls" if server.tls else "tcp"
@@ -92,6 +102,7 @@ def startup_lines(server: Server) -> list[str]:
         f" environment {config.environment}, pid {os.getpid()},"
         f" Python {platform.python_version()}",
         store_line(server),
+        jobs,
     ]
     files = conf_files(config.config_dir) if config.config_dir else []
     if files:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -135,9 +134,9 @@ def backup(
         progress("copying the database", 0, expected)
         snapshot_counts, version = _copy(source, partial)
         progress("copying the database", expected, expected)
-        _fsync(partial)
+        schema.fsync(partial)
         partial.replace(path)
-        _fsync_dir(path.parent)
+        schema.fsync_dir(path.parent)
         manifest = Manifest(
             MANIFEST_FORMAT,
             __version__,
@@ -331,7 +330,7 @@ def restore(path: Path, data_dir: Path, progress: StepCallback = _no_progress) -
     kept: Path | None = None
     try:
         _copy_file(path, staged, progress)
-        _fsync(staged)
+        schema.fsync(staged)
         if live.exists():
             _checkpoint(live)
             kept = kept_path(data_dir, time.time())
@@ -339,7 +338,7 @@ def restore(path: Path, data_dir: Path, progress: StepCallback = _no_progress) -
         for suffix in ("-wal", "-shm"):
             (data_dir / (schema.DB_NAME + suffix)).unlink(missing_ok=True)
         staged.replace(live)
-        _fsync_dir(data_dir)
+        schema.fsync_dir(data_dir)
     except (OSError, sqlite3.Error) as exc:
         staged.unlink(missing_ok=True)
         raise BackupError(f"restore into {data_dir} failed: {exc}") from exc
@@ -365,28 +364,12 @@ def _checkpoint(live: Path) -> None:
         conn.close()
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_atomic(path: Path, text: str) -> None:
     partial = path.with_name(path.name + ".partial")
     partial.write_text(text)
-    _fsync(partial)
+    schema.fsync(partial)
     partial.replace(path)
-    _fsync_dir(path.parent)
+    schema.fsync_dir(path.parent)
 
 
 def prune(directory: Path, keep: int) -> list[Path]:

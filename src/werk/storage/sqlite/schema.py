@@ -136,17 +136,81 @@ def open_error(path: Path, exc: sqlite3.Error) -> StorageError:
 
 
 def check_header(path: Path) -> None:
-    """Refuse a file that does not start like an SQLite database (empty files are new)."""
+    """Refuse a file that does not start like an SQLite database, and an empty one.
+
+    Werk never leaves an empty store of its own (:func:`create` builds a new one beside
+    it and renames it into place), so a 0-byte ``werk.sqlite3`` is damage (a truncation, a
+    botched copy) unless a WAL beside it holds the data, which SQLite then reads.
+    """
     try:
         with path.open("rb") as f:
             head = f.read(len(SQLITE_MAGIC))
     except FileNotFoundError:
         return
+    if not head and not _wal_has_data(path):
+        raise StoreCorruptError(
+            f"{path} is empty (0 bytes, no WAL), so it is not a Werk store (Werk never leaves"
+            " an empty one); refusing to start. Restore a backup with `werk restore`, or"
+            " delete the file to start with an empty store."
+        )
     if head and head != SQLITE_MAGIC:
         raise StoreCorruptError(
             f"{path} is not an SQLite database (bad file header); refusing to start."
             " Move it aside or restore a backup."
         )
+
+
+def _wal_has_data(path: Path) -> bool:
+    try:
+        return path.with_name(path.name + "-wal").stat().st_size > 0
+    except FileNotFoundError:
+        return False
+
+
+def create(path: Path) -> None:
+    """Create a new, empty Werk store at ``path`` unless a file is there already.
+
+    The store is built at ``<path>.new`` (WAL mode, every migration), closed, fsynced and
+    renamed into place, so a crash part-way leaves no file at ``path`` (the next start
+    replaces the leftover ``.new``) and :func:`check_header` may refuse every empty one.
+    """
+    if path.exists():
+        return
+    new = path.with_name(path.name + ".new")
+    files = (new, new.with_name(new.name + "-wal"), new.with_name(new.name + "-shm"))
+    for leftover in files:  # of a start that crashed while creating
+        leftover.unlink(missing_ok=True)
+    try:
+        conn = sqlite3.connect(new, isolation_level=None)
+        try:
+            prepare(conn, new)
+        finally:
+            conn.close()  # the last connection checkpoints the WAL into the file, removes it
+        fsync(new)
+        new.replace(path)
+    except BaseException:
+        for partial in files:
+            partial.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync(path: Path) -> None:
+    """Flush a file's data to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a directory's entries (a rename or a new file in it) to disk."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def prepare(conn: sqlite3.Connection, path: Path) -> None:

@@ -129,6 +129,7 @@ class SqliteStore(CoordMixin):
         conns: list[sqlite3.Connection] = []
         try:
             schema.check_header(self.path)
+            schema.create(self.path)
             conns.append(schema.connect(self.path, self._synchronous))
             schema.prepare(conns[0], self.path)
             for _ in range(2):
