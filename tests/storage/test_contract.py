@@ -376,22 +376,31 @@ async def test_set_match_glob(store: Store, pattern: str | None, expected: list[
 
 async def test_set_remove(store: Store) -> None:
     await add_three(store)
-    assert await store.set_remove("scheduled", ["a", "zz"]) == 1
-    assert await store.set_size("scheduled") == 2
-    assert await store.set_remove("retries", ["b"]) == 0
-    assert await store.set_remove("scheduled", None) == 2
+    assert await store.set_remove("scheduled", ["zz", "c", "a", "c"]) == ["c", "a"]
+    assert await store.set_size("scheduled") == 1
+    assert await store.set_remove("retries", ["b"]) == []
+    assert await store.set_remove("scheduled", []) == []
+    assert await store.set_remove("scheduled", ["b"]) == ["b"]
     assert await store.set_size("scheduled") == 0
     assert await store.next_due("scheduled") is None
 
 
 async def test_set_move(store: Store) -> None:
     await add_three(store)
-    assert await store.set_move("scheduled", ["a", "c", "zz"], "dead", NOW + 500) == 2
+    assert await store.set_move("scheduled", ["c", "zz", "a"], "dead", NOW + 500) == ["c", "a"]
     assert await store.set_size("scheduled") == 1
     assert await store.set_size("dead") == 2
     moved = await store.set_get("dead", "a")
     assert moved == Scored(NOW + 500, entry("a", "default", args=["needle"]))
     assert await store.set_get("scheduled", "a") is None
+    assert await store.set_move("scheduled", ["a"], "dead", NOW + 600) == []
+
+
+async def test_set_move_within_a_set_rescores(store: Store) -> None:
+    await add_three(store)
+    assert await store.set_move("scheduled", ["b", "a"], "scheduled", NOW + 900) == ["b", "a"]
+    assert await store.set_size("scheduled") == 3
+    assert [item.score for item in await store.set_page("scheduled", 1, 2)] == [NOW + 900] * 2
 
 
 async def test_move_due(store: Store) -> None:

@@ -251,8 +251,6 @@ class Batches(Middleware):
         """A batch job failed: the first failure counts it as failed (it ran once)."""
         await self._first_failure(reservation.entry, now)
 
-    ended_glob = "*" + MEMBER.decode() + "*"
-
     def hears_ended(self, body: bytes) -> bool:
         """A batch job must be heard of when it ends without a worker."""
         return MEMBER in body

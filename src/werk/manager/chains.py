@@ -162,8 +162,6 @@ class Chains(Middleware):
         outcome = "was discarded" if placement is None else "died"
         self._end_after(reservation.entry, outcome, now)
 
-    ended_glob = "*" + MARKER.decode() + "*"
-
     def hears_ended(self, body: bytes) -> bool:
         """A job carrying a chain must be heard of when it ends without a worker (when
         results are on: only the later steps' result records need ending)."""

@@ -8,11 +8,12 @@ into the dead set (MUTATE ``kill``, the web UI's kill) and dropping an expired j
 (:mod:`werk.manager.expiry` reports it through :meth:`Deletions.tell`). A FAIL, and an
 expired reservation, reach the ``failed`` hooks instead (the manager's own path).
 
-Only the jobs some middleware hears of (``Middleware.hears_ended``) are looked up and
-deleted or moved apart, so that what is reported really left here (a job taken meanwhile,
-by a FETCH say, is not): from a set one at a time, from a queue a page at a time (the store
-says which it deleted); every other listed job goes in one store call, as it would with no
-middleware at all.
+A set is emptied or killed :data:`CHUNK` jobs per store call, each call its own
+transaction (SQLite, PostgreSQL) or script (Redis), so that a PUSH from another client
+waits at most one chunk, never the whole set. The store says which jobs each call really
+took, and only those are reported (a job taken meanwhile, retried or fetched say, is not).
+From a queue, the jobs some middleware hears of (``Middleware.hears_ended``) are deleted a
+page at a time (the store says which it deleted), and every other listed job in one call.
 """
 
 from __future__ import annotations
@@ -21,14 +22,17 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from werk.manager.middleware import Ending, Middleware
 from werk.manager.retry import DEAD_TTL
-from werk.storage.base import Entry, Scored, SetName, Store
+from werk.storage.base import Entry, SetName, Store
 
 SCAN = 500
 """Entries a page of a queue moves on by while looking for the queued jobs a deletion must
 report (each page reads twice that, reaching as far back)."""
 
-Take = Callable[[list[str] | None], Awaitable[int]]
-"""Deletes or moves the listed jids (``None``: all) of one queue or set; returns how many."""
+CHUNK = 500
+"""Jobs of a set deleted or killed per store call (one transaction or script each)."""
+
+Take = Callable[[list[str]], Awaitable[list[str]]]
+"""Deletes or moves the listed jids of one set in one store call; returns those it took."""
 
 
 class Deletions:
@@ -83,61 +87,70 @@ class Deletions:
         await self.store.remove_queues(queues)
 
     async def from_set(self, target: SetName, jids: Sequence[str] | None) -> int:
-        """Remove the listed jobs (``None``: all) from a set; return how many were
-        removed."""
-        wanted = None if jids is None else list(dict.fromkeys(jids))
-        heard: list[Entry] = []
-        if self.hooks:
-            if wanted is None:
-                items = await self._set_heard(target)
-                heard = [item.entry for item in items if self._heard(item.entry.body)]
-            else:
-                heard = await self._set_entries(target, wanted)
+        """Remove the listed jobs (``None``: all, including any added while it runs) from a
+        set, :data:`CHUNK` per store call; return how many were removed."""
 
-        async def delete(some: list[str] | None) -> int:
+        async def delete(some: list[str]) -> list[str]:
             return await self.store.set_remove(target, some)
 
-        return await self._take(heard, wanted, delete, Ending("deleted", f"the {target} set"))
+        ending = Ending("deleted", f"the {target} set")
+        return await self._take(target, jids, delete, ending, bool(self.hooks))
 
     async def kill(self, target: SetName, jids: Sequence[str] | None) -> int:
-        """Move the listed jobs (``None``: all) of a set to the dead set, for
-        :data:`~werk.manager.retry.DEAD_TTL` from now (Faktory's MUTATE ``kill``); return
-        how many moved. The hooks hear of each job killed from the scheduled or retry set;
-        a job killed within the dead set only gets its new score (it ended when it died)."""
-        listed: list[Entry] | None = None
-        if jids is None:
-            listed = [item.entry for item in await self.store.set_match(target, None)]
-            wanted = [entry.jid for entry in listed]
-        else:
-            wanted = list(dict.fromkeys(jids))
-        heard: list[Entry] = []
-        if self.hooks and target != "dead":
-            if listed is None:
-                heard = await self._set_entries(target, wanted)
-            else:
-                heard = [entry for entry in listed if self._heard(entry.body)]
-        score = self.clock() + DEAD_TTL
+        """Move the listed jobs (``None``: all) of a set to the dead set, :data:`CHUNK` per
+        store call, each for :data:`~werk.manager.retry.DEAD_TTL` from when its chunk
+        moved (Faktory's MUTATE ``kill``); return how many moved. The hooks hear of each
+        job killed from the scheduled or retry set; a job killed within the dead set only
+        gets its new score (it ended when it died)."""
 
-        async def move(some: list[str] | None) -> int:
-            return await self.store.set_move(target, some or [], "dead", score)
+        async def move(some: list[str]) -> list[str]:
+            return await self.store.set_move(target, some, "dead", self.clock() + DEAD_TTL)
 
-        return await self._take(heard, wanted, move, Ending("killed", f"the {target} set"))
+        ending = Ending("killed", f"the {target} set")
+        return await self._take(target, jids, move, ending, bool(self.hooks) and target != "dead")
 
     async def _take(
-        self, heard: Sequence[Entry], wanted: list[str] | None, take: Take, ending: Ending
+        self, target: SetName, jids: Sequence[str] | None, take: Take, ending: Ending, hear: bool
     ) -> int:
-        """Take each heard entry alone, telling the hooks of those really taken here, then
-        the rest of ``wanted`` (``None``: everything left) in one call."""
+        """Take the listed jobs (``None``: all) of a set a chunk at a time, telling the
+        hooks (when ``hear``) of the jobs they hear of that each call really took."""
+        if jids is None:
+            return await self._take_all(target, take, ending, hear)
         done = 0
+        wanted = list(dict.fromkeys(jids))
+        for start in range(0, len(wanted), CHUNK):
+            chunk = wanted[start : start + CHUNK]
+            heard = await self._set_entries(target, chunk) if hear else []
+            done += await self._take_chunk(chunk, heard, take, ending)
+        return done
+
+    async def _take_all(self, target: SetName, take: Take, ending: Ending, hear: bool) -> int:
+        """Take a whole set a chunk at a time, each chunk read from its head (lowest score
+        first) and taken before the next read, until a read finds nothing not tried yet.
+        A job moved within the set (a kill within the dead set) gets a later score than
+        every job not yet moved, so it is tried once; a job added meanwhile is taken too."""
+        tried: set[str] = set()
+        done = 0
+        while True:
+            page = [item.entry for item in await self.store.set_page(target, 0, CHUNK)]
+            fresh = [entry for entry in page if entry.jid not in tried]
+            if not fresh:
+                return done
+            tried.update(entry.jid for entry in fresh)
+            heard = [entry for entry in fresh if hear and self._heard(entry.body)]
+            done += await self._take_chunk([entry.jid for entry in fresh], heard, take, ending)
+
+    async def _take_chunk(
+        self, jids: list[str], heard: Sequence[Entry], take: Take, ending: Ending
+    ) -> int:
+        """Take ``jids`` in one store call, telling the hooks of each ``heard`` entry it
+        really took; return how many it took."""
+        taken = await take(jids)
+        gone = set(taken)
         for entry in heard:
-            if await take([entry.jid]):
-                done += 1
+            if entry.jid in gone:
                 await self.tell(entry, ending)
-        if wanted is None:
-            return done + await take(None)
-        reported = {entry.jid for entry in heard}
-        rest = [jid for jid in wanted if jid not in reported]
-        return done + (await take(rest) if rest else 0)
+        return len(taken)
 
     def _heard(self, body: bytes) -> bool:
         return any(m.hears_ended(body) for m in self.hooks)
@@ -197,15 +210,3 @@ class Deletions:
             if (wanted is None or entry.jid in wanted) and self._heard(entry.body):
                 found.append(entry)
         return found
-
-    async def _set_heard(self, target: SetName) -> list[Scored]:
-        """The entries of a set that some hook may hear of: those matching the hooks'
-        globs (the whole set when one has none), each once."""
-        globs = {middleware.ended_glob for middleware in self.hooks}
-        if None in globs:
-            return await self.store.set_match(target, None)
-        found: dict[str, Scored] = {}
-        for glob in sorted(g for g in globs if g is not None):
-            for item in await self.store.set_match(target, glob):
-                found.setdefault(item.entry.jid, item)
-        return list(found.values())

@@ -125,15 +125,10 @@ class Middleware:
     ) -> None:
         """Called after a failure (a FAIL, or an expired reservation) was recorded."""
 
-    ended_glob: str | None = None
-    """A Redis-style glob that the body of every job :meth:`hears_ended` accepts matches
-    (it may match more): emptying a whole set then reads only the matching entries, not
-    the set (``None``: read the whole set)."""
-
     def hears_ended(self, body: bytes) -> bool:
         """Return whether :meth:`ended` must hear of the job in ``body`` when it ends
-        without a worker's word (a cheap look at the bytes); the manager then deletes or
-        moves such a job alone, so that it knows the job was there."""
+        without a worker's word (a cheap look at the bytes); the manager reports such a job
+        only when its store call really took it."""
         return False
 
     async def ended(self, entry: Entry, ending: Ending, now: float) -> None:

@@ -270,8 +270,6 @@ class Results(Middleware):
         self._keep(job["jid"], _encode(doc), ttl, now, "failed")
         self._wake(job["jid"])
 
-    ended_glob = "*" + MARKER.decode() + "*"
-
     def hears_ended(self, body: bytes) -> bool:
         """A job that asked for a result must be heard of when it ends without a worker."""
         return MARKER in body

@@ -103,8 +103,6 @@ class Tracking(Middleware):
         if _tracked(reservation):
             await self._finish(reservation.entry.jid, "success", now)
 
-    ended_glob = "*" + MARKER.decode() + "*"
-
     def hears_ended(self, body: bytes) -> bool:
         """A tracked job must be heard of when it ends without a worker."""
         return MARKER in body

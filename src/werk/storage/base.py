@@ -319,12 +319,18 @@ class Store(Protocol):
         Redis MATCH), or every entry for ``None``. This scans the set: O(n)."""
         ...
 
-    async def set_remove(self, name: SetName, jids: Sequence[str] | None) -> int:
-        """Remove the listed entries (``None``: all); return how many were removed."""
+    async def set_remove(self, name: SetName, jids: Sequence[str]) -> list[str]:
+        """Remove the listed entries in one transaction; return the jids of those removed,
+        in the listed order (one moved meanwhile, or never there, is not listed). Callers
+        empty a large set a chunk at a time, so that other writers wait at most one chunk
+        (see :mod:`werk.manager.deletion`)."""
         ...
 
-    async def set_move(self, name: SetName, jids: Sequence[str], to: SetName, score: float) -> int:
-        """Atomically move the listed entries to another set with a new score."""
+    async def set_move(
+        self, name: SetName, jids: Sequence[str], to: SetName, score: float
+    ) -> list[str]:
+        """Atomically move the listed entries to another set with a new score; return the
+        jids of those moved, in the listed order, as :meth:`set_remove`."""
         ...
 
     async def requeue(self, name: SetName, jids: Sequence[str] | None, now: float) -> int:

@@ -17,7 +17,7 @@ import contextvars
 import functools
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final, ParamSpec, TypeVar
@@ -73,6 +73,13 @@ def sql(schema: str, text: str) -> bytes:
 
 ENTRY_COLUMNS: Final = "jid, queue, jobtype, priority, reserve_for"
 RESERVATION_COLUMNS: Final = f"{ENTRY_COLUMNS}, body, enqueued_at, reserved_at, expires_at, wid"
+
+
+def listed(jids: Sequence[str], rows: Sequence[TupleRow]) -> list[str]:
+    """The jids among ``rows`` (one ``RETURNING jid`` each), in the order of ``jids``,
+    each once."""
+    found = {str(row[0]) for row in rows}
+    return [jid for jid in dict.fromkeys(jids) if jid in found]
 
 
 def entry_of(row: TupleRow) -> Entry:

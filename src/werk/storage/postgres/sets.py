@@ -21,6 +21,7 @@ from werk.storage.postgres.core import (
     RESERVATION_COLUMNS,
     PgCore,
     entry_of,
+    listed,
     reservation_of,
     wrap_errors,
 )
@@ -50,6 +51,7 @@ SELECT %s, jid, %s, queue, jobtype, priority, reserve_for, body FROM m
 ON CONFLICT (name, jid) DO UPDATE SET score = excluded.score, queue = excluded.queue,
   jobtype = excluded.jobtype, priority = excluded.priority,
   reserve_for = excluded.reserve_for, body = excluded.body
+RETURNING jid
 """
 
 UPSERT = """
@@ -271,22 +273,26 @@ class PgSets(PgCore):
         return [item for item in items if regex.match(item.entry.body)]
 
     @wrap_errors
-    async def set_remove(self, name: SetName, jids: Sequence[str] | None) -> int:
-        """Remove the listed entries (``None``: all); return how many were removed."""
-        if jids is None:
-            return await self._count("DELETE FROM {s}.sets WHERE name = %s", (name,))
+    async def set_remove(self, name: SetName, jids: Sequence[str]) -> list[str]:
+        """Remove the listed entries; return the jids of those removed, in the listed
+        order."""
         if not jids:
-            return 0
-        return await self._count(
-            "DELETE FROM {s}.sets WHERE name = %s AND jid = ANY(%s::text[])", (name, list(jids))
+            return []
+        rows = await self._rows(
+            "DELETE FROM {s}.sets WHERE name = %s AND jid = ANY(%s::text[]) RETURNING jid",
+            (name, list(jids)),
         )
+        return listed(jids, rows)
 
     @wrap_errors
-    async def set_move(self, name: SetName, jids: Sequence[str], to: SetName, score: float) -> int:
-        """Move the listed entries to another set with a new score; return how many."""
+    async def set_move(
+        self, name: SetName, jids: Sequence[str], to: SetName, score: float
+    ) -> list[str]:
+        """Move the listed entries to another set with a new score; return the jids of
+        those moved, in the listed order."""
         if not jids:
-            return 0
-        return await self._count(SET_MOVE, (name, list(jids), to, score))
+            return []
+        return listed(jids, await self._rows(SET_MOVE, (name, list(jids), to, score)))
 
     @wrap_errors
     async def remove_before(self, name: SetName, now: float, limit: int) -> int:

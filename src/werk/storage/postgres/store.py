@@ -35,6 +35,7 @@ from werk.storage.postgres.coord import PgCoord
 from werk.storage.postgres.core import (
     RESERVATION_COLUMNS,
     entry_of,
+    listed,
     reservation_of,
     wrap_errors,
 )
@@ -203,8 +204,7 @@ class PostgresStore(PgCoord, PgSets, PgIntake):
             "DELETE FROM {s}.jobs WHERE queue = %s AND jid = ANY(%s::text[]) RETURNING jid",
             (queue, list(jids)),
         )
-        deleted = {str(row[0]) for row in rows}
-        return [jid for jid in dict.fromkeys(jids) if jid in deleted]
+        return listed(jids, rows)
 
     @wrap_errors
     async def oldest_enqueued(self, queues: Sequence[str]) -> dict[str, float | None]:

@@ -99,7 +99,8 @@ return {moved, unpack(names)}
 
 SET_MOVE = """
 -- KEYS: source zset, source hash, target zset, target hash.  ARGV: score, jids...
-local moved = 0
+-- Returns the jids moved, in the listed order.
+local moved = {}
 for i = 2, #ARGV do
   local v = redis.call('HGET', KEYS[2], ARGV[i])
   if v then
@@ -107,7 +108,7 @@ for i = 2, #ARGV do
     redis.call('HDEL', KEYS[2], ARGV[i])
     redis.call('ZADD', KEYS[3], ARGV[1], ARGV[i])
     redis.call('HSET', KEYS[4], ARGV[i], v)
-    moved = moved + 1
+    moved[#moved + 1] = ARGV[i]
   end
 end
 return moved

@@ -268,29 +268,37 @@ class RedisSets:
         return [item async for item in self._scan(name) if regex.match(item.entry.body)]
 
     @wrap_errors
-    async def set_remove(self, name: SetName, jids: Sequence[str] | None) -> int:
-        """Remove the listed entries (``None``: all); return how many were removed."""
-        zkey, hkey = self.keys.set(name), self.keys.set_entries(name)
-        if jids is not None and not jids:
-            return 0
+    async def set_remove(self, name: SetName, jids: Sequence[str]) -> list[str]:
+        """Remove the listed entries; return the jids of those removed, in the listed order
+        (one ZREM each, in one transaction)."""
+        return await self._remove_each(self.keys.set(name), self.keys.set_entries(name), jids)
+
+    async def _remove_each(self, zkey: str, hkey: str, jids: Sequence[str]) -> list[str]:
+        """Remove the listed members of a zset and its hash, one ZREM each in one
+        transaction; return those removed, in the listed order."""
+        wanted = list(dict.fromkeys(jids))
+        if not wanted:
+            return []
         async with self._redis.pipeline(transaction=True) as pipe:
-            if jids is None:
-                pipe.zcard(zkey)
-                pipe.unlink(zkey, hkey)
-            else:
-                pipe.zrem(zkey, *jids)
-                pipe.hdel(hkey, *jids)
-            removed = (await pipe.execute())[0]
-        return int(removed)
+            for jid in wanted:
+                pipe.zrem(zkey, jid)
+            pipe.hdel(hkey, *wanted)
+            removed = await pipe.execute()
+        return [jid for jid, gone in zip(wanted, removed[:-1], strict=True) if gone]
 
     @wrap_errors
-    async def set_move(self, name: SetName, jids: Sequence[str], to: SetName, score: float) -> int:
-        """Move the listed entries to another set with a new score; return how many."""
-        if not jids:
-            return 0
+    async def set_move(
+        self, name: SetName, jids: Sequence[str], to: SetName, score: float
+    ) -> list[str]:
+        """Move the listed entries to another set with a new score; return the jids of
+        those moved, in the listed order (one script call)."""
+        wanted = list(dict.fromkeys(jids))
+        if not wanted:
+            return []
         k = self.keys
         keys = [k.set(name), k.set_entries(name), k.set(to), k.set_entries(to)]
-        return int(await self._run("set_move", keys, [fmt_float(score), *jids]))
+        moved = cast("list[bytes]", await self._run("set_move", keys, [fmt_float(score), *wanted]))
+        return [jid.decode() for jid in moved]
 
     @wrap_errors
     async def remove_before(self, name: SetName, now: float, limit: int) -> int:

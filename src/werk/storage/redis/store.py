@@ -218,15 +218,8 @@ class RedisStore(RedisCoord, RedisSets):
     async def queue_delete(self, queue: str, jids: Sequence[str]) -> list[str]:
         """Delete the listed jobs from a queue; return the jids of those deleted, in the
         listed order (one ZREM each, in one transaction)."""
-        wanted = list(dict.fromkeys(jids))
-        if not wanted:
-            return []
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for jid in wanted:
-                pipe.zrem(self.keys.queue(queue), jid)
-            pipe.hdel(self.keys.queue_entries(queue), *wanted)
-            removed = await pipe.execute()
-        return [jid for jid, gone in zip(wanted, removed[:-1], strict=True) if gone]
+        k = self.keys
+        return await self._remove_each(k.queue(queue), k.queue_entries(queue), jids)
 
     @wrap_errors
     async def oldest_enqueued(self, queues: Sequence[str]) -> dict[str, float | None]:

@@ -182,20 +182,23 @@ def remove_before(b: Batch, name: str, now: float, limit: int) -> int:
     return cur.rowcount
 
 
-def set_remove(b: Batch, name: str, jids: Sequence[str] | None) -> int:
-    """Delete the listed entries (all for ``None``)."""
-    if jids is None:
-        return b.conn.execute("DELETE FROM sets WHERE name = ?", (name,)).rowcount
-    removed = 0
-    for part in chunks(list(dict.fromkeys(jids))):
-        sql = f"DELETE FROM sets WHERE name = ? AND jid IN ({_marks(len(part))})"
-        removed += b.conn.execute(sql, (name, *part)).rowcount
-    return removed
+def set_remove(b: Batch, name: str, jids: Sequence[str]) -> list[str]:
+    """Delete the listed entries; return the jids deleted, in the listed order."""
+    wanted = list(dict.fromkeys(jids))
+    removed: set[str] = set()
+    for part in chunks(wanted):
+        sql = f"DELETE FROM sets WHERE name = ? AND jid IN ({_marks(len(part))}) RETURNING jid"
+        removed.update(row[0] for row in b.conn.execute(sql, (name, *part)).fetchall())
+    return [jid for jid in wanted if jid in removed]
 
 
-def set_move(b: Batch, name: str, jids: Sequence[str], to: str, score: float) -> tuple[int, int]:
-    """Move entries to another set; return ``(moved, new in the target)``."""
-    moved = added = 0
+def set_move(
+    b: Batch, name: str, jids: Sequence[str], to: str, score: float
+) -> tuple[list[str], int]:
+    """Move entries to another set; return ``(the jids moved, in the listed order, how
+    many are new in the target)``."""
+    moved: list[str] = []
+    added = 0
     for jid in dict.fromkeys(jids):
         row = b.conn.execute(
             f"SELECT rowid, {SET_COLUMNS} FROM sets WHERE name = ? AND jid = ?", (name, jid)
@@ -204,7 +207,7 @@ def set_move(b: Batch, name: str, jids: Sequence[str], to: str, score: float) ->
             continue
         b.conn.execute("DELETE FROM sets WHERE rowid = ?", (row[0],))
         added += put_set(b.conn, to, score, scored(row[1:]).entry)
-        moved += 1
+        moved.append(jid)
     return moved, added
 
 

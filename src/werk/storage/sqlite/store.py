@@ -318,22 +318,31 @@ class SqliteStore(CoordMixin):
         """Return every entry whose body matches a Redis-style glob."""
         return await self._read(lambda conn: ops.set_match(conn, name, pattern))
 
-    async def set_remove(self, name: SetName, jids: Sequence[str] | None) -> int:
-        """Remove the listed entries (``None``: all)."""
-        jids = None if jids is None else list(jids)
-        fn: Callable[[Batch], int] = lambda b: ops.set_remove(b, name, jids)  # noqa: E731
-        return await self._open_writer().call(fn, lambda n: self._grow(name)(-n))
-
-    async def set_move(self, name: SetName, jids: Sequence[str], to: SetName, score: float) -> int:
-        """Move the listed entries to another set with a new score."""
+    async def set_remove(self, name: SetName, jids: Sequence[str]) -> list[str]:
+        """Remove the listed entries in one transaction; return the jids removed."""
         jids = list(jids)
+        if not jids:
+            return []
+        fn: Callable[[Batch], list[str]] = lambda b: ops.set_remove(b, name, jids)  # noqa: E731
+        grow = self._grow(name)
+        return await self._open_writer().call(fn, lambda gone: grow(-len(gone)), rows=len(jids))
 
-        def done(result: tuple[int, int]) -> None:
-            self._set_sizes[name] -= result[0]
+    async def set_move(
+        self, name: SetName, jids: Sequence[str], to: SetName, score: float
+    ) -> list[str]:
+        """Move the listed entries to another set with a new score; return the jids moved."""
+        jids = list(jids)
+        if not jids:
+            return []
+
+        def done(result: tuple[list[str], int]) -> None:
+            self._set_sizes[name] -= len(result[0])
             self._set_sizes[to] += result[1]
 
         call = self._open_writer().call
-        moved, _ = await call(lambda b: ops.set_move(b, name, jids, to, score), done)
+        moved, _ = await call(
+            lambda b: ops.set_move(b, name, jids, to, score), done, rows=len(jids)
+        )
         return moved
 
     async def requeue(self, name: SetName, jids: Sequence[str] | None, now: float) -> int:
