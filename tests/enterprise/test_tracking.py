@@ -130,16 +130,16 @@ async def test_reserve_until_extends_never_shortens_and_is_capped(store: Store) 
     shorter = {"jid": "tracked-1", "reserve_until": format_time(start + 10)}
     await tracking.set(shorter, clock.now, manager.extend)
     clock.now = start + 30
-    assert await manager.reap_reservations() == 0
+    assert len(await manager.reap_reservations()) == 0
     # reserve_until far ahead is capped at a day from now
     longer = {"jid": "tracked-1", "reserve_until": format_time(start + 10 * 86400)}
     await tracking.set(longer, clock.now, manager.extend)
     clock.now = start + 120  # past the original 60 s reservation
-    assert await manager.reap_reservations() == 0
+    assert len(await manager.reap_reservations()) == 0
     clock.now = start + 30 + 86400 - 1
-    assert await manager.reap_reservations() == 0
+    assert len(await manager.reap_reservations()) == 0
     clock.now = start + 30 + 86400 + 1
-    assert await manager.reap_reservations() == 1
+    assert len(await manager.reap_reservations()) == 1
     doc = await tracking.get("tracked-1", clock.now)
     assert doc["state"] == "failed"
 

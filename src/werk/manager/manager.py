@@ -328,14 +328,15 @@ class Manager:
             self._scheduled(placement.score)
         return placement
 
-    async def reap_reservations(self, limit: int = 100) -> int:
-        """Turn expired reservations into failures (``ReservationExpired``); return count.
+    async def reap_reservations(self, limit: int = 100) -> list[Entry]:
+        """Turn expired reservations into failures (``ReservationExpired``); return the
+        jobs reaped (at most ``limit``).
 
         One job that fails to be reaped is logged and skipped: the others still are.
         """
         now = self.clock()
         report = FailureReport("ReservationExpired", "Faktory job reservation expired", [])
-        reaped = 0
+        reaped: list[Entry] = []
         for reservation in await self.store.expired(now, limit):
             jid = reservation.entry.jid
             self._ending.add(jid)
@@ -343,7 +344,7 @@ class Manager:
                 placement = self._placement(reservation, report, now)
                 if not await self.store.expire(jid, now, placement):
                     continue
-                reaped += 1
+                reaped.append(reservation.entry)
                 await self._failed(reservation, placement, report, now)
             except Exception:
                 log.exception("could not reap the reservation of %s", jid)

@@ -55,6 +55,8 @@ class CronScheduler:
         self.clock = clock or manager.clock
         self.cron = Cron(manager, parse_cron(settings))
         self.errors = 0
+        self.throttles: ThrottleMiddleware | None = None
+        """The server's throttles, whose count :meth:`loaded` reports beside cron's."""
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
@@ -88,7 +90,18 @@ class CronScheduler:
         entries = parse_cron(settings)
         self.cron.replace(entries)
         self._wake.set()
-        log.info("cron: %d entries loaded", len(entries))
+
+    def loaded(self, *, configured_only: bool = False) -> list[str]:
+        """``cron: N entries loaded`` and ``throttles: N loaded (queues)``, the lines a
+        SIGHUP logs; ``configured_only`` (the start) leaves out what has none."""
+        lines = []
+        if self.cron.entries or not configured_only:
+            lines.append(f"cron: {len(self.cron.entries)} entries loaded")
+        names = sorted(self.throttles.throttles) if self.throttles is not None else []
+        if self.throttles is not None and (names or not configured_only):
+            listed = f" ({', '.join(names)})" if names else ""
+            lines.append(f"throttles: {len(names)} loaded{listed}")
+        return lines
 
     async def tick(self) -> int:
         """Fire whatever is due now; return how many jobs were pushed (tests call this)."""
@@ -136,7 +149,7 @@ def attach(server: ServerState) -> CronScheduler:
     """Build the server's cron scheduler, let released throttle units wake blocked
     FETCHes, and register the SIGHUP reload of cron entries and throttles."""
     scheduler = CronScheduler(server.manager, server.config.settings)
-    throttles = throttles_of(server.manager.middleware)
+    throttles = scheduler.throttles = throttles_of(server.manager.middleware)
     if throttles is not None:
         throttles.wake = server.manager.waiters.wake
 
@@ -149,16 +162,8 @@ def attach(server: ServerState) -> CronScheduler:
         scheduler.reload(config.settings)
         if throttles is not None:
             throttles.reload(config.settings)
-            _log_throttles(throttles)
+        for line in scheduler.loaded():
+            log.info("%s", line)
 
-    if throttles is not None and throttles.throttles:
-        _log_throttles(throttles)
     server.reload_hooks.append(reload)
     return scheduler
-
-
-def _log_throttles(throttles: ThrottleMiddleware) -> None:
-    """Say which queues are throttled (at start and after a reload), as cron says its
-    entries."""
-    names = sorted(throttles.throttles)
-    log.info("throttles: %d loaded%s", len(names), f" ({', '.join(names)})" if names else "")

@@ -25,6 +25,7 @@ from werk.manager import Manager
 from werk.manager.expiry import expired_count
 from werk.manager.features import default_middleware
 from werk.manager.processes import Processes
+from werk.server.authlog import AuthFailureLog
 from werk.server.config import BACKEND_DURABILITY, ServerConfig
 from werk.server.connection import READ_SIZE, Connection
 from werk.server.cron import attach, check_settings
@@ -91,7 +92,9 @@ class Server:
         self.web_port = 0
         """The web UI's bound port, set by the web UI subsystem when it starts (0: none)."""
         self._listener: asyncio.Server | None = None
-        self._handlers: set[asyncio.Task[None]] = set()
+        self._handlers: dict[asyncio.Task[None], str] = {}
+        """Each connection's task and its peer address (``host:port``)."""
+        self._auth_failures = AuthFailureLog()
         self.subsystems: list[Subsystem] = []
         self._stopped = asyncio.Event()
         self.cron = attach(self)
@@ -144,6 +147,8 @@ class Server:
         self._start_services()
         for line in startup_lines(self, await jobs_line(self.store)):
             log.info("%s", line)
+        for line in self.cron.loaded(configured_only=True):
+            log.info("%s", line)
         for line in startup_warnings(self.config):
             log.warning("%s", line)
 
@@ -179,11 +184,12 @@ class Server:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._handlers.add(task)
+        peer = writer.get_extra_info("peername")
+        self._handlers[task] = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         try:
             await Connection(self, reader, writer).serve()
         finally:
-            self._handlers.discard(task)
+            self._handlers.pop(task, None)
 
     def admit(self, conn: ConnectionState) -> bool:
         """Count an identified connection in, unless the limit is reached."""
@@ -197,7 +203,10 @@ class Server:
         self.connections.discard(conn)
 
     async def auth_failed(self) -> None:
-        """Slow down a client that sent a wrong password, to make guessing expensive."""
+        """Log a wrong password with the client's address (rate-limited: :mod:`.authlog`),
+        and slow the client down, to make guessing expensive."""
+        task = asyncio.current_task()
+        self._auth_failures.failed(self._handlers.get(task, "?") if task else "?")
         await asyncio.sleep(AUTH_FAILURE_DELAY)
 
     async def idle_fetch(self) -> None:

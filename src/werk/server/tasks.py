@@ -30,6 +30,8 @@ HEARTBEAT_PERIOD = 15.0
 DEAD_PERIOD = 60.0
 INTAKE_PERIOD = 5.0
 """Seconds between looks at a transactional intake when no notification came."""
+NAMED = 5
+"""How many reaped jobs the reaper's log line names (``jid (jobtype)``) before "and N more"."""
 
 
 @dataclass
@@ -171,9 +173,11 @@ class Tasks:
 
     async def _reap_reservations(self) -> None:
         reaped = await self.server.manager.reap_reservations()
-        self.stats.reservations_reaped += reaped
+        self.stats.reservations_reaped += len(reaped)
         if reaped:
-            log.info("reaped %d expired reservations", reaped)
+            named = ", ".join(f"{entry.jid} ({entry.jobtype})" for entry in reaped[:NAMED])
+            more = f" and {len(reaped) - NAMED} more" if len(reaped) > NAMED else ""
+            log.info("reaped %d expired reservations: %s%s", len(reaped), named, more)
 
     async def _reap_processes(self) -> None:
         await self.server.processes.refresh(self.server.connected_wids())
