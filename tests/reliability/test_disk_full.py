@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,3 +103,40 @@ def test_full_disk_refuses_push_serves_fetch_and_recovers(small_disk: Path) -> N
         assert confirmed - {acked} <= found <= confirmed
     finally:
         server.kill()
+
+
+def test_backup_to_a_full_disk_fails_and_leaves_no_partial_files(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    # Given a store of about 1 MiB
+    data_dir = tmp_path / "data"
+    server = ServerProcess(data_dir).start()
+    try:
+        with connect(server.host, server.port) as conn:
+            assert all(conn.call(job(f"bk{i:06d}", 10_000)) == OK for i in range(100))
+    finally:
+        assert server.stop() == 0
+    size = (data_dir / "werk.sqlite3").stat().st_size
+    failed = 0
+    # When werk backup writes to a disk with no room, or about the store's size (the copy
+    # then fits, and SQLite's -wal/-shm or -journal beside it do not)
+    for room in (0, size, size + 4096, size + 8192):
+        for path in small_disk.iterdir():
+            path.unlink()
+        stat = os.statvfs(small_disk)
+        (small_disk / "filler").write_bytes(b"\0" * max(0, stat.f_bavail * stat.f_frsize - room))
+        result = subprocess.run(
+            [sys.executable, "-m", "werk", "backup", "-d", str(data_dir), "-o", str(small_disk)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if result.returncode == 0:
+            continue
+        # Then it fails cleanly, and nothing but the filler is left on the disk
+        failed += 1
+        assert result.returncode == 1, result.stderr
+        assert " failed: " in result.stderr and "Traceback" not in result.stderr
+        assert [p.name for p in small_disk.iterdir()] == ["filler"], room
+    assert failed >= 3

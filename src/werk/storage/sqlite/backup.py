@@ -136,6 +136,7 @@ def backup(
         progress("copying the database", expected, expected)
         schema.fsync(partial)
         partial.replace(path)
+        partial = path  # from here a failure leaves a backup without a manifest: unusable
         schema.fsync_dir(path.parent)
         manifest = Manifest(
             MANIFEST_FORMAT,
@@ -148,9 +149,18 @@ def backup(
         )
         _write_atomic(manifest_path(path), json.dumps(asdict(manifest), indent=2) + "\n")
     except (OSError, sqlite3.Error) as exc:
-        partial.unlink(missing_ok=True)
+        _remove_partial(partial, manifest_path(path))
         raise BackupError(f"backup of {source} to {path} failed: {exc}") from exc
     return path, manifest
+
+
+def _remove_partial(partial: Path, manifest: Path) -> None:
+    """Delete what a failed backup left: the copy (``.partial``, or the backup renamed
+    into place when its manifest could not be written), the files SQLite keeps beside it
+    while writing (``-journal``, ``-wal``, ``-shm``), and the manifest's ``.partial``."""
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        partial.with_name(partial.name + suffix).unlink(missing_ok=True)
+    manifest.with_name(manifest.name + ".partial").unlink(missing_ok=True)
 
 
 def _check_target(path: Path, data_dir: Path) -> None:
