@@ -23,6 +23,7 @@ from werk.errors import StorageError, StoreCorruptError
 from werk.storage.base import Entry, Reservation, Scored
 from werk.storage.sqlite import SqliteStore, queues
 from werk.storage.sqlite.batch import Batch
+from werk.storage.sqlite.writer import RETRY_HELD
 
 NOW = 1_700_000_000.0
 
@@ -529,3 +530,124 @@ async def test_acks_still_held_at_the_stop_are_reported(
     await store.close()
     # Then the stop says what it could not keep
     assert "could not be committed before the stop" in caplog.text
+
+
+class TooFullForReservations(sqlite3.Connection):
+    """A disk with room for small writes only: while ``full``, a COMMIT of a transaction
+    that wrote ``working`` rows (a backlog of held FETCH/ACK writes) fails; others commit."""
+
+    full = False
+    touched = False
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == "BEGIN IMMEDIATE":
+            self.touched = False
+        if sql == "COMMIT" and self.full and self.touched:
+            raise sqlite3.OperationalError("database or disk is full")
+        return super().execute(sql, *args)
+
+    def executemany(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        self.touched = self.touched or "working" in sql
+        return super().executemany(sql, *args)
+
+
+class FailingCommits(sqlite3.Connection):
+    """The next ``fails_left`` COMMITs wait for ``gate``, then fail (a full disk)."""
+
+    gate: threading.Event
+    fails_left = 0
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == "COMMIT" and self.fails_left:
+            assert self.gate.wait(10)
+            self.fails_left -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        return super().execute(sql, *args)
+
+
+def writer_connection(store: SqliteStore, factory: type[sqlite3.Connection]) -> Any:
+    """Give the store's writer a connection of class ``factory`` to the same file."""
+    conn = sqlite3.connect(
+        store.path, isolation_level=None, check_same_thread=False, factory=factory
+    )
+    conn.execute("PRAGMA busy_timeout = 5000")
+    writer = store._writer
+    assert writer is not None
+    writer._conn.close()
+    writer._conn = conn
+    return conn
+
+
+async def test_held_acks_do_not_fail_the_writes_after_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given an ACK whose write is held because the disk cannot take it
+    store = SqliteStore(tmp_path)
+    await store.open()
+    conn = writer_connection(store, TooFullForReservations)
+    try:
+        await store.enqueue([entry("a")], NOW)
+        await until_fetched(store)
+        await store.enqueue([entry("b")], NOW)  # commits the reservation
+        conn.full = True
+        assert await store.ack("a", NOW) is not None
+        for _ in range(1000):
+            if "could not be committed" in caplog.text:
+                break
+            await asyncio.sleep(0.005)
+        assert "could not be committed" in caplog.text
+        # When pushes come that the disk has room for
+        # Then they are stored: the held backlog is not written in their transactions
+        for number in range(5):
+            await store.enqueue([entry(f"p{number}")], NOW)
+    finally:
+        conn.full = False
+        await store.close()
+
+
+async def test_a_held_reservation_is_not_written_after_its_jobs_fail(tmp_path: Path) -> None:
+    # Given a fetched job whose reservation's commit fails after the job's FAIL was sent
+    store = SqliteStore(tmp_path)
+    await store.open()
+    conn = writer_connection(store, FailingCommits)
+    conn.gate = threading.Event()
+    try:
+        await store.enqueue([entry("x")], NOW)
+        conn.fails_left = 1
+        await until_fetched(store)
+        await asyncio.sleep(0.05)  # the reservation's commit waits on the gate
+        fail = asyncio.create_task(store.fail("x", NOW, None))
+        await asyncio.sleep(0.05)
+        conn.gate.set()
+        assert await fail
+        # When the held reservation is tried again, after the FAIL committed
+        await asyncio.sleep(RETRY_HELD + 0.5)
+    finally:
+        await store.close()
+    # Then no reservation is left for a job that is no longer stored
+    with sqlite3.connect(store.path) as check:
+        assert check.execute("SELECT jid FROM working").fetchall() == []
+
+
+async def test_no_retry_of_held_writes_runs_after_the_stop(tmp_path: Path) -> None:
+    # Given ACK writes held by a disk that fails every commit
+    loop = asyncio.get_running_loop()
+    errors: list[Any] = []
+    loop.set_exception_handler(lambda _, context: errors.append(context.get("message")))
+    store = SqliteStore(tmp_path)
+    await store.open()
+    conn = writer_connection(store, FailingCommits)
+    conn.gate = threading.Event()
+    conn.gate.set()
+    await store.enqueue([entry("x")], NOW)
+    await until_fetched(store)
+    await store.enqueue([entry("y")], NOW)
+    conn.fails_left = 1000
+    assert await store.ack("x", NOW) is not None
+    await asyncio.sleep(0.1)
+    # When the store closes with its retry timer armed
+    await store.close()
+    await asyncio.sleep(RETRY_HELD + 0.3)
+    loop.set_exception_handler(None)
+    # Then no callback fails after the stop
+    assert not errors, errors

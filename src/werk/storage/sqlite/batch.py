@@ -91,10 +91,12 @@ class Background:
     def run(self, b: Batch) -> None:
         """Write the gathered reservations, releases and counts (on the writer thread)."""
         if self.reserves:
+            # Only for a job still stored: a reservation tried again after a failed commit
+            # may come after the FAIL that moved its job on.
             b.conn.executemany(
                 "INSERT OR REPLACE INTO working (jid, job_id, wid, reserved_at, expires_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                self.reserves.values(),
+                " SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ?)",
+                [(*row, row[1]) for row in self.reserves.values()],
             )
         if self.releases:
             b.conn.executemany("DELETE FROM working WHERE jid = ? AND job_id = ?", self.releases)

@@ -145,7 +145,7 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="werk-sqlite-writer", daemon=True)
         self._closed = False
         self._background = Background()
-        self._flush_scheduled = False
+        self._flush_timer: asyncio.TimerHandle | None = None
         self._held_failures = 0  # failed commits of the background writes held now
         self._last_error: BaseException | None = None
         self._checkpoints = checkpoints
@@ -190,13 +190,16 @@ class Writer:
             return
         else:
             delay = GATHER
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_later(delay, self.flush_background)
+        if self._flush_timer is None:
+            self._flush_timer = self._loop.call_later(delay, self.flush_background)
 
     def flush_background(self) -> None:
         """Hand the gathered background writes to the writer thread as one operation."""
-        self._flush_scheduled = False
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        if self._closed:
+            return  # stop() handed over the last ones; it reports what it could not keep
         if len(self._background):
             background, self._background = self._background, Background()
             hold_back = functools.partial(self._hold_back, background)
@@ -242,8 +245,12 @@ class Writer:
         """Queue a write and return a future resolved once it committed (or failed).
 
         ``rows`` is about how many rows it writes (big batches always go to the thread).
-        Background writes gathered so far are queued first, so they commit before it."""
-        self.flush_background()
+        Background writes gathered so far are queued first, so they commit before it,
+        except while some failed to commit (:meth:`_hold_back`): those are tried on their
+        own every ``RETRY_HELD`` seconds, so that a backlog the disk cannot take does not
+        fail every later write with it."""
+        if not self._held_failures:
+            self.flush_background()
         future: asyncio.Future[T] = self._loop.create_future()
         op = Op(fn, future, done, undo, rows)
         if self._inline or (self._policy is not None and not self._queued):
@@ -331,8 +338,8 @@ class Writer:
     def _settled(self, ops: list[Op[Any]], outcomes: list[Outcome], queued: bool = True) -> None:
         if queued:
             self._queued -= len(ops)
-        for ok, value in outcomes:
-            if not ok:
+        for op, (ok, value) in zip(ops, outcomes, strict=True):
+            if not ok and op.future is None:
                 self._last_error = _as_storage_error(value)
         settle(ops, outcomes)
         if self._checkpoints is not None and not self._dirty:
@@ -433,11 +440,10 @@ class Writer:
     def _execute(self, ops: list[Op[Any]]) -> list[Outcome]:
         try:
             return self._transaction(ops)
-        except _OpFailedError:
-            # Replay alone so that only the operation at fault fails.
+        except Exception:
+            # Replay alone so that only the operations at fault fail: one that raised, or
+            # one too big for the room left when the COMMIT failed (a full disk).
             return [self._transaction([op])[0] for op in ops]
-        except Exception as exc:
-            return [(False, exc)] * len(ops)
 
     def _transaction(self, ops: list[Op[Any]]) -> list[Outcome]:
         """Run ``ops`` in one transaction; a lone op's own error becomes its outcome."""
