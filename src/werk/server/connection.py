@@ -256,11 +256,27 @@ class Connection:
         if data:
             self.writer.write(data)
         if self.writer.transport.get_write_buffer_size() > UNREAD_REPLIES:
-            # A client that does not read its replies is cut off, not waited for forever.
+            await self._wait_for_room()
+
+    async def _wait_for_room(self) -> None:
+        """Wait until the client has read enough of its replies. One that reads nothing for
+        ``WRITE_TIMEOUT`` seconds is cut off, not waited for forever; one that reads slowly
+        (a big job over a slow link) is waited for as long as it makes progress.
+
+        Raises:
+            TimeoutError: nothing was read for ``WRITE_TIMEOUT`` seconds.
+        """
+        transport = self.writer.transport
+        unread = transport.get_write_buffer_size()
+        while True:
             try:
                 async with asyncio.timeout(WRITE_TIMEOUT):
                     await self.writer.drain()
+                return
             except TimeoutError:
+                left, unread = unread, transport.get_write_buffer_size()
+                if unread < left:
+                    continue
                 log.info("closing %s: its replies were not read for %g s", self.peer, WRITE_TIMEOUT)
                 raise
 
