@@ -61,6 +61,42 @@ def test_queue_admin(client: Client) -> None:
     assert client.info()["faktory"]["queues"].get("gone", 0) == 0
 
 
+LIST_CALLS: list[tuple[str, tuple[object, ...]]] = [
+    ("fetch", (["q"],)),
+    ("pause_queues", (["q"],)),
+    ("resume_queues", (["q"],)),
+    ("remove_queues", (["q"],)),
+    ("queue_latency", (["q"],)),
+    ("delete_queued", ("q", ["jid1"])),
+]
+
+
+@pytest.mark.parametrize(("method", "args"), LIST_CALLS, ids=[m for m, _ in LIST_CALLS])
+def test_a_list_where_names_go_is_a_clear_type_error(
+    client: Client, method: str, args: tuple[object, ...]
+) -> None:
+    # Given the list shape Worker(queues=[...]) takes, passed to a *names method
+    with pytest.raises(TypeError) as raised:
+        getattr(client, method)(*args)
+    # Then the error says how to call it, and the connection still works
+    lead, noun = ("queue, ", "jids") if method == "delete_queued" else ("", "names")
+    assert str(raised.value) == (
+        f"{method}() takes {noun} as separate str arguments: {method}({lead}'a', 'b'),"
+        f" or {method}({lead}*{noun}) for a list; got a list: {args[-1]!r}"
+    )
+    assert client.info()["faktory"]["queues"] == {}
+
+
+@pytest.mark.parametrize(("method", "args"), LIST_CALLS, ids=[m for m, _ in LIST_CALLS])
+async def test_a_list_where_names_go_is_a_clear_type_error_async(
+    werk_server: ServerProcess, method: str, args: tuple[object, ...]
+) -> None:
+    async with AsyncClient(werk_server.url) as client:
+        with pytest.raises(TypeError, match=r"takes (names|jids) as separate str arguments"):
+            await getattr(client, method)(*args)
+        assert (await client.info())["faktory"]["queues"] == {}
+
+
 def test_delete_queued_deletes_a_waiting_job_and_leaves_a_running_one(client: Client) -> None:
     # Given two jobs in "mail", one of them already fetched by a worker, and one scheduled
     waiting = client.push(Job("Send", [1], queue="mail"))

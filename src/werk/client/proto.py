@@ -119,6 +119,25 @@ def _text_bulk(reply: Reply) -> str:
     return _bulk(reply).decode()
 
 
+def _names(
+    method: str, names: Sequence[str], first: str = "", noun: str = "names"
+) -> Sequence[str]:
+    """Return ``names`` if each is a str; a list passed as one of them (``fetch(["q"])``,
+    the shape ``Worker(queues=[...])`` takes) is refused with how to call ``method``.
+
+    Raises:
+        TypeError: a name is not a str.
+    """
+    for name in names:
+        if not isinstance(name, str):
+            lead = f"{first}, " if first else ""
+            raise TypeError(
+                f"{method}() takes {noun} as separate str arguments: {method}({lead}'a', 'b'),"
+                f" or {method}({lead}*{noun}) for a list; got a {type(name).__name__}: {name!r}"
+            )
+    return names
+
+
 def parse_job(reply: Reply) -> dict[str, Any] | None:
     """Parse a FETCH reply: the job as a dict, or ``None`` when no job came (nil or empty)."""
     if reply is None or reply == b"":
@@ -318,7 +337,7 @@ class ClientProtocol:
         """``FETCH q1 q2 ...`` → the job, or ``None`` after the server's ~2 s wait."""
         if not queues:
             raise ValueError("fetch needs at least one queue")
-        return Call(encode_command(verbs.FETCH, " ".join(queues)), parse_job)
+        return Call(encode_command(verbs.FETCH, " ".join(_names("fetch", queues))), parse_job)
 
     def ack(self, jid: str, result: Any = None) -> Call[None]:
         """``ACK {"jid":...}`` → ``+OK``; with a ``result`` (any JSON value but null),
@@ -397,6 +416,7 @@ class ClientProtocol:
         → the number of jobs deleted."""
         if not jids:
             raise ValueError("delete_queued needs at least one jid")
+        jids = _names("delete_queued", jids, first="queue", noun="jids")
         payload = {"cmd": "discard", "target": "queue", "queue": queue, "filter": {"jids": jids}}
         return Call(encode_command(verbs.MUTATE, compact_json(payload)), _int)
 
@@ -404,12 +424,14 @@ class ClientProtocol:
         """``QUEUE PAUSE|RESUME|REMOVE names...`` → ``+OK``."""
         if not names:
             raise ValueError("QUEUE needs at least one queue name (or '*')")
+        names = _names(f"{subcommand.lower()}_queues", names)
         return Call(encode_command(verbs.QUEUE, " ".join([subcommand, *names])), expect_ok)
 
     def queue_latency(self, names: Sequence[str]) -> Call[dict[str, float]]:
         """``QUEUE LATENCY names...`` → ``{queue: seconds}``."""
         if not names:
             raise ValueError("QUEUE LATENCY needs at least one queue name")
+        names = _names("queue_latency", names)
         return Call(encode_command(verbs.QUEUE, " ".join(["LATENCY", *names])), _json_object)
 
     def batch_new(self, batch: Mapping[str, Any]) -> Call[str]:
