@@ -13,6 +13,7 @@ changes under a click; ``test_browser_pages.py`` tests them.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -117,6 +118,31 @@ def test_dashboard_live_chart_history_and_tiles(ui: Session) -> None:
         ui.click(f"#history .choices a:text-is('{days} days')")
         assert page.url.endswith(f"/?days={days}")
         assert page.locator("#history a.active").inner_text() == f"{days} days"
+
+
+def test_live_chart_shows_the_current_time_before_its_first_poll(
+    werk_server_factory: Callable[..., ServerProcess], browser: Any
+) -> None:
+    # Given the dashboard at phone width, whose first /stats poll has not answered yet
+    server = werk_server_factory(web=True)
+    context = browser.new_context(
+        base_url=f"http://127.0.0.1:{server.web_port}", viewport={"width": 390, "height": 844}
+    )
+    try:
+        page = context.new_page()
+        page.route("**/stats", lambda route: None)  # held: never answered
+        page.goto("/")
+        page.wait_for_function("document.getElementById('live-chart').uplot !== undefined")
+        # Then the chart's time axis spans the present, not years away (it showed 2027-2029)
+        low, high = page.evaluate(
+            "(() => { const x = document.getElementById('live-chart').uplot.scales.x;"
+            " return [x.min, x.max]; })()"
+        )
+        now = time.time()
+        assert now - 3600 <= low <= now <= high <= now + 3600, (low, high, now)
+        screenshot(page, "dashboard-phone-before-poll")
+    finally:
+        context.close()
 
 
 def test_queues_pause_resume_delete_selected_and_clear(ui: Session) -> None:

@@ -143,7 +143,10 @@
     return Math.max(200, Math.floor(el.getBoundingClientRect().width));
   }
 
-  function makeChart(el, series, data, timeFormat) {
+  // With one point (the live chart's first, a single day) uPlot's time axis runs from it
+  // to 1,000 days later (2026-2029); `pad` seconds either side keep the axis on it.
+  function makeChart(el, series, data, timeFormat, pad) {
+    const span = pad || 60;
     if (typeof uPlot === "undefined") { return null; }
     const plot = new uPlot({
       width: chartWidth(el),
@@ -160,6 +163,12 @@
     window.addEventListener("resize", function () {
       plot.setSize({ width: chartWidth(el), height: 200 });
     });
+    el.uplot = plot; // for the browser tests
+    plot.fitOne = function () {
+      const x = plot.data[0];
+      if (x.length === 1) { plot.setScale("x", { min: x[0] - span, max: x[0] + span }); }
+    };
+    plot.fitOne();
     return plot;
   }
 
@@ -178,7 +187,7 @@
     const history = document.getElementById("history-chart");
     if (history) {
       const d = JSON.parse(history.dataset.series);
-      makeChart(history, lines(history), [d.x, d.processed, d.failed], "{YYYY}-{MM}-{DD}");
+      makeChart(history, lines(history), [d.x, d.processed, d.failed], "{YYYY}-{MM}-{DD}", 86400);
     }
     const metrics = document.getElementById("metrics-chart");
     if (metrics) {
@@ -204,7 +213,9 @@
     const slider = document.getElementById("interval");
     const shown = document.getElementById("interval-value");
     const beacon = document.querySelector("#live .beacon");
-    const data = [[], [], []];
+    // Until the first poll answers, one zero point at the page's load time: with no data
+    // the time axis had no range at all (uPlot drew ticks years away).
+    const data = [[Date.now() / 1000], [0], [0]];
     const plot = makeChart(el, lines(el), data, "{HH}:{mm}:{ss}");
     let last = null;
     let timer = null;
@@ -219,12 +230,13 @@
         const stats = await response.json();
         const f = stats.faktory;
         const now = { processed: f.total_processed, failed: f.total_failures };
+        if (last === null) { data.forEach(function (s) { s.length = 0; }); } // the load-time point
         // The first poll draws a zero point, so the axes show from the start.
         data[0].push(Date.now() / 1000);
         data[1].push(last === null ? 0 : Math.max(0, now.processed - last.processed));
         data[2].push(last === null ? 0 : Math.max(0, now.failed - last.failed));
         if (data[0].length > MAX_POINTS) { data.forEach(function (s) { s.shift(); }); }
-        if (plot) { plot.setData(data); }
+        if (plot) { plot.setData(data); plot.fitOne(); }
         last = now;
         const counts = {
           processed: f.total_processed, failed: f.total_failures, busy: f.sets.working,
