@@ -44,6 +44,11 @@ T = TypeVar("T")
 class AsyncClient:
     """An asyncio client for Werk or any Faktory server; share it between tasks.
 
+    Methods taking ``*names`` or ``*jids`` (``fetch``, ``pause_queues``, ``resume_queues``,
+    ``remove_queues``, ``queue_latency``, ``delete_queued``) take them as separate
+    arguments, as Faktory's Go client does; a list passed as one raises ``TypeError``
+    saying so (``pause_queues(*names)`` passes a list).
+
     Args:
         url: ``tcp://[:password@]host:port`` or ``tcp+tls://...``; by default from
             ``WERK_URL``, ``FAKTORY_PROVIDER`` or ``FAKTORY_URL``.

@@ -47,6 +47,11 @@ CALLS = ClientProtocol()
 class Client:
     """A blocking client for Werk or any Faktory server; safe to share between threads.
 
+    Methods taking ``*names`` or ``*jids`` (``fetch``, ``pause_queues``, ``resume_queues``,
+    ``remove_queues``, ``queue_latency``, ``delete_queued``) take them as separate
+    arguments, as Faktory's Go client does; a list passed as one raises ``TypeError``
+    saying so (``pause_queues(*names)`` passes a list).
+
     Args:
         url: ``tcp://[:password@]host:port`` or ``tcp+tls://...``; by default from
             ``WERK_URL``, ``FAKTORY_PROVIDER`` or ``FAKTORY_URL``.
