@@ -150,7 +150,7 @@ class Connection:
             rounds = iterations if hello.get("v", 0) >= 2 else 1
             given = hello.get("pwdhash")
             if not isinstance(given, str) or not check_password(password, salt, rounds, given):
-                await self.server.auth_failed()
+                await self.server.auth_failed(self.peer)
                 await self._send(encode_error("ERR Invalid password"))
                 return False
         if not self.server.admit(self):

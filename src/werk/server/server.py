@@ -92,7 +92,7 @@ class Server:
         self.web_port = 0
         """The web UI's bound port, set by the web UI subsystem when it starts (0: none)."""
         self._listener: asyncio.Server | None = None
-        self._handlers: dict[asyncio.Task[None], str] = {}
+        self._handlers: set[asyncio.Task[None]] = set()
         """Each connection's task and its peer address (``host:port``)."""
         self._auth_failures = AuthFailureLog()
         self.subsystems: list[Subsystem] = []
@@ -184,12 +184,11 @@ class Server:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        peer = writer.get_extra_info("peername")
-        self._handlers[task] = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self._handlers.add(task)
         try:
             await Connection(self, reader, writer).serve()
         finally:
-            self._handlers.pop(task, None)
+            self._handlers.discard(task)
 
     def admit(self, conn: ConnectionState) -> bool:
         """Count an identified connection in, unless the limit is reached."""
@@ -202,11 +201,10 @@ class Server:
         """Count a closing connection out."""
         self.connections.discard(conn)
 
-    async def auth_failed(self) -> None:
-        """Log a wrong password with the client's address (rate-limited: :mod:`.authlog`),
-        and slow the client down, to make guessing expensive."""
-        task = asyncio.current_task()
-        self._auth_failures.failed(self._handlers.get(task, "?") if task else "?")
+    async def auth_failed(self, peer: str) -> None:
+        """Log a wrong password with the client's address (``host:port``; rate-limited:
+        :mod:`.authlog`), and slow the client down, to make guessing expensive."""
+        self._auth_failures.failed(peer)
         await asyncio.sleep(AUTH_FAILURE_DELAY)
 
     async def idle_fetch(self) -> None:

@@ -75,8 +75,8 @@ class ServerState(Protocol):
     def release(self, conn: ConnectionState) -> None:
         """Count a closing connection out."""
 
-    async def auth_failed(self) -> None:
-        """Slow down a client that sent a wrong password."""
+    async def auth_failed(self, peer: str) -> None:
+        """Log a wrong password from ``peer`` (``host:port``) and slow the client down."""
 
     async def idle_fetch(self) -> None:
         """What a FETCH from a quiet or terminating process does: wait, then answer nil."""
