@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from werk.manager.jobtext import cut_json, skim
 from werk.manager.manager import Manager
 from werk.manager.paging import PER_PAGE, Page, clamp
 from werk.manager.processes import Processes, busy_counts
@@ -39,6 +40,13 @@ __all__ = [
 
 MAX_HISTORY_DAYS = 180
 MAX_ARG_CHARS = 1024
+MAX_ARGS_CHARS = 4096
+"""A row's args preview stops after this many characters, whatever the number of args."""
+LARGE_BODY = 64 * 1024
+"""Bodies longer than this (bytes) are skimmed (:func:`werk.manager.jobtext.skim`), not
+decoded whole: a page shows their first args and fields only."""
+PRETTY_CHARS = 64 * 1024
+"""The job page shows this many characters of the job's indented JSON at most."""
 CHUNK = 1000
 FIND_SCAN = 100_000
 """Finding a jid reads at most this many entries of each queue (queues have no jid index)."""
@@ -81,9 +89,20 @@ class QueueRow:
     paused: bool
 
 
-def _arg_text(arg: Any) -> str:
-    text = json.dumps(arg, ensure_ascii=False)
-    return text if len(text) <= MAX_ARG_CHARS else text[:MAX_ARG_CHARS] + "…"
+def args_text(args: list[Any]) -> str:
+    """Return the preview of a job's args: each as JSON cut at :data:`MAX_ARG_CHARS`
+    characters, joined by ``", "`` and cut after :data:`MAX_ARGS_CHARS` in all (a cut
+    shows ``…``); the work follows the preview's length, not the args' size."""
+    texts: list[str] = []
+    size = 0
+    for arg in args:
+        if size >= MAX_ARGS_CHARS:
+            texts.append("…")
+            break
+        text, cut = cut_json(arg, min(MAX_ARG_CHARS, MAX_ARGS_CHARS - size))
+        texts.append(text + "…" if cut else text)
+        size += len(text) + 2
+    return ", ".join(texts)
 
 
 def display_type(job: dict[str, Any]) -> str:
@@ -101,20 +120,26 @@ def display_type(job: dict[str, Any]) -> str:
     return wrapped
 
 
-def job_view(body: bytes, **extra: Any) -> dict[str, Any]:
+def job_view(body: bytes, detail: bool = False, **extra: Any) -> dict[str, Any]:
     """Decode a stored job body into a plain dict for templates; never raises.
 
-    Adds ``display_type``, ``args_text`` (each arg as JSON, cut at 1024 characters),
-    ``pretty`` (the whole job, indented) and whatever ``extra`` holds (``score``, ...).
+    Adds ``display_type``, ``args_text`` (see :func:`args_text`), ``size`` (the body's
+    bytes), ``skimmed`` (the fields a body over :data:`LARGE_BODY` bytes had cut or left
+    out, see :func:`~werk.manager.jobtext.skim`) and whatever ``extra`` holds (``score``,
+    ...). With ``detail`` (the job page) also ``body`` (as stored), ``pretty`` (at most
+    :data:`PRETTY_CHARS` characters of the job as indented JSON, or of the stored text
+    when skimmed) and ``pretty_cut`` (True when that was cut).
     ``failure`` is ``None`` or a dict whose ``errtype``, ``message`` and ``failed_at`` are
     strings and ``backtrace`` a list of strings. A job that cannot be shown (not a JSON
     object, nested too deeply, anything else) becomes a placeholder with the same keys and
     ``broken`` saying why, so one bad job never takes a whole page down.
     """
     try:
-        view = _job_view(body)
+        view = _job_view(body, detail)
     except Exception as exc:
         view = _broken_view(body, f"{type(exc).__name__}: {exc}")
+    if detail:
+        view["body"] = body
     view.update(extra)
     return view
 
@@ -136,6 +161,9 @@ def _broken_view(body: bytes, reason: str) -> dict[str, Any]:
         "display_type": "?",
         "args_text": "(this job cannot be shown)",
         "pretty": text + ("…" if len(body) > MAX_ARG_CHARS else ""),
+        "pretty_cut": len(body) > MAX_ARG_CHARS,
+        "size": len(body),
+        "skimmed": [],
         "broken": reason[:200],
     }
 
@@ -157,30 +185,39 @@ def _failure_view(failure: Any) -> dict[str, Any] | None:
     }
 
 
-def _job_view(body: bytes) -> dict[str, Any]:
-    job = jsonwire.loads(body)
+def _job_view(body: bytes, detail: bool) -> dict[str, Any]:
+    job = skim(body) if len(body) > LARGE_BODY else jsonwire.loads(body)
     if not isinstance(job, dict):
         return _broken_view(body, "not a JSON object")
+    skimmed = job.pop("skimmed", [])
     args = job.get("args")
     custom = job.get("custom")
-    return {
+    view = {
         **job,
         # The fields every page links or sorts by are always strings, whatever was stored.
         "jid": _text(job.get("jid")),
         "jobtype": _text(job.get("jobtype")),
         "queue": _text(job.get("queue")),
         "display_type": display_type(job),
-        "args_text": ", ".join(_arg_text(a) for a in args) if isinstance(args, list) else "",
+        "args_text": args_text(args) if isinstance(args, list) else "",
         "failure": _failure_view(job.get("failure")),
         "custom": custom if isinstance(custom, dict) else {},
-        "pretty": json.dumps(job, indent=2, ensure_ascii=False),
+        "size": len(body),
+        "skimmed": skimmed,
     }
+    if detail:
+        if skimmed:  # the stored text as it is, never the whole job re-encoded
+            view["pretty"] = body[:PRETTY_CHARS].decode(errors="replace")
+            view["pretty_cut"] = len(body) > PRETTY_CHARS
+        else:
+            view["pretty"], view["pretty_cut"] = cut_json(job, PRETTY_CHARS, indent=2)
+    return view
 
 
-def _scored_view(name: SetName, score: float, body: bytes) -> dict[str, Any]:
+def _scored_view(name: SetName, score: float, body: bytes, detail: bool = False) -> dict[str, Any]:
     # A dead job's score is its expiry, 180 days after it died.
     died = score - DEAD_TTL if name == "dead" else None
-    return job_view(body, score=score, died_ts=died)
+    return job_view(body, detail, score=score, died_ts=died)
 
 
 def is_empty(where: SetFilter | None) -> bool:
@@ -329,7 +366,7 @@ class Queries:
     async def set_job(self, name: SetName, jid: str) -> dict[str, Any] | None:
         """Return one job of a set as a view dict (with ``score``), or ``None``."""
         scored = await self._store.set_get(name, jid)
-        return None if scored is None else _scored_view(name, scored.score, scored.entry.body)
+        return None if scored is None else _scored_view(name, scored.score, scored.entry.body, True)
 
     async def job_outcome(self, jid: str) -> dict[str, Any]:
         """Return what the server knows of a job by jid: the RESULT document (state, and
@@ -401,6 +438,7 @@ class Queries:
         if held is not None:
             return job_view(
                 held.entry.body,
+                True,
                 where="working",
                 wid=held.wid,
                 reserved_ts=held.reserved_at,
@@ -416,7 +454,9 @@ class Queries:
                 rows = await self._store.queue_page(queue, start, CHUNK)
                 for row in rows:
                     if row.entry.jid == jid:
-                        return job_view(row.entry.body, where="queue", enqueued_ts=row.enqueued_at)
+                        return job_view(
+                            row.entry.body, True, where="queue", enqueued_ts=row.enqueued_at
+                        )
                 if len(rows) < CHUNK:
                     break
         return None

@@ -73,6 +73,13 @@ def retry_history(job: dict[str, Any], where: str) -> str:
     )
 
 
+def raw_job(request: Request, job: dict[str, Any]) -> Response | None:
+    """With ``?format=json``, the job's stored body as it is (never re-encoded), else None."""
+    if request.query_params.get("format") != "json":
+        return None
+    return Response(job["body"], media_type="application/json")
+
+
 def _int(value: Any) -> int:
     try:
         return int(value)
@@ -101,7 +108,11 @@ def routes(ui: Ui) -> list[BaseRoute]:
             )
         where = job["where"]
         if where in SET_PATHS:
-            return redirect(request, f"/{SET_PATHS[where]}/{_quote(jid)}")
+            fmt = request.query_params.get("format")
+            return redirect(request, f"/{SET_PATHS[where]}/{_quote(jid)}", format=fmt)
+        raw = raw_job(request, job)
+        if raw is not None:
+            return raw
         context = {
             "page_name": "queues" if where == "queue" else "busy",
             "job": job,

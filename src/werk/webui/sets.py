@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 from werk.manager.queries import SET_ACTIONS, SetFilter, SetName
 from werk.webui.audit import audit, jobs
 from werk.webui.i18n import N_, translate
-from werk.webui.jobs import retry_history
+from werk.webui.jobs import raw_job, retry_history
 from werk.webui.render import int_param, redirect
 from werk.webui.security import check_token
 
@@ -116,6 +116,9 @@ def routes(ui: Ui) -> list[BaseRoute]:
         if job is None:
             message = N_("No job %(jid)s in %(set)s: it may have moved on.")
             raise HTTPException(404, translate(message, jid=jid, set=translate(TITLES[name])))
+        raw = raw_job(request, job)
+        if raw is not None:
+            return raw
         context = {
             "page_name": base,
             "base": base,
