@@ -36,7 +36,9 @@ def cases(huge: int) -> dict[str, list[dict[str, Any]]]:
     job = {"jobtype": "Big", "queue": "big"}
     return {
         "ints": [{**job, "jid": "ints-00000000", "args": [1] * 1_000_000}],
-        "lists": [{**job, "jid": f"list-{i:08d}", "args": [list(range(60_000))]} for i in range(25)],
+        "lists": [
+            {**job, "jid": f"list-{i:08d}", "args": [list(range(60_000))]} for i in range(25)
+        ],
         "huge": [
             {**job, "jid": f"huge-{i:08d}", "args": [list(range(2_000_000))]} for i in range(huge)
         ],
