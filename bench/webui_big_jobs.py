@@ -74,7 +74,7 @@ def get(url: str) -> tuple[float, int]:
 
 def measure(jobs: list[dict[str, Any]], repeat: int) -> dict[str, Any]:
     """Push ``jobs`` into a fresh server, then time its pages under an INFO loop."""
-    with BenchServer(web=True).start() as server:
+    with BenchServer(web=True) as server:  # __enter__ starts it
         conn = RawConnection(server.port)
         for job in jobs:
             line = json.dumps(job, separators=(",", ":")).encode()
