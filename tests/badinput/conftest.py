@@ -143,11 +143,12 @@ class Live:
         return httpx.get(f"http://127.0.0.1:{self.server.web_port}{path}", timeout=30)
 
     def reap(self, ahead: float) -> int:
-        """Run the reservation reaper as if ``ahead`` seconds had passed."""
+        """Run the reservation reaper as if ``ahead`` seconds had passed; return how many
+        reservations it reaped."""
         manager = self.server.manager
         manager.clock = lambda: time.time() + ahead
         try:
-            return self.run(manager.reap_reservations())
+            return len(self.run(manager.reap_reservations()))
         finally:
             manager.clock = time.time
 
