@@ -111,10 +111,6 @@ class Op(Generic[T]):
 Outcome = tuple[bool, Any]
 
 
-class _OpFailedError(Exception):
-    """An operation raised inside a batch; the batch is replayed one op at a time."""
-
-
 class Writer:
     """The writer thread and its queue of pending operations.
 
@@ -279,7 +275,7 @@ class Writer:
     def _commit_now(self, op: Op[Any]) -> None:
         """Commit a lone write on the loop inside :meth:`call`; its future is resolved when
         ``call`` returns, so its caller goes on without waiting for another pass of the loop
-        (in ``os`` mode about a fifth of a lone PUSH's instructions, docs/benchmarks.md)."""
+        (in ``os`` mode 5 to 17% of a lone PUSH's instructions, docs/benchmarks.md)."""
         if self._closed:
             raise StorageError("the SQLite store is closed")
         self._committed_now = True
@@ -454,12 +450,7 @@ class Writer:
         try:
             results: list[Outcome] = []
             for op in ops:
-                try:
-                    results.append((True, op.fn(batch)))
-                except Exception as exc:
-                    if len(ops) > 1:
-                        raise _OpFailedError from exc
-                    raise
+                results.append((True, op.fn(batch)))
             batch.write_counts()
             conn.execute("COMMIT")
         except BaseException as exc:
@@ -495,10 +486,8 @@ def settle(ops: list[Op[Any]], outcomes: list[Outcome]) -> None:
             continue
         error = _as_storage_error(value)
         _guarded(op.undo)
-        if op.future is None:
-            if op.undo is None:
-                log.error("background SQLite write failed: %s", error)
-        elif not op.future.done():
+        # A background write (no future) reports through its undo, Writer._hold_back.
+        if op.future is not None and not op.future.done():
             op.future.set_exception(error)
 
 
