@@ -1,12 +1,22 @@
-"""What an operation sees on the writer thread (:class:`Batch`, with the next row ids), and
-the FETCH/ACK writes the loop gathers before handing them over (:class:`Background`). The
-thread and its queue are in :mod:`werk.storage.sqlite.writer`.
+"""An operation submitted to the writer (:class:`Op`) and how its outcome is settled on the
+loop (:func:`settle`), what it sees on the writer thread (:class:`Batch`, with the next row
+ids), and the FETCH/ACK writes the loop gathers before handing them over
+(:class:`Background`). The thread and its queue are in :mod:`werk.storage.sqlite.writer`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sqlite3
 import threading
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from werk.errors import StorageError
+
+T = TypeVar("T")
+log = logging.getLogger("werk.storage.sqlite.store")
 
 
 class Batch:
@@ -103,3 +113,60 @@ class Background:
             b.conn.executemany("DELETE FROM jobs WHERE id = ?", [(i,) for _, i in self.releases])
         for key, (processed, failures) in self.counts.items():
             b.count((key,), processed, failures)
+
+
+class Op(Generic[T]):
+    """One submitted operation and what to do on the loop once its batch settled."""
+
+    __slots__ = ("fn", "future", "done", "undo", "rows")
+
+    def __init__(
+        self,
+        fn: Callable[[Batch], T],
+        future: asyncio.Future[T] | None,
+        done: Callable[[T], None] | None,
+        undo: Callable[[], None] | None,
+        rows: int = 1,
+    ) -> None:
+        self.fn = fn
+        self.future = future
+        self.done = done
+        self.undo = undo
+        self.rows = rows
+
+
+Outcome = tuple[bool, Any]
+
+
+def settle(ops: list[Op[Any]], outcomes: list[Outcome]) -> None:
+    """Run on the loop: apply ``done``/``undo`` and resolve every operation's future."""
+    for op, (ok, value) in zip(ops, outcomes, strict=True):
+        if ok:
+            _guarded(op.done, value)
+            if op.future is not None and not op.future.done():
+                op.future.set_result(value)
+            continue
+        error = as_storage_error(value)
+        _guarded(op.undo)
+        # A background write (no future) reports through its undo, Writer._hold_back.
+        if op.future is not None and not op.future.done():
+            op.future.set_exception(error)
+
+
+def as_storage_error(exc: BaseException) -> BaseException:
+    """An ``sqlite3`` error as the :class:`~werk.errors.StorageError` callers get (its cause
+    kept); any other exception as it is."""
+    if isinstance(exc, sqlite3.Error):
+        error = StorageError(f"SQLite write failed: {exc}")
+        error.__cause__ = exc
+        return error
+    return exc
+
+
+def _guarded(fn: Callable[..., None] | None, *args: Any) -> None:
+    if fn is None:
+        return
+    try:
+        fn(*args)
+    except Exception:  # a bug in a callback must not lose the other results
+        log.exception("SQLite store callback failed")

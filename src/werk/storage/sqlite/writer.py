@@ -25,10 +25,18 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Final, Generic, NamedTuple, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 from werk.errors import StorageError
-from werk.storage.sqlite.batch import Background, Batch, JobIds
+from werk.storage.sqlite.batch import (
+    Background,
+    Batch,
+    JobIds,
+    Op,
+    Outcome,
+    as_storage_error,
+    settle,
+)
 
 T = TypeVar("T")
 log = logging.getLogger("werk.storage.sqlite.store")
@@ -86,29 +94,6 @@ CHECKPOINT_EVERY: Final = 0.2
 
 CHECKPOINT: Final = "checkpoint"
 """The item that asks the writer thread for a passive WAL checkpoint."""
-
-
-class Op(Generic[T]):
-    """One submitted operation and what to do on the loop once its batch settled."""
-
-    __slots__ = ("fn", "future", "done", "undo", "rows")
-
-    def __init__(
-        self,
-        fn: Callable[[Batch], T],
-        future: asyncio.Future[T] | None,
-        done: Callable[[T], None] | None,
-        undo: Callable[[], None] | None,
-        rows: int = 1,
-    ) -> None:
-        self.fn = fn
-        self.future = future
-        self.done = done
-        self.undo = undo
-        self.rows = rows
-
-
-Outcome = tuple[bool, Any]
 
 
 class Writer:
@@ -336,7 +321,7 @@ class Writer:
             self._queued -= len(ops)
         for op, (ok, value) in zip(ops, outcomes, strict=True):
             if not ok and op.future is None:
-                self._last_error = _as_storage_error(value)
+                self._last_error = as_storage_error(value)
         settle(ops, outcomes)
         if self._checkpoints is not None and not self._dirty:
             self._dirty = True
@@ -474,35 +459,3 @@ class Writer:
 
 def _awaited(ops: list[Op[Any]]) -> int:
     return sum(op.future is not None for op in ops)
-
-
-def settle(ops: list[Op[Any]], outcomes: list[Outcome]) -> None:
-    """Run on the loop: apply ``done``/``undo`` and resolve every operation's future."""
-    for op, (ok, value) in zip(ops, outcomes, strict=True):
-        if ok:
-            _guarded(op.done, value)
-            if op.future is not None and not op.future.done():
-                op.future.set_result(value)
-            continue
-        error = _as_storage_error(value)
-        _guarded(op.undo)
-        # A background write (no future) reports through its undo, Writer._hold_back.
-        if op.future is not None and not op.future.done():
-            op.future.set_exception(error)
-
-
-def _as_storage_error(exc: BaseException) -> BaseException:
-    if isinstance(exc, sqlite3.Error):
-        error = StorageError(f"SQLite write failed: {exc}")
-        error.__cause__ = exc
-        return error
-    return exc
-
-
-def _guarded(fn: Callable[..., None] | None, *args: Any) -> None:
-    if fn is None:
-        return
-    try:
-        fn(*args)
-    except Exception:  # a bug in a callback must not lose the other results
-        log.exception("SQLite store callback failed")
