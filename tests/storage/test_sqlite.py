@@ -477,6 +477,15 @@ async def test_os_mode_gathers_writes_that_meet_in_one_pass(tmp_path: Path) -> N
         await store.close()
 
 
+async def fetch_one(store: SqliteStore, jid: str, then: str | None = None) -> None:
+    """Push ``jid`` and fetch it; then push ``then``, whose commit follows the reservation's
+    (so the reservation is on disk when it returns)."""
+    await store.enqueue([entry(jid)], NOW)
+    assert (await until_fetched(store)).entry.jid == jid
+    if then is not None:
+        await store.enqueue([entry(then)], NOW)
+
+
 async def test_an_ack_whose_commit_failed_is_kept_and_committed_later(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -485,9 +494,7 @@ async def test_an_ack_whose_commit_failed_is_kept_and_committed_later(
     await store.open()
     conn = gate_commits(store)
     conn.gate.set()
-    await store.enqueue([entry("kept")], NOW)
-    assert (await until_fetched(store)).entry.jid == "kept"
-    await store.enqueue([entry("later")], NOW)  # commits the reservation before it
+    await fetch_one(store, "kept", then="later")
     # When its ACK (answered at once, written in the background) cannot be committed
     conn.fail = True
     assert await store.ack("kept", NOW) is not None
@@ -522,8 +529,7 @@ async def test_acks_still_held_at_the_stop_are_reported(
     await store.open()
     conn = gate_commits(store)
     conn.gate.set()
-    await store.enqueue([entry("lost")], NOW)
-    await until_fetched(store)
+    await fetch_one(store, "lost")
     conn.fail = True
     # When it is ACKed and the server stops before any commit succeeds
     assert await store.ack("lost", NOW) is not None
@@ -586,9 +592,7 @@ async def test_held_acks_do_not_fail_the_writes_after_them(
     await store.open()
     conn = writer_connection(store, TooFullForReservations)
     try:
-        await store.enqueue([entry("a")], NOW)
-        await until_fetched(store)
-        await store.enqueue([entry("b")], NOW)  # commits the reservation
+        await fetch_one(store, "a", then="b")
         conn.full = True
         assert await store.ack("a", NOW) is not None
         for _ in range(1000):
@@ -639,9 +643,7 @@ async def test_no_retry_of_held_writes_runs_after_the_stop(tmp_path: Path) -> No
     conn = writer_connection(store, FailingCommits)
     conn.gate = threading.Event()
     conn.gate.set()
-    await store.enqueue([entry("x")], NOW)
-    await until_fetched(store)
-    await store.enqueue([entry("y")], NOW)
+    await fetch_one(store, "x", then="y")
     conn.fails_left = 1000
     assert await store.ack("x", NOW) is not None
     await asyncio.sleep(0.1)
