@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -61,3 +64,14 @@ async def start_worker() -> AsyncIterator[Callable[[Worker], asyncio.Task[None]]
 def retries_size(client: Client) -> int:
     """The number of jobs in the Retries set, per INFO."""
     return int(client.info()["faktory"]["tasks"]["Retries"]["size"])
+
+
+def start_cli_worker(
+    tmp_path: Path, server: ServerProcess, source: str, target: str, *flags: str, **popen: Any
+) -> subprocess.Popen[Any]:
+    """Start ``werk worker TARGET --url <server> FLAGS`` in ``tmp_path``, where the target's
+    module is written from ``source`` first; ``popen``: :class:`subprocess.Popen`'s
+    keyword arguments (the streams)."""
+    (tmp_path / f"{target.partition(':')[0]}.py").write_text(source)
+    args = [sys.executable, "-m", "werk", "worker", target, "--url", server.url, *flags]
+    return subprocess.Popen(args, cwd=tmp_path, **popen)

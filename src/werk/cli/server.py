@@ -108,12 +108,15 @@ def flags_of(args: argparse.Namespace) -> dict[str, Any]:
 
 
 class TextFormatter(logging.Formatter):
-    """Faktory's log line: level letter, UTC time with milliseconds, message."""
+    """Faktory's log line: level letter, UTC time with milliseconds, message; a worker's
+    line from inside a job puts ``[jobtype jid]`` before the message (the record's
+    ``job_prefix``, :class:`werk.client.joblog.JobContextFilter`)."""
 
     def format(self, record: logging.LogRecord) -> str:
         """Return one line (plus the traceback, if any)."""
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        line = f"{record.levelname[0]} {stamp}.{int(record.msecs):03d}Z {record.getMessage()}"
+        message = record.__dict__.get("job_prefix", "") + record.getMessage()
+        line = f"{record.levelname[0]} {stamp}.{int(record.msecs):03d}Z {message}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line

@@ -21,6 +21,7 @@ from werk.cli.argtypes import positive_int, queue_spec, seconds, server_url
 from werk.cli.server import setup_logging
 from werk.cli.supervisor import Supervisor, child_argv
 from werk.client import Task, Worker
+from werk.client.joblog import job_logging
 from werk.client.recycling import RECYCLE_STATUS
 from werk.errors import WerkError
 from werk.server.settings import LOG_FORMATS
@@ -116,8 +117,8 @@ def register(subparsers: Any) -> None:
         "--log-format",
         default="text",
         choices=LOG_FORMATS,
-        help="text (one line per event) or json (one object per line, with jid and jobtype;"
-        " default text)",
+        help="text (one line per event) or json (one object per line, with jid and jobtype,"
+        " prints included; default text)",
     )
     parser.set_defaults(func=run)
 
@@ -210,6 +211,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``werk worker``; return 0 after a graceful stop, :data:`RECYCLE_STATUS` after
     one at ``--max-jobs`` or ``--max-memory``."""
     setup_logging("warn" if args.log_level == "warning" else args.log_level, args.log_format)
+    job_logging(logging.getLogger().handlers[0], args.log_format)
     log = logging.getLogger("werk.worker")
     try:
         worker = build_worker(load_target(args.target), args)

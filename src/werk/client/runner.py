@@ -42,7 +42,14 @@ from werk.client.results import ResultRefusedError
 from werk.client.retrypolicy import policy_fields
 from werk.client.threads import JobThreads
 from werk.client.timelimit import JobTimeoutError, TimeLimit
-from werk.client.timeouts import Outcome, Span, cancelled, job_timeout, run_in_thread
+from werk.client.timeouts import (
+    Outcome,
+    Span,
+    cancelled,
+    held_loop,
+    job_timeout,
+    run_in_thread,
+)
 
 log = logging.getLogger("werk.worker")
 
@@ -286,6 +293,9 @@ class Runner:
             error = exc
         finally:
             _current.reset(token)
-        if scope is not None and timeout is not None and scope.expired():
-            error, value = cancelled(timeout, error), None
+        if scope is not None and timeout is not None:
+            if scope.expired():
+                error, value = cancelled(timeout, error), None
+            elif asyncio.get_running_loop().time() >= (scope.when() or 0.0):
+                error, value = held_loop(timeout, error), None  # too late to be cancelled
         return (self._after(job, error) if self.middleware else error), value

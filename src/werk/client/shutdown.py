@@ -4,12 +4,21 @@ SIGTERM and SIGINT begin the graceful shutdown (a second one ends the wait at on
 quiets. Once stopping, running jobs get ``shutdown_timeout`` seconds to finish and be
 reported; jobs still running then are handed back to the server (the processors FAIL them
 with errtype ``WorkerShutdown``), and the processors stop reconnecting.
+
+A process forked from the worker (a job's ``multiprocessing.Pool`` with the ``fork`` start
+method, a bare ``os.fork()``) would inherit the event loop's signal set-up: its wakeup fd,
+shared with the worker, would carry a SIGTERM sent to that process to the worker's loop as
+if the worker had been told to stop, and its do-nothing Python handler would keep the
+process alive (``Pool.terminate()`` could not end it). So while the worker's handlers are
+in place, a forked child returns to a plain Python program's signal set-up
+(:func:`_reset_in_child`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Callable
 from typing import Any, Final
@@ -27,6 +36,13 @@ STOP_SIGNALS: Final = frozenset(
 
 REPORT_GRACE = 5.0
 """Seconds allowed after the shutdown deadline to FAIL back unfinished jobs."""
+
+_loop_handlers: dict[int, Any] = {}
+"""The Python-level handler the event loop installed, by signal, while a worker's handlers
+are in place (what a forked child finds, and resets)."""
+_fork_hook = False
+"""Whether :func:`_reset_in_child` is registered to run in forked children (once per
+process: an at-fork hook cannot be removed)."""
 
 
 def handle_signals(stop: Callable[..., None], quiet: Callable[[], None]) -> None:
@@ -49,9 +65,35 @@ def handle_signals(stop: Callable[..., None], quiet: Callable[[], None]) -> None
     loop.add_signal_handler(signal.SIGINT, on_signal, "SIGINT")
     if hasattr(signal, "SIGTSTP"):
         loop.add_signal_handler(signal.SIGTSTP, quiet)
+    _loop_handlers.clear()
+    _loop_handlers.update((signum, signal.getsignal(signum)) for signum in STOP_SIGNALS)
+    global _fork_hook
+    if not _fork_hook and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_reset_in_child)
+        _fork_hook = True
     if hasattr(signal, "pthread_sigmask"):
         # ``werk worker -p`` starts its workers with these blocked, so that a stop sent
         # while one starts up waits for its handler instead of killing it.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def _reset_in_child() -> None:
+    """In a process just forked from a worker whose loop handles the stop signals: give
+    them back their defaults (SIGINT raises ``KeyboardInterrupt``, SIGTERM and SIGTSTP act
+    as the system's default), unblock them, and clear the loop's wakeup fd, as in a child
+    of a plain Python program. The worker's own signals stay its own: it acts on those sent
+    to its pid only. Runs in the child's only thread, its main thread now."""
+    if not _loop_handlers or signal.getsignal(signal.SIGTERM) is not _loop_handlers.get(
+        signal.SIGTERM
+    ):
+        return  # the worker's handlers are gone: the program's own set-up stays
+    for signum, handler in _loop_handlers.items():
+        if signal.getsignal(signum) is handler:
+            default = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+            signal.signal(signum, default)
+    _loop_handlers.clear()
+    signal.set_wakeup_fd(-1)
+    if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 

@@ -6,7 +6,9 @@ coroutine is cancelled (``CancelledError`` at its ``await``; one that catches it
 returns is still reported ``JobTimeout``). A plain function cannot be stopped safely: by
 default the FAIL goes out at the timeout, the function runs on in its thread and the
 processor's slot stays busy (no new FETCH) until it returns, so no more than
-``concurrency`` functions ever run.
+``concurrency`` functions ever run. A coroutine that holds the event loop past its
+timeout (``time.sleep``, no ``await``) cannot be cancelled: when it ends it is reported
+``JobTimeout`` all the same.
 
 The timeout bounds the job's function alone: the middleware's ``before_job`` and
 ``after_job`` hooks around it are not timed (a plain function's thread notes when the
@@ -132,6 +134,13 @@ async def _ended_in_time(future: asyncio.Future[Outcome], span: Span, timeout: f
             wait = span.started + timeout - time.monotonic()
             if wait <= 0:
                 return False
+
+
+def held_loop(timeout: float, error: BaseException | None) -> JobTimeoutError:
+    """The error a coroutine is reported with when it ran past its timeout without giving
+    the event loop a chance to cancel it (it held the loop, :mod:`werk.client.stalls`),
+    whatever it then returned or raised."""
+    return timed_out(timeout, error, "held the event loop", asyncio.CancelledError)
 
 
 def cancelled(timeout: float, error: BaseException | None) -> JobTimeoutError:

@@ -38,6 +38,7 @@ from werk.client.registration import Registrar, known_jobtypes
 from werk.client.reservations import ReservationKeeper
 from werk.client.runner import Runner
 from werk.client.shutdown import handle_signals, supervise
+from werk.client.stalls import LoopWatch
 from werk.client.state import QUIET, RUNNING, STOPPING
 from werk.client.threads import JobThreads
 from werk.client.url import ServerAddress, resolve
@@ -295,9 +296,12 @@ class Worker(Registrar):
             asyncio.create_task(p.run(), name=f"werk-processor-{i}")
             for i, p in enumerate(processors)
         ]
+        running = dict(zip(tasks, processors, strict=True))
+        watch = LoopWatch(lambda task: running[task].job if task in running else None)
         helpers = [
             asyncio.create_task(heartbeat(self, connector), name="werk-heartbeat"),
             asyncio.create_task(keeper.run(), name="werk-reservations"),
+            asyncio.create_task(watch.run(), name="werk-loop-watch"),
         ]
         try:
             await supervise(self, processors, tasks, self._forced)

@@ -54,6 +54,9 @@ class WorkerLogging(SimpleTestCase):
         self.django = logging.getLogger("django")
         saved = (self.werk.handlers[:], self.werk.level, self.root.handlers[:])
         self.addCleanup(self._restore, *saved, self.django.handlers[:])
+        # JSON logs prints: setup_logging replaces the streams
+        self.addCleanup(setattr, sys, "stdout", sys.stdout)
+        self.addCleanup(setattr, sys, "stderr", sys.stderr)
 
     def _restore(
         self,

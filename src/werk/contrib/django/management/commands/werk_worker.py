@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand
 
 from werk.cli.argtypes import positive_int, queue_spec, server_url
 from werk.cli.server import LEVELS, log_handler
+from werk.client.joblog import JobContextFilter, log_prints
 from werk.contrib.django.worker import django_worker
 from werk.errors import WerkError
 
@@ -32,10 +33,12 @@ def setup_logging(level: str | None, fmt: str) -> None:
     Which logger owns a task's lines: ``werk.worker`` (one line per task, a failure once
     with its traceback). With Django's default logging (no ``LOGGING`` setting) the worker
     owns stderr: its handler goes on the root logger so every logger's lines (Django's
-    too) come out in one format, Django's ``console`` handler (plain text, ``DEBUG`` only)
-    is replaced by it, Python warnings are logged, and ``django.tasks``' lines, which
-    repeat the worker's, are left out of stderr (they still reach ``mail_admins``). A
-    project's own ``LOGGING`` is kept as it is: only the ``werk`` logger gets the handler.
+    too) come out in one format, with the jid and jobtype of the task they came from,
+    Django's ``console`` handler (plain text, ``DEBUG`` only) is replaced by it, Python
+    warnings are logged, ``django.tasks``' lines, which repeat the worker's, are left out
+    of stderr (they still reach ``mail_admins``), and in JSON prints are logged too
+    (:func:`~werk.client.joblog.log_prints`). A project's own ``LOGGING`` is kept as it
+    is: only the ``werk`` logger gets the handler.
     """
     werk = logging.getLogger("werk")
     root = logging.getLogger()
@@ -44,12 +47,15 @@ def setup_logging(level: str | None, fmt: str) -> None:
             werk.setLevel(LEVELS[level])
         return
     handler = log_handler(fmt)
+    handler.addFilter(JobContextFilter())
     werk.setLevel(LEVELS[level or "info"])
     if settings.LOGGING:
         werk.addHandler(handler)
         return
     handler.addFilter(_not_django_tasks)
     root.addHandler(handler)
+    if fmt == "json":
+        log_prints()
     django = logging.getLogger("django")
     for found in list(django.handlers):
         if type(found) is logging.StreamHandler:  # Django's "console" (DEBUG only)
