@@ -1,17 +1,20 @@
-"""How long clearing a big retry set stalls other clients' PUSHes, before and after.
+"""How long clearing (or requeueing) a big retry set stalls other clients' PUSHes, before
+and after.
 
 Fills a retry set with N jobs (default 200,000; every other one asks for a result, so the
 results middleware hears of it when it is deleted), starts ``werk server`` on that store,
-then sends MUTATE ``clear`` on the retry set while another connection PUSHes one job at a
-time, and prints the clear's duration and the PUSH round trips during it (the longest is
-how long a PUSH waited behind the clear). "before" runs the server of ``--before``
-(default ``main``), "after" this checkout's ``src``; the store is filled by this checkout
-(the layout is the same)::
+then sends MUTATE ``clear`` (``--cmd requeue``: ``requeue`` with no filter) on the retry
+set while another connection PUSHes one job at a time, and prints the command's duration
+and the PUSH round trips during it (the longest is how long a PUSH waited behind it).
+"before" runs the server of ``--before`` (default ``main``), "after" this checkout's
+``src``; the store is filled by this checkout (the layout is the same)::
 
     .venv/bin/python bench/set_clear_stall.py                     # SQLite, before and after
     .venv/bin/python bench/set_clear_stall.py --storage redis://127.0.0.1:6379/0 -n 200000
+    .venv/bin/python bench/set_clear_stall.py --cmd requeue       # a whole-set requeue
 
-``--storage`` takes a Redis URL (each run fills a fresh key prefix, flushed afterwards).
+``--storage`` takes a Redis or PostgreSQL URL (each run fills a fresh key prefix or schema,
+flushed afterwards).
 """
 
 from __future__ import annotations
@@ -66,6 +69,12 @@ async def fill(url: str, n: int) -> None:
         await store.close()
 
 
+def fresh(storage: str) -> str:
+    """``storage`` with a key prefix (Redis) or schema (PostgreSQL) of its own."""
+    option = "prefix=clear{}:" if storage.startswith("redis") else "schema=clear{}"
+    return f"{storage}{'&' if '?' in storage else '?'}{option.format(uuid.uuid4().hex[:12])}"
+
+
 def serve(src: Path, data: Path, storage: str | None) -> tuple[subprocess.Popen[bytes], int]:
     """Start ``werk server`` from ``src`` on ``data`` (or ``storage``); return it and its
     port."""
@@ -101,12 +110,10 @@ def push_meanwhile(url: str, stop: threading.Event, waits: list[float]) -> None:
             waits.append(time.perf_counter() - began)
 
 
-def one_run(version: str, src: Path, n: int, storage: str | None) -> None:
+def one_run(version: str, src: Path, n: int, storage: str | None, cmd: str) -> None:
     with tempfile.TemporaryDirectory(prefix="werk-clear-") as tmp:
         data = Path(tmp)
-        url = (
-            storage and f"{storage}{'&' if '?' in storage else '?'}prefix=clear{uuid.uuid4().hex}:"
-        )
+        url = storage and fresh(storage)
         asyncio.run(fill(url or str(data), n))
         proc, port = serve(src, data, url)
         try:
@@ -119,9 +126,10 @@ def one_run(version: str, src: Path, n: int, storage: str | None) -> None:
             mark = len(waits)
             with Client(server, timeout=3600) as client:
                 began = time.perf_counter()
-                client.mutate("clear", "retries")
+                client.mutate(cmd, "retries")
                 took = time.perf_counter() - began
-                left = client.info()["faktory"]["sets"]["retries"]
+                info = client.info()["faktory"]
+                left, queued = info["sets"]["retries"], info["queues"].get("work", 0)
             stop.set()
             pusher.join()
         finally:
@@ -132,7 +140,8 @@ def one_run(version: str, src: Path, n: int, storage: str | None) -> None:
     during = sorted(waits[mark:])
     p99 = during[int(len(during) * 0.99)] if during else 0.0
     print(
-        f"{version:>6}: clear {took:6.2f} s ({left} left); {len(during)} PUSHes meanwhile,"
+        f"{version:>6}: {cmd} {took:6.2f} s ({left} left, {queued} queued);"
+        f" {len(during)} PUSHes meanwhile,"
         f" longest {max(during, default=0) * 1000:7.1f} ms, p99 {p99 * 1000:6.1f} ms"
         f" (idle median {idle[len(idle) // 2] * 1000:.2f} ms)",
         flush=True,
@@ -155,13 +164,14 @@ def main() -> None:
     parser.add_argument("--storage", help="a Redis or PostgreSQL URL (default: SQLite)")
     parser.add_argument("--before", default="main", help="commit of the before server")
     parser.add_argument("--only", choices=["before", "after"], help="run one version")
+    parser.add_argument("--cmd", choices=["clear", "requeue"], default="clear")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="werk-clear-before-") as tmp:
         _extract(args.before, ("src",), Path(tmp))
         trees = {"before": Path(tmp) / "src", "after": ROOT / "src"}
         for version, src in trees.items():
             if args.only in (None, version):
-                one_run(version, src, args.n, args.storage)
+                one_run(version, src, args.n, args.storage, args.cmd)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
-"""Deleting and killing a set's jobs goes a chunk at a time, on SQLite, Redis and
-PostgreSQL: each store call takes at most ``deletion.CHUNK`` jobs (so a PUSH from another
-client waits one chunk, never the whole set), a set of several chunks is emptied, and the
-features waiting on a job hear of it exactly when a call really took it: a job taken
-meanwhile (retried to its queue, then fetched) is neither counted nor reported.
+"""Deleting, killing and requeueing a set's jobs goes a chunk at a time, on SQLite, Redis
+and PostgreSQL: each store call takes at most ``deletion.CHUNK`` jobs (so a PUSH from
+another client waits one chunk, never the whole set), a set of several chunks is emptied,
+and the features waiting on a job hear of it exactly when a call really took it: a job
+taken meanwhile (retried to its queue, then fetched) is neither counted nor reported.
 
 In process (with chunks of :data:`CHUNK`), a store wrapper lets a racer requeue some jobs
-of each chunk just before the call that would take them; over sockets, a client requeues
-and a worker fetches jobs while another client clears or kills the set.
+of each chunk just before the call that would take them, or add jobs to the set before
+each requeue; over sockets, a client requeues and a worker fetches jobs while another
+client clears or kills the set, or pushes scheduled jobs while another requeues it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from tests.helpers import Peer
 from tests.storage.test_contract import entry
 from werk.manager import Manager, deletion
 from werk.manager.features import default_middleware
+from werk.manager.selectors import parse_filter
 from werk.protocol.resp import Simple
 from werk.storage.base import Scored, SetName, Store
 
@@ -152,6 +154,87 @@ async def test_killing_the_whole_dead_set_rescores_each_job_once(store: Store) -
     assert min(scores) > NOW + 10_000
 
 
+class Landing:
+    """A store whose ``requeue`` records each call's jids and, before each of the first
+    :data:`LANDS` calls, adds jobs to the set: a new one at its head and one at its tail
+    (retries landing meanwhile), and the first job the call before moved (requeued,
+    fetched and failed again meanwhile)."""
+
+    LANDS = 3
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.calls: list[list[str]] = []
+        self.landed: list[str] = []
+        self.returned: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def requeue(self, name: SetName, jids: Sequence[str] | None, now: float) -> int:
+        assert jids is not None, "a whole set requeued in one store call"
+        if len(self.calls) < self.LANDS:
+            await self._land(name)
+        self.calls.append(list(jids))
+        return await self._store.requeue(name, jids, now)
+
+    async def _land(self, name: SetName) -> None:
+        n = len(self.calls)
+        new = [
+            Scored(NOW - n, entry(f"head-{n}", "work")),
+            Scored(NOW + 10**6 + n, entry(f"tail-{n}", "work")),
+        ]
+        self.landed += [item.entry.jid for item in new]
+        if self.calls:
+            back = self.calls[-1][0]
+            self.returned.append(back)
+            new.append(Scored(NOW + 10**7 + n, entry(back, "work")))
+        await self._store.add(name, new)
+
+
+async def test_a_whole_set_is_requeued_a_chunk_at_a_time_with_the_jobs_landing_meanwhile(
+    store: Store,
+) -> None:
+    # Given a retry set of several chunks
+    jids = [f"retry-{i:03d}" for i in range(JOBS)]
+    await store.add("retries", [Scored(NOW + i, entry(jid, "work")) for i, jid in enumerate(jids)])
+    # And jobs landing in it before each store call of the requeue
+    landing = Landing(store)
+    manager = Manager(cast("Store", landing), Clock(NOW), [])
+    # When the whole set is requeued (MUTATE requeue with no filter)
+    done = await manager.mutate("requeue", "retries", None)
+    # Then each store call moved at most one chunk, and together they tried each job once:
+    # every job of the set and every one landed meanwhile
+    assert max(len(call) for call in landing.calls) <= CHUNK
+    tried = sorted(jid for call in landing.calls for jid in call)
+    assert tried == sorted(jids + landing.landed)
+    assert done == JOBS + len(landing.landed)
+    queued = [item.entry.jid for item in await store.queue_page("work", 0, 10 * JOBS)]
+    assert sorted(queued) == tried
+    # And a job back in the set after it moved was not requeued twice: it waits there
+    left = [item.entry.jid for item in await store.set_page("retries", 0, 10 * JOBS)]
+    assert sorted(left) == sorted(set(landing.returned))
+
+
+async def test_listed_jobs_are_requeued_a_chunk_at_a_time(store: Store) -> None:
+    # Given a scheduled set of several chunks
+    jids = [f"sched-{i:03d}" for i in range(JOBS)]
+    await store.add(
+        "scheduled", [Scored(NOW + i, entry(jid, "work")) for i, jid in enumerate(jids)]
+    )
+    landing = Landing(store)
+    manager = Manager(cast("Store", landing), Clock(NOW), [])
+    # When all but one of them, and a jid not in the set, are requeued by a filter
+    listed = [*jids[1:], "absent"]
+    done = await manager.mutate("requeue", "scheduled", parse_filter({"jids": listed}))
+    # Then each store call moved at most one chunk, and the listed jobs moved
+    assert max(len(call) for call in landing.calls) <= CHUNK
+    assert sorted(jid for call in landing.calls for jid in call) == sorted(listed)
+    assert done == JOBS - 1
+    queued = {item.entry.jid for item in await store.queue_page("work", 0, 10 * JOBS)}
+    assert set(jids[1:]) <= queued and jids[0] not in queued
+
+
 RACED = 2 * deletion.CHUNK + 100
 
 
@@ -216,3 +299,48 @@ def test_a_clear_or_kill_racing_retries_and_fetches_ends_every_result_it_took(
     for payload in jobs:
         doc = bulk_json(call(peer, "RESULT", {"jid": payload["jid"]}))
         assert doc["state"] == ("succeeded" if payload["jid"] in acked else ended), doc
+
+
+def schedule(server: ServerProcess, stop: threading.Event, pushed: list[str]) -> None:
+    """PUSH scheduled jobs of queue ``work`` one at a time until ``stop``."""
+    peer = Peer(server.host, server.port)
+    assert peer.hello() == OK
+    while not stop.is_set():
+        payload = {**job("A"), "at": FUTURE}
+        assert call(peer, "PUSH", payload) == OK
+        pushed.append(payload["jid"])
+
+
+def test_a_whole_set_requeue_racing_pushes_moves_every_job_once(
+    flushed_server: ServerProcess,
+) -> None:
+    peer = Peer(flushed_server.host, flushed_server.port)
+    assert peer.hello(wid="w-requeue", hostname="h", pid=1) == OK
+    # Given a scheduled set of several chunks
+    jobs = [{**job("A"), "at": FUTURE} for _ in range(RACED)]
+    for start in range(0, RACED, 500):
+        assert call(peer, "PUSHB", jobs[start : start + 500]) == b"{}"
+    # And a client pushing scheduled jobs meanwhile
+    stop, pushed = threading.Event(), list[str]()
+    pusher = threading.Thread(target=schedule, args=(flushed_server, stop, pushed))
+    pusher.start()
+    while not pushed:
+        time.sleep(0.01)
+    # When the whole set is requeued
+    try:
+        assert call(peer, "MUTATE", {"cmd": "requeue", "target": "scheduled"}) == OK
+    finally:
+        stop.set()
+        pusher.join()
+    # Then every job is either queued once or (pushed after the requeue) still scheduled
+    info = bulk_json(peer.call("INFO"))["faktory"]
+    queued, left = info["queues"].get("work", 0), info["sets"]["scheduled"]
+    assert queued + left == RACED + len(pushed)
+    assert queued >= RACED
+    seen = []
+    while (reply := peer.call("FETCH work")) is not None:
+        seen.append(bulk_json(reply)["jid"])
+        if len(seen) == queued:
+            break
+    assert len(seen) == len(set(seen)) == queued
+    assert {payload["jid"] for payload in jobs} <= set(seen)

@@ -14,11 +14,14 @@ waits at most one chunk, never the whole set. The store says which jobs each cal
 took, and only those are reported (a job taken meanwhile, retried or fetched say, is not).
 From a queue, the jobs some middleware hears of (``Middleware.hears_ended``) are deleted a
 page at a time (the store says which it deleted), and every other listed job in one call.
+
+Requeueing a set's jobs (MUTATE ``requeue``, the web UI's retry and add) goes the same way,
+a chunk per store call, though it ends no job, so no hook hears of it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from werk.manager.middleware import Ending, Middleware
 from werk.manager.retry import DEAD_TTL
@@ -29,7 +32,8 @@ SCAN = 500
 report (each page reads twice that, reaching as far back)."""
 
 CHUNK = 500
-"""Jobs of a set deleted or killed per store call (one transaction or script each)."""
+"""Jobs of a set deleted, killed or requeued per store call (one transaction or script
+each)."""
 
 Take = Callable[[list[str]], Awaitable[list[str]]]
 """Deletes or moves the listed jids of one set in one store call; returns those it took."""
@@ -109,6 +113,20 @@ class Deletions:
         ending = Ending("killed", f"the {target} set")
         return await self._take(target, jids, move, ending, bool(self.hooks) and target != "dead")
 
+    async def requeue(self, target: SetName, jids: Sequence[str] | None) -> int:
+        """Move the listed jobs (``None``: all, including any added while it runs) of a set
+        to their queues now, :data:`CHUNK` per store call; return how many moved. A job
+        no longer in the set is not counted; no hook hears (the job goes on)."""
+        done = 0
+        if jids is None:
+            async for fresh in self._heads(target):  # reads the head after each move
+                done += await self.store.requeue(target, [e.jid for e in fresh], self.clock())
+            return done
+        wanted = list(dict.fromkeys(jids))
+        for start in range(0, len(wanted), CHUNK):
+            done += await self.store.requeue(target, wanted[start : start + CHUNK], self.clock())
+        return done
+
     async def _take(
         self, target: SetName, jids: Sequence[str] | None, take: Take, ending: Ending, hear: bool
     ) -> int:
@@ -125,20 +143,26 @@ class Deletions:
         return done
 
     async def _take_all(self, target: SetName, take: Take, ending: Ending, hear: bool) -> int:
-        """Take a whole set a chunk at a time, each chunk read from its head (lowest score
-        first) and taken before the next read, until a read finds nothing not tried yet.
-        A job moved within the set (a kill within the dead set) gets a later score than
-        every job not yet moved, so it is tried once; a job added meanwhile is taken too."""
-        tried: set[str] = set()
+        """Take a whole set a chunk at a time (see :meth:`_heads`)."""
         done = 0
+        async for fresh in self._heads(target):
+            heard = [entry for entry in fresh if hear and self._heard(entry.body)]
+            done += await self._take_chunk([entry.jid for entry in fresh], heard, take, ending)
+        return done
+
+    async def _heads(self, target: SetName) -> AsyncIterator[list[Entry]]:
+        """Yield a whole set a chunk at a time, each chunk read from its head (lowest score
+        first) when the one before was taken, until a read finds nothing not tried yet.
+        A job moved within the set (a kill within the dead set) gets a later score than
+        every job not yet moved, so it is tried once; a job added meanwhile is yielded too."""
+        tried: set[str] = set()
         while True:
             page = [item.entry for item in await self.store.set_page(target, 0, CHUNK)]
             fresh = [entry for entry in page if entry.jid not in tried]
             if not fresh:
-                return done
+                return
             tried.update(entry.jid for entry in fresh)
-            heard = [entry for entry in fresh if hear and self._heard(entry.body)]
-            done += await self._take_chunk([entry.jid for entry in fresh], heard, take, ending)
+            yield fresh
 
     async def _take_chunk(
         self, jids: list[str], heard: Sequence[Entry], take: Take, ending: Ending

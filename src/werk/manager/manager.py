@@ -435,7 +435,7 @@ class Manager:
         if cmd in ("clear", "discard"):
             return await self.set_remove(target, jids)
         if cmd == "requeue":
-            return await self.store.requeue(target, jids, self.clock())
+            return await self.deletions.requeue(target, jids)
         return await self.deletions.kill(target, jids)
 
     async def _select(self, target: SetName, flt: JobFilter | None) -> list[str] | None:

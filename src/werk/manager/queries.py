@@ -399,21 +399,12 @@ class Queries:
             return 0
         if jids is None and (action == "kill" or not is_empty(where)):
             jids = await self.matching(name, where)
-        store = self._store
-        if jids is None:
-            if action == "delete":
-                return await self._manager.set_remove(name, None)
-            return await store.requeue(name, None, self._clock())
-        done = 0
-        for start in range(0, len(jids), CHUNK):
-            chunk = list(jids[start : start + CHUNK])
-            if action == "delete":
-                done += await self._manager.set_remove(name, chunk)
-            elif action == "kill":
-                done += await self._manager.deletions.kill(name, chunk)
-            else:
-                done += await store.requeue(name, chunk, self._clock())
-        return done
+        # Each goes CHUNK jobs per store call (werk.manager.deletion).
+        if action == "delete":
+            return await self._manager.set_remove(name, jids)
+        if action == "kill":
+            return await self._manager.deletions.kill(name, jids)
+        return await self._manager.deletions.requeue(name, jids)
 
     async def matching(self, name: SetName, where: SetFilter | None) -> list[str]:
         """Return the jids of every entry matching ``where``, read page by page."""

@@ -335,7 +335,8 @@ class Store(Protocol):
 
     async def requeue(self, name: SetName, jids: Sequence[str] | None, now: float) -> int:
         """Atomically move the listed entries (``None``: all) from a set to their queues
-        with ``enqueued_at = now``; return how many moved."""
+        with ``enqueued_at = now``; return how many moved. The manager requeues a large set
+        a chunk of listed jids at a time (see :mod:`werk.manager.deletion`)."""
         ...
 
     async def remove_before(self, name: SetName, now: float, limit: int) -> int:

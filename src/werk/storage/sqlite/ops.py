@@ -165,9 +165,11 @@ def requeue(b: Batch, name: str, jids: Sequence[str] | None, now: float) -> Move
         sql = f"{_MOVABLE} WHERE name = ? ORDER BY score, jid"
         rows = b.conn.execute(sql, (name,)).fetchall()
     else:
+        # ``+score``: look the jids up by the key and sort them, rather than read the whole
+        # set in score order for them (200 ms per 500 jids of a 200,000-job set).
         rows = []
         for part in chunks(list(dict.fromkeys(jids))):
-            sql = f"{_MOVABLE} WHERE name = ? AND jid IN ({_marks(len(part))}) ORDER BY score"
+            sql = f"{_MOVABLE} WHERE name = ? AND jid IN ({_marks(len(part))}) ORDER BY +score"
             rows += b.conn.execute(sql, (name, *part)).fetchall()
     return _to_queues(b, rows, now)
 
