@@ -20,11 +20,16 @@ from typing import Any
 from werk.cli.argtypes import positive_int, queue_spec, seconds, server_url
 from werk.cli.server import setup_logging
 from werk.cli.supervisor import Supervisor, child_argv
-from werk.client import Task, Worker
+from werk.client import Task, Worker, WorkerCrashedError
 from werk.client.joblog import job_logging
 from werk.client.recycling import RECYCLE_STATUS
 from werk.errors import WerkError
 from werk.server.settings import LOG_FORMATS
+
+CRASH_STATUS = 70
+"""``werk worker``'s exit status after a part of the worker crashed (a bug, logged at
+CRITICAL; the job it held was FAILed): ``EX_SOFTWARE`` of sysexits.h. Not one of the
+statuses that make ``-p``'s supervisor stop the others: it starts another worker."""
 
 WORKER_LEVELS = ("debug", "info", "warn", "warning", "error")
 
@@ -209,7 +214,8 @@ def _kind(obj: Any) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``werk worker``; return 0 after a graceful stop, :data:`RECYCLE_STATUS` after
-    one at ``--max-jobs`` or ``--max-memory``."""
+    one at ``--max-jobs`` or ``--max-memory``, :data:`CRASH_STATUS` after one because a
+    part of the worker crashed."""
     setup_logging("warn" if args.log_level == "warning" else args.log_level, args.log_format)
     job_logging(logging.getLogger().handlers[0], args.log_format)
     log = logging.getLogger("werk.worker")
@@ -222,6 +228,9 @@ def run(args: argparse.Namespace) -> int:
         return Supervisor(child_argv(args), args.processes).run()
     try:
         worker.run()
+    except WorkerCrashedError as exc:  # logged with its traceback when it happened
+        log.error("worker stopped: %s", exc)
+        return CRASH_STATUS
     except (WerkError, OSError) as exc:
         log.error("worker stopped: %s", exc)
         return 1

@@ -25,6 +25,7 @@ from werk.client.failures import NoRetry, RetryIn
 from werk.client.job import Job
 from werk.client.middleware import Middleware
 from werk.client.processes import ProcessInfo
+from werk.client.processor import WorkerCrashedError
 from werk.client.proto import ClientProtocol, Identity
 from werk.client.pushed import BulkPushed, Pushed, set_default_client
 from werk.client.recycling import RECYCLE_STATUS
@@ -93,4 +94,5 @@ __all__ = [
     "ProtocolError",
     "ServerUnreachableError",
     "WerkError",
+    "WorkerCrashedError",
 ]

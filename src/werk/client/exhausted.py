@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from werk.client.joberrors import is_job_failure
 from werk.client.proto import Call
 from werk.client.threads import JobThreads
 from werk.fate import FINAL, failure_fate
@@ -96,7 +97,9 @@ async def call_hooks(report: LastFail, threads: JobThreads | None) -> None:
                 await threads.run(hook, job, error)
             else:
                 await asyncio.get_running_loop().run_in_executor(None, hook, job, error)
-        except Exception:
+        except BaseException as exc:  # even SystemExit: the worker carries on
+            if not is_job_failure(exc):
+                raise
             log.exception(
                 "job %s %s: retries-exhausted hook %s raised (the job stays failed)",
                 jid,

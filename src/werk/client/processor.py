@@ -7,6 +7,13 @@ not be delivered (the server went away) is kept and sent first after reconnectin
 restart loses nothing. A job's last FAIL (:class:`~werk.client.exhausted.LastFail`) goes
 alone, and its retries-exhausted hooks run in the slot once the server accepted it, before
 the next FETCH. The heartbeat uses a connection of its own.
+
+A processor that fails (a bug in the worker, never a job's exception: those are FAILed) is
+logged at CRITICAL with its traceback. When the failure came from running or reporting a
+job, that job is FAILed with it (errtype the error's class name, using a retry like any
+failure) and the processor goes on; anywhere else, the job it holds is FAILed the same way,
+the processor ends with :class:`WorkerCrashedError` and the worker stops gracefully, then
+raises it (``werk worker`` exits 70).
 """
 
 from __future__ import annotations
@@ -20,10 +27,11 @@ from typing import Any
 from werk.client.client import CALLS
 from werk.client.connection import CONNECTION_ERRORS, AsyncConnection
 from werk.client.exhausted import LastFail, call_hooks
+from werk.client.joberrors import describe
 from werk.client.proto import Call
 from werk.client.reconnect import Connector, GiveUpError
 from werk.client.recycling import Recycling
-from werk.client.reports import ResultAck, shutdown_call
+from werk.client.reports import ResultAck, crash_call, shutdown_call
 from werk.client.results import (
     RESULT_REFUSED_ERRTYPE,
     RESULT_TOO_LARGE_ERRTYPE,
@@ -31,15 +39,22 @@ from werk.client.results import (
 )
 from werk.client.runner import Runner
 from werk.client.state import WorkerHost
-from werk.errors import CommandError, ResultTooLargeError
+from werk.errors import CommandError, ResultTooLargeError, WerkError
 
-__all__ = ["RESULT_TOO_LARGE_ERRTYPE", "Processor", "heartbeat"]
+__all__ = ["RESULT_TOO_LARGE_ERRTYPE", "Processor", "WorkerCrashedError", "heartbeat"]
 
 log = logging.getLogger("werk.worker")
 
 GONE = "Job not found"
 """How a server's refusal of an ACK or FAIL begins when the job is not reserved (any more):
 its reservation expired, so the job is queued again and nothing is to be redone."""
+CRASH_REPORT_TIMEOUT = 5.0
+"""Seconds a crashed processor tries to FAIL the job it held before giving up on it."""
+
+
+class WorkerCrashedError(WerkError):
+    """A processor of a running worker failed (a bug in the worker, not a job's error): the
+    worker stopped gracefully, and the job that processor held was FAILed with the error."""
 
 
 class Processor:
@@ -65,10 +80,31 @@ class Processor:
         """Whether a timed-out job's thread still runs (the slot is busy, nothing to report)."""
         self.unreported = False
         """Whether a finished job's ACK or FAIL is still to be sent."""
+        self.held: dict[str, Any] | None = None
+        """The job fetched last, until the server answered its ACK or FAIL: the one a crash
+        of this processor FAILs."""
         self._conn: AsyncConnection | None = None
 
     async def run(self) -> None:
-        """Loop until the worker stops; report the last job before returning."""
+        """Loop until the worker stops; report the last job before returning.
+
+        Raises:
+            WorkerCrashedError: this processor failed (logged at CRITICAL; the job it held
+                was FAILed with the error).
+            AuthenticationError: the server refused the password (as do other fatal
+                connection errors: the connector logged them).
+        """
+        try:
+            await self._loop()
+        except Exception as exc:
+            if self.connector.failed:  # a wrong password, say: already logged
+                raise
+            await self._crashed(exc)
+            raise WorkerCrashedError(
+                f"processor {self.index} crashed: {type(exc).__name__}: {describe(exc)}"
+            ) from exc
+
+    async def _loop(self) -> None:
         worker = self.worker
         report: Call[None] | None = None
         while True:
@@ -82,8 +118,9 @@ class Processor:
             try:
                 conn = await self._connection()
                 if isinstance(report, LastFail):  # alone, then its hooks
-                    await self._delivered(report, (await conn.pipeline([report]))[0])
-                    report = None
+                    outcome = (await conn.pipeline([report]))[0]
+                    last, report, self.held = report, None, None
+                    await self._delivered(last, outcome)
                     continue
                 calls: list[Call[Any]] = [report] if report is not None else []
                 if fetching:
@@ -103,6 +140,7 @@ class Processor:
                 sent, report = report, None
                 if results[0] is not None:  # an accepted ACK or FAIL answers None
                     await self._refused(conn, sent, results[0])
+                self.held = None
             if fetching:
                 report = await self._handle_fetched(results[-1])
         self.unreported = False
@@ -190,6 +228,7 @@ class Processor:
             await asyncio.sleep(1.0)
             return None
         job: dict[str, Any] = outcome
+        self.held = job
         if self.worker.stopping:
             return shutdown_call(job, "fetched while the worker was stopping")
         return await self._execute(job)
@@ -214,6 +253,19 @@ class Processor:
                 extra={"jid": jid, "jobtype": job.get("jobtype")},
             )
             return shutdown_call(job, "worker stopped while the job was still running")
+        except Exception as exc:  # the worker's bug: FAIL the job with it, go on
+            self.recycling.job_ran()
+            log.critical(
+                "job %s %s: the worker failed to run or report it (a bug in werk): %s: %s;"
+                " FAILing the job with this error, the worker goes on",
+                job.get("jid"),
+                job.get("jobtype"),
+                type(exc).__name__,
+                describe(exc),
+                exc_info=exc,
+                extra={"jid": job.get("jid"), "jobtype": job.get("jobtype")},
+            )
+            return crash_call(job, exc)
         finally:
             self.job = None
         if lingering is None:
@@ -233,6 +285,7 @@ class Processor:
             return report  # sent first after reconnecting
         except GiveUpError:
             return None
+        self.held = None
         await self._delivered(report, outcome)
         started = time.monotonic()
         self.lingering = True
@@ -256,6 +309,41 @@ class Processor:
             extra={"jid": job["jid"], "jobtype": job.get("jobtype")},
         )
         return None
+
+    async def _crashed(self, exc: Exception) -> None:
+        """Log this processor's failure, and FAIL the job it held with the error (once the
+        server answers, within :data:`CRASH_REPORT_TIMEOUT` seconds: else the job runs again
+        once its reservation expires)."""
+        job, self.held = self.held, None
+        log.critical(
+            "processor %d crashed (a bug in werk): %s: %s; the worker stops%s",
+            self.index,
+            type(exc).__name__,
+            describe(exc),
+            f", FAILing job {job.get('jid')} with this error" if job is not None else "",
+            exc_info=exc,
+        )
+        self.close()  # in an unknown state: the FAIL goes on a new connection
+        if job is None:
+            return
+        try:
+            async with asyncio.timeout(CRASH_REPORT_TIMEOUT):
+                conn = await self._connection()
+                outcome = (await conn.pipeline([crash_call(job, exc)]))[0]
+        except Exception as failure:  # a timeout, the server away: nothing more to try
+            log.error(
+                "could not FAIL job %s after the crash (%s: %s): it runs again once its"
+                " reservation expires",
+                job.get("jid"),
+                type(failure).__name__,
+                describe(failure),
+                extra={"jid": job.get("jid")},
+            )
+        else:
+            if isinstance(outcome, CommandError):
+                log.warning("server refused the FAIL of job %s: %s", job.get("jid"), outcome)
+        finally:
+            self.close()
 
     @staticmethod
     def _uncancel() -> None:

@@ -13,6 +13,7 @@ import enum
 import json
 import logging
 import os
+import re
 import secrets
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -23,7 +24,7 @@ from typing import Any, Generic, TypeVar
 from werk.errors import AuthenticationError, ProtocolError, error_from_wire
 from werk.protocol import commands as verbs
 from werk.protocol.auth import hash_password
-from werk.protocol.commands import PROTOCOL_VERSION, compact_json, encode_command
+from werk.protocol.commands import PROTOCOL_VERSION, compact_json, encode_command, sendable
 from werk.protocol.resp import NEED_DATA, Error, Reply, ReplyReader, Simple, _NeedData
 
 T = TypeVar("T")
@@ -160,35 +161,49 @@ def parse_beat(reply: Reply) -> str | None:
     return str(state) if state else None
 
 
-def job_json(jobs: Sequence[Mapping[str, Any]]) -> str:
-    """Encode a list of jobs as compact JSON.
+def job_json(jobs: Sequence[Mapping[str, Any]]) -> bytes:
+    """Encode a list of jobs as compact UTF-8 JSON.
 
     Raises:
-        TypeError: a job holds a value JSON cannot (a ``datetime``, a set, an object):
-            the message names the job's jobtype and jid and where the value is, such as
-            ``args[0]``, instead of json's bare "Object of type datetime is not JSON
-            serializable".
+        TypeError: a job holds a value JSON cannot (a ``datetime``, a set, an object) or
+            a string UTF-8 cannot (one with a lone surrogate, as ``os.fsdecode`` makes of
+            undecodable bytes): the message names the job's jobtype and jid and where the
+            value is, such as ``args[0]``, instead of json's bare "Object of type datetime
+            is not JSON serializable".
     """
     try:
-        return compact_json(jobs)
-    except (TypeError, ValueError) as exc:
+        return compact_json(jobs).encode()
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
         for job in jobs:
             where = _unencodable(job, "")
             if where is not None:
                 raise TypeError(
                     f"job {job.get('jobtype')!r} (jid {job.get('jid')!r}) cannot be sent:"
-                    f" {where[0] or 'the job'} is {where[1]}, which JSON cannot hold"
-                    " (pass a string, a number, a list or a dict of them)"
+                    f" {where[0] or 'the job'} is {where[1]}"
                 ) from exc
         raise TypeError(f"jobs cannot be sent as JSON: {exc}") from exc
 
 
+_NOT_JSON = ", which JSON cannot hold (pass a string, a number, a list or a dict of them)"
+_NOT_UTF8 = (
+    ", which UTF-8 cannot encode (os.fsdecode makes them of undecodable bytes; send such"
+    " text escaped, as text.encode('utf-8', 'backslashreplace').decode() does)"
+)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _unencodable(value: Any, path: str) -> tuple[str, str] | None:
-    """Return ``(path, type name)`` of the first value JSON cannot hold, or ``None``."""
+    """Return ``(path, what is wrong)`` of the first value JSON or UTF-8 cannot hold, or
+    ``None``."""
+    if isinstance(value, str):
+        bad = _lone_surrogate(value)
+        return None if bad is None else (path, f"a str with the lone surrogate {bad}{_NOT_UTF8}")
     if isinstance(value, Mapping):
         for key, item in value.items():
             if not isinstance(key, str | int | float | bool) and key is not None:
-                return f"{path}[{key!r}]", f"a key of type {type(key).__name__}"
+                return f"{path}[{key!r}]", f"a key of type {type(key).__name__}{_NOT_JSON}"
+            if isinstance(key, str) and (bad := _lone_surrogate(key)) is not None:
+                return f"{path}[{key!r}]", f"a key with the lone surrogate {bad}{_NOT_UTF8}"
             found = _unencodable(item, f"{path}.{key}" if path else str(key))
             if found is not None:
                 return found
@@ -199,9 +214,15 @@ def _unencodable(value: Any, path: str) -> tuple[str, str] | None:
             if found is not None:
                 return found
         return None
-    if value is None or isinstance(value, str | int | float | bool):
+    if value is None or isinstance(value, int | float | bool):
         return None
-    return path, f"a {type(value).__name__}"
+    return path, f"a {type(value).__name__}{_NOT_JSON}"
+
+
+def _lone_surrogate(text: str) -> str | None:
+    """The first lone surrogate of ``text`` as ``U+DCFF``, or ``None``."""
+    found = _SURROGATE.search(text)
+    return None if found is None else f"U+{ord(found.group()):04X}"
 
 
 class ClientProtocol:
@@ -344,15 +365,21 @@ class ClientProtocol:
         ``ACK {"jid":...,"result":...}``, Werk's results extension.
 
         Raises:
-            TypeError: ``result`` cannot be encoded as JSON.
+            TypeError: ``result`` cannot be encoded as JSON, or holds a string with a lone
+                surrogate, which UTF-8 cannot encode.
         """
         if result is None:
             # json.dumps(jid) without its two Python calls (every job is ACKed).
             data = b'ACK {"jid":' + encode_basestring_ascii(jid).encode() + b"}\r\n"
             return Call(data, expect_ok)
-        return Call(
-            encode_command(verbs.ACK, compact_json({"jid": jid, "result": result})), expect_ok
-        )
+        try:
+            data = compact_json({"jid": jid, "result": result}).encode()
+        except UnicodeEncodeError as exc:
+            char = ord(exc.object[exc.start])
+            raise TypeError(
+                f"the result holds the lone surrogate U+{char:04X}, which UTF-8 cannot encode"
+            ) from exc
+        return Call(encode_command(verbs.ACK, data), expect_ok)
 
     def ack_encoded(self, jid: str, result: bytes) -> Call[None]:
         """``ACK {"jid":...,"result":...}`` with ``result`` already encoded as JSON (by
@@ -372,12 +399,14 @@ class ClientProtocol:
     ) -> Call[None]:
         """``FAIL {"jid","errtype","message","backtrace"}`` → ``+OK``; with Werk's
         ``retry_in`` (seconds) and ``dead`` fields when given (a Faktory server ignores
-        them)."""
+        them). A lone surrogate in ``errtype``, ``message`` or a backtrace line (as
+        ``os.fsdecode`` makes of undecodable bytes), which UTF-8 cannot carry, is sent as
+        its escape, the text ``\\udcff`` (:func:`~werk.protocol.commands.sendable`)."""
         payload: dict[str, Any] = {
             "jid": jid,
-            "errtype": errtype,
-            "message": message,
-            "backtrace": list(backtrace),
+            "errtype": sendable(errtype),
+            "message": sendable(message),
+            "backtrace": [sendable(line) for line in backtrace],
         }
         if retry_in is not None:
             payload["retry_in"] = retry_in

@@ -12,13 +12,12 @@ outage, already reported: it is logged at debug level and does not open a new on
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
 from werk.client.backoff import backoff_delays
 from werk.client.connection import CONNECTION_ERRORS, AsyncConnection, NotWorkPortError
-from werk.client.state import WorkerHost
+from werk.client.state import WorkerHost, wait_event
 from werk.errors import AuthenticationError
 
 log = logging.getLogger("werk.worker")
@@ -103,10 +102,7 @@ class Connector:
                 raise
             except CONNECTION_ERRORS as exc:
                 self.lost(what, exc)
-                try:
-                    await asyncio.wait_for(worker.give_up.wait(), next(delays))
-                except TimeoutError:
-                    pass
+                await wait_event(worker.give_up, next(delays))
             else:
                 self._reached()
                 return conn

@@ -10,11 +10,11 @@ back (:func:`shutdown_call`).
 from __future__ import annotations
 
 import logging
-import traceback
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from werk.client.client import CALLS
+from werk.client.joberrors import attribute, describe
 from werk.client.proto import Call
 from werk.client.results import encode_result
 from werk.fate import RATE_LIMITED, WORKER_SHUTDOWN
@@ -31,9 +31,15 @@ log = logging.getLogger("werk.worker")
 
 
 def backtrace_lines(exc: BaseException, limit: int) -> list[str]:
-    """Return the innermost ``limit`` frames of ``exc`` as ``file:line:in `func'`` lines."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    lines = [f"{f.filename}:{f.lineno}:in `{f.name}'" for f in frames]
+    """Return the innermost ``limit`` frames of ``exc``, innermost first, as
+    ``file:line:in `func'`` lines, read from the frames alone (no source file is opened,
+    nothing of the exception's own code runs)."""
+    lines: list[str] = []
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        lines.append(f"{code.co_filename}:{tb.tb_lineno}:in `{code.co_name}'")
+        tb = tb.tb_next
     return lines[-limit:][::-1] if limit > 0 else []
 
 
@@ -46,21 +52,22 @@ def fail_call(
     """Build the FAIL reporting ``exc`` for ``job``, trimmed to the job's ``backtrace``.
 
     The errtype is the exception's class name, unless the exception has a string
-    ``errtype`` attribute (as :class:`werk.client.limits.RateLimited` does). Werk's
+    ``errtype`` attribute (as :class:`werk.client.limits.RateLimited` does); the message
+    is :func:`~werk.client.joberrors.describe`'s, which never raises. Werk's
     ``dead`` and ``retry_in`` fields are ``fields``
     (:meth:`~werk.client.runner.Runner.fail_fields`), else those of a
     :class:`~werk.client.failures.NoRetry` or :class:`~werk.client.failures.RetryIn`.
     """
     wanted = job.get("backtrace")
     limit = wanted if isinstance(wanted, int) and wanted > 0 else DEFAULT_BACKTRACE
-    message = str(exc) or type(exc).__name__
     extra = asked_fields(exc) if fields is None else fields
+    retry_in = extra.get("retry_in")
     return CALLS.fail(
         str(job.get("jid", "")),
         errtype or reported_errtype(exc),
-        message,
+        describe(exc),
         backtrace_lines(exc, limit),
-        retry_in=extra.get("retry_in"),
+        retry_in=retry_in if type(retry_in) is int else None,
         dead=bool(extra.get("dead")),
     )
 
@@ -68,13 +75,13 @@ def fail_call(
 def reported_errtype(exc: BaseException) -> str:
     """The errtype a FAIL reports for ``exc``: its string ``errtype`` attribute when it has
     one (an exception may name its own), else its class name."""
-    declared = getattr(exc, "errtype", None)
+    declared = attribute(exc, "errtype")
     return declared if isinstance(declared, str) and declared else type(exc).__name__
 
 
 def asked_fields(exc: BaseException) -> dict[str, Any]:
     """Werk's FAIL fields an exception asks for (:mod:`werk.client.failures`)."""
-    fields = getattr(exc, "fail_fields", None)
+    fields = attribute(exc, "fail_fields")
     return fields if isinstance(fields, dict) else {}
 
 
@@ -133,6 +140,19 @@ def result_ack(job: dict[str, Any], value: Any, elapsed: float) -> ResultAck:
     call = CALLS.ack_encoded(jid, encode_result(value))
     jobtype = str(job.get("jobtype", ""))
     return ResultAck(call.data, call.parse, call.wait, jid, jobtype, elapsed, job)
+
+
+def crash_call(job: dict[str, Any], exc: BaseException) -> Call[None]:
+    """Build the FAIL of ``job`` when the worker failed while running or reporting it (a
+    bug in the worker): an ordinary failure with the error's class name as errtype, so the
+    job uses a retry as for any exception (and a job that keeps breaking its worker ends in
+    the dead set instead of running forever)."""
+    return CALLS.fail(
+        str(job.get("jid", "")),
+        type(exc).__name__,
+        f"the worker failed while running or reporting this job: {describe(exc)}",
+        backtrace_lines(exc, DEFAULT_BACKTRACE),
+    )
 
 
 def shutdown_call(job: dict[str, Any], reason: str) -> Call[None]:

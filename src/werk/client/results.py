@@ -27,7 +27,8 @@ RESULT_TOO_LARGE_ERRTYPE = "ResultTooLarge"
 RESULT_TOO_DEEP_ERRTYPE = "ResultTooDeep"
 """``errtype`` of a job whose return value nests deeper than the server takes in an ACK."""
 RESULT_NOT_JSON_ERRTYPE = "ResultNotJSON"
-"""``errtype`` of a job whose return value is not JSON (NaN, an infinity, an object)."""
+"""``errtype`` of a job whose return value is not JSON (NaN, an infinity, an object) or
+holds a string UTF-8 cannot encode (a lone surrogate)."""
 RESULT_REFUSED_ERRTYPE = "ResultRefused"
 """``errtype`` of a job whose result ACK the server refused for another reason."""
 
@@ -56,7 +57,8 @@ def encode_result(value: Any) -> bytes:
 
     Raises:
         ResultRefusedError: ``ResultTooDeep`` (nested too deeply) or ``ResultNotJSON``
-            (NaN, an infinity, a circular or non-JSON value).
+            (NaN, an infinity, a circular or non-JSON value, a string with a lone
+            surrogate, which UTF-8 cannot encode: the server would store other text).
     """
     limit = jsonwire.MAX_DEPTH - 1
     too_deep = ResultRefusedError(
@@ -65,7 +67,7 @@ def encode_result(value: Any) -> bytes:
         f" {jsonwire.MAX_DEPTH} in an ACK, whose own object is one",
     )
     try:
-        data = jsonwire.dumps(value)
+        data = jsonwire.dumps(value, refuse_surrogates=True)
     except RecursionError:
         raise too_deep from None
     except InvalidJSONError as exc:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from werk.client.joberrors import is_job_failure
 from werk.fate import failure_fate, next_retry_count
 
 log = logging.getLogger("werk.worker")
@@ -110,7 +111,9 @@ def policy_fields(
     extra = {"jid": job.get("jid"), "jobtype": job.get("jobtype")}
     try:
         delay = retry_in(count, error)
-    except Exception:
+    except BaseException as exc:  # even SystemExit: the job fails as it would without it
+        if not is_job_failure(exc):
+            raise
         log.exception(_bad_policy(job, retry_in, "raised"), extra=extra)
         return {}
     if delay is None:

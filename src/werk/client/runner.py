@@ -1,7 +1,9 @@
 """Running one fetched job: find its function, call it with middleware, build the report.
 
 The result of running a job is the command that reports it: ``ACK`` when the function
-returned, ``FAIL`` with the exception's type, message and trimmed backtrace when it raised.
+returned, ``FAIL`` with the exception's type, message and trimmed backtrace when it raised,
+whatever it raised: ``SystemExit`` and ``KeyboardInterrupt`` too, but for the worker's own
+cancellation and a real Ctrl-C (:func:`~werk.client.joberrors.is_job_failure`).
 ``async def`` functions run right on the event loop; plain functions run on a thread pool,
 with their middleware hooks, in one hop.
 
@@ -27,6 +29,7 @@ from typing import Any
 from werk.client.client import CALLS
 from werk.client.exhausted import ExhaustedHook, last_fail
 from werk.client.failures import RetryIn
+from werk.client.joberrors import attribute, describe, is_job_failure
 from werk.client.middleware import Middleware
 from werk.client.proto import Call
 from werk.client.registration import Registration, UnknownJobTypeError
@@ -201,13 +204,13 @@ class Runner:
         retry, and a :class:`~werk.client.failures.RetryIn` one the job asked for: one info
         line each, no traceback. A :class:`~werk.client.failures.NoRetry` is logged as a
         failure, with the traceback of the exception it was raised from."""
-        if getattr(error, "errtype", None) == RATE_LIMITED_ERRTYPE:
+        if attribute(error, "errtype") == RATE_LIMITED_ERRTYPE:
             log.info(
                 "job %s %s: rate limited after %.3fs (%s); rescheduled, using no retry",
                 job.get("jid"),
                 job.get("jobtype", ""),
                 elapsed,
-                error,
+                describe(error),
                 extra=_extra(job),
             )
             return
@@ -218,7 +221,7 @@ class Runner:
                 job.get("jobtype", ""),
                 error.seconds,
                 elapsed,
-                error,
+                describe(error),
                 extra=_extra(job),
             )
             return
@@ -230,7 +233,7 @@ class Runner:
             job.get("jobtype", ""),
             elapsed,
             type(error).__name__,
-            error,
+            describe(error),
             exc_info=error if error.__traceback__ is not None else None,
             extra=_extra(job),
         )
@@ -243,7 +246,9 @@ class Runner:
         for middleware in reversed(self.middleware):
             try:
                 middleware.after_job(job, exc)
-            except Exception as hook_exc:  # a failing hook fails the job
+            except BaseException as hook_exc:  # a failing hook fails the job
+                if not is_job_failure(hook_exc):
+                    raise
                 exc = hook_exc
         return exc
 
@@ -265,7 +270,9 @@ class Runner:
                 value = entry.func(*job.get("args", ()))
             else:  # the limit's exception lands in this try, never past it
                 value = limit.call(entry.func, job.get("args", ()))
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit too: the job's failure (joberrors)
+            if not is_job_failure(exc):
+                raise
             error = exc
         finally:
             _current.reset(token)
@@ -289,7 +296,9 @@ class Runner:
             else:
                 async with asyncio.timeout(timeout) as scope:
                     value = await entry.func(*job.get("args", ()))
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit too; not the worker's cancellation
+            if not is_job_failure(exc):
+                raise
             error = exc
         finally:
             _current.reset(token)

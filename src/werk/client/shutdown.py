@@ -106,17 +106,30 @@ async def supervise(
     """Wait while ``worker`` runs, then shut it down; return once its processors' ``tasks``
     ended or were given up on.
 
+    A processor that ends with an error (a fatal connection error such as a wrong password,
+    or :class:`~werk.client.processor.WorkerCrashedError`) stops the worker as a stop
+    request does: the other processors' running jobs get ``shutdown_timeout`` seconds to
+    finish, as at any shutdown. Then the first such error is raised.
+
     Raises:
-        Exception: a processor's fatal error (the worker is stopping then).
+        Exception: the first error a processor ended with.
     """
-    # Running: wait for a stop request, or a processor dying of a fatal error.
-    stop_wait = asyncio.create_task(_stopping(worker))
-    done, _ = await asyncio.wait([stop_wait, *tasks], return_when=asyncio.FIRST_COMPLETED)
-    stop_wait.cancel()
-    for task in done:
-        if task is not stop_wait and task.exception() is not None:
-            worker.stop()
+    await _shutdown(worker, processors, tasks, forced)
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
+
+
+async def _shutdown(
+    worker: WorkerHost,
+    processors: list[Processor],
+    tasks: list[asyncio.Task[None]],
+    forced: asyncio.Event,
+) -> None:
+    # Running: wait for a stop request, or a processor ending with an error.
+    stop_wait = asyncio.create_task(_stopping(worker))
+    await asyncio.wait([stop_wait, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    stop_wait.cancel()
     worker.stop()
     # Shutdown: running jobs get shutdown_timeout seconds to finish and be reported,
     # unless a forced stop (a second signal) ends the wait. With no job to report, a

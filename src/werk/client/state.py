@@ -19,6 +19,20 @@ RUNNING, QUIET, STOPPING = "running", "quiet", "terminate"
 """A worker's states, in the only order they move in (the protocol's ``current_state``)."""
 
 
+async def wait_event(event: asyncio.Event, timeout: float | None) -> None:
+    """Wait until ``event`` is set or ``timeout`` seconds (``None``: no limit) pass.
+
+    A cancellation always goes through. Not ``asyncio.wait_for``: on Python 3.11 it
+    swallows a cancellation that arrives as the event is set, so a loop waiting this way
+    (the heartbeat) would never end once the worker cancels it right after a stop.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    except TimeoutError:
+        pass
+
+
 class WorkerInfo(Protocol):
     """The worker as middleware hooks (``on_start``/``on_stop``) see it."""
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from werk.client.job import Job, job_dict
+from werk.client.joberrors import describe
 from werk.client.registration import UnknownJobTypeError
 from werk.client.reports import reported_errtype, wants_result
 from werk.client.results import JobState, ResultRefusedError, encode_result
@@ -111,7 +112,7 @@ class InlineClient:
                     )
         else:
             self.failed.append((payload, error))
-            failure = {"errtype": reported_errtype(error), "message": str(error)}
+            failure = {"errtype": reported_errtype(error), "message": describe(error)}
             self._keep(payload, {"state": "failed", "error": failure})
             if isinstance(steps, list) and steps:
                 self._end_chain(steps, f"the chain ended: job {jid} failed")

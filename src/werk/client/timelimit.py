@@ -28,6 +28,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, Final
 
+from werk.client.joberrors import describe
+
 TIMEOUT_ERRTYPE = "JobTimeout"
 """``errtype`` of jobs FAILed because they ran past their timeout."""
 
@@ -159,6 +161,6 @@ def timed_out(
     if error is None:
         message += "; it returned all the same"
     elif not isinstance(error, signal):
-        message += f"; it then raised {type(error).__name__}: {error}"
+        message += f"; it then raised {type(error).__name__}: {describe(error)}"
     report = JobTimeoutError(message)
     return report if error is None else report.with_traceback(error.__traceback__)

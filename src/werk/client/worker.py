@@ -39,7 +39,7 @@ from werk.client.reservations import ReservationKeeper
 from werk.client.runner import Runner
 from werk.client.shutdown import handle_signals, supervise
 from werk.client.stalls import LoopWatch
-from werk.client.state import QUIET, RUNNING, STOPPING
+from werk.client.state import QUIET, RUNNING, STOPPING, wait_event
 from werk.client.threads import JobThreads
 from werk.client.url import ServerAddress, resolve
 
@@ -184,10 +184,7 @@ class Worker(Registrar):
 
     async def wait_state_change(self, timeout: float | None = None) -> None:
         """Wait until quiet/stop is requested, or ``timeout`` seconds pass."""
-        try:
-            await asyncio.wait_for(self._changed.wait(), timeout)
-        except TimeoutError:
-            pass
+        await wait_event(self._changed, timeout)
 
     def _set_state(self, state: str) -> None:
         order = (RUNNING, QUIET, STOPPING)

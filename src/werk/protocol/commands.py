@@ -74,6 +74,17 @@ def hi_payload(iterations: int | None = None, salt: str | None = None) -> str:
     return f'HI {{"v":{PROTOCOL_VERSION},"i":{iterations},"s":"{salt}"}}'
 
 
+def sendable(text: str) -> str:
+    """``text`` as UTF-8 can carry it: each lone surrogate (``os.fsdecode`` makes them of
+    undecodable bytes; no UTF-8 encodes them) becomes its escape, the six characters
+    ``\\udcff``; any other text is returned as it is."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode()
+    return text
+
+
 def encode_command(verb: str, argument: str | bytes | None = None) -> bytes:
     """Encode one command line for the wire (the client side)."""
     if argument is None:

@@ -13,7 +13,8 @@ tests/protocol/test_jsonwire.py, whatever the codec:
   decoder (and so Faktory) does; no decoded string ever holds a surrogate.
 - :func:`dumps` writes compact UTF-8 JSON that any strict parser reads: it refuses NaN and
   infinities (``1e400`` decodes to one) with :class:`~werk.errors.InvalidJSONError`, and
-  writes a lone surrogate that reached it some other way as U+FFFD instead of failing.
+  writes a lone surrogate that reached it some other way as U+FFFD instead of failing
+  (or refuses it too, when asked: a worker refuses a job's result that holds one).
 """
 
 from __future__ import annotations
@@ -95,11 +96,15 @@ def loads(data: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
     return value
 
 
-def dumps(value: Any) -> bytes:
+def dumps(value: Any, *, refuse_surrogates: bool = False) -> bytes:
     """Encode ``value`` as compact, strict UTF-8 JSON.
 
+    A lone surrogate in a string is written as U+FFFD, or refused with
+    ``refuse_surrogates`` (a job's result: its worker fails it rather than store other text).
+
     Raises:
-        InvalidJSONError: ``value`` holds NaN or an infinity, or something JSON cannot hold.
+        InvalidJSONError: ``value`` holds NaN or an infinity, or something JSON cannot hold;
+            with ``refuse_surrogates``, a lone surrogate.
     """
     try:
         text = _ENCODER.encode(value)
@@ -107,7 +112,13 @@ def dumps(value: Any) -> bytes:
         raise InvalidJSONError(f"cannot be sent as JSON: {exc}") from exc
     try:
         return text.encode()
-    except UnicodeEncodeError:
+    except UnicodeEncodeError as exc:
+        if refuse_surrogates:
+            char = ord(text[exc.start])
+            raise InvalidJSONError(
+                f"a string holds the lone surrogate U+{char:04X}, which UTF-8 cannot encode"
+                " (os.fsdecode makes them of undecodable bytes)"
+            ) from None
         return _SURROGATE.sub("\ufffd", text).encode()
 
 
