@@ -19,6 +19,7 @@ from werk.client.results import (
     RESULT_NOT_JSON_ERRTYPE,
     RESULT_REFUSED_ERRTYPE,
     RESULT_TOO_DEEP_ERRTYPE,
+    RESULT_TOO_LARGE_ERRTYPE,
     ResultRefusedError,
     encode_result,
 )
@@ -110,6 +111,39 @@ async def test_a_result_the_server_would_refuse_fails_the_job_once(
     info = client.info()["faktory"]
     assert info["total_failures"] == len(expected)
     assert "working" not in states(client, [fine, *expected]).values()
+
+
+async def test_a_result_no_retry_can_cure_sends_the_job_to_the_dead_set_at_once(
+    werk_server: ServerProcess, client: Client, start_worker: Start
+) -> None:
+    # Too large (the server's refusal) and not JSON (the worker's): the same function would
+    # return the same value on every run, so the default retry (25, about three weeks)
+    # would only repeat the failure. Such jobs now go to the dead set after one run.
+    worker = Worker(werk_server.url, concurrency=2, shutdown_timeout=5)
+    runs: list[str] = []
+
+    @worker.register
+    def huge() -> str:
+        runs.append("huge")
+        return "x" * (1024 * 1024 + 10)
+
+    @worker.register
+    def odd() -> float:
+        runs.append("odd")
+        return math.nan
+
+    start_worker(worker)
+    expected = {
+        client.push(Job("huge", result_ttl=60)): RESULT_TOO_LARGE_ERRTYPE,
+        client.push(Job("odd", result_ttl=60)): RESULT_NOT_JSON_ERRTYPE,
+    }
+    for jid, errtype in expected.items():
+        with pytest.raises(JobFailedError) as failed:
+            await asyncio.to_thread(client.result, jid, 20)
+        assert (failed.value.state, failed.value.errtype) == ("dead", errtype)
+    sets = client.info()["faktory"]["sets"]
+    assert (sets["dead"], sets["retries"]) == (2, 0)
+    assert sorted(runs) == ["huge", "odd"]
 
 
 @STORES

@@ -8,7 +8,9 @@ Faktory's 60 s minimum) runs behind the ``slow`` marker.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -21,7 +23,8 @@ from werk.client import Client, Job, Worker
 from werk.client.reconnect import Connector
 from werk.client.reservations import Lease, ReservationKeeper
 from werk.errors import CommandError
-from werk.job import TEST_MIN_RESERVE_FOR_ENV
+from werk.job import TEST_MIN_RESERVE_FOR_ENV, format_time
+from werk.server.tasks import RESTART_GRACE_ENV
 
 Factory = Callable[..., ServerProcess]
 
@@ -86,6 +89,69 @@ async def test_a_job_longer_than_its_reservation_runs_once(
 ) -> None:
     _, worker = await run_long_job(short_reservations, start_worker, seconds=5, reserve_for=2)
     assert worker.keeper is not None and worker.keeper.renewals >= 3
+
+
+def test_a_reservation_that_expired_while_no_server_ran_gets_a_grace(
+    werk_server_factory: Factory,
+) -> None:
+    # A worker holds a job reserved for 1 s; the server is away while the reservation runs
+    # out, so the worker cannot renew it. The server used to reap it about 1 s after its
+    # start, before the worker's renewal got through: the job ran to its end and was ACKed,
+    # yet stayed in Retries (ReservationExpired) and ran again. A restarted server now
+    # leaves the reservations made before its start alone for a grace (30 s; 5 s here).
+    server = werk_server_factory(env={TEST_MIN_RESERVE_FOR_ENV: "1", RESTART_GRACE_ENV: "5"})
+    with Client(server.url) as client:
+        jid = client.push(Job("Long", reserve_for=1, retry=2))
+        job = client.fetch()
+        assert job is not None and job["jid"] == jid
+        server.stop()
+        time.sleep(1.5)
+        server.start()
+        time.sleep(2.5)  # the reaper runs every second
+        assert client.info()["faktory"]["sets"]["working"] == 1
+        # the worker's renewal, late
+        client.track_set(jid, reserve_until=format_time(time.time() + 60))
+        time.sleep(4)  # past the grace: a renewed reservation stays
+        client.ack(jid)
+        info = client.info()["faktory"]
+        assert info["total_failures"] == 0 and info["sets"]["retries"] == 0
+        # A job left alone is reaped once the grace is over.
+        lost = client.push(Job("Long", reserve_for=1, retry=2))
+        assert client.fetch() is not None
+        server.stop()
+        server.start()
+        wait_until(lambda: client.info()["faktory"]["sets"]["retries"] == 1, timeout=15)
+        assert client.jobs("retries").entries[0].jid == lost
+
+
+async def test_a_worker_says_when_its_job_lost_its_reservation_before_the_ack(
+    werk_server: ServerProcess, start_worker: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The server answers +OK to the ACK of a job whose reservation is gone (Faktory's
+    # rule), so the worker used to log "done" and nothing else while the job was failed
+    # (ReservationExpired) and ran again. Its ACK now asks to know, and it warns.
+    worker = Worker(werk_server.url, concurrency=2)
+    started, release = threading.Event(), threading.Event()
+
+    @worker.register
+    def held() -> None:
+        started.set()
+        release.wait(10)
+
+    caplog.set_level(logging.INFO, logger="werk.worker")
+    with Client(werk_server.url) as client:
+        jid = client.push(Job("held", retry=2))
+        start_worker(worker)
+        await asyncio.to_thread(started.wait, 10)
+        # what the reaper does to an expired reservation, done from outside
+        client.fail(jid, "ReservationExpired", "Faktory job reservation expired")
+        release.set()
+        await async_wait_until(
+            lambda: any("no longer held its reservation" in r.getMessage() for r in caplog.records)
+        )
+    [line] = [r for r in caplog.records if "no longer held" in r.getMessage()]
+    assert line.levelno == logging.WARNING and line.getMessage().startswith(f"job {jid}: done")
+    assert "runs again if it has retries left" in line.getMessage()
 
 
 @pytest.mark.slow

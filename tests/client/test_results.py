@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -258,3 +259,40 @@ def test_result_of_a_removed_queue_or_a_killed_job_raises_at_once(client: Client
         client.result(later, 20)
     assert (failed.value.state, failed.value.errtype) == ("dead", "Killed")
     assert time.monotonic() - began < 10
+
+
+def test_a_wait_and_a_push_outlast_a_server_restart(werk_server: ServerProcess) -> None:
+    # The server is away for a few seconds while a result wait is under way and a push is
+    # sent. The wait used to give up after the client's connect retries (~1.6 s, at 3.4 s
+    # into a 25 s wait); it now keeps reconnecting within its timeout. The push rides out
+    # the restart on its connect retries (8 by default, about 6 s).
+    with Client(werk_server.url) as client:
+        jid = client.push(Job("Add", [1, 2], result_ttl=60))
+        waited: list[object] = []
+        waiter = threading.Thread(
+            target=lambda: waited.append(_outcome(lambda: client.result(jid, timeout=25)))
+        )
+        waiter.start()
+        time.sleep(0.5)
+        werk_server.stop()
+        pushed: list[object] = []
+        pusher = threading.Thread(
+            target=lambda: pushed.append(_outcome(lambda: client.push(Job("Add", [3, 4]))))
+        )
+        pusher.start()
+        time.sleep(2.5)
+        werk_server.start()
+        pusher.join(15)
+        assert len(pushed) == 1 and isinstance(pushed[0], str), pushed
+        job = client.fetch()
+        assert job is not None and job["jid"] == jid
+        client.ack(jid, {"sum": 3})
+        waiter.join(15)
+    assert waited == [{"sum": 3}]
+
+
+def _outcome(call: Callable[[], object]) -> object:
+    try:
+        return call()
+    except Exception as exc:  # the test asserts on it
+        return exc

@@ -120,6 +120,22 @@ def test_with_options_merges_custom_into_the_declared_custom(client: Client) -> 
     assert job["custom"]["bid"] == bid and client.batch_status(bid)["total"] == 1
 
 
+def test_a_jobtype_collision_names_what_gives_another_jobtype() -> None:
+    def declare() -> Any:  # each call: another function named send, as in two modules
+        def send(address: str) -> None: ...
+
+        return send
+
+    worker = Worker()
+    worker.include(task(declare()))
+    with pytest.raises(ValueError, match="already registered") as refused:
+        worker.include(task(declare()))
+    # The message names ways that exist (it once suggested @task(name=...), which does not).
+    assert "@task('Name')" in str(refused.value)
+    worker.include(task("SendAgain")(declare()))
+    assert set(worker.registry) == {"send", "SendAgain"}
+
+
 def test_keyword_only_parameters_are_refused() -> None:
     def send(address: str, *, subject: str) -> None: ...
 

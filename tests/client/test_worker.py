@@ -120,9 +120,44 @@ async def test_a_job_decides_its_failure_no_retry_and_retry_in(
     assert job["failure"]["message"] == "not a number, retrying will not help"
 
 
-def test_retry_in_refuses_a_negative_delay() -> None:
+def test_retry_in_refuses_a_negative_delay_and_one_past_180_days() -> None:
     with pytest.raises(ValueError, match="seconds from 0"):
         RetryIn(-1)
+    # 10**12 s used to be taken, then silently cut to 180 days by the server
+    with pytest.raises(ValueError, match=r"from 0 to 15552000 \(180 days\), not 1000000000000"):
+        RetryIn(10**12)
+    assert RetryIn(180 * 86400).fail_fields == {"retry_in": 15552000}
+
+
+async def test_a_retry_in_with_no_retry_left_says_the_job_failed_for_good(
+    werk_server: ServerProcess,
+    client: Client,
+    start_worker: Start,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # "retry in 1s asked" at info used to be logged for a job then discarded (retry 0)
+    worker = Worker(werk_server.url, concurrency=2)
+
+    @worker.register
+    def poll() -> None:
+        raise RetryIn(1, "not ready yet")
+
+    caplog.set_level(logging.INFO, logger="werk.worker")
+    once = client.push(Job("poll", retry=0))
+    again = client.push(Job("poll", retry=1))
+    start_worker(worker)
+
+    def lines(jid: str) -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.getMessage().startswith(f"job {jid} ")]
+
+    await async_wait_until(lambda: lines(once) and lines(again), timeout=10)
+    (line,) = lines(once)
+    assert line.levelno == logging.WARNING, line.getMessage()
+    assert "it asked for a retry in 1s but has no retry left (retry 0): discarded" in (
+        line.getMessage()
+    )
+    first = lines(again)[0]
+    assert first.levelno == logging.INFO and "retry in 1s asked" in first.getMessage()
 
 
 class Counting(Middleware):

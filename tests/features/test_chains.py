@@ -209,7 +209,7 @@ MALFORMED: list[tuple[Any, str]] = [
     ([job("B", chain_result=1)], "custom.chain[0]: custom.chain_result must be true or false"),
     ([{**job("B"), "queue": "a b"}], 'custom.chain[0]: cannot get "a b" queue'),
     ([{**job("B"), "priority": 10}], "custom.chain[0]: jobs must have a priority"),
-    ([job("B", result_ttl=-1)], "custom.chain[0]: result_ttl must be between"),
+    ([job("B", result_ttl=-1)], "custom.chain[0]: result_ttl must be more than 0"),
     ([job("B"), {**job("C"), "args": "x"}], "custom.chain[1]: "),
     ([{**job("B"), "at": "garbage"}], "custom.chain[0]: invalid timestamp for 'at'"),
     ([job("B", unique_for="x")], "custom.chain[0]: unique_for must be a number"),

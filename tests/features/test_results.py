@@ -160,7 +160,12 @@ def test_bad_commands(werk_server: ServerProcess) -> None:
     reply = peer.call("PUSH " + json.dumps(job(result_ttl="soon")))
     assert error_text(reply) == "ERR result_ttl must be a number of seconds"
     reply = peer.call("PUSH " + json.dumps(job(result_ttl=40 * 86400)))
-    assert error_text(reply).startswith("ERR result_ttl must be between 0 and")
+    assert error_text(reply).startswith("ERR result_ttl must be more than 0 and at most")
+    # 0 is refused, and the message says so (it once read "between 0 and 2592000").
+    reply = peer.call("PUSH " + json.dumps(job(result_ttl=0)))
+    assert error_text(reply) == (
+        "ERR result_ttl must be more than 0 and at most 2592000 seconds (30 days)"
+    )
 
 
 # -- expiry and the limit setting with a controlled clock, on the test's backend -------------

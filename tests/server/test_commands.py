@@ -51,6 +51,20 @@ def test_push_fetch_ack_round_trip(peer: Peer) -> None:
     assert doc["faktory"]["total_processed"] == 1
 
 
+def test_an_ack_expecting_a_reservation_is_refused_without_one(peer: Peer) -> None:
+    # Faktory answers +OK to the ACK of a job not reserved (clients rely on it); a worker
+    # that adds "expect":"reserved" (Werk's) learns the reservation was gone.
+    assert peer.call('ACK {"jid":"none-0001"}') == OK
+    reply = peer.call('ACK {"jid":"none-0001","expect":"reserved"}')
+    assert error_text(reply) == "ERR Job not found none-0001"
+    reply = peer.call('ACK {"jid":"none-0001","result":1,"expect":"reserved"}')
+    assert error_text(reply) == "ERR Job not found none-0001"
+    assert peer.call(push_line("held-0001")) == OK
+    assert fetch(peer) is not None
+    assert peer.call('ACK {"jid":"held-0001","expect":"reserved"}') == OK
+    assert info(peer)["faktory"]["total_processed"] == 1
+
+
 def test_pushb_reports_only_rejected_jobs(peer: Peer) -> None:
     jobs = [{"jid": f"bulk-{i:04d}", "jobtype": "T", "args": []} for i in range(3)]
     jobs.append({"jid": "bad-00001", "jobtype": "", "args": []})

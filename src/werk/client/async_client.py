@@ -57,7 +57,8 @@ class AsyncClient:
         pool_size: the most connections open at once.
         timeout: seconds to wait for a reply or a connection.
         connect_retries: how often to retry a failed new connection, waiting from 0.125 s
-            up to at most 0.25, 0.5, 1, 2, 2 ... s (randomised) in between; then
+            up to at most 0.25, 0.5, 1, 2, 2 ... s (randomised) in between (the default 8:
+            about 6 s in all, enough for a server restart); then
             :class:`~werk.client.ServerUnreachableError` is raised.
 
     Example::
@@ -74,7 +75,7 @@ class AsyncClient:
         wid: str | None = None,
         pool_size: int = 8,
         timeout: float = DEFAULT_TIMEOUT,
-        connect_retries: int = 4,
+        connect_retries: int = 8,
     ) -> None:
         self.address = resolve(url)
         self.identity = Identity(wid=wid, labels=tuple(labels), username=self.address.username)
@@ -160,7 +161,16 @@ class AsyncClient:
         (``None``: no limit) for it to end (see :meth:`werk.client.Client.job_state`)."""
         deadline = Deadline(timeout)
         while True:
-            state = JobState.from_doc(await self._run(CALLS.result(jid, deadline.next_wait())))
+            try:
+                doc = await self._run(CALLS.result(jid, deadline.next_wait()))
+            except CONNECTION_ERRORS:
+                pause = deadline.reconnect_pause()
+                if pause is None:
+                    raise
+                await asyncio.sleep(pause)
+                continue
+            deadline.reached = True
+            state = JobState.from_doc(doc)
             if state.finished or deadline.over():
                 return state
 

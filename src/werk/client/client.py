@@ -60,7 +60,8 @@ class Client:
         pool_size: the most connections open at once.
         timeout: seconds to wait for a reply or a connection.
         connect_retries: how often to retry a failed new connection, waiting from 0.125 s
-            up to at most 0.25, 0.5, 1, 2, 2 ... s (randomised) in between; then
+            up to at most 0.25, 0.5, 1, 2, 2 ... s (randomised) in between (the default 8:
+            about 6 s in all, enough for a server restart); then
             :class:`~werk.client.ServerUnreachableError` is raised.
 
     Example::
@@ -77,7 +78,7 @@ class Client:
         wid: str | None = None,
         pool_size: int = 8,
         timeout: float = DEFAULT_TIMEOUT,
-        connect_retries: int = 4,
+        connect_retries: int = 8,
     ) -> None:
         self.address = resolve(url)
         self.identity = Identity(wid=wid, labels=tuple(labels), username=self.address.username)
@@ -175,10 +176,23 @@ class Client:
 
         Jobs that asked for a result (``Job(result_ttl=...)``) are known through their
         whole life; others only while working, scheduled, retrying or dead.
+
+        The wait outlasts a server restart: it keeps reconnecting until ``timeout`` is
+        over (with ``None``, for as long as it takes once the server was reached), then
+        raises :class:`~werk.client.ServerUnreachableError` if the server is still away.
         """
         deadline = Deadline(timeout)
         while True:
-            state = JobState.from_doc(self._run(CALLS.result(jid, deadline.next_wait())))
+            try:
+                doc = self._run(CALLS.result(jid, deadline.next_wait()))
+            except CONNECTION_ERRORS:
+                pause = deadline.reconnect_pause()
+                if pause is None:
+                    raise
+                time.sleep(pause)
+                continue
+            deadline.reached = True
+            state = JobState.from_doc(doc)
             if state.finished or deadline.over():
                 return state
 

@@ -32,18 +32,27 @@ class NoRetry(_Decided):
     fail_fields = {"dead": True}
 
 
+MAX_RETRY_IN = 180 * 24 * 3600
+"""The longest :class:`RetryIn` delay, in seconds: 180 days, as long as a Werk server keeps
+a dead job (it would not keep a retry due later)."""
+
+
 class RetryIn(_Decided):
     """Fail the job and retry it ``seconds`` from now (rounded up to whole seconds),
     instead of after Faktory's backoff, if it has a retry left; the retry is counted as
-    any other. Sent as FAIL's ``retry_in``.
+    any other. Sent as FAIL's ``retry_in``. With no retry left the job fails for good as
+    any failure does (discarded with ``retry=0``), and the worker logs a warning saying so.
 
     Raises:
-        ValueError: ``seconds`` is negative or not finite.
+        ValueError: ``seconds`` is negative, not finite, or over :data:`MAX_RETRY_IN`.
     """
 
     def __init__(self, seconds: float, message: str = "") -> None:
-        if not math.isfinite(seconds) or seconds < 0:
-            raise ValueError(f"RetryIn needs a number of seconds from 0, not {seconds!r}")
+        if not math.isfinite(seconds) or not 0 <= seconds <= MAX_RETRY_IN:
+            raise ValueError(
+                f"RetryIn needs a number of seconds from 0 to {MAX_RETRY_IN} (180 days),"
+                f" not {seconds!r}"
+            )
         super().__init__(message or f"retry in {seconds:g}s")
         self.seconds = seconds
         self.fail_fields = {"retry_in": math.ceil(seconds)}

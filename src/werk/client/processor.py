@@ -57,6 +57,34 @@ class WorkerCrashedError(WerkError):
     worker stopped gracefully, and the job that processor held was FAILed with the error."""
 
 
+def _log_unreserved_ack(payload: bytes, resent: bool) -> None:
+    """Say that a job was done but the server no longer held its reservation (its ACK
+    carried ``"expect":"reserved"``, so a Werk server said so instead of ``+OK``).
+
+    An ACK ``resent`` after a lost connection may have got through the first time (the
+    connection broke while its FETCH waited): that is only an info line."""
+    try:
+        jid = str(json.loads(payload)["jid"])
+    except (ValueError, KeyError, TypeError):
+        jid = payload[:80].decode("utf-8", "replace").strip()
+    if resent:
+        log.info(
+            "job %s: its ACK, sent again after a lost connection, found no reservation: the"
+            " first one most likely got through",
+            jid,
+            extra={"jid": jid},
+        )
+        return
+    log.warning(
+        "job %s: done, but the server no longer held its reservation: it had expired"
+        " (past the job's reserve_for, or while the server was unreachable) and the job was"
+        " taken back as failed (ReservationExpired), so it runs again if it has retries"
+        " left",
+        jid,
+        extra={"jid": jid},
+    )
+
+
 class Processor:
     """One fetch-run-report loop with its own connection."""
 
@@ -84,6 +112,8 @@ class Processor:
         """The job fetched last, until the server answered its ACK or FAIL: the one a crash
         of this processor FAILs."""
         self._conn: AsyncConnection | None = None
+        self.resent = False
+        """Whether the report being sent was sent before, on a connection that broke."""
 
     async def run(self) -> None:
         """Loop until the worker stops; report the last job before returning.
@@ -120,6 +150,7 @@ class Processor:
                 if isinstance(report, LastFail):  # alone, then its hooks
                     outcome = (await conn.pipeline([report]))[0]
                     last, report, self.held = report, None, None
+                    self.resent = False
                     await self._delivered(last, outcome)
                     continue
                 calls: list[Call[Any]] = [report] if report is not None else []
@@ -131,6 +162,7 @@ class Processor:
                 results = await conn.pipeline(calls, accepted)
             except CONNECTION_ERRORS as exc:
                 self._lost(exc, claimed=fetching)
+                self.resent = report is not None  # it may have got through all the same
                 continue
             except GiveUpError:
                 if report is not None:
@@ -141,6 +173,7 @@ class Processor:
                 if results[0] is not None:  # an accepted ACK or FAIL answers None
                     await self._refused(conn, sent, results[0])
                 self.held = None
+                self.resent = False
             if fetching:
                 report = await self._handle_fetched(results[-1])
         self.unreported = False
@@ -210,6 +243,9 @@ class Processor:
             error = ResultRefusedError(errtype, f"the server refused the result: {outcome}")
             return self.runner.result_refused(report.job, error, report.elapsed)
         verb, _, rest = report.data.partition(b" ")
+        if verb == b"ACK" and outcome.message.startswith(GONE):
+            _log_unreserved_ack(rest, self.resent)
+            return None
         log.warning(
             "server refused %s %s: %s (had the job's reservation expired?)",
             verb.decode(),

@@ -31,6 +31,9 @@ T = TypeVar("T")
 log = logging.getLogger("werk.client")
 
 _OK = Simple("OK")
+EXPECT_RESERVED = b',"expect":"reserved"'
+"""The ACK field (Werk's extension) asking a Werk server to refuse the ACK of a job that held
+no reservation any more, instead of Faktory's ``+OK``; a Faktory server ignores it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,9 +363,11 @@ class ClientProtocol:
             raise ValueError("fetch needs at least one queue")
         return Call(encode_command(verbs.FETCH, " ".join(_names("fetch", queues))), parse_job)
 
-    def ack(self, jid: str, result: Any = None) -> Call[None]:
+    def ack(self, jid: str, result: Any = None, *, reserved: bool = False) -> Call[None]:
         """``ACK {"jid":...}`` → ``+OK``; with a ``result`` (any JSON value but null),
-        ``ACK {"jid":...,"result":...}``, Werk's results extension.
+        ``ACK {"jid":...,"result":...}``, Werk's results extension. ``reserved`` adds
+        ``"expect":"reserved"`` (a worker's ACK): a Werk server then answers
+        ``-ERR Job not found <jid>`` when the job held no reservation any more.
 
         Raises:
             TypeError: ``result`` cannot be encoded as JSON, or holds a string with a lone
@@ -370,10 +375,14 @@ class ClientProtocol:
         """
         if result is None:
             # json.dumps(jid) without its two Python calls (every job is ACKed).
-            data = b'ACK {"jid":' + encode_basestring_ascii(jid).encode() + b"}\r\n"
+            tail = EXPECT_RESERVED + b"}\r\n" if reserved else b"}\r\n"
+            data = b'ACK {"jid":' + encode_basestring_ascii(jid).encode() + tail
             return Call(data, expect_ok)
         try:
-            data = compact_json({"jid": jid, "result": result}).encode()
+            payload = {"jid": jid, "result": result}
+            if reserved:
+                payload["expect"] = "reserved"
+            data = compact_json(payload).encode()
         except UnicodeEncodeError as exc:
             char = ord(exc.object[exc.start])
             raise TypeError(
@@ -381,10 +390,12 @@ class ClientProtocol:
             ) from exc
         return Call(encode_command(verbs.ACK, data), expect_ok)
 
-    def ack_encoded(self, jid: str, result: bytes) -> Call[None]:
+    def ack_encoded(self, jid: str, result: bytes, *, reserved: bool = False) -> Call[None]:
         """``ACK {"jid":...,"result":...}`` with ``result`` already encoded as JSON (by
-        :func:`werk.client.results.encode_result`, which checks it as the server does)."""
-        data = b'{"jid":' + encode_basestring_ascii(jid).encode() + b',"result":' + result + b"}"
+        :func:`werk.client.results.encode_result`, which checks it as the server does);
+        ``reserved`` as for :meth:`ack`."""
+        tail = EXPECT_RESERVED + b"}" if reserved else b"}"
+        data = b'{"jid":' + encode_basestring_ascii(jid).encode() + b',"result":' + result + tail
         return Call(encode_command(verbs.ACK, data), expect_ok)
 
     def fail(

@@ -201,7 +201,7 @@ class Registrar:
         Raises:
             ValueError: ``timeout`` is not positive, or another function already has
                 ``jobtype`` (two tasks named after their functions, ``send`` in two
-                modules, say: give one a ``name``).
+                modules, say: give one another jobtype, ``@task("Name")``).
             TypeError: ``retry_in`` is not callable, or ``retry_on`` holds something
                 that is not an exception class.
         """
@@ -209,8 +209,8 @@ class Registrar:
         if known is not None and known.func is not func:
             raise ValueError(
                 f"jobtype {jobtype!r} is already registered for {_qualified(known.func)}; "
-                f"{_qualified(func)} needs another name (@task(name=...) or "
-                "register('Name'))"
+                f"{_qualified(func)} needs another jobtype: @task('Name'), "
+                "@worker.register('Name') or worker.add('Name', func)"
             )
         self.registry[jobtype] = Registration.of(
             jobtype, func, timeout, on_retries_exhausted, retry_in, retry_on, interrupt

@@ -137,7 +137,7 @@ def result_ack(job: dict[str, Any], value: Any, elapsed: float) -> ResultAck:
             job fails with it instead (:meth:`~werk.client.runner.Runner.result_refused`).
     """
     jid = job["jid"]
-    call = CALLS.ack_encoded(jid, encode_result(value))
+    call = CALLS.ack_encoded(jid, encode_result(value), reserved=True)
     jobtype = str(job.get("jobtype", ""))
     return ResultAck(call.data, call.parse, call.wait, jid, jobtype, elapsed, job)
 

@@ -19,6 +19,8 @@ from werk.protocol import jsonwire
 
 MAX_WAIT = 300.0
 """The longest one RESULT blocks on the server, in seconds (the server's cap)."""
+RECONNECT_PAUSE = 0.5
+"""Seconds a result wait pauses between rounds of reconnecting to an unreachable server."""
 FINAL = frozenset({"succeeded", "failed", "dead", "unknown"})
 """States a wait ends on."""
 
@@ -31,21 +33,31 @@ RESULT_NOT_JSON_ERRTYPE = "ResultNotJSON"
 holds a string UTF-8 cannot encode (a lone surrogate)."""
 RESULT_REFUSED_ERRTYPE = "ResultRefused"
 """``errtype`` of a job whose result ACK the server refused for another reason."""
+INCURABLE = frozenset({RESULT_TOO_LARGE_ERRTYPE, RESULT_TOO_DEEP_ERRTYPE, RESULT_NOT_JSON_ERRTYPE})
+"""Refusals a retry cannot cure (the same function returns the same value): dead at once."""
 
 
 class ResultRefusedError(WerkError):
     """A job's return value that a Werk server refuses (or would refuse) in its ACK; the
     worker FAILs the job with it instead (Werk's results extension).
 
+    A value too large, too deep or not JSON would be the same on every run, so the job goes
+    to the dead set at once (FAIL's ``dead``) instead of being retried for weeks; it can be
+    retried from there by hand once the function is fixed. Another refusal follows the
+    job's ``retry``.
+
     Attributes:
         errtype: the FAIL's errtype, by kind: :data:`RESULT_TOO_DEEP_ERRTYPE`,
             :data:`RESULT_NOT_JSON_ERRTYPE`, :data:`RESULT_TOO_LARGE_ERRTYPE` or
             :data:`RESULT_REFUSED_ERRTYPE`.
+        fail_fields: Werk's FAIL fields: ``{"dead": True}`` for the kinds a retry cannot
+            cure.
     """
 
     def __init__(self, errtype: str, message: str) -> None:
         super().__init__(message)
         self.errtype = errtype
+        self.fail_fields: dict[str, Any] = {"dead": True} if errtype in INCURABLE else {}
 
 
 def encode_result(value: Any) -> bytes:
@@ -200,11 +212,15 @@ class JobState:
 
 
 class Deadline:
-    """Splits a wait of ``timeout`` seconds (``None``: no limit) into server waits."""
+    """Splits a wait of ``timeout`` seconds (``None``: no limit) into server waits, and
+    decides whether a wait outlasts a server outage (see :meth:`reconnect_pause`)."""
 
     def __init__(self, timeout: float | None) -> None:
         limit = math.inf if timeout is None else max(0.0, timeout)
         self._end = time.monotonic() + limit
+        self._unlimited = timeout is None
+        self.reached = False
+        """Whether a RESULT of this wait got its reply (the server was reached)."""
 
     def next_wait(self) -> float:
         """Return how long the next RESULT may block (0: just read the state)."""
@@ -213,3 +229,16 @@ class Deadline:
     def over(self) -> bool:
         """Whether the wait has run out."""
         return time.monotonic() >= self._end
+
+    def reconnect_pause(self) -> float | None:
+        """After the server could not be reached (a restart, say): the seconds to pause
+        before asking again, or ``None`` to give up and raise.
+
+        A wait with a ``timeout`` keeps reconnecting until its deadline (one last round of
+        the client's ``connect_retries`` may run past it). One with no limit keeps on only
+        once this wait reached the server: a wrong address still fails after the client's
+        connect retries instead of hanging.
+        """
+        if self.over() or (self._unlimited and not self.reached):
+            return None
+        return min(RECONNECT_PAUSE, self._end - time.monotonic())

@@ -53,6 +53,7 @@ from werk.client.timeouts import (
     job_timeout,
     run_in_thread,
 )
+from werk.fate import failure_fate, retry_limit
 
 log = logging.getLogger("werk.worker")
 
@@ -126,7 +127,7 @@ class Runner:
                     log.info(
                         "job %s %s: done in %.3fs", job["jid"], jobtype, elapsed, extra=_extra(job)
                     )
-                return CALLS.ack(job["jid"]), None
+                return CALLS.ack(job["jid"], reserved=True), None
             # a result: "done" is logged when the server accepts it (ResultAck.log_done)
             elapsed = time.perf_counter() - started
             try:
@@ -215,13 +216,28 @@ class Runner:
             )
             return
         if isinstance(error, RetryIn):
-            log.info(
-                "job %s %s: retry in %gs asked after %.3fs (%s)",
+            fate = failure_fate(job, error.errtype)
+            if fate == "retry":
+                log.info(
+                    "job %s %s: retry in %gs asked after %.3fs (%s)",
+                    job.get("jid"),
+                    job.get("jobtype", ""),
+                    error.seconds,
+                    elapsed,
+                    describe(error),
+                    extra=_extra(job),
+                )
+                return
+            log.warning(
+                "job %s %s: failed after %.3fs (%s); it asked for a retry in %gs but has no "
+                "retry left (retry %s): %s",
                 job.get("jid"),
                 job.get("jobtype", ""),
-                error.seconds,
                 elapsed,
                 describe(error),
+                error.seconds,
+                retry_limit(job),
+                "discarded" if fate == "discard" else "sent to the dead set",
                 extra=_extra(job),
             )
             return

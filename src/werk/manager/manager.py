@@ -265,8 +265,9 @@ class Manager:
                 return False
         return True
 
-    async def ack(self, jid: str, result: bytes | None = None) -> None:
-        """Acknowledge a job: release its reservation. Unknown jids are fine.
+    async def ack(self, jid: str, result: bytes | None = None) -> bool:
+        """Acknowledge a job: release its reservation; return whether it had one (unknown
+        jids are fine: ``False``).
 
         ``result`` is the JSON value the worker returned (Werk's ACK extension); it is
         kept when the job asked for it (see :mod:`werk.manager.results`).
@@ -289,6 +290,7 @@ class Manager:
                     await middleware.returned(reservation, result, now)
         finally:
             self._ending.discard(jid)
+        return reservation is not None
 
     async def fail(self, jid: str, report: FailureReport) -> None:
         """Record a failed execution and send the job to retries, dead, or nowhere (a job
@@ -328,16 +330,22 @@ class Manager:
             self._scheduled(placement.score)
         return placement
 
-    async def reap_reservations(self, limit: int = 100) -> list[Entry]:
+    async def reap_reservations(
+        self, limit: int = 100, spare_before: float | None = None
+    ) -> list[Entry]:
         """Turn expired reservations into failures (``ReservationExpired``); return the
         jobs reaped (at most ``limit``).
 
-        One job that fails to be reaped is logged and skipped: the others still are.
+        Reservations made before ``spare_before`` are left alone (the server's grace after
+        a start, see :data:`werk.server.tasks.RESTART_GRACE`). One job that fails to be
+        reaped is logged and skipped: the others still are.
         """
         now = self.clock()
         report = FailureReport("ReservationExpired", "Faktory job reservation expired", [])
         reaped: list[Entry] = []
         for reservation in await self.store.expired(now, limit):
+            if spare_before is not None and reservation.reserved_at < spare_before:
+                continue
             jid = reservation.entry.jid
             self._ending.add(jid)
             try:

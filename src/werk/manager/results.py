@@ -75,7 +75,9 @@ def result_ttl(job: dict[str, Any]) -> float | None:
     if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not math.isfinite(ttl):
         raise CommandError("result_ttl must be a number of seconds")
     if not 0 < ttl <= MAX_RESULT_TTL:
-        raise CommandError(f"result_ttl must be between 0 and {int(MAX_RESULT_TTL)} seconds")
+        raise CommandError(
+            f"result_ttl must be more than 0 and at most {int(MAX_RESULT_TTL)} seconds (30 days)"
+        )
     return float(ttl)
 
 

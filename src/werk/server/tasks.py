@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,14 @@ HEARTBEAT_PERIOD = 15.0
 DEAD_PERIOD = 60.0
 INTAKE_PERIOD = 5.0
 """Seconds between looks at a transactional intake when no notification came."""
+RESTART_GRACE_ENV = "WERK_TEST_RESTART_GRACE"
+"""For tests only: the server's environment may shorten :data:`RESTART_GRACE` (seconds)."""
+RESTART_GRACE = float(os.environ.get(RESTART_GRACE_ENV, "") or 30.0)
+"""Seconds after a start during which reservations made before it are not reaped: twice
+the worker's 15 s heartbeat. While no server ran, no worker could renew its reservations
+(TRACK SET ``reserve_until``), so some expired through no fault of theirs; their workers
+get this long to reconnect and renew (or ACK) before the jobs count as lost. On a store
+shared by several servers the others keep reaping meanwhile: they were running."""
 NAMED = 5
 """How many reaped jobs the reaper's log line names (``jid (jobtype)``) before "and N more"."""
 
@@ -80,6 +89,7 @@ class Tasks:
         self._next_due: float | None = None
         self._running: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._started = server.manager.clock()
         server.manager.on_scheduled(self._scheduled)
 
     def _scheduled(self, due: float) -> None:
@@ -90,6 +100,7 @@ class Tasks:
     def start(self) -> None:
         """Start every periodic task."""
         self._stopping = False
+        self._started = self.server.manager.clock()
         self._running = [
             asyncio.create_task(self._mover(), name="werk-mover"),
             asyncio.create_task(self._every(RESERVATION_PERIOD, self._reap_reservations)),
@@ -172,7 +183,9 @@ class Tasks:
                 log.exception("periodic task %s failed", step.__name__)
 
     async def _reap_reservations(self) -> None:
-        reaped = await self.server.manager.reap_reservations()
+        manager = self.server.manager
+        in_grace = manager.clock() < self._started + RESTART_GRACE
+        reaped = await manager.reap_reservations(spare_before=self._started if in_grace else None)
         self.stats.reservations_reaped += len(reaped)
         if reaped:
             named = ", ".join(f"{entry.jid} ({entry.jobtype})" for entry in reaped[:NAMED])

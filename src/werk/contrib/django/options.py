@@ -81,7 +81,10 @@ def _url(value: Any) -> str | None:
 def _result_ttl(value: Any) -> float:
     seconds = _seconds(value)
     if seconds is None or not 0 < seconds <= MAX_RESULT_TTL:
-        raise ValueError(f"must be between 0 and {int(MAX_RESULT_TTL)} seconds, not {value!r}")
+        raise ValueError(
+            f"must be more than 0 and at most {int(MAX_RESULT_TTL)} seconds (30 days), "
+            f"not {value!r}"
+        )
     return seconds
 
 

@@ -61,16 +61,19 @@ async def fetch(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes
 
 
 async def ack(server: ServerState, conn: ConnectionState, arg: bytes) -> bytes:
-    """ACK {"jid": "..."} | ACK {"jid": "...", "result": <JSON>} (Werk's results extension)"""
+    """ACK {"jid": "..."} | ACK {"jid": "...", "result": <JSON>} (Werk's results extension)
+    | either with "expect": "reserved" (Werk's: refuse the ACK of a job not reserved)"""
     payload = object_arg(arg, "ACK")
     result = encode_result(payload.pop("result")) if "result" in payload else None
     jid = payload.get("jid")
     # Faktory decodes ACK into map[string]string: any value that is not a string is refused.
     if not isinstance(jid, str) or not all(isinstance(v, str) for v in payload.values()):
         raise CommandError(f"invalid ACK {text_arg(arg)}")
-    if NUL in jid:
-        return OK  # no job can have it (PUSH refuses it): an unknown jid, which is fine
-    await server.manager.ack(jid, result)
+    # An unknown jid is fine for Faktory (+OK); a worker asking to know gets FAIL's answer.
+    expected = payload.get("expect") == "reserved"
+    held = NUL not in jid and await server.manager.ack(jid, result)  # PUSH refuses NUL
+    if expected and not held:
+        raise CommandError(f"Job not found {jid}")
     return OK
 
 
