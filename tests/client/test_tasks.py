@@ -4,6 +4,7 @@ and a worker that runs declared tasks."""
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import subprocess
 import sys
@@ -134,6 +135,24 @@ def test_a_jobtype_collision_names_what_gives_another_jobtype() -> None:
     assert "@task('Name')" in str(refused.value)
     worker.include(task("SendAgain")(declare()))
     assert set(worker.registry) == {"send", "SendAgain"}
+
+
+def test_an_empty_queue_and_a_nan_argument_are_refused_before_sending(client: Client) -> None:
+    # queue="" used to land in "default" without a word, and NaN to come back from the
+    # server as "invalid JSON" for the whole push
+    @task(queue="api")
+    def f(x: float) -> None: ...
+
+    with pytest.raises(ValueError, match=r"queue name '': queue names must match .*unset"):
+        f.using(client).with_options(queue="").push(1)
+    with pytest.raises(ValueError, match="queue name ''"):
+        Job("f", [1], queue="")
+    for value, shown in ((math.nan, "nan"), (math.inf, "inf"), ([-math.inf], "-inf")):
+        with pytest.raises(TypeError, match=rf"cannot be sent: args\[0\]\S* is {shown},"):
+            client.push(Job("f", [value]))
+    with pytest.raises(TypeError, match=r"args\[0\].x is nan"):
+        client.push_bulk([Job("f", [{"x": math.nan}])])
+    assert client.info()["faktory"]["queues"] == {}
 
 
 def test_keyword_only_parameters_are_refused() -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from werk.job import format_time, new_jid
+from werk.job import QUEUE_RULE, format_time, new_jid
 
 LATEST_AT = 253402300799.0
 """9999-12-31T23:59:59Z in Unix seconds: the latest ``at`` RFC 3339 can write."""
@@ -93,6 +93,8 @@ class Job:
 
     def __post_init__(self) -> None:
         check_args(self.args)
+        if self.queue == "":  # a server would push it to "default" without a word
+            raise ValueError(f"queue name '': {QUEUE_RULE} (leave queue unset for 'default')")
 
     def to_dict(self) -> dict[str, Any]:
         """Return the job's JSON object as it goes on the wire."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -168,14 +169,15 @@ def job_json(jobs: Sequence[Mapping[str, Any]]) -> bytes:
     """Encode a list of jobs as compact UTF-8 JSON.
 
     Raises:
-        TypeError: a job holds a value JSON cannot (a ``datetime``, a set, an object) or
-            a string UTF-8 cannot (one with a lone surrogate, as ``os.fsdecode`` makes of
-            undecodable bytes): the message names the job's jobtype and jid and where the
-            value is, such as ``args[0]``, instead of json's bare "Object of type datetime
-            is not JSON serializable".
+        TypeError: a job holds a value JSON cannot (a ``datetime``, a set, an object,
+            NaN or an infinity) or a string UTF-8 cannot (one with a lone surrogate, as
+            ``os.fsdecode`` makes of undecodable bytes): the message names the job's
+            jobtype and jid and where the value is, such as ``args[0]``, instead of json's
+            bare "Object of type datetime is not JSON serializable".
     """
     try:
-        return compact_json(jobs).encode()
+        # No NaN or infinity: a server would refuse the whole PUSH as invalid JSON.
+        return json.dumps(jobs, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
     except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
         for job in jobs:
             where = _unencodable(job, "")
@@ -217,6 +219,8 @@ def _unencodable(value: Any, path: str) -> tuple[str, str] | None:
             if found is not None:
                 return found
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, f"{value!r}, which JSON cannot hold (no NaN or infinity)"
     if value is None or isinstance(value, int | float | bool):
         return None
     return path, f"a {type(value).__name__}{_NOT_JSON}"
