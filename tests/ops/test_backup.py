@@ -262,6 +262,17 @@ def test_corrupt_or_truncated_backups_are_rejected(
         ("redis://127.0.0.1:6379/0", "restore", "Restore a Redis store with Redis's own tools"),
         ("postgresql://u@h/db", "backup", "Back up Werk's schema with PostgreSQL's own tools"),
         ("postgresql://u@h/db", "restore", "Restore Werk's schema with PostgreSQL's own tools"),
+        (
+            "postgresql://u@h/db?schema=prox",
+            "backup",
+            "Back up Werk's schema with PostgreSQL's own tools (pg_dump -n prox,",
+        ),
+        (
+            "redis://127.0.0.1:6379/0",
+            "restore",
+            "Restore a Redis store with Redis's own tools, with the Werk servers stopped: stop"
+            " Redis, move its appendonlydir aside",
+        ),
     ],
 )
 def test_backup_and_restore_of_another_store_explain_and_fail(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from werk.cli.progress import Progress, counts_text, duration_text, size_text
+from werk.errors import StorageError
 from werk.paths import DirectoryError, make_dir
 from werk.server.config import ENVIRONMENTS, ServerConfig
 from werk.server.settings import ConfigError, load_config
@@ -89,16 +90,18 @@ def store_config(args: argparse.Namespace) -> ServerConfig:
 
 
 ADVICE = {
-    ("postgres", "backup"): "Back up Werk's schema with PostgreSQL's own tools (pg_dump -n werk,"
-    " base backups with WAL archiving, or your provider's snapshots).",
+    ("postgres", "backup"): "Back up Werk's schema with PostgreSQL's own tools (pg_dump -n"
+    " {schema}, base backups with WAL archiving, or your provider's snapshots).",
     ("postgres", "restore"): "Restore Werk's schema with PostgreSQL's own tools (pg_restore or"
-    " psql from a pg_dump of the schema, or point-in-time recovery from a base backup and its"
+    " psql from a pg_dump -n {schema}, or point-in-time recovery from a base backup and its"
     " WAL), with the Werk servers stopped.",
-    ("redis", "backup"): "Use Redis persistence (RDB snapshots or AOF, e.g. copy the RDB file"
-    " after BGSAVE) and replication for a Redis store.",
-    ("redis", "restore"): "Restore a Redis store with Redis's own tools: stop Redis, put the"
-    " saved RDB (or AOF) file in its dir and start it again, or promote a replica, with the"
-    " Werk servers stopped.",
+    ("redis", "backup"): "Use Redis persistence and replication: BGSAVE, wait until"
+    " rdb_bgsave_in_progress is 0 (INFO persistence), copy the dump.rdb of Redis' dir.",
+    ("redis", "restore"): "Restore a Redis store with Redis's own tools, with the Werk servers"
+    " stopped: stop Redis, move its appendonlydir aside (with AOF on, Redis loads the AOF and"
+    " ignores dump.rdb), put the saved dump.rdb in its dir, start it with --appendonly no,"
+    " run CONFIG SET appendonly yes, wait until aof_rewrite_in_progress is 0, then restart it"
+    " as usual (docs/operations.md); or promote a replica.",
 }
 """What to use instead, by store and command."""
 
@@ -106,18 +109,31 @@ ADVICE = {
 def refuse_redis(config: ServerConfig, action: str) -> bool:
     """Explain, and return True, when the store is Redis or PostgreSQL."""
     url = config.storage_url or ""
+    schema = ""
     if url.startswith(("postgresql://", "postgres://")):
         kind, name = "postgres", "PostgreSQL"
+        schema = postgres_schema(url)
     elif url.startswith(REDIS_SCHEMES):
         kind, name = "redis", f"Redis ({url.split('@')[-1]})"
     else:
         return False
     print(
         f"werk {action}: the store is {name}; Werk only {VERBS[action]} its embedded SQLite"
-        f" store. {ADVICE[kind, action]}",
+        f" store. {ADVICE[kind, action].format(schema=schema)}",
         file=sys.stderr,
     )
     return True
+
+
+def postgres_schema(url: str) -> str:
+    """The schema a PostgreSQL URL names (``?schema=``), or the default when it is bad."""
+    from werk.storage.postgres.schema import DEFAULT_SCHEMA
+    from werk.storage.postgres.url import parse_url
+
+    try:
+        return parse_url(url).schema
+    except StorageError:  # a bad option: the server names it; the advice stays general
+        return DEFAULT_SCHEMA
 
 
 def run(args: argparse.Namespace) -> int:

@@ -283,7 +283,8 @@ class Connection:
     async def _close(self) -> None:
         self.server.outbox.flush(self.writer)
         self.server.release(self)
-        if self.wid:
+        # A stopping server removes its links of every process at once (Processes.stop).
+        if self.wid and not self.server.stopping:
             try:
                 await self.server.processes.disconnect(self.wid)
             except Exception:

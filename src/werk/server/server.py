@@ -17,9 +17,11 @@ import resource
 import socket
 import ssl
 import time
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 from werk import __version__
+from werk.errors import StorageError
 from werk.job import format_time
 from werk.manager import Manager
 from werk.manager.expiry import expired_count
@@ -44,6 +46,10 @@ log = logging.getLogger("werk.server")
 DESCRIPTION = "Werk (Faktory Enterprise compatible)"
 FAKTORY_VERSION = "1.10.0"
 AUTH_FAILURE_DELAY = 0.5
+STOP_STORE_BOUND = 5.0
+"""Seconds a stop waits for each piece of its store work (this server's process links,
+outcomes still being written, connections closing) before it goes on without: a store in
+an outage does not hold the stop for its retries (docs/operations.md)."""
 LISTEN_BACKLOG = 4096
 
 
@@ -97,6 +103,7 @@ class Server:
         self._auth_failures = AuthFailureLog()
         self.subsystems: list[Subsystem] = []
         self._stopped = asyncio.Event()
+        self._store_open = False
         self.cron = attach(self)
         """The cron scheduler; ``await server.cron.status()`` feeds the web UI."""
 
@@ -121,6 +128,7 @@ class Server:
         """Open the store, start the periodic tasks, listen, and start the subsystems."""
         self.tls = server_context(self.config)
         await self.store.open()
+        self._store_open = True
         self.tasks.start()
         self.cron.start()
         host, port = self.config.binding
@@ -187,6 +195,11 @@ class Server:
         self._handlers.add(task)
         try:
             await Connection(self, reader, writer).serve()
+        except asyncio.CancelledError:
+            # The stop gave up on it (its store work outlasted STOP_STORE_BOUND); raised
+            # from here, asyncio would log the cancellation as an error.
+            if not self.stopping:
+                raise
         finally:
             self._handlers.discard(task)
 
@@ -275,6 +288,12 @@ class Server:
             await self._stopped.wait()
             return
         self.stopping = True
+        if not self._store_open:
+            # A start that failed opening the store: nothing ran, nothing to undo in it;
+            # close() releases what the open left (a lock, a connection).
+            await self.store.close()
+            self._stopped.set()
+            return
         log.info("shutting down")
         if self._listener is not None:
             self._listener.close()
@@ -288,20 +307,42 @@ class Server:
             await asyncio.wait(list(self._handlers), timeout=5.0)
         for conn in list(self.connections):
             conn.abort()
+        await self._end_handlers()
         for service in self.services:
             await service.stop()
         await self.cron.stop()
         await self.tasks.stop()
-        try:
-            # After the tasks: their heartbeat must not write the liveness record again.
-            await self.processes.stop()
-        except Exception:
-            log.exception("could not remove this server's process links")
+        # After the tasks: their heartbeat must not write the liveness record again.
+        await self._bounded("remove this server's process links", self.processes.stop())
         if self.manager.results is not None:
-            await self.manager.results.flush()  # outcomes still being written
+            await self._bounded("write the outcomes still pending", self.manager.results.flush())
         await self.store.close()
         self._stopped.set()
         log.info("stopped")
+
+    async def _end_handlers(self) -> None:
+        """Let the aborted connections' tasks finish; cancel those that wait on the store
+        past :data:`STOP_STORE_BOUND`, so none runs after \"stopped\"."""
+        if not self._handlers:
+            return
+        _, pending = await asyncio.wait(list(self._handlers), timeout=STOP_STORE_BOUND)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+
+    async def _bounded(self, what: str, work: Awaitable[None]) -> None:
+        """Await one piece of the stop's store work for :data:`STOP_STORE_BOUND` seconds at
+        most; a failure or the timeout is one warning line, and the stop goes on."""
+        try:
+            async with asyncio.timeout(STOP_STORE_BOUND):
+                await work
+        except TimeoutError:
+            log.warning("could not %s: the store did not answer within %gs", what, STOP_STORE_BOUND)
+        except StorageError as exc:
+            log.warning("could not %s: %s", what, exc)
+        except Exception:
+            log.exception("could not %s", what)
 
     async def wait_stopped(self) -> None:
         """Wait until :meth:`stop` has finished."""

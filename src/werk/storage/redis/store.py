@@ -19,9 +19,9 @@ from dataclasses import asdict
 from typing import Any, cast
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from werk.storage.base import (
@@ -46,6 +46,7 @@ from werk.storage.redis.coord import RedisCoord
 from werk.storage.redis.keys import DEFAULT_PREFIX, Keys
 from werk.storage.redis.link import ScriptLink
 from werk.storage.redis.listener import AvailableListener
+from werk.storage.redis.retry import StoreRetry
 from werk.storage.redis.scripts import BATCH
 from werk.storage.redis.sets import RedisSets
 from werk.storage.redis.url import parse_url
@@ -112,7 +113,7 @@ class RedisStore(RedisCoord, RedisSets):
         pool = aioredis.BlockingConnectionPool.from_url(
             self.client_url,
             timeout=20,
-            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries),
+            retry=StoreRetry(ExponentialBackoff(cap=1.0, base=0.05), retries),
             retry_on_error=[RedisConnectionError, RedisTimeoutError, OSError],
             **options,
         )
@@ -127,6 +128,8 @@ class RedisStore(RedisCoord, RedisSets):
         self._batcher.link = self._link
         await self._redis.ping()
         await self._warn_without_aof()
+        await self._warn_evicting()
+        self._warn_prefix()
         listener = AvailableListener(
             lambda: self._connect(retries=0), self.keys, self.origin, self._notify
         )
@@ -148,6 +151,42 @@ class RedisStore(RedisCoord, RedisSets):
             " last snapshot; set 'appendonly yes' in Redis to keep them"
             " (docs/storage-redis.md)"
         )
+
+    async def _warn_evicting(self) -> None:
+        """Log a warning when Redis may evict keys to stay under ``maxmemory``: it would
+        drop jobs it acknowledged, silently. Say once when ``CONFIG GET`` is refused."""
+        try:
+            found = await self._redis.config_get("maxmemory-policy")
+        except ResponseError as exc:  # a managed Redis may rename CONFIG or deny it (NOPERM)
+            log.info(
+                "could not read Redis' maxmemory-policy (%s): make sure it is noeviction,"
+                " or Redis may drop jobs when it runs out of memory (docs/storage-redis.md)",
+                exc,
+            )
+            return
+        policy = {_text(k): _text(v) for k, v in found.items()}.get("maxmemory-policy")
+        if policy in (None, "noeviction"):  # None: a Redis that hides the setting
+            return
+        log.warning(
+            "Redis' maxmemory-policy is %s: when Redis reaches maxmemory it deletes keys,"
+            " jobs it acknowledged among them; set 'maxmemory-policy noeviction' (a full Redis"
+            " then refuses new pushes instead) (docs/storage-redis.md)",
+            policy,
+        )
+
+    def _warn_prefix(self) -> None:
+        """Log a warning when the key prefix ends in a letter or digit: ``?prefix=tr``
+        and ``?prefix=tr:`` are two separate installations, and the first one's keys run
+        into their names (``trq:default``)."""
+        prefix = self.keys.prefix
+        if prefix and prefix[-1].isalnum():
+            log.warning(
+                "the Redis key prefix %r ends without a separator: its keys read %r, and"
+                " %r is another installation; end it with ':' (docs/storage-redis.md)",
+                prefix,
+                self.keys.queue("default"),
+                f"{prefix}:",
+            )
 
     async def close(self) -> None:
         """Stop the subscriber and close the connections (Redis owns durability)."""
@@ -372,6 +411,10 @@ class RedisStore(RedisCoord, RedisSets):
         keys = [k.queues, k.counts, k.limiters, *k.flushed()]
         prefixes = [k.queue_prefix, k.queue_entries_prefix, k.count_prefix]
         await self._run("flush", keys, [*prefixes, k.limiter_prefix, k.limiter_units_prefix])
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 _: type[Store] = RedisStore
