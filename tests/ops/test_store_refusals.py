@@ -3,8 +3,11 @@ an evicting Redis): one clear line, a quick non-zero exit, nothing retried in va
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -19,6 +22,7 @@ from tests.ops.test_startup import run_server
 from tests.pg import pg_available
 from werk.errors import StorageError
 from werk.protocol.resp import Simple
+from werk.storage.redis.codec import WATCH
 from werk.storage.redis.store import RedisStore
 
 StartRedis = Callable[..., int]
@@ -187,3 +191,35 @@ async def test_a_prefix_without_a_separator_is_warned_about(
         assert bool(said) == warned, said
         if warned:
             assert "'trq:default'" in said[0]
+
+
+async def test_a_frozen_redis_is_logged_once_and_its_return_too(
+    start_redis: StartRedis, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an open store on a Redis that then freezes (SIGSTOP: connections stay open)
+    monkeypatch.setattr(WATCH, "after", 0.5)  # STALL_AFTER is 5 s
+    port = start_redis()
+    store = RedisStore.from_url(f"redis://127.0.0.1:{port}/0")
+    await store.open()
+    pid = int(
+        subprocess.check_output(["redis-cli", "-p", str(port), "info", "server"])
+        .decode()
+        .split("process_id:")[1]
+        .split()[0]
+    )
+    try:
+        os.kill(pid, signal.SIGSTOP)
+        with caplog.at_level(logging.WARNING, logger="werk.storage"):
+            # When calls wait on it for a while, then it comes back
+            calls = [asyncio.ensure_future(store.queue_sizes()) for _ in range(3)]
+            await asyncio.sleep(2.5)
+            os.kill(pid, signal.SIGCONT)
+            await asyncio.gather(*calls)
+        # Then one warning said so, and one line that it answers again (none before)
+        said = [r.getMessage() for r in caplog.records if r.name == "werk.storage"]
+        assert len(said) == 2, said
+        assert said[0].startswith("redis: no reply for ") and "3 calls waiting" in said[0]
+        assert said[1].startswith("redis: answering again after ")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        await store.close()

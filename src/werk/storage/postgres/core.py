@@ -28,6 +28,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from werk.errors import StorageError
 from werk.storage.base import AvailableCallback, Entry, Reservation
+from werk.storage.stall import StallWatch
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,10 @@ Conn = psycopg.AsyncConnection[TupleRow]
 NOTIFY_LIMIT: Final = 7000
 """Bytes of a NOTIFY payload above which it names no queues (PostgreSQL's limit is 8000):
 receivers then wake every known queue."""
+
+WATCH = StallWatch("postgres")
+"""This process's PostgreSQL calls in flight: a frozen server is logged
+(:mod:`werk.storage.stall`)."""
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -45,10 +50,17 @@ def wrap_errors(fn: Callable[_P, Awaitable[_R]]) -> Callable[_P, Coroutine[Any, 
 
     @functools.wraps(fn)
     async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        watched = WATCH.begin()
+        ok = False
         try:
-            return await fn(*args, **kwargs)
+            result = await fn(*args, **kwargs)
+            ok = True
+            return result
         except (psycopg.Error, OSError) as exc:
             raise StorageError(f"postgres: {exc}") from exc
+        finally:
+            if watched:
+                WATCH.end(ok)
 
     return wrapper
 

@@ -34,6 +34,7 @@ from werk.storage.base import (
 from werk.storage.postgres.coord import PgCoord
 from werk.storage.postgres.core import (
     RESERVATION_COLUMNS,
+    WATCH,
     entry_of,
     listed,
     reservation_of,
@@ -119,10 +120,12 @@ class PostgresStore(PgCoord, PgSets, PgIntake):
         listener.on_intake(self._intake_signal)
         await listener.start()
         self._listener = listener
+        WATCH.stores += 1  # open: a call that waits long is logged from now on
 
     async def close(self) -> None:
         """Stop listening and close the pool (PostgreSQL owns durability)."""
         if self._listener is not None:
+            WATCH.stores -= 1
             await self._listener.stop()
             self._listener = None
         if hasattr(self, "_pool"):

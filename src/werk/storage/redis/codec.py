@@ -14,6 +14,10 @@ from redis.exceptions import RedisError
 
 from werk.errors import StorageError
 from werk.storage.base import Entry, Reservation, SetFilter
+from werk.storage.stall import StallWatch
+
+WATCH = StallWatch("redis")
+"""This process's Redis calls in flight: a frozen Redis is logged (:mod:`werk.storage.stall`)."""
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -24,10 +28,17 @@ def wrap_errors(fn: Callable[_P, Awaitable[_R]]) -> Callable[_P, Coroutine[Any, 
 
     @functools.wraps(fn)
     async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        watched = WATCH.begin()
+        ok = False
         try:
-            return await fn(*args, **kwargs)
+            result = await fn(*args, **kwargs)
+            ok = True
+            return result
         except (RedisError, OSError) as exc:
             raise StorageError(f"redis: {exc}") from exc
+        finally:
+            if watched:
+                WATCH.end(ok)
 
     return wrapper
 

@@ -37,6 +37,7 @@ from werk.storage.base import (
 )
 from werk.storage.redis.batch import Batcher
 from werk.storage.redis.codec import (
+    WATCH,
     fmt_float,
     unpack_entry,
     unpack_reservation,
@@ -135,6 +136,7 @@ class RedisStore(RedisCoord, RedisSets):
         )
         await listener.start()
         self._listener = listener
+        WATCH.stores += 1  # open: a call that waits long is logged from now on
 
     async def _warn_without_aof(self) -> None:
         """Log a warning when Redis writes no append-only file: ``+OK`` to a PUSH then
@@ -191,6 +193,7 @@ class RedisStore(RedisCoord, RedisSets):
     async def close(self) -> None:
         """Stop the subscriber and close the connections (Redis owns durability)."""
         if self._listener is not None:
+            WATCH.stores -= 1
             await self._listener.stop()
             self._listener = None
         if hasattr(self, "_redis"):
