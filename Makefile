@@ -12,6 +12,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# make test runs the suite in TEST_JOBS pytest-xdist processes (TEST_JOBS=0: in one process).
+# Most tests wait on their servers rather than compute, so 3 pays off even on 2 cores;
+# --dist loadscope keeps each module's tests on one process (module-scoped servers).
+TEST_JOBS ?= 3
 
 .PHONY: venv install run test-deps lint typecheck check test
 
@@ -49,6 +53,6 @@ test: install
 	@./scripts/test-deps || { ./scripts/test-deps --stop; exit 1; }
 	@status=0; \
 	$(MAKE) --no-print-directory check || status=$$?; \
-	if [ $$status = 0 ]; then CI=true $(PY) -m pytest $(PYTEST_ARGS) || status=$$?; fi; \
+	if [ $$status = 0 ]; then CI=true $(PY) -m pytest -n $(TEST_JOBS) --dist loadscope $(PYTEST_ARGS) || status=$$?; fi; \
 	./scripts/test-deps --stop; \
 	exit $$status

@@ -63,8 +63,9 @@ class ServerProcess:
         auth = f":{self.password}@" if self.password else ""
         return f"tcp://{auth}{self.host}:{self.port}"
 
-    def start(self, timeout: float = 15.0) -> ServerProcess:
-        """Start the server and wait until it listens."""
+    def start(self, timeout: float = 60.0) -> ServerProcess:
+        """Start the server and wait until it listens (``timeout`` seconds: generous, as the
+        suite runs in parallel on two cores and a start can wait for CPU many seconds)."""
         env = {**os.environ, **self.env}
         env.pop("WERK_PASSWORD", None)
         env.pop("FAKTORY_PASSWORD", None)
