@@ -126,7 +126,7 @@ class Peer:
 
     opened: list[Peer] = []
 
-    def __init__(self, host: str, port: int, timeout: float = 10.0, track: bool = True) -> None:
+    def __init__(self, host: str, port: int, timeout: float = 30.0, track: bool = True) -> None:
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.reader = ReplyReader()
         if track:
