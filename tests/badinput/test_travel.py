@@ -112,6 +112,9 @@ def travel(live: Live) -> Travel:
 @given(fields=payloads())
 def test_any_accepted_payload_travels_everywhere(travel: Travel, fields: dict[str, str]) -> None:
     travel.count += 1
+    # The worker beats, as a real one does: a worker silent for 60 s is reaped and its
+    # connections closed (Sidekiq's rule), and the examples can outlast that on a busy machine
+    assert travel.worker.call('BEAT {"wid":"travel-worker"}') == OK
     jid = f"travel-{travel.count:05d}"
     body = ",".join(f'"{name}":{text}' for name, text in fields.items())
     line = f'PUSH {{"jid":"{jid}","jobtype":"Travel",{body}}}'
