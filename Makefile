@@ -13,9 +13,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 # make test runs the suite in TEST_JOBS pytest-xdist processes (TEST_JOBS=0: in one process).
-# Most tests wait on their servers rather than compute, so 3 pays off even on 2 cores;
-# --dist loadscope keeps each module's tests on one process (module-scoped servers).
-TEST_JOBS ?= 3
+# Most tests wait on their servers rather than compute (a serial run keeps the load average
+# of a 2-core machine under 1), so 2 processes about halve the time; --dist loadscope keeps
+# each module's tests on one process (module-scoped servers).
+TEST_JOBS ?= 2
 
 .PHONY: venv install run test-deps lint typecheck check test
 
