@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from werk.errors import CommandError, InvalidJSONError, JobTypeError
+from werk.errors import CommandError, InvalidJSONError, JobTypeError, StorageError
 from werk.job import (
     QUEUE_NAME,
     check,
@@ -26,7 +26,7 @@ from werk.manager.deletion import Deletions
 from werk.manager.entries import failure_placement, make_entry, render
 from werk.manager.middleware import Ending, Middleware
 from werk.manager.results import Results
-from werk.manager.retry import FailureReport
+from werk.manager.retry import WORKER_SHUTDOWN, FailureReport
 from werk.manager.selectors import JobFilter
 from werk.manager.waiters import Waiters
 from werk.storage.base import Entry, Placement, Reservation, Scored, SetName, Store
@@ -35,6 +35,8 @@ log = logging.getLogger("werk.manager")
 
 FETCH_TIMEOUT = 2.0
 """How long a FETCH blocks for a job before answering nil, in seconds."""
+UNDELIVERED = "the FETCH that reserved it had no client left to deliver it to"
+"""The reason recorded on a job handed back because its FETCH's client had gone."""
 
 
 def _queue_names(names: Sequence[str] | None) -> Sequence[str] | None:
@@ -217,7 +219,9 @@ class Manager:
         """Reserve the next job of ``queues`` (in order), waiting up to ``timeout`` seconds.
 
         ``alive`` tells whether the asking client is still there: a FETCH whose client
-        went away while it waited takes no job (it would sit reserved until it expired).
+        went away while it waited takes no job, and a job reserved after it went away (a
+        slow or cut store answering late) is handed back at once (:meth:`hand_back`), not
+        left reserved for nobody until its reservation expires.
         ``waiting`` is called once when no job is there at once, before the FETCH waits.
         Returns the job JSON to hand to the worker, or ``None`` when none came.
         """
@@ -225,7 +229,7 @@ class Manager:
             raise CommandError("must call fetch with at least one queue")
         reservation = await self._reserve(queues, wid)
         if reservation is not None:
-            return render(reservation.entry.body, reservation.enqueued_at)
+            return await self._hand_out(reservation, alive)
         if waiting is not None:
             waiting()
         deadline = Deadline(timeout)
@@ -236,7 +240,7 @@ class Manager:
                     return None
                 reservation = await self._reserve(queues, wid)
                 if reservation is not None:
-                    return render(reservation.entry.body, reservation.enqueued_at)
+                    return await self._hand_out(reservation, alive)
                 if deadline.remaining() <= 0:
                     return None
                 try:
@@ -244,6 +248,30 @@ class Manager:
                         await woken
                 except TimeoutError:
                     return None
+
+    async def _hand_out(
+        self, reservation: Reservation, alive: Callable[[], bool] | None
+    ) -> bytes | None:
+        if alive is None or alive():
+            return render(reservation.entry.body, reservation.enqueued_at)
+        await self.hand_back(reservation.entry.jid, UNDELIVERED)
+        return None
+
+    async def hand_back(self, jid: str, reason: str) -> bool:
+        """Put a reserved job whose reply never reached its worker back to run at once, as
+        a worker's own hand-back at its shutdown does (a ``WorkerShutdown`` FAIL: the
+        scheduled set, due now, no retry used, ``job["handed_back"]`` counts it).
+
+        Returns ``False``, logging why, when the store could not take it back (still
+        failing): the job then stays reserved until the reaper expires it.
+        """
+        try:
+            await self.fail(jid, FailureReport(WORKER_SHUTDOWN, reason, []))
+        except (CommandError, StorageError) as exc:
+            log.error("could not hand back %s (%s): %s; it stays reserved", jid, reason, exc)
+            return False
+        log.info("handed back %s: %s", jid, reason)
+        return True
 
     async def _reserve(self, queues: Sequence[str], wid: str) -> Reservation | None:
         while True:
