@@ -116,6 +116,21 @@ class ServerShutdownError(CommandError):
     """The server is shutting down and takes no more commands."""
 
 
+STORAGE_ERROR = "storage error"
+"""How the message of the server's reply to a command its store failed begins (``-ERR storage
+error: <cause>``): the store was cut, frozen or restarting, and the command may be sent
+again."""
+SHUTTING_DOWN = "shutdown in progress"
+"""The message of the server's reply to a command that came while it was stopping."""
+
+
+def is_temporary(error: CommandError) -> bool:
+    """Whether the server refused a command for a passing reason (its store failed, or it
+    was stopping), so the same command sent again later may be carried out."""
+    message = error.message
+    return error.code == "ERR" and (message.startswith(STORAGE_ERROR) or message == SHUTTING_DOWN)
+
+
 CODES: dict[str, type[CommandError]] = {
     "ERR": CommandError,
     "NOTUNIQUE": NotUniqueError,

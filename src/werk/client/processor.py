@@ -4,7 +4,10 @@ A processor owns one connection (a FETCH blocks it for up to ~2 s, so fetchers c
 share one) and loops: FETCH, run the job, then send the job's ACK or FAIL *pipelined* with
 the next FETCH in a single write, reading the two replies in order. A report that could
 not be delivered (the server went away) is kept and sent first after reconnecting, so a
-restart loses nothing. A job's last FAIL (:class:`~werk.client.exhausted.LastFail`) goes
+restart loses nothing. A report the server refused for a passing reason (``-ERR storage
+error``: its store was cut, frozen or restarting) is sent again, with backoff, until it lands
+or the job's reservation is surely over; only a definitive refusal is logged and dropped.
+A job's last FAIL (:class:`~werk.client.exhausted.LastFail`) goes
 alone, and its retries-exhausted hooks run in the slot once the server accepted it, before
 the next FETCH. The heartbeat uses a connection of its own.
 
@@ -32,6 +35,7 @@ from werk.client.proto import Call
 from werk.client.reconnect import Connector, GiveUpError
 from werk.client.recycling import Recycling
 from werk.client.reports import ResultAck, crash_call, shutdown_call
+from werk.client.reservations import DEFAULT_RESERVE_FOR
 from werk.client.results import (
     RESULT_REFUSED_ERRTYPE,
     RESULT_TOO_LARGE_ERRTYPE,
@@ -39,7 +43,7 @@ from werk.client.results import (
 )
 from werk.client.runner import Runner
 from werk.client.state import WorkerHost
-from werk.errors import CommandError, ResultTooLargeError, WerkError
+from werk.errors import CommandError, ResultTooLargeError, WerkError, is_temporary
 
 __all__ = ["RESULT_TOO_LARGE_ERRTYPE", "Processor", "WorkerCrashedError", "heartbeat"]
 
@@ -48,6 +52,10 @@ log = logging.getLogger("werk.worker")
 GONE = "Job not found"
 """How a server's refusal of an ACK or FAIL begins when the job is not reserved (any more):
 its reservation expired, so the job is queued again and nothing is to be redone."""
+RESEND_FIRST = 0.5
+"""Seconds before a report refused for a storage error is sent again (then doubling)."""
+RESEND_MAX = 10.0
+"""The longest wait between two sends of a report refused for a storage error."""
 CRASH_REPORT_TIMEOUT = 5.0
 """Seconds a crashed processor tries to FAIL the job it held before giving up on it."""
 
@@ -114,6 +122,8 @@ class Processor:
         self._conn: AsyncConnection | None = None
         self.resent = False
         """Whether the report being sent was sent before, on a connection that broke."""
+        self._reserve_for = float(DEFAULT_RESERVE_FOR)
+        """The ``reserve_for`` of the last job fetched: how long its report is sent again."""
 
     async def run(self) -> None:
         """Loop until the worker stops; report the last job before returning.
@@ -171,7 +181,7 @@ class Processor:
             if report is not None:
                 sent, report = report, None
                 if results[0] is not None:  # an accepted ACK or FAIL answers None
-                    await self._refused(conn, sent, results[0])
+                    await self._refused(sent, results[0])
                 self.held = None
                 self.resent = False
             if fetching:
@@ -213,29 +223,75 @@ class Processor:
         """Handle the server's answer to a report sent alone: log a refusal, or call the
         hooks of an accepted last FAIL (a refused one, after the job's reservation expired,
         was not the job's last failure: the reaper's was)."""
+        outcome = await self._resend(report, outcome)
         self._check_report(report, outcome)
         if outcome is None and isinstance(report, LastFail):
             await call_hooks(report, self.runner.threads)
 
-    async def _refused(self, conn: AsyncConnection, report: Call[None], outcome: Any) -> None:
+    async def _refused(self, report: Call[None], outcome: Any) -> None:
+        outcome = await self._resend(report, outcome)
         fail = self._check_report(report, outcome)
         if fail is None:
             return
         # If this FAIL is lost too, the job stays reserved until it expires, then retries.
         try:
+            conn = await self._connection()  # a new one if it was lost while resending
             await self._delivered(fail, (await conn.pipeline([fail]))[0])
         except CONNECTION_ERRORS as exc:
             self._lost(exc)
+        except GiveUpError:
+            self._unreported(fail)
 
     async def _connection(self) -> AsyncConnection:
         if self._conn is None or self._conn.closed:
             self._conn = await self.connector.connect(f"processor {self.index}")
         return self._conn
 
+    async def _resend(self, report: Call[None], outcome: Any) -> Any:
+        """Send ``report`` again, with backoff, while the server refuses it for a passing
+        reason (:func:`~werk.errors.is_temporary`); return the server's last answer.
+
+        Gives up, returning the temporary refusal, once the job's reservation is surely over
+        (its ``reserve_for`` after the first refusal: the keeper renews it no more) or the
+        server stays unreachable; the server's reaper then fails the job and it runs again.
+        """
+        if not (isinstance(outcome, CommandError) and is_temporary(outcome)):
+            return outcome
+        verb, what = _described(report)
+        log.warning("the server could not store %s %s (%s); sending it again", verb, what, outcome)
+        give_up = time.monotonic() + self._reserve_for
+        delay = RESEND_FIRST
+        while isinstance(outcome, CommandError) and is_temporary(outcome):
+            if time.monotonic() + delay > give_up:
+                return outcome
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RESEND_MAX)
+            try:
+                conn = await self._connection()
+                outcome = (await conn.pipeline([report]))[0]
+            except CONNECTION_ERRORS as exc:
+                self._lost(exc)
+                self.resent = True  # it may have got through all the same
+            except GiveUpError:
+                return outcome
+        if outcome is None:
+            log.info("the server stored %s %s at last", verb, what)
+        return outcome
+
     def _check_report(self, report: Call[None], outcome: Any) -> Call[None] | None:
-        """Log a refused ACK or FAIL; return the FAIL to send for an ACK whose result the
-        server refused (too large, too deep, not JSON: the job is still reserved then)."""
+        """Log a refused ACK or FAIL (saying why); return the FAIL to send for an ACK whose
+        result the server refused (too large, too deep, not JSON: the job is still reserved
+        then)."""
         if not isinstance(outcome, CommandError):
+            return None
+        if is_temporary(outcome):
+            log.error(
+                "gave up sending %s %s: the server could not store it (%s) until the job's"
+                " reservation was surely over; the server fails the job (ReservationExpired)"
+                " and runs it again if it has retries left",
+                *_described(report),
+                outcome,
+            )
             return None
         if isinstance(report, ResultAck) and not outcome.message.startswith(GONE):
             too_large = isinstance(outcome, ResultTooLargeError)
@@ -247,10 +303,12 @@ class Processor:
             _log_unreserved_ack(rest, self.resent)
             return None
         log.warning(
-            "server refused %s %s: %s (had the job's reservation expired?)",
-            verb.decode(),
-            rest[:80].decode("utf-8", "replace").strip(),
+            "server refused %s %s: %s (%s)",
+            *_described(report),
             outcome,
+            "the job's reservation had expired: the server already failed it"
+            if outcome.message.startswith(GONE)
+            else "a definitive refusal: the report is dropped",
         )
         return None
 
@@ -271,6 +329,11 @@ class Processor:
 
     async def _execute(self, job: dict[str, Any]) -> Call[None] | None:
         self.job = job  # also how the reservation keeper finds the job
+        reserve_for = job.get("reserve_for")
+        if isinstance(reserve_for, int) and reserve_for > 0:
+            self._reserve_for = float(max(reserve_for, 60))
+        else:
+            self._reserve_for = float(DEFAULT_RESERVE_FOR)
         try:
             report, lingering = await self.runner.run(job)
             # counted whatever the outcome; a limit reached stops the worker, whose
@@ -427,3 +490,9 @@ async def heartbeat(worker: WorkerHost, connector: Connector) -> None:
     finally:  # the worker stopped (or gave up): its process record loses this connection
         if conn is not None and not conn.closed:
             conn.close()
+
+
+def _described(report: Call[None]) -> tuple[str, str]:
+    """A report's verb and the start of its payload, for log lines."""
+    verb, _, rest = report.data.partition(b" ")
+    return verb.decode("ascii", "replace"), rest[:80].decode("utf-8", "replace").strip()

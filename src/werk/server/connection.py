@@ -14,6 +14,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from werk.errors import (
+    SHUTTING_DOWN,
+    STORAGE_ERROR,
     CommandError,
     InvalidJSONError,
     LineTooLongError,
@@ -213,7 +215,7 @@ class Connection:
         self.server.command_count += 1
         if self.server.stopping:
             self.closing = True
-            return encode_error("ERR shutdown in progress")
+            return encode_error(f"ERR {SHUTTING_DOWN}")
         handler = HANDLERS.get(verb)
         if handler is None:
             return encode_error(f"ERR unknown command {verb}")
@@ -227,7 +229,7 @@ class Connection:
             return encode_error(exc.wire())
         except StorageError as exc:
             log.error("storage error in %s: %s", verb, exc)
-            return encode_error(f"ERR storage error: {exc}")
+            return encode_error(f"ERR {STORAGE_ERROR}: {exc}")
         except Exception:
             log.exception("internal error in %s from %s", verb, self.peer)
             return encode_error("ERR internal error")
