@@ -16,6 +16,11 @@ The script goes to Redis over a connection of its own
 (:class:`werk.storage.redis.link.ScriptLink`), written at once when the batch starts, and
 its reply resolves the batch's futures from the connection's ``data_received``: no task
 and no future per batch. A task takes over only to reconnect or reload the script.
+
+Each call carries a key of its own (``P batch:<origin>:<n>``) where the script keeps its
+reply, so that the call sent again after a lost connection (the link's rule) returns the
+kept reply if the first one ran, and runs nothing twice; the next call deletes the keys of
+the replies that arrived.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ MAX_OPS = 500
 """Operations (or enqueued entries) per batch: bounds how long one script holds Redis."""
 
 MAX_IN_FLIGHT = 1
+MAX_FORGET = 100
+"""Reply keys of earlier calls one call deletes at most (more wait for the next call)."""
 """Batches in flight at once; the next one fills up while one is in flight."""
 
 WAIT_MARK = 30.0
@@ -173,6 +180,9 @@ class Batcher:
             keys.waiting,
         ]
         self._pending: deque[_Batch] = deque()
+        self._calls = 0
+        self._answered: list[str] = []
+        """Reply keys of calls whose replies arrived: the next call deletes them."""
         self._in_flight = 0
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -252,23 +262,28 @@ class Batcher:
     def _send(self, batch: _Batch) -> None:
         link = self.link
         assert link is not None, "the store is not open"
-        keys, args = self._script_keys, batch.args(self._keys, self._origin)
+        self._calls += 1
+        reply_key = self._keys.batch_reply(f"{self._origin}:{self._calls}")
+        forget, self._answered = self._answered[:MAX_FORGET], self._answered[MAX_FORGET:]
+        keys = [*self._script_keys, reply_key, *forget]
+        args = batch.args(self._keys, self._origin)
 
         def answered(reply: Any, error: BaseException | None) -> None:
             if error is None:
+                self._answered.append(reply_key)
                 self._finish(batch, reply, None)
             else:  # NOSCRIPT or a lost connection: the link's rules, in a task
-                self._spawn(batch, link.recover(keys, args, error))
+                self._spawn(batch, link.recover(keys, args, error), reply_key)
 
         if not link.send(keys, args, answered):
-            self._spawn(batch, link(keys, args))  # (re)connect first
+            self._spawn(batch, link(keys, args), reply_key)  # (re)connect first
 
-    def _spawn(self, batch: _Batch, call: Awaitable[Any]) -> None:
-        task = asyncio.get_running_loop().create_task(self._wait(batch, call))
+    def _spawn(self, batch: _Batch, call: Awaitable[Any], reply_key: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._wait(batch, call, reply_key))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _wait(self, batch: _Batch, call: Awaitable[Any]) -> None:
+    async def _wait(self, batch: _Batch, call: Awaitable[Any], reply_key: str) -> None:
         try:
             reply = await call
         except BaseException as exc:  # every waiting operation gets the error
@@ -276,6 +291,7 @@ class Batcher:
             if not isinstance(exc, Exception):
                 raise
         else:
+            self._answered.append(reply_key)
             self._finish(batch, reply, None)
 
     def _finish(self, batch: _Batch, reply: Any, error: BaseException | None) -> None:

@@ -26,6 +26,9 @@ key                     type    contents
                                 only while another server has a FETCH waiting)
 ``P waiting``           hash    server origin -> Unix time until which it has FETCHes
                                 waiting (set by a FETCH that found nothing)
+``P batch:<token>``     string  the reply of one batch script call (msgpack), kept until
+                                the next batch (or 10 minutes): the call sent again after
+                                a lost connection returns it and changes nothing
 ``P locks``             hash    lock key -> owner (:meth:`Store.claim`)
 ``P locks:exp``         zset    member lock key, score = its expiry
 ``P records``           hash    record key -> value (:meth:`Store.put_record`)
@@ -146,6 +149,10 @@ class Keys:
     def waiting(self) -> str:
         """The hash of servers with FETCHes waiting (origin -> until when)."""
         return f"{self.prefix}waiting"
+
+    def batch_reply(self, token: str) -> str:
+        """Where the batch script keeps the reply of the call ``token``."""
+        return f"{self.prefix}batch:{token}"
 
     @property
     def processes(self) -> str:

@@ -16,7 +16,8 @@ works as for the store's other commands. Once connected, the transport is handed
 :class:`ScriptLink` keeps the store's rules: ``NOSCRIPT`` (a restarted Redis) loads the
 script and sends again; after a lost connection the call is sent once more on a new
 connection, whose connect retries with the store's backoff (so Redis may be away for about
-as long as for any other command), then the error is raised.
+as long as for any other command), then the error is raised. Sending again is safe only for
+a script that recognises a call it already ran: the batch script does (its reply key).
 """
 
 from __future__ import annotations
@@ -150,9 +151,11 @@ class ScriptLink:
         try:
             return await self._call(keys, args)
         except LOST:
-            # The connection died while idle (a restarted Redis, a network blip): one more
-            # try on a fresh one, whose connect retries with backoff by itself (the pool's
-            # policy). Retrying here too would multiply the two: minutes, not seconds.
+            # The connection died (a restarted Redis, a network blip), perhaps after the
+            # script ran: one more try on a fresh one, whose connect retries with backoff by
+            # itself (the pool's policy; retrying here too would multiply the two: minutes,
+            # not seconds). The batch script keeps each call's reply under the call's own
+            # key and returns it to the call sent again, so nothing runs twice.
             self._drop()
             if self._retries == 0:
                 raise

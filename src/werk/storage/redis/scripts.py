@@ -265,7 +265,8 @@ BATCH = """
 -- Many PUSHes, ACKs, FAILs and FETCHes gathered from one event-loop turn, in one round
 -- trip (werk.storage.redis.batch). Variadic commands (ZADD, HSET, HMGET, ZMSCORE, ZPOPMIN
 -- with a count) keep the commands per job low.
--- KEYS: seq, queues, paused, working, working:e, stats, daily, waiting
+-- KEYS: seq, queues, paused, working, working:e, stats, daily, waiting, this call's reply
+--   key, then the reply keys of earlier calls whose replies arrived (deleted here)
 -- ARGV: qprefix, qeprefix, channel, origin, now, wait_until, working sentinel, then four
 --   sections:
 --   enqueue: ngroups, total, then per group: queue, n, n x (band, jid, packed entry)
@@ -278,6 +279,15 @@ local BAND = 562949953421312
 local function fmt(n) return string.format('%.17g', n) end
 local qp, qep, origin, now = ARGV[1], ARGV[2], ARGV[4], tonumber(ARGV[5])
 local i = 8
+-- A call sent again after a lost connection may have run already (its reply was lost):
+-- then its kept reply is the answer and nothing runs twice (no second copy of a pushed
+-- job, no second job reserved for a FETCH while the first waits reserved for nobody).
+local kept = redis.call('GET', KEYS[9])
+if kept then
+  local reply = cmsgpack.unpack(kept)
+  return reply
+end
+if #KEYS > 9 then redis.call('DEL', unpack(KEYS, 10)) end
 
 local names = {}
 local ngroups, total = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
@@ -425,5 +435,7 @@ end
 -- A FETCH that found nothing will wait: mark this server as having waiters, so that
 -- other servers publish their pushes (the mark expires by itself).
 if idle then redis.call('HSET', KEYS[8], origin, ARGV[6]) end
-return {names, acks, fails, fetches}
+local reply = {names, acks, fails, fetches}
+redis.call('SET', KEYS[9], cmsgpack.pack(reply), 'EX', 600)
+return reply
 """
