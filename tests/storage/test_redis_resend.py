@@ -12,13 +12,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
-from tests.storage.test_redis import REDIS_HOST, REDIS_PORT, _delete_prefix, entry
+from tests.helpers import free_port
+from tests.storage.test_redis import (
+    REDIS_HOST,
+    REDIS_PORT,
+    _delete_prefix,
+    _require,
+    _start_private,
+    entry,
+)
+from werk.errors import StorageError
 from werk.storage.redis.store import RedisStore
 
 pytestmark = pytest.mark.redis
@@ -87,7 +98,8 @@ async def test_a_fetch_sent_again_gets_the_job_its_first_run_reserved(
 ) -> None:
     # Given two jobs in a queue (the batch connection is up)
     store, proxy = cut_store
-    await store.enqueue([entry("first"), entry("second")], time.time())
+    first = entry("first")
+    await store.enqueue([first, entry("second")], time.time())
 
     # When a FETCH runs in Redis but its reply is cut off, so the store sends it again
     proxy.cut_next = True
@@ -96,6 +108,7 @@ async def test_a_fetch_sent_again_gets_the_job_its_first_run_reserved(
     # Then it gets the job the first run reserved, and only that one is reserved
     assert proxy.cuts == 1
     assert reservation is not None and reservation.entry.jid == "first"
+    assert reservation.entry.body == first.body  # read back from the working hash
     assert await store.working_size() == 1
     assert (await store.queue_sizes())["default"] == 1
 
@@ -120,3 +133,43 @@ async def test_kept_replies_are_deleted_by_the_next_call(
         await store.enqueue([entry(f"j{i}")], time.time())
     kept = [key async for key in store._redis.scan_iter(match=f"{store.keys.prefix}batch:*")]
     assert len(kept) <= 1  # the last call's, until the next one
+
+
+async def test_a_full_redis_refuses_pushes_after_a_kept_reply(tmp_path: Path) -> None:
+    # Given a private Redis that refuses writes when full, and a store that made one call
+    # (so the next call has a kept reply to delete)
+    _require(shutil.which("redis-server") is not None, "redis-server is not installed")
+    port = free_port()
+    args = ["--port", str(port), "--maxmemory", "4mb", "--maxmemory-policy", "noeviction"]
+    proc = _start_private(tmp_path, args, lambda: _answers(port))
+    assert proc is not None, "redis-server did not start"
+    store = RedisStore.from_url(f"redis://127.0.0.1:{port}/0?prefix=full:")
+    try:
+        await store.open()
+        await store.enqueue([entry("before")], time.time())
+        # When Redis is filled past maxmemory by other keys
+        filler = store._redis
+        with contextlib.suppress(Exception):
+            for i in range(10_000):
+                await filler.set(f"filler:{i}", b"x" * 4096)
+        # Then a push is refused for memory (the DEL of the kept reply does not open the
+        # door to the writes after it), and a FETCH still drains the queue
+        with pytest.raises(StorageError, match="OOM"):
+            await store.enqueue([entry("after")], time.time())
+        got = await store.fetch(["default"], time.time(), "w")
+        assert got is not None and got.entry.jid == "before"
+    finally:
+        await store.close()
+        proc.kill()
+        proc.wait(10)
+
+
+def _answers(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False

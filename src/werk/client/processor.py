@@ -6,7 +6,8 @@ the next FETCH in a single write, reading the two replies in order. A report tha
 not be delivered (the server went away) is kept and sent first after reconnecting, so a
 restart loses nothing. A report the server refused for a passing reason (``-ERR storage
 error``: its store was cut, frozen or restarting) is sent again, with backoff, until it lands
-or the job's reservation is surely over; only a definitive refusal is logged and dropped.
+or the job's reservation may be over (half its reserve_for later); only a definitive
+refusal is logged and dropped.
 A job's last FAIL (:class:`~werk.client.exhausted.LastFail`) goes
 alone, and its retries-exhausted hooks run in the slot once the server accepted it, before
 the next FETCH. The heartbeat uses a connection of its own.
@@ -251,15 +252,17 @@ class Processor:
         """Send ``report`` again, with backoff, while the server refuses it for a passing
         reason (:func:`~werk.errors.is_temporary`); return the server's last answer.
 
-        Gives up, returning the temporary refusal, once the job's reservation is surely over
-        (its ``reserve_for`` after the first refusal: the keeper renews it no more) or the
-        server stays unreachable; the server's reaper then fails the job and it runs again.
+        Gives up, returning the temporary refusal, half the job's ``reserve_for`` after the
+        first refusal (the keeper renews a reservation each time half of it has passed, and
+        no more once the job ended, so the reservation may end from then on: a report that
+        landed later could fail another worker's run of the job), or when the server stays
+        unreachable; the server's reaper then fails the job and it runs again.
         """
         if not (isinstance(outcome, CommandError) and is_temporary(outcome)):
             return outcome
         verb, what = _described(report)
         log.warning("the server could not store %s %s (%s); sending it again", verb, what, outcome)
-        give_up = time.monotonic() + self._reserve_for
+        give_up = time.monotonic() + self._reserve_for / 2
         delay = RESEND_FIRST
         while isinstance(outcome, CommandError) and is_temporary(outcome):
             if time.monotonic() + delay > give_up:
@@ -286,9 +289,9 @@ class Processor:
             return None
         if is_temporary(outcome):
             log.error(
-                "gave up sending %s %s: the server could not store it (%s) until the job's"
-                " reservation was surely over; the server fails the job (ReservationExpired)"
-                " and runs it again if it has retries left",
+                "gave up sending %s %s: the server could not store it (%s) before the job's"
+                " reservation could end (half its reserve_for); the server fails the job"
+                " (ReservationExpired) and runs it again if it has retries left",
                 *_described(report),
                 outcome,
             )

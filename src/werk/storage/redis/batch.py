@@ -47,9 +47,10 @@ MAX_OPS = 500
 """Operations (or enqueued entries) per batch: bounds how long one script holds Redis."""
 
 MAX_IN_FLIGHT = 1
+"""Batches in flight at once; the next one fills up while one is in flight."""
+
 MAX_FORGET = 100
 """Reply keys of earlier calls one call deletes at most (more wait for the next call)."""
-"""Batches in flight at once; the next one fills up while one is in flight."""
 
 WAIT_MARK = 30.0
 """Seconds a FETCH that found nothing marks its server as waiting (see ``BATCH``); longer

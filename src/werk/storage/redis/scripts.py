@@ -282,12 +282,27 @@ local i = 8
 -- A call sent again after a lost connection may have run already (its reply was lost):
 -- then its kept reply is the answer and nothing runs twice (no second copy of a pushed
 -- job, no second job reserved for a FETCH while the first waits reserved for nobody).
+-- The kept reply holds no job bodies (a second copy of every fetched job would cost Redis
+-- memory, AOF and replica traffic): a FETCH's bodies are read back from the working hash,
+-- where the first run put them ("reserved_at|len(wid)|wid" then the entry); a job no
+-- longer there (the reaper took it back meanwhile) is answered as not found.
 local kept = redis.call('GET', KEYS[9])
 if kept then
   local reply = cmsgpack.unpack(kept)
+  local f = reply[4]
+  for j = 1, #f, 3 do
+    if f[j] then
+      local w = redis.call('HGET', KEYS[5], f[j])
+      if w then
+        local wlen, at = string.match(w, '^[^|]*|(%d+)|()')
+        f[j + 1] = string.sub(w, at + tonumber(wlen))
+      else
+        f[j] = false; f[j + 1] = false; f[j + 2] = false
+      end
+    end
+  end
   return reply
 end
-if #KEYS > 9 then redis.call('DEL', unpack(KEYS, 10)) end
 
 local names = {}
 local ngroups, total = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
@@ -435,7 +450,14 @@ end
 -- A FETCH that found nothing will wait: mark this server as having waiters, so that
 -- other servers publish their pushes (the mark expires by itself).
 if idle then redis.call('HSET', KEYS[8], origin, ARGV[6]) end
-local reply = {names, acks, fails, fetches}
-redis.call('SET', KEYS[9], cmsgpack.pack(reply), 'EX', 600)
-return reply
+-- Earlier calls' kept replies go last: DEL is a write that needs no memory, and once a
+-- script has written, Redis no longer refuses its later writes for maxmemory (OOM), so a
+-- DEL first would let a full Redis take every push.
+if #KEYS > 9 then redis.call('DEL', unpack(KEYS, 10)) end
+local bare = {}
+for j = 1, #fetches, 3 do
+  bare[j] = fetches[j]; bare[j + 1] = false; bare[j + 2] = fetches[j + 2]
+end
+redis.call('SET', KEYS[9], cmsgpack.pack({names, acks, fails, bare}), 'EX', 600)
+return {names, acks, fails, fetches}
 """
