@@ -37,6 +37,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+def _sendable(text: str) -> str:
+    """``text`` with lone surrogates escaped (``\\udcff``), as UTF-8 can carry it."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Escape lone surrogates in a report's captured output and failure text: tests of bad
+    input log them (a job's error message with U+DCFF), and pytest-xdist sends reports
+    between processes as UTF-8, which cannot carry them (its worker would crash)."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    report.sections = [(title, _sendable(text)) for title, text in report.sections]
+    if report.longrepr is not None:
+        text = str(report.longrepr)
+        if _sendable(text) != text:
+            report.longrepr = _sendable(text)
+
+
 def require(condition: bool, reason: str) -> None:
     """Skip a test when ``condition`` fails, except in CI, where it fails the test."""
     if condition:
