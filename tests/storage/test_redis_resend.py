@@ -140,18 +140,15 @@ async def test_a_full_redis_refuses_pushes_after_a_kept_reply(tmp_path: Path) ->
     # (so the next call has a kept reply to delete)
     _require(shutil.which("redis-server") is not None, "redis-server is not installed")
     port = free_port()
-    args = ["--port", str(port), "--maxmemory", "4mb", "--maxmemory-policy", "noeviction"]
-    proc = _start_private(tmp_path, args, lambda: _answers(port))
+    proc = _start_private(tmp_path, ["--port", str(port)], lambda: _answers(port))
     assert proc is not None, "redis-server did not start"
     store = RedisStore.from_url(f"redis://127.0.0.1:{port}/0?prefix=full:")
     try:
         await store.open()
         await store.enqueue([entry("before")], time.time())
-        # When Redis is filled past maxmemory by other keys
-        filler = store._redis
-        with contextlib.suppress(Exception):
-            for i in range(10_000):
-                await filler.set(f"filler:{i}", b"x" * 4096)
+        # When Redis is over its memory limit (well over: a limit of 1 byte)
+        await store._redis.config_set("maxmemory-policy", "noeviction")
+        await store._redis.config_set("maxmemory", 1)
         # Then a push is refused for memory (the DEL of the kept reply does not open the
         # door to the writes after it), and a FETCH still drains the queue
         with pytest.raises(StorageError, match="OOM"):
